@@ -1,0 +1,51 @@
+"""Constants of the emotion2vec+ models, with their units, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLE_RATE = 16_000  # Hz: the model's input rate
+FRAME_HOP = 320  # samples between frames (20 ms at 16 kHz)
+FRAME_RATE = SAMPLE_RATE // FRAME_HOP  # 50 frames per second
+RECEPTIVE_FIELD = 400  # samples seen by one frame (25 ms at 16 kHz)
+
+DEFAULT_MODEL = "iic/emotion2vec_plus_large"
+DEFAULT_WINDOW_S = 30.0  # seconds of audio the model sees at once; longer input is chunked
+DEFAULT_MAX_DURATION_S = 2 * 3600.0  # audio longer than this is refused
+SHORT_AUDIO_S = 1.0  # below this, results are flagged as unreliable
+SILENCE_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which audio counts as silent
+
+
+@dataclass(frozen=True)
+class Label:
+    """One emotion class: English key, Chinese name and emoji."""
+
+    key: str
+    zh: str
+    emoji: str
+
+
+LABELS: tuple[Label, ...] = (
+    Label("angry", "生气", "😠"),
+    Label("disgusted", "厌恶", "🤢"),
+    Label("fearful", "恐惧", "😨"),
+    Label("happy", "开心", "😊"),
+    Label("neutral", "中立", "😐"),
+    Label("other", "其他", "🤔"),
+    Label("sad", "难过", "😢"),
+    Label("surprised", "吃惊", "😲"),
+    Label("unknown", "未知", "❓"),
+)
+LABEL_KEYS: tuple[str, ...] = tuple(label.key for label in LABELS)
+LABEL_BY_KEY: dict[str, Label] = {label.key: label for label in LABELS}
+
+
+def label_for_token(token: str) -> Label:
+    """Map a tokens.txt entry ("开心/happy", "<unk>", "angry") to its Label."""
+    if token == "<unk>":
+        return LABEL_BY_KEY["unknown"]
+    key = token.split("/")[-1].strip().lower()
+    if key in LABEL_BY_KEY:
+        return LABEL_BY_KEY[key]
+    zh = token.split("/")[0].strip()
+    return Label(key, zh, "❔")

@@ -1,0 +1,27 @@
+"""The error types the package raises at its boundaries."""
+
+from __future__ import annotations
+
+
+class EmotionAppError(Exception):
+    """Base class: a message for the user, and a stable `code` for translation and APIs."""
+
+    code = "error"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class AudioError(EmotionAppError):
+    """The input could not be turned into 16 kHz mono audio (the message says why)."""
+
+    code = "bad_audio"
+
+
+class ModelLoadError(EmotionAppError):
+    """The model folder, checkpoint or hub download is unusable (the message says how to fix it)."""
+
+    code = "model_load"

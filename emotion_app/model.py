@@ -1,0 +1,215 @@
+"""The emotion2vec inference graph in plain torch (no FunASR at run time).
+
+It computes what FunASR 1.4.16's `Emotion2vec.extract_features` + head compute, and adds what
+FunASR lacks: padded batches (every padded item gives the numbers it gives alone) and per-frame
+scores. Shapes: B batch, N samples, T frames, E extra tokens, D embed_dim, H heads, V labels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+def alibi_slopes(heads: int) -> list[float]:
+    """Per-head slopes of ALiBi, as in the ALiBi paper (and data2vec 2.0)."""
+
+    def power_of_2(n: int) -> list[float]:
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(heads).is_integer():
+        return power_of_2(heads)
+    closest = 2 ** math.floor(math.log2(heads))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]
+
+
+def layer_norm_fp32(x: torch.Tensor, norm: nn.Module | None, shape: int, eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm computed in fp32 whatever the model dtype (FunASR's Fp32LayerNorm)."""
+    weight = norm.weight.float() if norm is not None else None
+    bias = norm.bias.float() if norm is not None else None
+    return F.layer_norm(x.float(), (shape,), weight, bias, eps).type_as(x)
+
+
+class FeatureExtractor(nn.Module):
+    """Strided conv stack over the waveform: (B, N) -> (B, T, C)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.layer_norm = cfg.extractor_mode == "layer_norm"
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        in_dim = 1
+        for i, (dim, kernel, stride) in enumerate(cfg.feature_layers):
+            self.convs.append(nn.Conv1d(in_dim, dim, kernel, stride=stride, bias=False))
+            if self.layer_norm:
+                self.norms.append(nn.LayerNorm(dim))
+            elif i == 0:  # "default" mode: one GroupNorm (a norm per channel) on the first layer
+                self.norms.append(nn.GroupNorm(dim, dim))
+            in_dim = dim
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        x = wav.unsqueeze(1)  # (B, 1, N)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)  # (B, C, T_i)
+            if self.layer_norm:
+                x = layer_norm_fp32(x.transpose(1, 2), self.norms[i], x.shape[1]).transpose(1, 2)
+            elif i == 0:
+                norm = self.norms[0]
+                x = F.group_norm(x.float(), norm.num_groups, norm.weight.float(), norm.bias.float(), norm.eps).type_as(x)
+            x = F.gelu(x)
+        return x.transpose(1, 2)  # (B, T, C)
+
+
+class PositionalConv(nn.Module):
+    """Relative positional encoder: grouped convs, each + non-affine LayerNorm + GELU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d, k = cfg.embed_dim, cfg.conv_pos_kernel
+        self.pre_norm = nn.LayerNorm(d) if cfg.conv_pos_pre_ln else None
+        self.convs = nn.ModuleList(
+            nn.Conv1d(d, d, k, padding=k // 2, groups=cfg.conv_pos_groups) for _ in range(cfg.conv_pos_depth)
+        )
+        self.trim = 1 if k % 2 == 0 else 0  # SamePad: an even kernel yields one frame too many
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, D); pad: (B, T) True on padding. Padded frames are zeroed before each conv so
+        # that a padded item sees the zeros a lone item sees past its end (conv zero padding).
+        if self.pre_norm is not None:
+            x = self.pre_norm(x)
+        for conv in self.convs:
+            if pad is not None:
+                x = x.masked_fill(pad.unsqueeze(-1), 0.0)
+            y = conv(x.transpose(1, 2))  # (B, D, T + trim)
+            if self.trim:
+                y = y[:, :, : -self.trim]
+            x = F.gelu(F.layer_norm(y.transpose(1, 2), (y.shape[1],)))  # (B, T, D)
+        return x
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        # q, k, v: (B, H, T, hs); bias: (B or 1, H, T, T), ALiBi plus -inf on padded keys
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class Block(nn.Module):
+    """Post-LN transformer block (`layer_norm_first: false`, as in every emotion2vec config)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.embed_dim
+        self.attn = Attention(d, cfg.num_heads)
+        self.norm1 = nn.LayerNorm(d, eps=cfg.norm_eps, elementwise_affine=cfg.norm_affine)
+        self.fc1 = nn.Linear(d, int(d * cfg.mlp_ratio))
+        self.fc2 = nn.Linear(int(d * cfg.mlp_ratio), d)
+        self.norm2 = nn.LayerNorm(d, eps=cfg.norm_eps, elementwise_affine=cfg.norm_affine)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = self.norm1(x + self.attn(x, bias))
+        return self.norm2(x + self.fc2(F.gelu(self.fc1(x))))
+
+
+@dataclass
+class ModelOutput:
+    frames: torch.Tensor  # (B, T, D) frame features (extra tokens removed)
+    mask: torch.Tensor  # (B, T) True on real frames
+    frame_logits: torch.Tensor  # (B, T, V) fp32
+    utterance_logits: torch.Tensor  # (B, V) fp32: head over the mean real frame
+
+
+class Emotion2vec(nn.Module):
+    """emotion2vec backbone + linear head. `forward(wav, lengths)` on raw 16 kHz samples."""
+
+    def __init__(self, cfg: ModelConfig, num_labels: int):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.embed_dim
+        self.features = FeatureExtractor(cfg)
+        c = cfg.feature_layers[-1][0]
+        self.feature_norm = nn.LayerNorm(c)
+        self.feature_proj = nn.Linear(c, d)
+        self.pos_conv = PositionalConv(cfg)
+        self.extra_tokens = nn.Parameter(torch.zeros(1, cfg.num_extra_tokens, d))
+        n_scales = cfg.prenet_depth + cfg.depth if cfg.alibi_scale_per_layer else 1
+        n_heads = cfg.num_heads if cfg.alibi_scale_per_head else 1
+        self.alibi_scale = nn.Parameter(torch.full((n_scales, 1, n_heads, 1, 1), cfg.alibi_scale))
+        self.prenet_norm = nn.LayerNorm(d, eps=cfg.norm_eps, elementwise_affine=cfg.norm_affine)
+        self.prenet = nn.ModuleList(Block(cfg) for _ in range(cfg.prenet_depth))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.head = nn.Linear(d, num_labels)
+        self.register_buffer("label_mask", torch.zeros(num_labels, dtype=torch.bool), persistent=False)
+
+    def normalize(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Layer-normalise each waveform over its own length; padding becomes 0. (B, N) fp32."""
+        out = torch.zeros_like(wav, dtype=torch.float32)
+        for i, n in enumerate(lengths.tolist()):
+            out[i, :n] = F.layer_norm(wav[i, :n].float(), (n,)) if self.cfg.normalize else wav[i, :n]
+        return out
+
+    def attention_bias(self, t: int, pad: torch.Tensor | None, layer: int, dtype) -> torch.Tensor | None:
+        """(1 or B, H, E+T, E+T): scaled ALiBi over frames (0 for extra tokens), -inf on padding."""
+        cfg, e = self.cfg, self.cfg.num_extra_tokens
+        bias = None
+        if cfg.use_alibi:
+            pos = torch.arange(t, device=self.alibi_scale.device)
+            dist = -(pos[None, :] - pos[:, None]).abs().float()  # (T, T)
+            slopes = torch.tensor(alibi_slopes(cfg.num_heads), device=dist.device)
+            scale = self.alibi_scale[layer if cfg.alibi_scale_per_layer else 0].clamp_min(0).float()
+            bias = (slopes[:, None, None] * dist[None]).unsqueeze(0) * scale  # (1, H, T, T)
+            bias = F.pad(bias, (e, 0, e, 0))
+        if pad is not None and bool(pad.any()):
+            keys = F.pad(pad, (e, 0)).view(pad.shape[0], 1, 1, e + t)
+            neg = torch.zeros(keys.shape, device=pad.device).masked_fill(keys, float("-inf"))
+            bias = neg if bias is None else bias + neg  # (B, H, E+T, E+T)
+        return None if bias is None else bias.to(dtype)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutput:
+        """wav: (B, N) raw samples at 16 kHz, zero-padded; lengths: (B,) real samples per item."""
+        cfg = self.cfg
+        b, n = wav.shape
+        if lengths is None:
+            lengths = torch.full((b,), n, dtype=torch.long)
+        dtype = self.feature_proj.weight.dtype
+        x = self.normalize(wav, lengths).to(dtype)
+        x = self.features(x)  # (B, T, C)
+        x = self.feature_proj(layer_norm_fp32(x, self.feature_norm, x.shape[-1]))  # (B, T, D)
+        t = x.shape[1]
+        frames = torch.tensor([cfg.num_frames(int(m)) for m in lengths.tolist()], device=x.device)
+        mask = torch.arange(t, device=x.device)[None, :] < frames[:, None]  # (B, T)
+        pad = None if bool(mask.all()) else ~mask
+        x = x + self.pos_conv(x, pad)
+        x = torch.cat([self.extra_tokens.to(dtype).expand(b, -1, -1), x], dim=1)  # (B, E+T, D)
+        x = self.prenet_norm(x)
+        for i, blk in enumerate([*self.prenet, *self.blocks]):
+            if i == 0 or cfg.alibi_scale_per_layer:
+                bias = self.attention_bias(t, pad, i, dtype)
+            x = blk(x, bias)
+        x = x[:, cfg.num_extra_tokens :]  # (B, T, D)
+        return self.classify(x, mask)
+
+    def classify(self, x: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
+        """Head over frames and over the mean real frame; `unuse*` labels masked to -inf."""
+        w, bias = self.head.weight.float(), self.head.bias.float()
+        xf = x.float()
+        counts = mask.sum(1, keepdim=True).clamp_min(1)  # (B, 1)
+        mean = (xf * mask.unsqueeze(-1)).sum(1) / counts if not bool(mask.all()) else xf.mean(1)
+        frame_logits = F.linear(xf, w, bias).masked_fill(self.label_mask, float("-inf"))
+        utt_logits = F.linear(mean, w, bias).masked_fill(self.label_mask, float("-inf"))
+        return ModelOutput(frames=x, mask=mask, frame_logits=frame_logits, utterance_logits=utt_logits)
