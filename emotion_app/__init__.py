@@ -1,0 +1,51 @@
+"""emotion_app: speech emotion recognition with emotion2vec+ (native engine, FunASR parity).
+
+    from emotion_app import Engine
+    engine = Engine(model="iic/emotion2vec_plus_large")
+    result = engine.predict("speech.wav", granularity="frame")
+    print(result.emotion, result.confidence, result.to_dict())
+
+Heavy modules (torch, PyAV) load on first use, not at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "LABELS",
+    "Audio",
+    "AudioError",
+    "AudioInfo",
+    "EmotionAppError",
+    "EmotionResult",
+    "Engine",
+    "EngineOptions",
+    "ModelLoadError",
+    "build_random_checkpoint",
+    "get_engine",
+    "load_audio",
+    "resolve_model",
+]
+
+_WHERE = {
+    "LABELS": "constants",
+    "Audio": "audio",
+    "AudioInfo": "audio",
+    "load_audio": "audio",
+    "AudioError": "errors",
+    "EmotionAppError": "errors",
+    "ModelLoadError": "errors",
+    "EmotionResult": "results",
+    "Engine": "engine",
+    "EngineOptions": "engine",
+    "get_engine": "engine",
+    "build_random_checkpoint": "random_checkpoint",
+    "resolve_model": "hub",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'emotion_app' has no attribute {name!r}")

@@ -130,6 +130,7 @@ class Block(nn.Module):
 class ModelOutput:
     frames: torch.Tensor  # (B, T, D) frame features (extra tokens removed)
     mask: torch.Tensor  # (B, T) True on real frames
+    mean: torch.Tensor  # (B, D) fp32 mean of the real frames: the utterance embedding
     frame_logits: torch.Tensor  # (B, T, V) fp32
     utterance_logits: torch.Tensor  # (B, V) fp32: head over the mean real frame
 
@@ -204,12 +205,18 @@ class Emotion2vec(nn.Module):
         x = x[:, cfg.num_extra_tokens :]  # (B, T, D)
         return self.classify(x, mask)
 
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., D) features -> (..., V) fp32 logits, `unuse*` labels masked to -inf (as FunASR)."""
+        logits = F.linear(x.float(), self.head.weight.float(), self.head.bias.float())
+        return logits.masked_fill(self.label_mask, float("-inf"))
+
     def classify(self, x: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
-        """Head over frames and over the mean real frame; `unuse*` labels masked to -inf."""
-        w, bias = self.head.weight.float(), self.head.bias.float()
+        """Head over each frame and over the mean real frame (FunASR: mean, then head)."""
         xf = x.float()
-        counts = mask.sum(1, keepdim=True).clamp_min(1)  # (B, 1)
-        mean = (xf * mask.unsqueeze(-1)).sum(1) / counts if not bool(mask.all()) else xf.mean(1)
-        frame_logits = F.linear(xf, w, bias).masked_fill(self.label_mask, float("-inf"))
-        utt_logits = F.linear(mean, w, bias).masked_fill(self.label_mask, float("-inf"))
-        return ModelOutput(frames=x, mask=mask, frame_logits=frame_logits, utterance_logits=utt_logits)
+        if bool(mask.all()):
+            mean = xf.mean(1)
+        else:
+            mean = (xf * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+        return ModelOutput(
+            frames=x, mask=mask, mean=mean, frame_logits=self.head_logits(xf), utterance_logits=self.head_logits(mean)
+        )
