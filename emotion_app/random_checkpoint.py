@@ -122,7 +122,7 @@ def build_random_checkpoint(
     cfg = config_from_dict(conf)
     tokens = tokens or TOKENS
     (out / "config.yaml").write_text(text, encoding="utf-8")
-    (out / "tokens.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    (out / "tokens.txt").write_text("\n".join(tokens), encoding="utf-8")  # as the hub file: no final newline
     (out / "configuration.json").write_text(CONFIGURATION_JSON, encoding="utf-8")
 
     state = {}

@@ -1,0 +1,179 @@
+"""Engine benchmark: ours against FunASR 1.4.16 in the same run, each scenario in a fresh process.
+
+    python bench/bench_engine.py [--model DIR] [--device cpu|cuda] [--quick]
+
+DIR defaults to checkpoints/plus_large_random, built first if missing with
+`python -m emotion_app make-checkpoint DIR --preset plus_large --training-state` (1.95 GB, like
+the real file). Prints a markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def clip(seconds: float, seed: int = 0) -> np.ndarray:
+    """Speech-like test signal (harmonics of a gliding pitch under a syllable envelope)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from audio_files import speechlike
+
+    return speechlike(seconds, seed=seed)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(impl: str, scenario: str, model: str, device: str, dtype: str) -> dict:
+    """Runs in a fresh process; returns timings and this process's peak RSS."""
+    t0 = time.perf_counter()
+    out: dict = {}
+    if impl == "ours":
+        from emotion_app import Engine
+
+        out["import_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        engine = Engine(model=model, device=device, dtype=dtype)
+        out["load_s"] = time.perf_counter() - t1
+
+        def run(x):
+            return engine.predict(x, sample_rate=16000)
+    else:
+        from funasr import AutoModel
+
+        out["import_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        fm = AutoModel(model=model, disable_update=True, device=device, disable_pbar=True, log_level="ERROR")
+        out["load_s"] = time.perf_counter() - t1
+
+        def run(x):
+            return fm.generate(input=x, granularity="utterance", extract_embedding=False)
+
+    def sync():
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    if scenario == "cold":
+        t2 = time.perf_counter()
+        run(clip(10.0))
+        sync()
+        out["first_s"] = time.perf_counter() - t2
+        out["cold_total_s"] = time.perf_counter() - t0
+    elif scenario == "steady":
+        for seconds in (3, 10, 30):
+            x = clip(seconds, seed=seconds)
+            run(x)  # warm-up
+            times = []
+            for _ in range(3):
+                sync()
+                t = time.perf_counter()
+                run(x)
+                sync()
+                times.append(time.perf_counter() - t)
+            out[f"steady_{seconds}s"] = float(np.median(times))
+    elif scenario == "long":
+        x = clip(300.0, seed=5)
+        t = time.perf_counter()
+        run(x)
+        sync()
+        out["long_300s"] = time.perf_counter() - t
+    out["peak_rss_mb"] = peak_rss_mb()
+    if device.startswith("cuda"):
+        import torch
+
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def spawn(impl: str, scenario: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", impl, scenario, "--model", args.model, "--device", args.device, "--dtype", args.dtype]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["process_wall_s"] = wall
+    return res
+
+
+def fmt(v, unit="s"):
+    if v is None:
+        return "-"
+    return f"{v:.2f} {unit}" if unit == "s" else f"{v:.0f} {unit}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "plus_large_random"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--worker", nargs=2, metavar=("IMPL", "SCENARIO"))
+    parser.add_argument("--skip-funasr-long", action="store_true", default=True)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.model, args.device, args.dtype)))
+        return
+    model = Path(args.model)
+    if not (model / "model.pt").exists():
+        from emotion_app.random_checkpoint import build_random_checkpoint
+
+        build_random_checkpoint(model, "plus_large", training_state=True)
+    from emotion_app.checkpoint import _cache_dir
+
+    cache = _cache_dir(model / "model.pt")
+    for f in ("source.json", "model.safetensors"):
+        (cache / f).unlink(missing_ok=True)
+    rows = {}
+    rows["ours first load (converts model.pt)"] = spawn("ours", "cold", args)
+    rows["ours cold start (cached weights)"] = spawn("ours", "cold", args)
+    rows["funasr cold start"] = spawn("funasr", "cold", args)
+    ours_steady, fun_steady = spawn("ours", "steady", args), spawn("funasr", "steady", args)
+    ours_long = spawn("ours", "long", args)
+
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device} {args.dtype}")
+    print(f"Model: {model} ({(model / 'model.pt').stat().st_size / 1e9:.2f} GB model.pt)\n")
+    print("| scenario | emotion_app | FunASR 1.4.16 | speed-up |")
+    print("|---|---|---|---|")
+    fun = rows["funasr cold start"]
+    for label in ("ours first load (converts model.pt)", "ours cold start (cached weights)"):
+        r = rows[label]
+        print(
+            f"| {label}: import / load / first 10 s clip / total | {fmt(r.get('import_s'))} / {fmt(r.get('load_s'))} / "
+            f"{fmt(r.get('first_s'))} / **{fmt(r.get('cold_total_s'))}** | {fmt(fun.get('import_s'))} / {fmt(fun.get('load_s'))} / "
+            f"{fmt(fun.get('first_s'))} / **{fmt(fun.get('cold_total_s'))}** | "
+            f"{fun.get('cold_total_s', 0) / max(r.get('cold_total_s', 1e-9), 1e-9):.1f}x |"
+        )
+    for s in (3, 10, 30):
+        o, f = ours_steady.get(f"steady_{s}s"), fun_steady.get(f"steady_{s}s")
+        print(f"| steady latency, {s} s clip | {fmt(o)} | {fmt(f)} | {f / o if o and f else 0:.2f}x |")
+    print(f"| 5-minute recording (chunked, 30 s windows) | {fmt(ours_long.get('long_300s'))} | not run: one 300 s pass needs "
+          "~14 GB per attention matrix | - |")
+    print(f"| peak RSS, cold start + 10 s clip | {fmt(rows['ours cold start (cached weights)'].get('peak_rss_mb'), 'MB')} | "
+          f"{fmt(fun.get('peak_rss_mb'), 'MB')} | |")
+    print(f"| peak RSS, steady 3/10/30 s | {fmt(ours_steady.get('peak_rss_mb'), 'MB')} | {fmt(fun_steady.get('peak_rss_mb'), 'MB')} | |")
+    print(f"| peak RSS, 5-minute recording | {fmt(ours_long.get('peak_rss_mb'), 'MB')} | - | |")
+    if args.device.startswith("cuda"):
+        print(f"| GPU peak memory, steady | {fmt(ours_steady.get('gpu_peak_mb'), 'MB')} | {fmt(fun_steady.get('gpu_peak_mb'), 'MB')} | |")
+    errors = {k: v["error"] for k, v in {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}.items() if "error" in v}
+    if errors:
+        print("\nErrors:", json.dumps(errors, indent=1))
+
+
+if __name__ == "__main__":
+    main()
