@@ -101,7 +101,19 @@ def worker(impl: str, scenario: str, model: str, device: str, dtype: str) -> dic
 
 
 def spawn(impl: str, scenario: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", impl, scenario, "--model", args.model, "--device", args.device, "--dtype", args.dtype]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        impl,
+        scenario,
+        "--model",
+        args.model,
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - t
@@ -162,15 +174,27 @@ def main() -> None:
     for s in (3, 10, 30):
         o, f = ours_steady.get(f"steady_{s}s"), fun_steady.get(f"steady_{s}s")
         print(f"| steady latency, {s} s clip | {fmt(o)} | {fmt(f)} | {f / o if o and f else 0:.2f}x |")
-    print(f"| 5-minute recording (chunked, 30 s windows) | {fmt(ours_long.get('long_300s'))} | not run: one 300 s pass needs "
-          "~14 GB per attention matrix | - |")
-    print(f"| peak RSS, cold start + 10 s clip | {fmt(rows['ours cold start (cached weights)'].get('peak_rss_mb'), 'MB')} | "
-          f"{fmt(fun.get('peak_rss_mb'), 'MB')} | |")
-    print(f"| peak RSS, steady 3/10/30 s | {fmt(ours_steady.get('peak_rss_mb'), 'MB')} | {fmt(fun_steady.get('peak_rss_mb'), 'MB')} | |")
+    print(
+        f"| 5-minute recording (chunked, 30 s windows) | {fmt(ours_long.get('long_300s'))} | not run: one 300 s pass needs "
+        "~14 GB per attention matrix | - |"
+    )
+    print(
+        f"| peak RSS, cold start + 10 s clip | {fmt(rows['ours cold start (cached weights)'].get('peak_rss_mb'), 'MB')} | "
+        f"{fmt(fun.get('peak_rss_mb'), 'MB')} | |"
+    )
+    print(
+        f"| peak RSS, steady 3/10/30 s | {fmt(ours_steady.get('peak_rss_mb'), 'MB')} | {fmt(fun_steady.get('peak_rss_mb'), 'MB')} | |"
+    )
     print(f"| peak RSS, 5-minute recording | {fmt(ours_long.get('peak_rss_mb'), 'MB')} | - | |")
     if args.device.startswith("cuda"):
-        print(f"| GPU peak memory, steady | {fmt(ours_steady.get('gpu_peak_mb'), 'MB')} | {fmt(fun_steady.get('gpu_peak_mb'), 'MB')} | |")
-    errors = {k: v["error"] for k, v in {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}.items() if "error" in v}
+        print(
+            f"| GPU peak memory, steady | {fmt(ours_steady.get('gpu_peak_mb'), 'MB')} | {fmt(fun_steady.get('gpu_peak_mb'), 'MB')} | |"
+        )
+    errors = {
+        k: v["error"]
+        for k, v in {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}.items()
+        if "error" in v
+    }
     if errors:
         print("\nErrors:", json.dumps(errors, indent=1))
 

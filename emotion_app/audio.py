@@ -96,9 +96,9 @@ def _to_float(arr: np.ndarray) -> np.ndarray:
     raise AudioError(f"Unsupported sample type {arr.dtype}: give float or integer PCM samples.", "bad_array")
 
 
-def _check_finite(block: np.ndarray) -> None:
+def _check_finite(block: np.ndarray, prefix: str = "") -> None:
     if not np.isfinite(block).all():
-        raise AudioError("The audio contains NaN or infinite sample values; it is corrupt.", "not_finite")
+        raise AudioError(f"{prefix}The audio contains NaN or infinite sample values; it is corrupt.", "not_finite")
 
 
 def _warnings(num_samples: int, peak: float) -> list[AudioWarning]:
@@ -181,6 +181,7 @@ class AudioStream:
 
         if self._size == 0:
             raise AudioError(f"{self.name}: the file is empty (0 bytes).", "empty")
+        self._check_wav_header()
         try:
             self._container = av.open(self._file, mode="r", metadata_errors="ignore")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -201,6 +202,49 @@ class AudioStream:
         self.declared_s = self._declared_duration()
         self._check_declared()
         return self
+
+    def _check_wav_header(self) -> None:
+        """Check a WAV header before FFmpeg sees it.
+
+        FFmpeg refuses a 0 Hz rate as 'invalid data' and silently clamps a data size larger than
+        the file; both get a specific message here, and nothing is ever allocated from a header.
+        """
+        head = self._peek(65536)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos, byte_rate = 12, 0
+        while pos + 8 <= len(head):
+            chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+            if chunk == b"fmt " and pos + 24 <= len(head):
+                try:
+                    _check_rate(int.from_bytes(head[pos + 12 : pos + 16], "little"))
+                except AudioError as exc:
+                    raise AudioError(f"{self.name}: the WAV header says: {exc.message}", exc.code) from None
+                byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
+            elif chunk == b"data":
+                available = (self._size or 0) - pos - 8
+                # 0 and 0xFFFFFFFF mean "length unknown" (streamed recordings): accepted
+                if self._size and size not in (0, 0xFFFFFFFF) and size > available + 4096:
+                    claim = f" ({_fmt_duration(size / byte_rate)})" if byte_rate else ""
+                    raise AudioError(
+                        f"{self.name}: the WAV header declares {size / 1e6:.0f} MB of audio{claim} but the file holds "
+                        f"only {max(available, 0) / 1e6:.1f} MB; it is truncated or corrupt.",
+                        "truncated",
+                    )
+                return
+            pos += 8 + size + (size & 1)
+
+    def _peek(self, n: int) -> bytes:
+        if isinstance(self._file, str):
+            with open(self._file, "rb") as f:
+                return f.read(n)
+        try:
+            pos = self._file.tell()
+            head = self._file.read(n)
+            self._file.seek(pos)
+            return head
+        except (OSError, AttributeError, ValueError):  # not seekable: let FFmpeg judge
+            return b""
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -238,7 +282,9 @@ class AudioStream:
         import av
         import soxr
 
-        resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        resampler = (
+            None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        )
         limit = self.max_duration_s * SAMPLE_RATE + SAMPLE_RATE
         try:
             for frame in self._container.decode(self._stream):
@@ -254,7 +300,9 @@ class AudioStream:
                 if tail.size:
                     yield self._account(tail, limit)
         except av.FFmpegError as exc:
-            raise AudioError(f"{self.name}: the audio stream is corrupt or truncated ({_ffmpeg_reason(exc)}).", "corrupt") from None
+            raise AudioError(
+                f"{self.name}: the audio stream is corrupt or truncated ({_ffmpeg_reason(exc)}).", "corrupt"
+            ) from None
         self._finish()
 
     def _mono(self, frame) -> np.ndarray:
@@ -263,14 +311,16 @@ class AudioStream:
         if not frame.format.is_planar:
             arr = arr.reshape(-1, channels).T  # packed (1, n*C) -> (C, n)
         x = _to_float(arr)
-        _check_finite(x)
+        _check_finite(x, f"{self.name}: ")
         return x[0] if channels == 1 else x.mean(axis=0, dtype=np.float32)
 
     def _account(self, block: np.ndarray, limit: float) -> np.ndarray:
         self.num_samples += len(block)
         self.peak = max(self.peak, float(np.abs(block).max()))
         if self.num_samples > limit:
-            raise AudioError(f"{self.name}: " + _too_long_message(self.num_samples / SAMPLE_RATE, self.max_duration_s), "too_long")
+            raise AudioError(
+                f"{self.name}: " + _too_long_message(self.num_samples / SAMPLE_RATE, self.max_duration_s), "too_long"
+            )
         return np.ascontiguousarray(block, dtype=np.float32)
 
     def _finish(self) -> None:

@@ -41,7 +41,9 @@ _TO_NATIVE: list[tuple[re.Pattern, callable]] = [
     (re.compile(_ENC + r"(extra_tokens|alibi_scale)$"), lambda m: m[1]),
     (re.compile(_ENC + r"context_encoder\.norm\.(\w+)$"), lambda m: f"prenet_norm.{m[1]}"),
     (
-        re.compile(r"(" + _ENC + r"context_encoder\.)?blocks\.(\d+)\.(attn\.qkv|attn\.proj|norm1|norm2|mlp\.fc1|mlp\.fc2)\.(\w+)$"),
+        re.compile(
+            r"(" + _ENC + r"context_encoder\.)?blocks\.(\d+)\.(attn\.qkv|attn\.proj|norm1|norm2|mlp\.fc1|mlp\.fc2)\.(\w+)$"
+        ),
         lambda m: f"{'prenet' if m[1] else 'blocks'}.{m[2]}.{_BLOCK_PARTS.get(m[3], m[3])}.{m[4]}",
     ),
     (re.compile(r"proj\.(weight|bias)$"), lambda m: f"head.{m[1]}"),
@@ -114,8 +116,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise ModelLoadError(
-            f"cannot read {path}: {exc}. The file may be truncated or not a PyTorch checkpoint; "
-            "download it again."
+            f"cannot read {path}: {exc}. The file may be truncated or not a PyTorch checkpoint; download it again."
         ) from exc
     weights: dict[str, torch.Tensor] = {}
     for key, value in _unwrap(obj).items():
@@ -145,8 +146,7 @@ def check_weights(weights: dict[str, torch.Tensor], expected: dict[str, torch.Si
         problems.append(f"{len(wrong)} shapes differ: {'; '.join(wrong[:8])}{' ...' if len(wrong) > 8 else ''}")
     if problems:
         raise ModelLoadError(
-            f"{source} does not match its config.yaml: {'. '.join(problems)}. "
-            "Use the config.yaml that came with this model.pt."
+            f"{source} does not match its config.yaml: {'. '.join(problems)}. Use the config.yaml that came with this model.pt."
         )
 
 

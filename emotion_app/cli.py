@@ -57,8 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="predict the emotion of audio files (one result per file)")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, ...)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="audio or video files (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, ...)"
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)",
+    )
     p.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
     p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance", help="frame adds 50 Hz per-frame scores")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")

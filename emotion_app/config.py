@@ -22,9 +22,7 @@ class ModelConfig:
     norm_eps: float = 1e-5
     norm_affine: bool = True
     normalize: bool = True  # layer-normalise the waveform before the model
-    feature_layers: tuple[tuple[int, int, int], ...] = (
-        ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
-    )
+    feature_layers: tuple[tuple[int, int, int], ...] = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
     extractor_mode: str = "layer_norm"
     conv_pos_width: int = 95
     conv_pos_depth: int = 5

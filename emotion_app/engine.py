@@ -135,10 +135,7 @@ class Engine:
             mean = out.mean.cpu().numpy()
             counts = out.mask.sum(1).tolist()
             feats = out.frames.float().cpu().numpy() if keep_frames else None
-        return [
-            ChunkOutput(mean[i], utt[i], frame[i, :t], feats[i, :t] if keep_frames else None)
-            for i, t in enumerate(counts)
-        ]
+        return [ChunkOutput(mean[i], utt[i], frame[i, :t], feats[i, :t] if keep_frames else None) for i, t in enumerate(counts)]
 
     def head_probabilities(self, mean: np.ndarray) -> np.ndarray:
         """(D,) feature -> (V,) probabilities, as the model's head computes them."""
@@ -149,13 +146,29 @@ class Engine:
             return torch.softmax(logits, -1)[self._keep].cpu().numpy()
 
     # -- public API -----------------------------------------------------------------------------
-    def predict(self, source, granularity: str = "utterance", extract_embedding: bool = False, *, sample_rate: int | None = None, name: str | None = None) -> EmotionResult:
+    def predict(
+        self,
+        source,
+        granularity: str = "utterance",
+        extract_embedding: bool = False,
+        *,
+        sample_rate: int | None = None,
+        name: str | None = None,
+    ) -> EmotionResult:
         """Predict one input (path, bytes, file object, array + sample_rate, (rate, array), Audio)."""
         if isinstance(source, np.ndarray):
             source = load_audio(source, sample_rate, max_duration_s=self.options.max_duration_s, name=name)
         return self.predict_batch([source], granularity, extract_embedding, names=[name])[0]
 
-    def predict_batch(self, sources: Iterable, granularity: str = "utterance", extract_embedding: bool = False, *, errors: str = "raise", names: Sequence[str | None] | None = None) -> list:
+    def predict_batch(
+        self,
+        sources: Iterable,
+        granularity: str = "utterance",
+        extract_embedding: bool = False,
+        *,
+        errors: str = "raise",
+        names: Sequence[str | None] | None = None,
+    ) -> list:
         """Predict many inputs, batched by length. Each result equals the one-at-a-time result.
 
         errors="raise" stops at the first bad input; errors="return" puts the EmotionAppError in
@@ -276,4 +289,3 @@ def get_engine(options: EngineOptions | dict | None = None, **overrides) -> Engi
         if opts not in _shared:
             _shared[opts] = Engine(opts)
         return _shared[opts]
-

@@ -45,14 +45,10 @@ def _download(repo: str, hub: str, local_only: bool, cache_dir, endpoint):
     if hub == "ms":
         from modelscope.hub.snapshot_download import snapshot_download
 
-        return snapshot_download(
-            repo, cache_dir=cache_dir, local_files_only=local_only, allow_patterns=ALLOW, endpoint=endpoint
-        )
+        return snapshot_download(repo, cache_dir=cache_dir, local_files_only=local_only, allow_patterns=ALLOW, endpoint=endpoint)
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(
-        repo, cache_dir=cache_dir, local_files_only=local_only, allow_patterns=ALLOW, endpoint=endpoint
-    )
+    return snapshot_download(repo, cache_dir=cache_dir, local_files_only=local_only, allow_patterns=ALLOW, endpoint=endpoint)
 
 
 def resolve_model(model: str = DEFAULT_MODEL, hub: str = "ms", *, cache_dir=None, endpoint: str | None = None) -> Path:

@@ -40,8 +40,11 @@ def layer_norm_fp32(x: torch.Tensor, norm: nn.Module | None, shape: int, eps: fl
 class FeatureExtractor(nn.Module):
     """Strided conv stack over the waveform: (B, N) -> (B, T, C)."""
 
+    TILE_FRAMES = 250  # 5 s of output frames per tile
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.cfg = cfg
         self.layer_norm = cfg.extractor_mode == "layer_norm"
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
@@ -54,7 +57,27 @@ class FeatureExtractor(nn.Module):
                 self.norms.append(nn.GroupNorm(dim, dim))
             in_dim = dim
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> (B, T, C), in tiles of TILE_FRAMES output frames.
+
+        Every op here is local in time (strided convs, per-position LayerNorm), so tiles whose
+        inputs overlap by the receptive field give exactly the untiled frames while the
+        512-channel activations of a long input never exist at once (200 MB for 30 s).
+        """
+        t = self.cfg.num_frames(wav.shape[1])
+        if not self.layer_norm:  # GroupNorm normalises over all of time: each item on its own
+            items = [self._run(wav[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())]
+            return torch.cat([F.pad(x, (0, 0, 0, t - x.shape[1])) for x in items])
+        if t <= self.TILE_FRAMES:
+            return self._run(wav)
+        hop, field = self.cfg.frame_stride, self.cfg.min_samples()
+        tiles = [
+            self._run(wav[:, f0 * hop : (min(f0 + self.TILE_FRAMES, t) - 1) * hop + field])
+            for f0 in range(0, t, self.TILE_FRAMES)
+        ]
+        return torch.cat(tiles, dim=1)
+
+    def _run(self, wav: torch.Tensor) -> torch.Tensor:
         # Channels-last throughout: each conv is a few GEMMs and each LayerNorm runs on contiguous
         # rows, which avoids the transpose copies of the (B, C, T) layout (2x faster on CPU).
         x = wav.unsqueeze(-1)  # (B, N, 1)
@@ -195,12 +218,17 @@ class Emotion2vec(nn.Module):
         cfg, e = self.cfg, self.cfg.num_extra_tokens
         bias = None
         if cfg.use_alibi:
-            pos = torch.arange(t, device=self.alibi_scale.device)
+            # One (1, H, E+T, E+T) buffer filled in place: at 30 s each (H, T, T) temporary is
+            # 146 MB. Order as FunASR: (slope * -|i - j|) * clamp(scale, 0); 0 for extra tokens.
+            dev = self.alibi_scale.device
+            pos = torch.arange(t, device=dev)
             dist = -(pos[None, :] - pos[:, None]).abs().float()  # (T, T)
-            slopes = torch.tensor(alibi_slopes(cfg.num_heads), device=dist.device)
-            scale = self.alibi_scale[layer if cfg.alibi_scale_per_layer else 0].clamp_min(0).float()
-            bias = (slopes[:, None, None] * dist[None]).unsqueeze(0) * scale  # (1, H, T, T)
-            bias = F.pad(bias, (e, 0, e, 0))
+            slopes = torch.tensor(alibi_slopes(cfg.num_heads), device=dev)[:, None, None]  # (H, 1, 1)
+            scale = self.alibi_scale[layer if cfg.alibi_scale_per_layer else 0].clamp_min(0).float()[0]  # (H or 1, 1, 1)
+            bias = torch.zeros(1, cfg.num_heads, e + t, e + t, device=dev)
+            frames = bias[0, :, e:, e:]
+            torch.mul(dist, slopes, out=frames)
+            frames.mul_(scale)
         if pad is not None and bool(pad.any()):
             keys = F.pad(pad, (e, 0)).view(pad.shape[0], 1, 1, e + t)
             neg = torch.zeros(keys.shape, device=pad.device).masked_fill(keys, float("-inf"))
@@ -215,7 +243,7 @@ class Emotion2vec(nn.Module):
             lengths = torch.full((b,), n, dtype=torch.long)
         dtype = self.feature_proj.weight.dtype
         x = self.normalize(wav, lengths).to(dtype)
-        x = self.features(x)  # (B, T, C)
+        x = self.features(x, lengths)  # (B, T, C)
         x = self.feature_proj(layer_norm_fp32(x, self.feature_norm, x.shape[-1]))  # (B, T, D)
         t = x.shape[1]
         frames = torch.tensor([cfg.num_frames(int(m)) for m in lengths.tolist()], device=x.device)

@@ -16,7 +16,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-TOKENS = ["生气/angry", "厌恶/disgusted", "恐惧/fearful", "开心/happy", "中立/neutral", "其他/other", "难过/sad", "吃惊/surprised", "<unk>"]
+TOKENS = [
+    "生气/angry",
+    "厌恶/disgusted",
+    "恐惧/fearful",
+    "开心/happy",
+    "中立/neutral",
+    "其他/other",
+    "难过/sad",
+    "吃惊/surprised",
+    "<unk>",
+]
 
 CONFIGURATION_JSON = """{
   "framework": "pytorch",
@@ -36,8 +46,13 @@ CONFIGURATION_JSON = """{
 PRESETS: dict[str, tuple[dict, dict]] = {
     "tiny": (
         {"embed_dim": 32, "num_heads": 4, "depth": 2},
-        {"prenet_depth": 1, "model_depth": 2, "num_alibi_heads": 4, "conv_pos_groups": 4,
-         "feature_encoder_spec": "[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32,2,2)] + [(32,2,2)]"},
+        {
+            "prenet_depth": 1,
+            "model_depth": 2,
+            "num_alibi_heads": 4,
+            "conv_pos_groups": 4,
+            "feature_encoder_spec": "[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32,2,2)] + [(32,2,2)]",
+        },
     ),
     # plus_large's exact block structure (4 + 8 blocks, 16 heads, 5 pos convs) at reduced width
     "tiny_large": (
@@ -138,7 +153,9 @@ def build_random_checkpoint(
     if training_state:
         # fairseq-style Adam moments beside the weights: the file becomes ~3x the weights.
         obj["last_optimizer_state"] = {
-            "state": {i: {"exp_avg": torch.zeros_like(w), "exp_avg_sq": torch.zeros_like(w)} for i, w in enumerate(state.values())},
+            "state": {
+                i: {"exp_avg": torch.zeros_like(w), "exp_avg_sq": torch.zeros_like(w)} for i, w in enumerate(state.values())
+            },
             "param_groups": [{"lr": 0.0, "betas": [0.9, 0.98], "eps": 1e-6, "params": list(range(len(state)))}],
         }
         obj["optimizer_history"] = [{"criterion_name": "ModelCriterion", "optimizer_name": "FairseqAdam", "num_updates": 0}]

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny random checkpoints in the hub layout, engines, and FunASR as the oracle."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from audio_files import speechlike  # noqa: E402
+
+# Parity configs: name -> build_random_checkpoint kwargs.
+CONFIGS = {
+    "tiny": {"preset": "tiny"},
+    # plus_large's exact block structure (4 prenet + 8 blocks, 16 heads, 5 pos convs, 10 extra tokens)
+    "tiny_large": {"preset": "tiny_large", "seed": 1},
+    # the other code paths a config can select: GroupNorm extractor, pre-LN pos conv, per-layer ALiBi
+    # scales, an even pos-conv kernel (SamePad trim), old tokens.txt with masked `unuse_*` labels
+    "variant": {
+        "preset": "tiny",
+        "seed": 2,
+        "audio_conf": {
+            "extractor_mode": "default",
+            "conv_pos_pre_ln": True,
+            "learned_alibi_scale_per_layer": True,
+            "conv_pos_width": 20,
+            "conv_pos_depth": 5,
+        },
+        "tokens": ["生气/angry", "unuse_0", "开心/happy", "中立/neutral", "unuse_1", "难过/sad", "<unk>"],
+    },
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Converted-weight caches go to a temp dir, never the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EMOTION_APP_CACHE", str(tmp_path_factory.mktemp("weights_cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dirs(tmp_path_factory) -> dict[str, Path]:
+    from emotion_app.random_checkpoint import build_random_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {name: build_random_checkpoint(root / name, **kw) for name, kw in CONFIGS.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(checkpoint_dirs) -> Path:
+    return checkpoint_dirs["tiny"]
+
+
+@pytest.fixture(scope="session")
+def engines(checkpoint_dirs):
+    from emotion_app import Engine
+
+    return {name: Engine(model=str(path), device="cpu") for name, path in checkpoint_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(engines):
+    return engines["tiny"]
+
+
+@pytest.fixture(scope="session")
+def funasr_models(checkpoint_dirs):
+    """FunASR 1.4.16 AutoModel per config: the reference implementation."""
+    from funasr import AutoModel
+
+    return {
+        name: AutoModel(model=str(path), disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
+        for name, path in checkpoint_dirs.items()
+    }
+
+
+@pytest.fixture
+def speech():
+    return speechlike

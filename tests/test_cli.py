@@ -1,0 +1,68 @@
+"""The command-line tool, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from audio_files import speechlike, write_audio
+
+from emotion_app.constants import LABEL_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "emotion_app", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_predict_json_lines_and_failures(tiny_dir, tiny_engine, tmp_path):
+    good = write_audio(tmp_path / "good.wav", speechlike(2.0), 16000, "wav")
+    other = write_audio(tmp_path / "other.mp3", speechlike(3.0, 44100, seed=1), 44100, "mp3")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    proc = run("predict", str(good), str(bad), str(other), "--model", str(tiny_dir), "--json", "--granularity", "frame")
+    assert proc.returncode == 1
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["file"] for d in lines] == [str(good), str(other)]
+    for d in lines:
+        assert list(d["scores"]) == list(LABEL_KEYS) and set(d["probabilities"]) == set(LABEL_KEYS)
+        assert d["granularity"] == "frame" and d["frames"] and d["emotion"] in LABEL_KEYS
+    assert lines[0]["duration_s"] == 2.0 and lines[1]["audio"]["sample_rate"] == 44100
+    expected = tiny_engine.predict(good)
+    got = [lines[0]["probabilities"][k] for k in expected.labels]
+    np.testing.assert_allclose(got, expected.probabilities, rtol=0, atol=1e-6)
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}") and "not an audio or video file" in errors[0]
+
+
+def test_predict_human_output(tiny_dir, tmp_path):
+    good = write_audio(tmp_path / "a.flac", speechlike(0.6), 16000, "flac")
+    proc = run("predict", str(good), "--model", str(tiny_dir))
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(f"{good}: ") and "%" in proc.stdout and "very short" in proc.stdout
+
+
+def test_model_that_cannot_be_loaded_exits_2(tmp_path):
+    proc = run("predict", "x.wav", "--model", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_help_does_not_import_torch():
+    code = "import sys, emotion_app.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout.strip() == "False"
+    proc = run("predict", "--help")
+    assert proc.returncode == 0 and "--granularity" in proc.stdout
+
+
+def test_make_checkpoint_tool(tmp_path):
+    proc = run("make-checkpoint", str(tmp_path / "ck"), "--preset", "tiny")
+    assert proc.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.yaml", "configuration.json", "model.pt", "tokens.txt"]
+    ref = Path(__file__).resolve().parents[2] / "shared" / "reference" / "emotion2vec_plus_large"
+    if ref.is_dir():  # the hub's small files, byte for byte
+        assert (tmp_path / "ck" / "tokens.txt").read_bytes() == (ref / "tokens.txt").read_bytes()
+        assert (tmp_path / "ck" / "configuration.json").read_bytes() == (ref / "configuration.json").read_bytes()
