@@ -1,6 +1,6 @@
 """Engine benchmark: ours against FunASR 1.4.16 in the same run, each scenario in a fresh process.
 
-    python bench/bench_engine.py [--model DIR] [--device cpu|cuda] [--quick]
+    python bench/bench_engine.py [--model DIR] [--device cpu|cuda] [--dtype fp32|fp16]
 
 DIR defaults to checkpoints/plus_large_random, built first if missing with
 `python -m emotion_app make-checkpoint DIR --preset plus_large --training-state` (1.95 GB, like
@@ -136,7 +136,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "SCENARIO"))
-    parser.add_argument("--skip-funasr-long", action="store_true", default=True)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker, args.model, args.device, args.dtype)))
@@ -160,41 +159,33 @@ def main() -> None:
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device} {args.dtype}")
     print(f"Model: {model} ({(model / 'model.pt').stat().st_size / 1e9:.2f} GB model.pt)\n")
-    print("| scenario | emotion_app | FunASR 1.4.16 | speed-up |")
+    print("| scenario | emotion_app | FunASR 1.4.16 | FunASR / ours |")
     print("|---|---|---|---|")
     fun = rows["funasr cold start"]
+
+    def row(label, ours, theirs, unit="s"):
+        ratio = f"{theirs / ours:.2f}x" if ours and theirs else "-"
+        print(f"| {label} | {fmt(ours, unit)} | {fmt(theirs, unit)} | {ratio} |")
+
+    def phases(r):
+        return " / ".join(fmt(r.get(k)) for k in ("import_s", "load_s", "first_s"))
+
     for label in ("ours first load (converts model.pt)", "ours cold start (cached weights)"):
         r = rows[label]
-        print(
-            f"| {label}: import / load / first 10 s clip / total | {fmt(r.get('import_s'))} / {fmt(r.get('load_s'))} / "
-            f"{fmt(r.get('first_s'))} / **{fmt(r.get('cold_total_s'))}** | {fmt(fun.get('import_s'))} / {fmt(fun.get('load_s'))} / "
-            f"{fmt(fun.get('first_s'))} / **{fmt(fun.get('cold_total_s'))}** | "
-            f"{fun.get('cold_total_s', 0) / max(r.get('cold_total_s', 1e-9), 1e-9):.1f}x |"
-        )
+        row(f"{label}: import to first 10 s result", r.get("cold_total_s"), fun.get("cold_total_s"))
+        print(f"| &nbsp;&nbsp;import / load / first clip | {phases(r)} | {phases(fun)} | |")
     for s in (3, 10, 30):
-        o, f = ours_steady.get(f"steady_{s}s"), fun_steady.get(f"steady_{s}s")
-        print(f"| steady latency, {s} s clip | {fmt(o)} | {fmt(f)} | {f / o if o and f else 0:.2f}x |")
-    print(
-        f"| 5-minute recording (chunked, 30 s windows) | {fmt(ours_long.get('long_300s'))} | not run: one 300 s pass needs "
-        "~14 GB per attention matrix | - |"
-    )
-    print(
-        f"| peak RSS, cold start + 10 s clip | {fmt(rows['ours cold start (cached weights)'].get('peak_rss_mb'), 'MB')} | "
-        f"{fmt(fun.get('peak_rss_mb'), 'MB')} | |"
-    )
-    print(
-        f"| peak RSS, steady 3/10/30 s | {fmt(ours_steady.get('peak_rss_mb'), 'MB')} | {fmt(fun_steady.get('peak_rss_mb'), 'MB')} | |"
-    )
-    print(f"| peak RSS, 5-minute recording | {fmt(ours_long.get('peak_rss_mb'), 'MB')} | - | |")
+        row(f"steady latency, {s} s clip", ours_steady.get(f"steady_{s}s"), fun_steady.get(f"steady_{s}s"))
+    long_note = "not run: one 300 s pass needs ~14 GB per attention matrix"
+    print(f"| 5-minute recording (30 s windows) | {fmt(ours_long.get('long_300s'))} | {long_note} | - |")
+    cold = rows["ours cold start (cached weights)"]
+    row("peak RSS, cold start + 10 s clip", cold.get("peak_rss_mb"), fun.get("peak_rss_mb"), "MB")
+    row("peak RSS, steady 3/10/30 s clips", ours_steady.get("peak_rss_mb"), fun_steady.get("peak_rss_mb"), "MB")
+    row("peak RSS, 5-minute recording", ours_long.get("peak_rss_mb"), None, "MB")
     if args.device.startswith("cuda"):
-        print(
-            f"| GPU peak memory, steady | {fmt(ours_steady.get('gpu_peak_mb'), 'MB')} | {fmt(fun_steady.get('gpu_peak_mb'), 'MB')} | |"
-        )
-    errors = {
-        k: v["error"]
-        for k, v in {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}.items()
-        if "error" in v
-    }
+        row("GPU peak memory, steady", ours_steady.get("gpu_peak_mb"), fun_steady.get("gpu_peak_mb"), "MB")
+    runs = {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}
+    errors = {k: v["error"] for k, v in runs.items() if "error" in v}
     if errors:
         print("\nErrors:", json.dumps(errors, indent=1))
 
