@@ -86,6 +86,25 @@ def worker(impl: str, scenario: str, model: str, device: str, dtype: str) -> dic
                 sync()
                 times.append(time.perf_counter() - t)
             out[f"steady_{seconds}s"] = float(np.median(times))
+    elif scenario.startswith("throughput"):
+        n = int(scenario.split(":")[1])
+        rng = np.random.default_rng(0)
+        clips = [clip(float(d), seed=i) for i, d in enumerate(rng.uniform(1, 30, n))]
+        audio_s = sum(len(c) for c in clips) / 16000
+        if impl == "ours":
+            engine.predict_batch([(16000, clips[0])])  # warm-up
+            sync()
+            t = time.perf_counter()
+            engine.predict_batch([(16000, c) for c in clips])
+        else:
+            run(clips[0])
+            sync()
+            t = time.perf_counter()
+            for c in clips:  # FunASR runs inputs one at a time
+                run(c)
+        sync()
+        out["throughput_x"] = audio_s / (time.perf_counter() - t)
+        out["throughput_audio_s"] = audio_s
     elif scenario == "long":
         x = clip(300.0, seed=5)
         t = time.perf_counter()
@@ -127,7 +146,7 @@ def spawn(impl: str, scenario: str, args) -> dict:
 def fmt(v, unit="s"):
     if v is None:
         return "-"
-    return f"{v:.2f} {unit}" if unit == "s" else f"{v:.0f} {unit}"
+    return f"{v:.2f} {unit}" if unit == "s" else f"{v:.0f}{unit}" if unit == "x" else f"{v:.0f} {unit}"
 
 
 def main() -> None:
@@ -136,6 +155,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "SCENARIO"))
+    parser.add_argument("--throughput-clips", type=int, default=-1, help="mixed 1-30 s set size (default: 200 on CUDA, 0 on CPU)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker, args.model, args.device, args.dtype)))
@@ -156,6 +176,9 @@ def main() -> None:
     rows["funasr cold start"] = spawn("funasr", "cold", args)
     ours_steady, fun_steady = spawn("ours", "steady", args), spawn("funasr", "steady", args)
     ours_long = spawn("ours", "long", args)
+    clips = args.throughput_clips if args.throughput_clips >= 0 else (200 if args.device.startswith("cuda") else 0)
+    if clips:
+        ours_tp, fun_tp = spawn("ours", f"throughput:{clips}", args), spawn("funasr", f"throughput:{clips}", args)
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device} {args.dtype}")
     print(f"Model: {model} ({(model / 'model.pt').stat().st_size / 1e9:.2f} GB model.pt)\n")
@@ -165,6 +188,8 @@ def main() -> None:
 
     def row(label, ours, theirs, unit="s"):
         ratio = f"{theirs / ours:.2f}x" if ours and theirs else "-"
+        if unit == "x" and ours and theirs:  # a rate: higher is better
+            ratio = f"{ours / theirs:.2f}x faster"
         print(f"| {label} | {fmt(ours, unit)} | {fmt(theirs, unit)} | {ratio} |")
 
     def phases(r):
@@ -182,9 +207,14 @@ def main() -> None:
     row("peak RSS, cold start + 10 s clip", cold.get("peak_rss_mb"), fun.get("peak_rss_mb"), "MB")
     row("peak RSS, steady 3/10/30 s clips", ours_steady.get("peak_rss_mb"), fun_steady.get("peak_rss_mb"), "MB")
     row("peak RSS, 5-minute recording", ours_long.get("peak_rss_mb"), None, "MB")
+    if clips:
+        name = f"batched throughput, {clips} clips of 1-30 s (x real time; FunASR: one at a time)"
+        row(name, ours_tp.get("throughput_x"), fun_tp.get("throughput_x"), "x")
     if args.device.startswith("cuda"):
         row("GPU peak memory, steady", ours_steady.get("gpu_peak_mb"), fun_steady.get("gpu_peak_mb"), "MB")
     runs = {**rows, "steady ours": ours_steady, "steady funasr": fun_steady, "long": ours_long}
+    if clips:
+        runs.update({"throughput ours": ours_tp, "throughput funasr": fun_tp})
     errors = {k: v["error"] for k, v in runs.items() if "error" in v}
     if errors:
         print("\nErrors:", json.dumps(errors, indent=1))
