@@ -1,0 +1,85 @@
+"""The page's words in English and Chinese, and errors in the user's language."""
+
+from __future__ import annotations
+
+from .errors import EmotionAppError
+
+LANGS = ("en", "zh")
+
+TEXT: dict[str, dict[str, str]] = {
+    "title": {"en": "Speech emotion recognition", "zh": "语音情感识别"},
+    "subtitle": {
+        "en": "emotion2vec+ · upload or record speech, get the emotion, all 9 scores and a timeline",
+        "zh": "emotion2vec+ · 上传或录制语音，得到情感、全部 9 类得分和时间线",
+    },
+    "language": {"en": "Language / 语言", "zh": "Language / 语言"},
+    "upload": {"en": "Audio or video file", "zh": "音频或视频文件"},
+    "record": {"en": "Or record from the microphone", "zh": "或用麦克风录音"},
+    "example": {"en": "Load an example clip", "zh": "载入示例音频"},
+    "granularity": {"en": "Granularity", "zh": "粒度"},
+    "utterance": {"en": "utterance", "zh": "整句"},
+    "frame": {"en": "frame (50 per second)", "zh": "帧级（每秒 50 帧）"},
+    "embedding": {"en": "Extract embedding (embedding.npy)", "zh": "提取特征向量（embedding.npy）"},
+    "start": {"en": "Start recognition", "zh": "开始识别"},
+    "result": {"en": "Result", "zh": "识别结果"},
+    "scores": {"en": "All 9 scores", "zh": "全部 9 类得分"},
+    "timeline": {"en": "Per-frame scores over time", "zh": "逐帧得分随时间变化"},
+    "dominant": {"en": "Dominant emotion over time", "zh": "随时间变化的主要情感"},
+    "log": {"en": "Processing log", "zh": "处理日志"},
+    "downloads": {"en": "Downloads", "zh": "下载"},
+    "json": {"en": "result.json", "zh": "result.json"},
+    "confidence": {"en": "confidence", "zh": "置信度"},
+    "no_result": {"en": "Upload or record audio, then press Start.", "zh": "请上传或录制音频，然后点击“开始识别”。"},
+    "model_loading": {"en": "Model: {model} on {device}", "zh": "模型：{model}，设备：{device}"},
+    "model_error": {"en": "The model could not be loaded: {error}", "zh": "模型无法加载：{error}"},
+    "frame_only": {"en": "Choose frame granularity to see the timeline.", "zh": "选择帧级粒度即可查看时间线。"},
+    "log_file": {"en": "File", "zh": "文件"},
+    "log_format": {"en": "Container / codec", "zh": "容器 / 编码"},
+    "log_source": {"en": "Original", "zh": "原始音频"},
+    "log_duration": {"en": "Duration", "zh": "时长"},
+    "log_resampled": {"en": "Resampling", "zh": "重采样"},
+    "log_device": {"en": "Model / device", "zh": "模型 / 设备"},
+    "log_time": {"en": "Inference time", "zh": "推理时间"},
+    "log_folder": {"en": "Output folder", "zh": "输出文件夹"},
+    "log_warnings": {"en": "Warnings", "zh": "提示"},
+    "resampled_yes": {"en": "{rate} Hz -> 16000 Hz mono", "zh": "{rate} Hz -> 16000 Hz 单声道"},
+    "resampled_no": {"en": "none (already 16000 Hz), mono", "zh": "无需（已是 16000 Hz），单声道"},
+    "channels": {"en": "{rate} Hz, {channels} channel(s)", "zh": "{rate} Hz，{channels} 个声道"},
+    "progress_decode": {"en": "Decoding audio", "zh": "正在解码音频"},
+    "progress_model": {"en": "Running the model", "zh": "正在运行模型"},
+}
+
+# Chinese sentences for error and warning codes; the English message follows as detail.
+ZH_ERRORS = {
+    "empty": "文件为空，没有音频内容。",
+    "not_audio": "无法解码：这不是可识别的音频或视频文件。支持 WAV、MP3、M4A、FLAC、OGG、OPUS、WEBM 及视频中的音轨。",
+    "no_audio_track": "该文件没有音轨。",
+    "corrupt": "音频流已损坏或被截断。",
+    "truncated": "文件已被截断或损坏：文件头声明的长度与实际内容不符。",
+    "bad_rate": "采样率无效。",
+    "not_finite": "音频包含 NaN 或无穷大的采样值，文件已损坏。",
+    "too_long": "音频太长，超过了时长上限。请剪短后再试。",
+    "too_short": "音频太短：模型至少需要 25 毫秒。",
+    "too_large": "文件太大，超过了上传大小上限。",
+    "no_audio": "没有音频：请先上传或录制。",
+    "bad_granularity": "粒度只能是 utterance（整句）或 frame（帧级）。",
+    "model_load": "模型无法加载。",
+    "short": "音频很短（不足 1 秒），结果可能不可靠。",
+    "silent": "音频几乎无声，结果参考价值有限。",
+}
+
+
+def t(key: str, lang: str = "en", **kw) -> str:
+    text = TEXT[key].get(lang) or TEXT[key]["en"]
+    return text.format(**kw) if kw else text
+
+
+def error_message(exc: EmotionAppError, lang: str = "en") -> str:
+    """The error for the page: English as raised, or a Chinese sentence with the English detail."""
+    if lang == "zh" and exc.code in ZH_ERRORS:
+        return f"{ZH_ERRORS[exc.code]}（{exc.message}）"
+    return exc.message
+
+
+def warning_message(code: str, message: str, lang: str = "en") -> str:
+    return ZH_ERRORS.get(code, message) if lang == "zh" else message

@@ -1,0 +1,75 @@
+"""Per-request output folders: `outputs_YYYYMMDD_HHMMSS[_N]/`, written whole or not at all.
+
+Files are written into a hidden temporary folder beside the final one and renamed into place, so
+a failure never leaves a half-written folder, and the final name is claimed atomically (two
+requests in the same second get `_2`, `_3`, ...). No user-supplied name decides any path.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .constants import SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
+
+FOLDER_RE = re.compile(r"^outputs_\d{8}_\d{6}(_\d+)?$")
+FILES = ("result.json", "processed_audio.wav", "embedding.npy")
+
+
+def write_output_folder(
+    outputs_dir: Path, result: dict, samples: np.ndarray, embedding: np.ndarray | None, now: datetime
+) -> Path:
+    """Write result.json, processed_audio.wav (16 kHz mono PCM) and embedding.npy; return the folder."""
+    import soundfile as sf
+
+    outputs_dir = Path(outputs_dir)
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    base = f"outputs_{now:%Y%m%d_%H%M%S}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    try:
+        sf.write(tmp / "processed_audio.wav", samples, SAMPLE_RATE, subtype="PCM_16")
+        if embedding is not None:
+            np.save(tmp / "embedding.npy", embedding)
+        for n in range(1, 10_000):
+            folder = outputs_dir / (base if n == 1 else f"{base}_{n}")
+            result["output_dir"] = folder.name
+            (tmp / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+            try:
+                # rename() onto an existing non-empty folder fails, so the first writer wins the name
+                os.rename(tmp, folder)
+                return folder
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        raise OSError(f"no free output folder name for {base}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def output_file(outputs_dir: Path, folder: str, name: str) -> Path | None:
+    """The path of a downloadable file, or None: only known names inside real output folders."""
+    if not FOLDER_RE.match(folder) or name not in FILES:
+        return None
+    path = Path(outputs_dir) / folder / name
+    return path if path.is_file() else None
+
+
+def folder_files(folder: Path) -> dict[str, Path]:
+    return {name: folder / name for name in FILES if (folder / name).is_file()}
+
+
+def download_urls(folder: str, files) -> dict[str, str]:
+    """REST download URL of each file of an output folder."""
+    return {name: f"/api/outputs/{folder}/{name}" for name in files}

@@ -1,0 +1,151 @@
+"""HTML and table views of a result for the page: pure functions of result.json's dict."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .constants import LABEL_BY_KEY, LABEL_KEYS
+from .i18n import t, warning_message
+
+# One fixed colour per emotion, used by every view.
+COLORS = {
+    "angry": "#e4572e",
+    "disgusted": "#76b041",
+    "fearful": "#8e6fc1",
+    "happy": "#f6c026",
+    "neutral": "#9aa5b1",
+    "other": "#4aa3a2",
+    "sad": "#3f7cc9",
+    "surprised": "#f08bb8",
+    "unknown": "#5c5c5c",
+}
+MAX_TIMELINE_POINTS = 1500  # per emotion: enough for the eye, light for the browser
+
+
+def label_text(key: str, lang: str) -> str:
+    label = LABEL_BY_KEY[key]
+    return f"{label.emoji} {label.zh} {key}" if lang == "zh" else f"{label.emoji} {key} {label.zh}"
+
+
+def emotion_card(result: dict, lang: str = "en") -> str:
+    key = result["emotion"]
+    label = LABEL_BY_KEY[key]
+    warnings = "".join(
+        f'<div class="ea-warning">⚠️ {html.escape(warning_message(w["code"], w["message"], lang))}</div>'
+        for w in result.get("warnings", [])
+    )
+    return (
+        f'<div class="ea-card" style="border-color:{COLORS[key]}">'
+        f'<div class="ea-emoji">{label.emoji}</div>'
+        f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
+        f'<div class="ea-conf">{t("confidence", lang)} <b>{result["confidence"] * 100:.1f}%</b></div>'
+        f"{warnings}</div>"
+    )
+
+
+def score_bars(result: dict, lang: str = "en") -> str:
+    """All 9 scores as horizontal bars, sorted by score (full-precision probabilities)."""
+    probs = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
+    rows = "".join(
+        f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{html.escape(label_text(k, lang))}</span>'
+        f'<span class="ea-track"><span class="ea-bar" style="width:{p * 100:.2f}%;background:{COLORS[k]}"></span></span>'
+        f'<span class="ea-pct">{p * 100:.1f}%</span></div>'
+        for k, p in probs
+    )
+    return f'<div class="ea-scores">{rows}</div>'
+
+
+def segments(frames: list[dict]) -> list[tuple[float, float, str]]:
+    """Runs of the same dominant emotion: (start, end, emotion)."""
+    runs: list[tuple[float, float, str]] = []
+    for f in frames:
+        if runs and runs[-1][2] == f["emotion"]:
+            runs[-1] = (runs[-1][0], f["end"], f["emotion"])
+        else:
+            runs.append((f["start"], f["end"], f["emotion"]))
+    return runs
+
+
+def dominant_band(result: dict, lang: str = "en") -> str:
+    frames = result.get("frames") or []
+    if not frames:
+        return f'<div class="ea-note">{t("frame_only", lang)}</div>'
+    total = frames[-1]["end"] or 1.0
+    parts = "".join(
+        f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {s:.2f}-{end:.2f} s" '
+        f'style="width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
+        for s, end, e in segments(frames)
+    )
+    legend = "".join(
+        f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[k]}"></span>'
+        f"{html.escape(label_text(k, lang))}</span>"
+        for k in LABEL_KEYS
+    )
+    axis = f'<div class="ea-axis"><span>0 s</span><span>{total:.2f} s</span></div>'
+    return f'<div class="ea-band">{parts}</div>{axis}<div class="ea-legend">{legend}</div>'
+
+
+def timeline_table(result: dict, lang: str = "en"):
+    """Long-format DataFrame (time, probability, emotion) of the frame scores, thinned to a light size.
+
+    None without frames: a plot that starts from an empty DataFrame (object columns) draws no
+    lines after later updates in Gradio 6.31, one that starts from None does.
+    """
+    import pandas as pd
+
+    frames = result.get("frames") or []
+    if not frames:
+        return None
+    step = max(1, int(np.ceil(len(frames) / MAX_TIMELINE_POINTS)))
+    picked = frames[::step]
+    times = [f["start"] for f in picked]
+    rows = {"time": [], "probability": [], "emotion": []}
+    for key in result["probabilities"]:
+        rows["time"] += times
+        rows["probability"] += [f["scores"][key] for f in picked]
+        rows["emotion"] += [label_text(key, lang)] * len(picked)
+    return pd.DataFrame(rows)
+
+
+def processing_log(result: dict, lang: str = "en") -> str:
+    a = result["audio"]
+    m = result["model"]
+    lines = [
+        f"{t('log_file', lang)}: {result['file']}",
+        f"{t('log_format', lang)}: {a['container'] or '-'} / {a['codec'] or '-'}",
+        f"{t('log_source', lang)}: {t('channels', lang, rate=a['sample_rate'], channels=a['channels'])}",
+        f"{t('log_duration', lang)}: {result['duration_s']:.2f} s",
+        f"{t('log_resampled', lang)}: "
+        + (t("resampled_yes", lang, rate=a["sample_rate"]) if a["resampled"] else t("resampled_no", lang)),
+        f"{t('log_device', lang)}: {m.get('id')} / {m.get('device')} ({m.get('dtype')})",
+        f"{t('log_time', lang)}: {result['timings']['inference']:.2f} s",
+        f"{t('log_folder', lang)}: {result['output_dir']}",
+    ]
+    if result.get("warnings"):
+        lines.append(
+            f"{t('log_warnings', lang)}: " + "; ".join(warning_message(w["code"], w["message"], lang) for w in result["warnings"])
+        )
+    return "\n".join(lines)
+
+
+CSS = """
+.ea-card {border: 3px solid; border-radius: 14px; padding: 14px 18px; text-align: center}
+.ea-emoji {font-size: 64px; line-height: 1.1}
+.ea-names {font-size: 26px; font-weight: 600; margin: 4px 0}
+.ea-zh {margin-right: 6px}
+.ea-conf {font-size: 18px}
+.ea-warning {margin-top: 8px; padding: 6px 10px; border-radius: 8px; background: #fff4d6; color: #6b4e00; font-size: 14px}
+.ea-row {display: flex; align-items: center; gap: 8px; margin: 3px 0; font-size: 15px}
+.ea-label {width: 150px; white-space: nowrap}
+.ea-track {flex: 1; height: 16px; background: rgba(127,127,127,.15); border-radius: 8px; overflow: hidden}
+.ea-bar {display: block; height: 100%; border-radius: 8px}
+.ea-pct {width: 56px; text-align: right; font-variant-numeric: tabular-nums}
+.ea-band {display: flex; height: 26px; border-radius: 6px; overflow: hidden}
+.ea-seg {display: block; height: 100%}
+.ea-axis {display: flex; justify-content: space-between; font-size: 12px; opacity: .7}
+.ea-legend {display: flex; flex-wrap: wrap; gap: 10px; font-size: 13px; margin-top: 4px}
+.ea-dot {display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px}
+.ea-note {opacity: .7}
+"""
