@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ./run.sh            set up .venv if needed, then start the app (web app: see README)
-# ./run.sh test       set up .venv with the test requirements, then ruff + pytest
+# ./run.sh            set up .venv if needed, then start the web app on http://127.0.0.1:7860
+# ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff + pytest
 # ./run.sh predict F  the command-line tool (python -m emotion_app predict F ...)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,9 +21,23 @@ setup() {  # $1: requirements file
   fi
 }
 
+system_packages() {  # the browser tests drive Debian's chromium; the fonts render Chinese and emoji
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+  fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "Installing ${missing[*]} (apt)" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 case "${1:-}" in
   test)
     shift
+    system_packages
     setup requirements-dev.txt
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
@@ -35,10 +49,6 @@ case "${1:-}" in
     ;;
   *)
     setup requirements.txt
-    if [ -f app.py ]; then
-      exec "$VENV/bin/python" app.py "$@"
-    fi
-    echo "The web app is not built yet; use: ./run.sh predict FILE... (see README)" >&2
-    exec "$VENV/bin/python" -m emotion_app --help
+    exec "$VENV/bin/python" app.py "$@"
     ;;
 esac

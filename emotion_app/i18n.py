@@ -23,7 +23,7 @@ TEXT: dict[str, dict[str, str]] = {
     "start": {"en": "Start recognition", "zh": "开始识别"},
     "result": {"en": "Result", "zh": "识别结果"},
     "scores": {"en": "All 9 scores", "zh": "全部 9 类得分"},
-    "timeline": {"en": "Per-frame scores over time", "zh": "逐帧得分随时间变化"},
+    "timeline": {"en": "Per-frame scores over time (s)", "zh": "逐帧得分随时间变化（秒）"},
     "dominant": {"en": "Dominant emotion over time", "zh": "随时间变化的主要情感"},
     "log": {"en": "Processing log", "zh": "处理日志"},
     "downloads": {"en": "Downloads", "zh": "下载"},

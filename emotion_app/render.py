@@ -29,16 +29,24 @@ def label_text(key: str, lang: str) -> str:
     return f"{label.emoji} {label.zh} {key}" if lang == "zh" else f"{label.emoji} {key} {label.zh}"
 
 
+def label_html(key: str, lang: str) -> str:
+    """label_text with the emoji in its own span, so it gets a colour-emoji font."""
+    label = LABEL_BY_KEY[key]
+    names = f"{label.zh} {key}" if lang == "zh" else f"{key} {label.zh}"
+    return f'<span class="ea-emo">{label.emoji}</span> {html.escape(names)}'
+
+
 def emotion_card(result: dict, lang: str = "en") -> str:
     key = result["emotion"]
     label = LABEL_BY_KEY[key]
     warnings = "".join(
-        f'<div class="ea-warning">⚠️ {html.escape(warning_message(w["code"], w["message"], lang))}</div>'
+        f'<div class="ea-warning"><span class="ea-emo">⚠️</span> {html.escape(warning_message(w["code"], w["message"], lang))}'
+        "</div>"
         for w in result.get("warnings", [])
     )
     return (
         f'<div class="ea-card" style="border-color:{COLORS[key]}">'
-        f'<div class="ea-emoji">{label.emoji}</div>'
+        f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{result["confidence"] * 100:.1f}%</b></div>'
         f"{warnings}</div>"
@@ -49,7 +57,7 @@ def score_bars(result: dict, lang: str = "en") -> str:
     """All 9 scores as horizontal bars, sorted by score (full-precision probabilities)."""
     probs = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
     rows = "".join(
-        f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{html.escape(label_text(k, lang))}</span>'
+        f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{label_html(k, lang)}</span>'
         f'<span class="ea-track"><span class="ea-bar" style="width:{p * 100:.2f}%;background:{COLORS[k]}"></span></span>'
         f'<span class="ea-pct">{p * 100:.1f}%</span></div>'
         for k, p in probs
@@ -79,8 +87,7 @@ def dominant_band(result: dict, lang: str = "en") -> str:
         for s, end, e in segments(frames)
     )
     legend = "".join(
-        f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[k]}"></span>'
-        f"{html.escape(label_text(k, lang))}</span>"
+        f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[k]}"></span>{label_html(k, lang)}</span>'
         for k in LABEL_KEYS
     )
     axis = f'<div class="ea-axis"><span>0 s</span><span>{total:.2f} s</span></div>'
@@ -131,6 +138,8 @@ def processing_log(result: dict, lang: str = "en") -> str:
 
 
 CSS = """
+/* DejaVu Sans carries black-and-white emoticons and comes first in fallback; name a colour font */
+.ea-emo {font-family: "Noto Color Emoji", "Apple Color Emoji", "Segoe UI Emoji", sans-serif}
 .ea-card {border: 3px solid; border-radius: 14px; padding: 14px 18px; text-align: center}
 .ea-emoji {font-size: 64px; line-height: 1.1}
 .ea-names {font-size: 26px; font-weight: 600; margin: 4px 0}

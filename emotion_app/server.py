@@ -34,7 +34,7 @@ def load_engine(**options):
 
 
 def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
-    """Serve the page and the REST API; returns Gradio's (app, local_url, share_url) when not blocking."""
+    """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
     from gradio.routes import App
 
     from .render import CSS
@@ -49,7 +49,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     app = App()
     add_rest_routes(app, engine, settings, load_error)
     Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
-    return demo.launch(
+    demo.launch(
         _app=app,
         server_name=settings.host,
         server_port=settings.port,
@@ -62,3 +62,4 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
         css=CSS,
         quiet=not block,
     )
+    return demo

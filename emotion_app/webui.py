@@ -31,11 +31,11 @@ def example_path() -> str:
 
 def header_html(engine, load_error: str | None, lang: str) -> str:
     status = (
-        f'<div class="ea-warning">❌ {t("model_error", lang, error=load_error)}</div>'
+        f'<div class="ea-warning"><span class="ea-emo">❌</span> {t("model_error", lang, error=load_error)}</div>'
         if load_error
         else f'<div class="ea-note">{t("model_loading", lang, model=engine.options.model, device=engine.device)}</div>'
     )
-    return f"<h1>🎙️ {t('title', lang)}</h1><p>{t('subtitle', lang)}</p>{status}"
+    return f"<h1><span class='ea-emo'>🎙️</span> {t('title', lang)}</h1><p>{t('subtitle', lang)}</p>{status}"
 
 
 def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en") -> gr.Blocks:
@@ -66,12 +66,12 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
     def draw(result, lang_value):
         if not result:
             empty = f'<div class="ea-note">{t("no_result", lang_value)}</div>'
-            return empty, "", None, render.dominant_band({}, lang_value), "", None
+            return empty, "", gr.update(value=None, visible=False), render.dominant_band({}, lang_value), "", None
         files = [str(outputs_dir / result["output_dir"] / name) for name in result.get("files", {})]
         return (
             render.emotion_card(result, lang_value),
             render.score_bars(result, lang_value),
-            render.timeline_table(result, lang_value),
+            gr.update(value=render.timeline_table(result, lang_value), visible=bool(result.get("frames"))),
             render.dominant_band(result, lang_value),
             render.processing_log(result, lang_value),
             files,
@@ -124,10 +124,11 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             y="probability",
             color="emotion",
             label=t("timeline", lang),
-            x_title="s",
             y_lim=[0, 1],
             color_map={render.label_text(k, lo): c for k, c in render.COLORS.items() for lo in ("en", "zh")},
+            colors_in_legend=[],  # Vega's legend garbles emoji labels; the band's legend names the colours
             height=260,
+            visible=False,
         )
         with gr.Row():
             log = gr.Textbox(label=t("log", lang), lines=9, interactive=False, elem_id="log")

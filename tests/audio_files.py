@@ -51,6 +51,8 @@ def write_audio(path: Path, samples: np.ndarray, rate: int, fmt: str = "wav") ->
 
     container_fmt, codec, sample_fmt, options = FORMATS[fmt]
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    if codec == "vorbis" and x.shape[0] == 1:  # FFmpeg's own Vorbis encoder is stereo-only
+        x = np.concatenate([x, x])
     channels = x.shape[0]
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
     if codec in ("libopus",) and rate not in (8000, 12000, 16000, 24000, 48000):

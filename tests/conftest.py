@@ -81,3 +81,26 @@ def funasr_models(checkpoint_dirs):
 @pytest.fixture
 def speech():
     return speechlike
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def web(tmp_path_factory, tiny_dir):
+    """A real app server (page + REST) on a free local port, with a tiny model and a 2 MB upload limit."""
+    from emotion_app import Engine
+    from emotion_app.server import AppSettings, launch
+
+    engine = Engine(model=str(tiny_dir), max_duration_s=60)
+    settings = AppSettings(port=free_port(), outputs_dir=tmp_path_factory.mktemp("outputs"), max_upload_mb=2)
+    demo = launch(engine, settings, block=False)
+    yield type(
+        "Web", (), {"url": demo.local_url.rstrip("/"), "settings": settings, "engine": engine, "outputs": settings.outputs_dir}
+    )
+    demo.close()

@@ -1,0 +1,68 @@
+"""Screenshots of the page for docs/: `python scripts/screenshots.py [--model DIR]`.
+
+Starts the app on a free port (a random-weight checkpoint unless --model is given), drives Debian's
+chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh}.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="model folder (default: a random tiny_large checkpoint)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args()
+
+    from audio_files import write_audio
+    from playwright.sync_api import sync_playwright
+
+    from emotion_app.random_checkpoint import build_random_checkpoint
+    from emotion_app.server import AppSettings, launch, load_engine
+
+    tmp = Path(tempfile.mkdtemp())
+    model = args.model or str(build_random_checkpoint(tmp / "model", "tiny_large", seed=1))
+    engine, error = load_engine(model=model)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = launch(engine, AppSettings(port=port, outputs_dir=tmp / "outputs"), error, block=False)
+    import soundfile as sf
+
+    speech, rate = sf.read(ROOT / "emotion_app" / "assets" / "example_speech.flac", dtype="float32")
+    clip = write_audio(tmp / "interview.mp3", speech, rate, "mp3")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
+        for name, granularity, lang in (("utterance", "utterance", "en"), ("frame", "frame", "en"), ("frame_zh", "frame", "zh")):
+            page = browser.new_page(viewport={"width": 1280, "height": 1300})
+            page.goto(demo.local_url)
+            page.wait_for_selector("#start")
+            if lang == "zh":
+                page.get_by_label("中文").check()
+                page.wait_for_selector("#start:text('开始识别')")
+            page.locator("#audio-file input[type=file]").set_input_files(str(clip))
+            page.wait_for_selector("#audio-file td[aria-label='interview.mp3']")
+            page.locator(f"#granularity input[value='{granularity}']").check()
+            page.click("#start")
+            page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+            page.close()
+        browser.close()
+    demo.close()
+    print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
+
+
+if __name__ == "__main__":
+    main()

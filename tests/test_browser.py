@@ -1,0 +1,96 @@
+"""The page in a real browser: Debian's chromium driven by Playwright, headless."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from audio_files import speechlike, write_audio
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, web):
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.goto(web.url + "/")
+    page.wait_for_selector("#start")
+    yield page
+    page.close()
+
+
+def upload(page, path):
+    clear = page.locator("#audio-file button[aria-label='Clear']")
+    if clear.count():  # a loaded file replaces the file input until cleared
+        clear.first.click()
+    page.locator("#audio-file input[type=file]").set_input_files(str(path))
+    page.wait_for_selector(f"#audio-file td[aria-label='{path.name}']")
+
+
+def test_frame_mode_shows_card_scores_timeline_and_log(page, web, tmp_path):
+    path = write_audio(tmp_path / "talk.flac", speechlike(2.5, 44100, seed=3), 44100, "flac")
+    expected = web.engine.predict(path)
+    upload(page, path)
+    page.get_by_label("frame (50 per second)").check()
+    page.click("#start")
+    page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
+    card = page.inner_text("#emotion-card")
+    assert expected.label.emoji in card and expected.label.zh in card and expected.emotion in card
+    assert f"{expected.confidence * 100:.1f}%" in card
+    rows = page.locator("#scores .ea-row")
+    assert rows.count() == 9 and rows.first.get_attribute("data-emotion") == expected.emotion
+    assert page.locator("#dominant-band .ea-seg").count() >= 1
+    page.wait_for_function("document.querySelectorAll('svg path').length > 9", timeout=20_000)  # the timeline drew lines
+    log = page.input_value("#log textarea")
+    assert "File: talk.flac" in log and "44100 Hz -> 16000 Hz mono" in log and "Duration: 2.50 s" in log
+    folder = log.split("Output folder: ")[1].strip()
+    assert (web.outputs / folder / "result.json").is_file()
+    page.locator("#downloads td[aria-label='processed_audio.wav']").wait_for(timeout=10_000)
+    assert page.locator("#downloads td[aria-label='result.json']").count() == 1
+
+
+def test_corrupt_file_error_then_page_still_works_in_chinese(page, tmp_path):
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"ID3 this is not really an mp3" * 20)
+    upload(page, bad)
+    page.click("#start")
+    toast = page.locator(".toast-body.error")
+    toast.first.wait_for(timeout=30_000)
+    assert "broken.mp3: not an audio or video file" in toast.first.inner_text()
+    page.locator(".toast-close").first.click()
+    page.get_by_label("中文").check()
+    page.wait_for_selector("#start:text('开始识别')")
+    page.click("#start")
+    page.locator(".toast-body.error :text('无法解码')").first.wait_for(timeout=30_000)
+    good = write_audio(tmp_path / "ok.wav", speechlike(1.5), 16000, "wav")
+    upload(page, good)
+    page.click("#start")
+    page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
+    assert "置信度" in page.inner_text("#emotion-card")
+    assert "文件: ok.wav" in page.input_value("#log textarea")
+
+
+def test_example_button_loads_the_bundled_clip(page):
+    page.click("text=Load an example clip")
+    page.wait_for_selector("#audio-file td[aria-label='example_speech.flac']")
+    page.click("#start")
+    page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
+    assert "Duration: 5.32 s" in page.input_value("#log textarea")
