@@ -11,18 +11,45 @@ import logging
 import sys
 
 from .constants import DEFAULT_MODEL
+from .constants import SMOOTHING_METHODS as METHODS
 
 logger = logging.getLogger("emotion_app.cli")
 
 
-def _predict(args) -> int:
+def _analysis_options(args):
+    """AnalysisOptions from the flags; None (after printing why) when a value is out of range."""
+    from .timeline import AnalysisOptions
+
+    try:
+        return AnalysisOptions.make(
+            args.smoothing, args.window, args.alpha, not args.causal, args.min_duration, args.mixed_threshold, charts=False
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _engine(args):
+    """The engine for the model flags; None (after printing why) when the model cannot be loaded."""
     from .engine import Engine
     from .errors import EmotionAppError
 
     try:
-        engine = Engine(model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+        return Engine(model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     except EmotionAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _predict(args) -> int:
+    from .errors import EmotionAppError
+    from .timeline import add_to_result
+
+    options = _analysis_options(args)
+    if options is None:
+        return 2
+    engine = _engine(args)
+    if engine is None:
         return 2
     failed = 0
     results = engine.predict_batch(args.files, args.granularity, args.embedding, errors="return", names=args.files)
@@ -34,6 +61,7 @@ def _predict(args) -> int:
             continue
         out = res.to_dict()
         out["file"] = path
+        add_to_result(out, res, options)
         if args.json:
             print(json.dumps(out, ensure_ascii=False), flush=True)
         else:
@@ -51,6 +79,29 @@ def _make_checkpoint(args) -> int:
     return 0
 
 
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)",
+    )
+    p.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="fp16/bf16 on CUDA only")
+    p.add_argument("--batch-size", type=int, default=0, help="inputs per model call (default: 4 on CPU, 16 on CUDA)")
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance", help="frame adds 50 Hz per-frame scores")
+    g = p.add_argument_group("frame analysis (granularity frame: segments and summary)")
+    g.add_argument("--smoothing", choices=METHODS, default="moving_average", help="(default: %(default)s)")
+    g.add_argument("--window", type=int, default=11, help="frames, odd, 3-51 (default: %(default)s = 220 ms)")
+    g.add_argument("--alpha", type=float, default=0.2, help="EWMA weight of the new frame, (0, 1] (default: %(default)s)")
+    g.add_argument("--causal", action="store_true", help="EWMA forward only (default: zero-phase, no time shift)")
+    g.add_argument("--min-duration", type=float, default=0.2, help="shortest segment in s (default: %(default)s)")
+    g.add_argument("--mixed-threshold", type=float, default=0.1, help="top-two margin for a mixed reading (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app", description="Speech emotion recognition with emotion2vec+.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -60,16 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files", nargs="+", metavar="FILE", help="audio or video files (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, ...)"
     )
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)",
-    )
-    p.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
-    p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance", help="frame adds 50 Hz per-frame scores")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="fp16/bf16 on CUDA only")
-    p.add_argument("--batch-size", type=int, default=0, help="inputs per model call (default: 4 on CPU, 16 on CUDA)")
+    add_model_args(p)
+    add_analysis_args(p)
     p.add_argument("--embedding", action="store_true", help="also compute embeddings (not printed; Python API)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     p.set_defaults(func=_predict)

@@ -13,6 +13,7 @@ DEFAULT_MODEL = "iic/emotion2vec_plus_large"
 DEFAULT_WINDOW_S = 30.0  # seconds of audio the model sees at once; longer input is chunked
 DEFAULT_MAX_DURATION_S = 2 * 3600.0  # audio longer than this is refused
 SHORT_AUDIO_S = 1.0  # below this, results are flagged as unreliable
+SMOOTHING_METHODS = ("none", "majority", "moving_average", "ewma")  # see smoothing.py
 SILENCE_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which audio counts as silent
 
 
@@ -38,6 +39,19 @@ LABELS: tuple[Label, ...] = (
 )
 LABEL_KEYS: tuple[str, ...] = tuple(label.key for label in LABELS)
 LABEL_BY_KEY: dict[str, Label] = {label.key: label for label in LABELS}
+
+# One fixed colour per emotion, used by every view (page, charts, PNGs).
+COLORS = {
+    "angry": "#e4572e",
+    "disgusted": "#76b041",
+    "fearful": "#8e6fc1",
+    "happy": "#f6c026",
+    "neutral": "#9aa5b1",
+    "other": "#4aa3a2",
+    "sad": "#3f7cc9",
+    "surprised": "#f08bb8",
+    "unknown": "#5c5c5c",
+}
 
 
 def label_for_token(token: str) -> Label:

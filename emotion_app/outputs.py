@@ -24,13 +24,29 @@ from .constants import SAMPLE_RATE
 logger = logging.getLogger(__name__)
 
 FOLDER_RE = re.compile(r"^outputs_\d{8}_\d{6}(_\d+)?$")
-FILES = ("result.json", "processed_audio.wav", "embedding.npy")
+FILES = (
+    "result.json",
+    "processed_audio.wav",
+    "embedding.npy",
+    "frames.csv",
+    "segments.csv",
+    "segments.json",
+    "segments.vtt",
+    "scores.png",
+    "timeline.png",
+)
 
 
 def write_output_folder(
-    outputs_dir: Path, result: dict, samples: np.ndarray, embedding: np.ndarray | None, now: datetime
+    outputs_dir: Path,
+    result: dict,
+    samples: np.ndarray,
+    embedding: np.ndarray | None,
+    now: datetime,
+    extra: dict[str, str | bytes] | None = None,
 ) -> Path:
-    """Write result.json, processed_audio.wav (16 kHz mono PCM) and embedding.npy; return the folder."""
+    """Write result.json, processed_audio.wav (16 kHz mono PCM), embedding.npy and the `extra`
+    files (name -> content, names from FILES); return the folder."""
     import soundfile as sf
 
     outputs_dir = Path(outputs_dir)
@@ -41,6 +57,11 @@ def write_output_folder(
         sf.write(tmp / "processed_audio.wav", samples, SAMPLE_RATE, subtype="PCM_16")
         if embedding is not None:
             np.save(tmp / "embedding.npy", embedding)
+        for name, content in (extra or {}).items():
+            if name not in FILES:
+                raise ValueError(f"unknown output file name {name!r}")
+            path = tmp / name
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
         for n in range(1, 10_000):
             folder = outputs_dir / (base if n == 1 else f"{base}_{n}")
             result["output_dir"] = folder.name

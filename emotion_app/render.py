@@ -6,21 +6,9 @@ import html
 
 import numpy as np
 
-from .constants import LABEL_BY_KEY, LABEL_KEYS
+from .constants import COLORS, LABEL_BY_KEY, LABEL_KEYS
 from .i18n import t, warning_message
 
-# One fixed colour per emotion, used by every view.
-COLORS = {
-    "angry": "#e4572e",
-    "disgusted": "#76b041",
-    "fearful": "#8e6fc1",
-    "happy": "#f6c026",
-    "neutral": "#9aa5b1",
-    "other": "#4aa3a2",
-    "sad": "#3f7cc9",
-    "surprised": "#f08bb8",
-    "unknown": "#5c5c5c",
-}
 MAX_TIMELINE_POINTS = 1500  # per emotion: enough for the eye, light for the browser
 
 
@@ -49,8 +37,18 @@ def emotion_card(result: dict, lang: str = "en") -> str:
         f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{result["confidence"] * 100:.1f}%</b></div>'
-        f"{warnings}</div>"
+        f"{mixed_line(result, lang)}{warnings}</div>"
     )
+
+
+def mixed_line(result: dict, lang: str = "en") -> str:
+    m = result.get("mixed")
+    if not m:
+        return ""
+    if m["mixed"]:
+        names = " + ".join(label_html(k, lang) for k in m["emotions"])
+        return f'<div class="ea-mixed">{t("mixed", lang)}: {names} ({t("margin", lang)} {m["margin"] * 100:.1f}%)</div>'
+    return f'<div class="ea-mixed">{t("margin", lang)}: {m["margin"] * 100:.1f}%</div>'
 
 
 def score_bars(result: dict, lang: str = "en") -> str:
@@ -65,10 +63,12 @@ def score_bars(result: dict, lang: str = "en") -> str:
     return f'<div class="ea-scores">{rows}</div>'
 
 
-def segments(frames: list[dict]) -> list[tuple[float, float, str]]:
-    """Runs of the same dominant emotion: (start, end, emotion)."""
+def segments(result: dict) -> list[tuple[float, float, str]]:
+    """(start, end, emotion) runs: the smoothed segments, or runs of the raw frame emotions."""
+    if result.get("segments") is not None:
+        return [(s["start"], s["end"], s["emotion"]) for s in result["segments"]]
     runs: list[tuple[float, float, str]] = []
-    for f in frames:
+    for f in result.get("frames") or []:
         if runs and runs[-1][2] == f["emotion"]:
             runs[-1] = (runs[-1][0], f["end"], f["emotion"])
         else:
@@ -84,7 +84,7 @@ def dominant_band(result: dict, lang: str = "en") -> str:
     parts = "".join(
         f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {s:.2f}-{end:.2f} s" '
         f'style="width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
-        for s, end, e in segments(frames)
+        for s, end, e in segments(result)
     )
     legend = "".join(
         f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[k]}"></span>{label_html(k, lang)}</span>'
@@ -94,8 +94,9 @@ def dominant_band(result: dict, lang: str = "en") -> str:
     return f'<div class="ea-band">{parts}</div>{axis}<div class="ea-legend">{legend}</div>'
 
 
-def timeline_table(result: dict, lang: str = "en"):
-    """Long-format DataFrame (time, probability, emotion) of the frame scores, thinned to a light size.
+def timeline_table(result: dict, lang: str = "en", view: str = "smoothed"):
+    """Long-format DataFrame (time, probability, emotion) of the frame scores (`view`: smoothed or
+    raw), thinned to a light size.
 
     None without frames: a plot that starts from an empty DataFrame (object columns) draws no
     lines after later updates in Gradio 6.31, one that starts from None does.
@@ -108,12 +109,48 @@ def timeline_table(result: dict, lang: str = "en"):
     step = max(1, int(np.ceil(len(frames) / MAX_TIMELINE_POINTS)))
     picked = frames[::step]
     times = [f["start"] for f in picked]
+    field = "smoothed_scores" if view == "smoothed" and "smoothed_scores" in picked[0] else "scores"
     rows = {"time": [], "probability": [], "emotion": []}
     for key in result["probabilities"]:
         rows["time"] += times
-        rows["probability"] += [f["scores"][key] for f in picked]
+        rows["probability"] += [f[field][key] for f in picked]
         rows["emotion"] += [label_text(key, lang)] * len(picked)
     return pd.DataFrame(rows)
+
+
+def segments_table(result: dict, lang: str = "en"):
+    """The smoothed segments as a DataFrame for the page (None outside frame mode)."""
+    import pandas as pd
+
+    if not result.get("segments"):
+        return None
+    cols = [t(c, lang) for c in ("col_start", "col_end", "col_emotion", "col_confidence")]
+    rows = [(s["start"], s["end"], label_text(s["emotion"], lang), f"{s['confidence'] * 100:.1f}%") for s in result["segments"]]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def summary_html(result: dict, lang: str = "en") -> str:
+    """Frame mode's summary: time share per emotion, changes, trends, the reading from frames."""
+    s = result.get("summary")
+    if not s:
+        return ""
+    share = sorted(((k, v) for k, v in s["share"].items() if v > 0), key=lambda kv: -kv[1])
+    parts = "".join(
+        f'<span class="ea-share" style="width:{v * 100:.3f}%;background:{COLORS[k]}" '
+        f'title="{html.escape(label_text(k, lang))}"></span>'
+        for k, v in share
+    )
+    legend = ", ".join(f"{label_html(k, lang)} {v * 100:.0f}%" for k, v in share)
+    u = s.get("utterance_from_frames") or {}
+    rising = max(s["trend_per_minute"].items(), key=lambda kv: kv[1])
+    rows = [
+        (t("share", lang), f'<div class="ea-band">{parts}</div>{legend}'),
+        (t("segments_n", lang), f"{s['num_segments']} · {t('changes_per_min', lang)} {s['changes_per_minute']:.1f}"),
+        (t("from_frames", lang), f"{label_html(u['emotion'], lang)} {u['confidence'] * 100:.0f}% ({u['method']})" if u else "-"),
+        (t("rising", lang), f"{label_html(rising[0], lang)} {rising[1]:+.3f}/min"),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="ea-summary">{body}</table>'
 
 
 def processing_log(result: dict, lang: str = "en") -> str:
@@ -157,4 +194,9 @@ CSS = """
 .ea-legend {display: flex; flex-wrap: wrap; gap: 10px; font-size: 13px; margin-top: 4px}
 .ea-dot {display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px}
 .ea-note {opacity: .7}
+.ea-mixed {font-size: 15px; margin-top: 4px}
+.ea-seg + .ea-seg {border-left: 1px solid rgba(255,255,255,.9)}
+.ea-share {display: block; height: 100%}
+.ea-summary th {text-align: left; padding-right: 12px; white-space: nowrap; vertical-align: top}
+.ea-summary {width: 100%}
 """

@@ -1,6 +1,7 @@
 """Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/outputs/...
 
-Multipart upload (field `audio`, form fields `granularity`, `extract_embedding`, optional `lang`);
+Multipart upload (field `audio`, form fields `granularity`, `extract_embedding`, optional `lang`
+and the frame-analysis options of OPTION_FIELDS);
 JSON out; bad input is a 4xx with {"error", "code"}; nothing is served outside the outputs folder.
 """
 
@@ -19,11 +20,18 @@ from .constants import LABELS
 from .errors import EmotionAppError
 from .i18n import error_message
 from .outputs import download_urls, output_file
-from .service import analyze
+from .service import analysis_options, analyze
 
 logger = logging.getLogger(__name__)
 
-STATUS = {"too_large": 413, "bad_granularity": 422, "bad_request": 400, "model_load": 503}
+STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_request": 400, "model_load": 503}
+OPTION_FIELDS = ("method", "window", "alpha", "zero_phase", "min_duration_s", "mixed_threshold", "utterance_from", "charts")
+
+
+def _flag(value, default: bool) -> bool:
+    if value is None or str(value).strip() == "":
+        return default
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _lang(request: Request, form_lang: str | None) -> str:
@@ -90,13 +98,27 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 if not isinstance(upload, UploadFile):
                     return _error(EmotionAppError("Send the audio file in the multipart field 'audio'.", "no_audio"), lang)
                 granularity = str(form.get("granularity") or "utterance")
-                embed = str(form.get("extract_embedding") or "false").strip().lower() in ("1", "true", "yes", "on")
+                embed = _flag(form.get("extract_embedding"), False)
+                fields = {k: form[k] for k in OPTION_FIELDS if form.get(k) not in (None, "")}
                 data, filename = await upload.read(), upload.filename
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
+            if "zero_phase" in fields:
+                fields["zero_phase"] = _flag(fields["zero_phase"], True)
+            if "charts" in fields:
+                fields["charts"] = _flag(fields["charts"], True)
+            options = analysis_options(**fields)
             analysis = await run_in_threadpool(
-                analyze, engine, data, granularity, embed, outputs_dir=settings.outputs_dir, name=filename
+                analyze,
+                engine,
+                data,
+                granularity,
+                embed,
+                outputs_dir=settings.outputs_dir,
+                name=filename,
+                options=options,
+                lang=lang,
             )
         except EmotionAppError as exc:
             return _error(exc, lang)

@@ -17,6 +17,7 @@ from .audio import load_audio
 from .engine import GRANULARITIES, Engine
 from .errors import EmotionAppError
 from .outputs import folder_files, write_output_folder
+from .timeline import AnalysisOptions, add_to_result, export_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,14 @@ def display_name(name: str | None) -> str:
     return clean[:200] or "<upload>"
 
 
+def analysis_options(**fields) -> AnalysisOptions:
+    """AnalysisOptions from user-given fields (see AnalysisOptions.make); a bad value is a RequestError."""
+    try:
+        return AnalysisOptions.make(**fields)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"Invalid option: {exc}.", "bad_option") from None
+
+
 def analyze(
     engine: Engine,
     source,
@@ -51,8 +60,11 @@ def analyze(
     *,
     outputs_dir: Path,
     name: str | None = None,
+    options: AnalysisOptions | None = None,
+    lang: str = "en",
 ) -> Analysis:
-    """Analyse one input and write its output folder. `source`: anything load_audio accepts."""
+    """Analyse one input and write its output folder. `source`: anything load_audio accepts.
+    `options`: smoothing and insights of frame mode, charts; `lang`: the charts' language."""
     if source is None:
         raise RequestError("No audio was given: upload or record a file first.", "no_audio")
     if granularity not in GRANULARITIES:
@@ -66,7 +78,11 @@ def analyze(
     result = res.to_dict()
     result["file"] = shown
     result["timestamp"] = now.isoformat(timespec="seconds")
+    options = options or AnalysisOptions()
+    frames = add_to_result(result, res, options)
+    extra = export_files(result, frames, options, lang)
     result["timings"].update(decode=round(decoded - t0, 4), total=round(time.perf_counter() - t0, 4))
-    folder = write_output_folder(outputs_dir, result, audio.samples, res.embedding if extract_embedding else None, now)
+    embedding = res.embedding if extract_embedding else None
+    folder = write_output_folder(outputs_dir, result, audio.samples, embedding, now, extra)
     logger.info("%s: %s %.3f -> %s", shown, res.emotion, res.confidence, folder.name)
     return Analysis(result, folder, folder_files(folder))

@@ -1,7 +1,7 @@
 """Screenshots of the page for docs/: `python scripts/screenshots.py [--model DIR]`.
 
 Starts the app on a free port (a random-weight checkpoint unless --model is given), drives Debian's
-chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh}.png.
+chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh,compare}.png.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
 
     speech, rate = sf.read(ROOT / "emotion_app" / "assets" / "example_speech.flac", dtype="float32")
     clip = write_audio(tmp / "interview.mp3", speech, rate, "mp3")
+    clips = [clip, write_audio(tmp / "angry_call.wav", speech[::-1].copy(), rate, "wav")]
+    clips.append(write_audio(tmp / "voicemail.ogg", speech[: len(speech) // 2], rate, "ogg"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -59,6 +61,15 @@ def main() -> None:
             page.wait_for_timeout(3000)
             page.screenshot(path=str(out / f"{name}.png"), full_page=True)
             page.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="Compare clips").click()
+        page.locator("#cmp-files input[type=file]").set_input_files([str(c) for c in clips])
+        page.wait_for_selector("#cmp-files td[aria-label='angry_call.wav']")
+        page.click("#cmp-start")
+        page.wait_for_selector("#similarity img, #similarity svg", timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out / "compare.png"), full_page=True)
         browser.close()
     demo.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))

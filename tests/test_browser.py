@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -49,7 +50,10 @@ def test_frame_mode_shows_card_scores_timeline_and_log(page, web, tmp_path):
     path = write_audio(tmp_path / "talk.flac", speechlike(2.5, 44100, seed=3), 44100, "flac")
     expected = web.engine.predict(path)
     upload(page, path)
+    assert not page.locator("#smoothing").is_visible()
     page.get_by_label("frame (50 per second)").check()
+    page.wait_for_selector("#smoothing", state="visible")
+    page.locator("#smoothing input[type=number]").first.fill("21")  # window: 21 frames
     page.click("#start")
     page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
     card = page.inner_text("#emotion-card")
@@ -65,6 +69,27 @@ def test_frame_mode_shows_card_scores_timeline_and_log(page, web, tmp_path):
     assert (web.outputs / folder / "result.json").is_file()
     page.locator("#downloads td[aria-label='processed_audio.wav']").wait_for(timeout=10_000)
     assert page.locator("#downloads td[aria-label='result.json']").count() == 1
+    assert page.locator("#downloads td[aria-label='segments.vtt']").count() == 1
+    saved = json.loads((web.outputs / folder / "result.json").read_text(encoding="utf-8"))
+    assert saved["smoothing"]["window"] == 21 and saved["smoothing"]["method"] == "moving_average"
+    assert page.locator("#dominant-band .ea-seg").count() == len(saved["segments"])
+    summary = page.inner_text("#summary")
+    assert "Share of time" in summary and f"{saved['summary']['num_segments']} · changes per minute" in summary
+    page.wait_for_selector(f"#segments [role=grid][aria-rowcount='{len(saved['segments']) + 1}']", timeout=10_000)
+    page.get_by_label("raw").check()  # the raw-vs-smoothed toggle redraws the timeline
+    page.wait_for_function("document.querySelectorAll('svg path').length > 9", timeout=20_000)
+
+
+def test_compare_tab_draws_radar_and_similarity(page, tmp_path):
+    clips = [write_audio(tmp_path / f"clip{i}.wav", speechlike(1.0 + i, seed=i), 16000, "wav") for i in range(3)]
+    page.get_by_role("tab", name="Compare clips").click()
+    page.locator("#cmp-files input[type=file]").set_input_files([str(c) for c in clips])
+    page.wait_for_selector("#cmp-files td[aria-label='clip2.wav']")
+    page.click("#cmp-start")
+    page.wait_for_selector("#similarity img", timeout=60_000)
+    assert page.locator("#radar img").count() == 1
+    page.wait_for_selector("#cmp-table [role=grid][aria-rowcount='4']", timeout=10_000)  # header + 3 clips
+    assert "clip0.wav" in page.inner_text("#cmp-table")
 
 
 def test_corrupt_file_error_then_page_still_works_in_chinese(page, tmp_path):

@@ -66,3 +66,16 @@ def test_make_checkpoint_tool(tmp_path):
     if ref.is_dir():  # the hub's small files, byte for byte
         assert (tmp_path / "ck" / "tokens.txt").read_bytes() == (ref / "tokens.txt").read_bytes()
         assert (tmp_path / "ck" / "configuration.json").read_bytes() == (ref / "configuration.json").read_bytes()
+
+
+def test_predict_frame_analysis_flags(tiny_dir, tmp_path):
+    good = write_audio(tmp_path / "good.wav", speechlike(3.0), 16000, "wav")
+    args = ("predict", str(good), "--model", str(tiny_dir), "--json", "--granularity", "frame")
+    proc = run(*args, "--smoothing", "ewma", "--alpha", "0.5", "--causal", "--min-duration", "0")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["smoothing"] == {"method": "ewma", "window": 11, "alpha": 0.5, "zero_phase": False, "min_duration_s": 0.0}
+    assert d["segments"][-1]["end"] == d["frames"][-1]["end"] and d["summary"]["num_segments"] == len(d["segments"])
+    assert "mixed" in d and "smoothed_emotion" in d["frames"][0]
+    bad = run(*args, "--smoothing", "majority", "--window", "8")
+    assert bad.returncode == 2 and "odd number of frames from 3 to 51" in bad.stderr

@@ -21,7 +21,10 @@ def folders(web) -> set[str]:
 def check_folder(web, result: dict, embedding: bool) -> None:
     folder = web.outputs / result["output_dir"]
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["result.json", "processed_audio.wav"] + (["embedding.npy"] if embedding else []))
+    expected = ["result.json", "processed_audio.wav", "scores.png"] + (["embedding.npy"] if embedding else [])
+    if result["granularity"] == "frame":
+        expected += ["frames.csv", "segments.csv", "segments.json", "segments.vtt", "timeline.png"]
+    assert names == sorted(expected)
     saved = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     assert saved == {k: v for k, v in result.items() if k != "files"}
     audio, rate = sf.read(folder / "processed_audio.wav")
@@ -170,3 +173,45 @@ def test_sixteen_concurrent_requests_get_sixteen_complete_folders(web, tmp_path)
     for i, result in enumerate(results):
         assert result["file"] == f"c{i}.wav" and abs(result["duration_s"] - (1.0 + i * 0.1)) < 1e-3
         check_folder(web, result, embedding=False)
+
+
+def test_rest_frame_analysis_options_segments_summary_and_exports(web, tmp_path):
+    wav = write_audio(tmp_path / "talk.wav", speechlike(4.0, seed=9), 16000, "wav").read_bytes()
+    form = {"granularity": "frame", "method": "majority", "window": "5", "min_duration_s": "0.1", "mixed_threshold": "0.2"}
+    r = httpx.post(web.url + "/api/predict", files={"audio": ("talk.wav", wav)}, data=form, timeout=60)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["smoothing"] == {"method": "majority", "window": 5, "alpha": 0.2, "zero_phase": True, "min_duration_s": 0.1}
+    frames, segs = result["frames"], result["segments"]
+    # the segments are the runs of the frames' smoothed emotion, tiling the timeline
+    assert segs[0]["start"] == 0.0 and segs[-1]["end"] == frames[-1]["end"]
+    assert all(a["end"] == b["start"] and a["emotion"] != b["emotion"] for a, b in zip(segs, segs[1:]))
+    for s in segs:
+        inside = [f for f in frames if s["start"] <= f["start"] < s["end"]]
+        assert {f["smoothed_emotion"] for f in inside} == {s["emotion"]}
+        assert s["end"] - s["start"] >= 0.1 - 1e-9 or len(segs) == 1
+    assert result["summary"]["num_segments"] == len(segs)
+    assert abs(sum(result["summary"]["share"].values()) - 1) < 0.01
+    top2 = sorted(result["probabilities"].values())[-2:]
+    assert result["mixed"]["mixed"] == (top2[1] - top2[0] <= 0.2) and result["mixed"]["threshold"] == 0.2
+    vtt = httpx.get(web.url + result["files"]["segments.vtt"]).text
+    assert vtt.startswith("WEBVTT") and vtt.count(" --> ") == len(segs)
+    csv_rows = httpx.get(web.url + result["files"]["frames.csv"]).text.strip().split("\n")
+    assert len(csv_rows) == 1 + result["num_frames"]
+    png = httpx.get(web.url + result["files"]["timeline.png"]).content
+    assert png[:4] == b"\x89PNG"
+    check_folder(web, result, embedding=False)
+
+
+def test_rest_bad_option_is_a_422_naming_the_range(web, tmp_path):
+    wav = write_audio(tmp_path / "x.wav", speechlike(1.0), 16000, "wav").read_bytes()
+    before = folders(web)
+    for form, words in (
+        ({"granularity": "frame", "method": "majority", "window": "4"}, "odd number of frames from 3 to 51"),
+        ({"method": "ewma", "alpha": "0"}, "alpha must be in (0, 1]"),
+        ({"method": "median"}, "must be one of none, majority, moving_average, ewma"),
+        ({"window": "abc"}, "Invalid option"),
+    ):
+        r = httpx.post(web.url + "/api/predict", files={"audio": ("x.wav", wav)}, data=form)
+        assert r.status_code == 422 and r.json()["code"] == "bad_option" and words in r.json()["error"], r.text
+    assert folders(web) == before

@@ -1,0 +1,131 @@
+"""Segments, summary arithmetic, the mixed-emotion rule, exports re-read, charts' labels."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from test_smoothing import onehot
+
+from emotion_app import charts, exports, insights
+from emotion_app.constants import LABEL_KEYS
+from emotion_app.smoothing import SmoothingOptions, smooth
+from emotion_app.timeline import AnalysisOptions
+
+NONE = SmoothingOptions("none", min_duration_s=0)
+
+
+def test_segments_and_summary_arithmetic():
+    # 1 s happy, 0.5 s neutral, 1.5 s happy, at 50 Hz
+    x = onehot([3] * 50 + [4] * 25 + [3] * 75, p=0.8)
+    s = smooth(x, NONE)
+    segs = [g.to_dict() for g in insights.segments(s, LABEL_KEYS)]
+    assert segs == [
+        {"start": 0.0, "end": 1.0, "emotion": "happy", "confidence": 0.8},
+        {"start": 1.0, "end": 1.5, "emotion": "neutral", "confidence": 0.8},
+        {"start": 1.5, "end": 3.0, "emotion": "happy", "confidence": 0.8},
+    ]
+    m = insights.summary(s, LABEL_KEYS)
+    assert m["duration_s"] == 3.0 and m["num_segments"] == 3
+    assert m["share"]["happy"] == pytest.approx(125 / 150, abs=1e-4)
+    assert m["share"]["neutral"] == pytest.approx(25 / 150, abs=1e-4)
+    assert sum(m["share"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert m["change_points"] == [1.0, 1.5]
+    assert m["changes_per_minute"] == pytest.approx(2 / 3 * 60)  # 2 changes in 3 s
+    assert m["utterance_from_frames"] == {"method": "vote", "emotion": "happy", "confidence": pytest.approx(0.8333, abs=1e-4)}
+    assert m["stability_std"]["angry"] == 0.0 and m["stability_std"]["happy"] > 0.2
+
+
+def test_trend_is_the_least_squares_slope_per_minute():
+    t = np.arange(3000)  # 60 s
+    p = 0.2 + 0.5 * t / 3000  # happy rises by 0.5 over one minute
+    x = np.zeros((3000, 9))
+    x[:, 3], x[:, 4] = p, 1 - p
+    m = insights.summary(smooth(x, NONE), LABEL_KEYS)
+    assert m["trend_per_minute"]["happy"] == pytest.approx(0.5, abs=1e-3)
+    assert m["trend_per_minute"]["neutral"] == pytest.approx(-0.5, abs=1e-3)
+    assert m["trend_per_minute"]["sad"] == 0.0
+
+
+def test_utterance_from_frames_by_mean():
+    x = onehot([3] * 10 + [4] * 20, p=0.6)
+    u = insights.utterance_from_frames(smooth(x, NONE), LABEL_KEYS, "mean")
+    assert u["emotion"] == "neutral" and u["confidence"] == pytest.approx((0.6 * 20 + 0.05 * 10) / 30, abs=1e-4)
+    with pytest.raises(ValueError, match="'vote' or 'mean'"):
+        insights.utterance_from_frames(smooth(x, NONE), LABEL_KEYS, "max")
+
+
+@pytest.mark.parametrize(
+    "happy, surprised, mixed, label",
+    [(0.45, 0.40, True, "happy + surprised"), (0.50, 0.40, True, "happy + surprised"), (0.60, 0.30, False, "happy")],
+)
+def test_mixed_emotion_rule(happy, surprised, mixed, label):
+    probs = {k: 0.0 for k in LABEL_KEYS} | {"happy": happy, "surprised": surprised, "neutral": 1 - happy - surprised}
+    m = insights.mixed_emotion(probs)
+    assert m["mixed"] is mixed and m["label"] == label and m["margin"] == pytest.approx(happy - surprised)
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        insights.mixed_emotion(probs, 2.0)
+
+
+def test_exports_read_back():
+    x = onehot([3] * 30 + [7] * 20, p=0.7)
+    s = smooth(x, SmoothingOptions("majority", window=3))
+    segs = [g.to_dict() for g in insights.segments(s, LABEL_KEYS)]
+    rows = list(csv.DictReader(io.StringIO(exports.frames_csv(x, LABEL_KEYS, s.dominant))))
+    assert len(rows) == 50 and list(rows[0]) == ["time", *LABEL_KEYS, "dominant", "smoothed_dominant"]
+    assert rows[31]["time"] == "0.62" and float(rows[31]["surprised"]) == pytest.approx(0.7)
+    assert rows[31]["dominant"] == "surprised" and rows[0]["smoothed_dominant"] == "happy"
+    np.testing.assert_allclose([[float(r[k]) for k in LABEL_KEYS] for r in rows], x, atol=1e-6)
+    back = list(csv.DictReader(io.StringIO(exports.segments_csv(segs))))
+    assert [(float(r["start"]), float(r["end"]), r["emotion"], float(r["confidence"])) for r in back] == [
+        (g["start"], g["end"], g["emotion"], g["confidence"]) for g in segs
+    ]
+    assert json.loads(exports.segments_json(segs)) == segs
+    vtt = exports.segments_vtt(segs).split("\n")
+    assert segs[0]["confidence"] == pytest.approx(0.6926, abs=1e-4)  # the last happy frame's window holds a surprised one
+    assert vtt[:5] == ["WEBVTT", "", "1", "00:00:00.000 --> 00:00:00.600", "😊 happy 开心 (69%)"]
+    assert vtt[7] == "00:00:00.600 --> 00:00:01.000" and vtt[8] == "😲 surprised 吃惊 (69%)"
+    assert exports.vtt_time(3725.5) == "01:02:05.500"
+
+
+def texts(fig) -> list[str]:
+    fig.draw_without_rendering()  # tick labels are filled in at draw time
+    return [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")) if t.get_text()]
+
+
+def test_charts_carry_the_expected_labels_and_render_to_png():
+    probs = dict(zip(LABEL_KEYS, np.full(9, 1 / 9)))
+    fig = charts.scores_chart(probs, "zh", "得分")
+    labels = texts(fig)
+    for key in LABEL_KEYS:
+        assert any(key in t and insights_zh(key) in t for t in labels), key
+    assert "😊 开心 happy" in labels  # fonts-symbola and fonts-noto-cjk are installed by ./run.sh test
+    png = charts.png_bytes(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 640
+    x = onehot([3] * 50 + [4] * 50)
+    s = smooth(x, NONE)
+    tl = charts.timeline_chart(np.arange(100) * 0.02, s.probabilities, LABEL_KEYS, s.dominant, [1.0], "en")
+    assert "time (s)" in texts(tl) and "😊 happy 开心" in texts(tl)
+    assert len(charts.png_bytes(tl)) > 10_000
+    radar = charts.radar_chart([("a.wav", probs), ("b.wav", probs)], "en")
+    assert {"a.wav", "b.wav"} <= set(texts(radar))
+    sim = charts.similarity_chart(["a", "b"], np.array([[1.0, 0.25], [0.25, 1.0]]))
+    assert [t.get_text() for t in sim.axes[0].texts] == ["1.00", "0.25", "0.25", "1.00"]
+
+
+def insights_zh(key: str) -> str:
+    from emotion_app.constants import LABEL_BY_KEY
+
+    return LABEL_BY_KEY[key].zh
+
+
+def test_analysis_options_from_form_values():
+    o = AnalysisOptions.make(method="ewma", window="11", alpha="0.5", zero_phase=False, min_duration_s="0")
+    assert o.smoothing == SmoothingOptions("ewma", 11, 0.5, False, 0.0)
+    with pytest.raises(ValueError, match="whole number"):
+        AnalysisOptions.make(window=10.5)
+    with pytest.raises(ValueError, match="'vote' or 'mean'"):
+        AnalysisOptions.make(utterance_from="median")
