@@ -21,11 +21,14 @@ setup() {  # $1: requirements file
   fi
 }
 
-system_packages() {  # $1: "test" adds Debian's chromium for the browser tests
+system_packages() {  # $1: "test" adds Debian's chromium and espeak-ng for the tests
   # The fonts render Chinese and emoji in the PNG charts (Symbola: emoji outlines) and in the
   # screenshots; without them the charts fall back to English labels.
   local missing=()
-  [ "${1:-}" = test ] && ! command -v chromium >/dev/null && missing+=(chromium)
+  if [ "${1:-}" = test ]; then  # the browser tests; spoken test audio for the VAD tests
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  fi
   fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
   fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
   fc-list 2>/dev/null | grep -qi "Symbola" || missing+=(fonts-symbola)

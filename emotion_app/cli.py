@@ -1,4 +1,4 @@
-"""Command line: `python -m emotion_app predict FILE...` and `make-checkpoint DIR`.
+"""Command line: `python -m emotion_app predict FILE...`, `batch PATH...` and `make-checkpoint DIR`.
 
 Only argparse is imported up front, so `--help` is instant; torch loads when a command runs.
 """
@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .constants import DEFAULT_MODEL
 from .constants import SMOOTHING_METHODS as METHODS
@@ -71,6 +72,81 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+def _segment_options(args):
+    from .segmenter import SegmentOptions
+
+    if args.segment == "none":
+        return None
+    try:
+        return SegmentOptions(
+            args.segment,
+            threshold=args.vad_threshold,
+            min_speech_s=args.min_speech,
+            min_silence_s=args.min_silence,
+            max_segment_s=args.max_segment,
+            window_s=args.window_s,
+            hop_s=args.hop_s or args.window_s,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+
+
+def _batch(args) -> int:
+    import tempfile
+    import time
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from .batch import BatchOptions, ResultsWriter, collect_inputs, iter_batch
+    from .errors import EmotionAppError
+
+    analysis = _analysis_options(args)
+    segment = _segment_options(args)
+    if analysis is None or segment is False:
+        return 2
+    with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as tmp:
+        try:
+            files = collect_inputs(args.paths, args.recursive, Path(tmp))
+        except EmotionAppError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        writer = ResultsWriter(Path(args.out), args.format, args.overwrite)
+        names = [str(f.resolve()) if not str(f).startswith(tmp) else f"{f.parent.parent.name}.zip/{f.name}" for f in files]
+        todo = [i for i, n in enumerate(names) if n not in writer.done]
+        skipped = len(files) - len(todo)
+        if not todo:
+            print(f"{len(files)} files, all done already in {writer.path} (--overwrite to redo)", file=sys.stderr)
+            writer.close()
+            return 0
+        engine = _engine(args)
+        if engine is None:
+            writer.close()
+            return 2
+        options = BatchOptions(args.granularity, segment, analysis, group=max(8, 8 * engine.batch_size))
+        t0, failed, audio_s, emotions = time.perf_counter(), 0, 0.0, Counter()
+        with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=None) as bar:
+            stream = iter_batch(engine, [files[i] for i in todo], options, [names[i] for i in todo], bar.update)
+            for j, result, error in stream:
+                writer.write(names[todo[j]], result, error)
+                if error:
+                    failed += 1
+                    tqdm.write(f"error: {error}", file=sys.stderr)
+                else:
+                    audio_s += result["duration_s"]
+                    emotions[result["emotion"]] += 1
+        writer.close()
+    wall = time.perf_counter() - t0
+    top = ", ".join(f"{k} {n}" for k, n in emotions.most_common())
+    print(
+        f"{len(todo) - failed} done, {failed} failed, {skipped} skipped (already done) -> {writer.path}\n"
+        f"{audio_s:.1f} s of audio in {wall:.1f} s ({audio_s / max(wall, 1e-9):.1f}x real time); {top}",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
 def _make_checkpoint(args) -> int:
     from .random_checkpoint import build_random_checkpoint
 
@@ -116,6 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding", action="store_true", help="also compute embeddings (not printed; Python API)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     p.set_defaults(func=_predict)
+
+    b = sub.add_parser("batch", help="analyse many files (folders, zips) into a results table; resumable")
+    b.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or zip archives")
+    b.add_argument("--recursive", action="store_true", help="include subfolders")
+    b.add_argument("--out", default="batch_results", help="output folder (default: %(default)s)")
+    b.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="results table (default: %(default)s)")
+    b.add_argument("--overwrite", action="store_true", help="redo files already done in --out")
+    add_model_args(b)
+    add_analysis_args(b)
+    s = b.add_argument_group("segmentation of long recordings (per-utterance results)")
+    s.add_argument("--segment", choices=["vad", "window", "none"], default="none", help="(default: %(default)s)")
+    s.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability (default: %(default)s)")
+    s.add_argument("--min-speech", type=float, default=0.25, help="shortest speech in s (default: %(default)s)")
+    s.add_argument("--min-silence", type=float, default=0.3, help="shortest pause that splits, s (default: %(default)s)")
+    s.add_argument("--max-segment", type=float, default=30.0, help="longer speech is split, s (default: %(default)s)")
+    s.add_argument("--window-s", type=float, default=10.0, help="fixed window length, s (default: %(default)s)")
+    s.add_argument("--hop-s", type=float, default=0.0, help="fixed window hop, s (default: the window length)")
+    b.set_defaults(func=_batch)
 
     m = sub.add_parser("make-checkpoint", help="write a random-weight model folder in the hub layout (tests, benchmarks)")
     m.add_argument("dir")

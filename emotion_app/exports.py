@@ -31,8 +31,13 @@ def frames_csv(probs: np.ndarray, labels, smoothed_dominant: np.ndarray, frame_s
 
 
 def segments_csv(segments: list[dict]) -> str:
-    rows = ([f"{s['start']:.3f}", f"{s['end']:.3f}", s["emotion"], f"{s['confidence']:.4f}"] for s in segments)
-    return _csv(["start", "end", "emotion", "confidence"], rows)
+    """start, end, emotion, confidence, and the 9 scores when the segments carry them."""
+    keys = list(segments[0].get("scores") or {}) if segments else []
+    rows = (
+        [f"{s['start']:.3f}", f"{s['end']:.3f}", s["emotion"], f"{s['confidence']:.4f}", *(s["scores"][k] for k in keys)]
+        for s in segments
+    )
+    return _csv(["start", "end", "emotion", "confidence", *keys], rows)
 
 
 def segments_json(segments: list[dict]) -> str:
@@ -55,3 +60,12 @@ def segments_vtt(segments: list[dict]) -> str:
         text = f"{label.emoji} {s['emotion']} {label.zh}" if label else s["emotion"]
         cues += [str(i), f"{vtt_time(s['start'])} --> {vtt_time(s['end'])}", f"{text} ({s['confidence'] * 100:.0f}%)", ""]
     return "\n".join(cues)
+
+
+def segment_files(segments: list[dict]) -> dict[str, str]:
+    """segments.csv, segments.json and segments.vtt of an output folder."""
+    return {
+        "segments.csv": segments_csv(segments),
+        "segments.json": segments_json(segments),
+        "segments.vtt": segments_vtt(segments),
+    }

@@ -37,35 +37,45 @@ FILES = (
 )
 
 
+def new_temp_folder(outputs_dir: Path) -> Path:
+    """A hidden folder inside `outputs_dir` to build an output folder in."""
+    outputs_dir = Path(outputs_dir)
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+
+
 def write_output_folder(
     outputs_dir: Path,
-    result: dict,
-    samples: np.ndarray,
+    result: dict | None,
+    samples: np.ndarray | Path | None,
     embedding: np.ndarray | None,
     now: datetime,
     extra: dict[str, str | bytes] | None = None,
+    tmp: Path | None = None,
 ) -> Path:
-    """Write result.json, processed_audio.wav (16 kHz mono PCM), embedding.npy and the `extra`
-    files (name -> content, names from FILES); return the folder."""
+    """Write result.json, processed_audio.wav (16 kHz mono PCM; `samples` may be a WAV already
+    written into `tmp`), embedding.npy and the `extra` files (relative name -> content) into a
+    temporary folder (`tmp`, or a new one) and rename it into place; return the folder."""
     import soundfile as sf
 
-    outputs_dir = Path(outputs_dir)
-    outputs_dir.mkdir(parents=True, exist_ok=True)
     base = f"outputs_{now:%Y%m%d_%H%M%S}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    tmp = tmp or new_temp_folder(outputs_dir)
     try:
-        sf.write(tmp / "processed_audio.wav", samples, SAMPLE_RATE, subtype="PCM_16")
+        if isinstance(samples, np.ndarray):
+            sf.write(tmp / "processed_audio.wav", samples, SAMPLE_RATE, subtype="PCM_16")
+        elif samples is not None and Path(samples) != tmp / "processed_audio.wav":
+            os.replace(samples, tmp / "processed_audio.wav")
         if embedding is not None:
             np.save(tmp / "embedding.npy", embedding)
         for name, content in (extra or {}).items():
-            if name not in FILES:
-                raise ValueError(f"unknown output file name {name!r}")
-            path = tmp / name
+            path = tmp / _relative(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
         for n in range(1, 10_000):
-            folder = outputs_dir / (base if n == 1 else f"{base}_{n}")
-            result["output_dir"] = folder.name
-            (tmp / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+            folder = Path(outputs_dir) / (base if n == 1 else f"{base}_{n}")
+            if result is not None:
+                result["output_dir"] = folder.name
+                (tmp / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
             try:
                 # rename() onto an existing non-empty folder fails, so the first writer wins the name
                 os.rename(tmp, folder)
@@ -77,6 +87,14 @@ def write_output_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _relative(name: str) -> Path:
+    """A file name the program chose, checked to stay inside the folder."""
+    path = Path(name)
+    if path.is_absolute() or any(part in ("..", "") for part in path.parts):
+        raise ValueError(f"output file name {name!r} must be a relative path inside the folder")
+    return path
 
 
 def output_file(outputs_dir: Path, folder: str, name: str) -> Path | None:

@@ -25,6 +25,12 @@ def label_html(key: str, lang: str) -> str:
 
 
 def emotion_card(result: dict, lang: str = "en") -> str:
+    if not result.get("emotion"):  # a recording without speech
+        notes = "".join(
+            f'<div class="ea-warning">{html.escape(warning_message(w["code"], w["message"], lang))}</div>'
+            for w in result.get("warnings", [])
+        )
+        return f'<div class="ea-card">{notes}</div>'
     key = result["emotion"]
     label = LABEL_BY_KEY[key]
     warnings = "".join(
@@ -77,13 +83,14 @@ def segments(result: dict) -> list[tuple[float, float, str]]:
 
 
 def dominant_band(result: dict, lang: str = "en") -> str:
+    """The dominant emotion over time as coloured spans on the timeline (gaps: no speech)."""
     frames = result.get("frames") or []
-    if not frames:
+    if not frames and "segments" not in result:
         return f'<div class="ea-note">{t("frame_only", lang)}</div>'
-    total = frames[-1]["end"] or 1.0
+    total = (frames[-1]["end"] if frames else result.get("duration_s")) or 1.0
     parts = "".join(
         f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {s:.2f}-{end:.2f} s" '
-        f'style="width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
+        f'style="left:{s / total * 100:.3f}%;width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
         for s, end, e in segments(result)
     )
     legend = "".join(
@@ -130,7 +137,8 @@ def segments_table(result: dict, lang: str = "en"):
 
 
 def summary_html(result: dict, lang: str = "en") -> str:
-    """Frame mode's summary: time share per emotion, changes, trends, the reading from frames."""
+    """The summary of frame mode (share of time, changes, trends, the reading from frames) or of a
+    segmented recording (share of speech time, coverage, transitions)."""
     s = result.get("summary")
     if not s:
         return ""
@@ -141,14 +149,23 @@ def summary_html(result: dict, lang: str = "en") -> str:
         for k, v in share
     )
     legend = ", ".join(f"{label_html(k, lang)} {v * 100:.0f}%" for k, v in share)
-    u = s.get("utterance_from_frames") or {}
-    rising = max(s["trend_per_minute"].items(), key=lambda kv: kv[1])
     rows = [
-        (t("share", lang), f'<div class="ea-band">{parts}</div>{legend}'),
+        (t("share", lang), f'<div class="ea-shares">{parts}</div>{legend}'),
         (t("segments_n", lang), f"{s['num_segments']} · {t('changes_per_min', lang)} {s['changes_per_minute']:.1f}"),
-        (t("from_frames", lang), f"{label_html(u['emotion'], lang)} {u['confidence'] * 100:.0f}% ({u['method']})" if u else "-"),
-        (t("rising", lang), f"{label_html(rising[0], lang)} {rising[1]:+.3f}/min"),
     ]
+    if s.get("utterance_from_frames"):
+        u = s["utterance_from_frames"]
+        rows.append((t("from_frames", lang), f"{label_html(u['emotion'], lang)} {u['confidence'] * 100:.0f}% ({u['method']})"))
+    if s.get("trend_per_minute"):
+        rising = max(s["trend_per_minute"].items(), key=lambda kv: kv[1])
+        rows.append((t("rising", lang), f"{label_html(rising[0], lang)} {rising[1]:+.3f}/min"))
+    if "coverage" in s:
+        rows.append((t("speech", lang), f"{s['speech_s']:.1f} s ({s['coverage'] * 100:.0f}%)"))
+        top = list(s["transitions"].items())[:5]
+        moves = ", ".join(
+            f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}" for (a, b), n in ((k.split("->"), n) for k, n in top)
+        )
+        rows.append((t("transitions", lang), moves or "-"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="ea-summary">{body}</table>'
 
@@ -164,7 +181,7 @@ def processing_log(result: dict, lang: str = "en") -> str:
         f"{t('log_resampled', lang)}: "
         + (t("resampled_yes", lang, rate=a["sample_rate"]) if a["resampled"] else t("resampled_no", lang)),
         f"{t('log_device', lang)}: {m.get('id')} / {m.get('device')} ({m.get('dtype')})",
-        f"{t('log_time', lang)}: {result['timings']['inference']:.2f} s",
+        f"{t('log_time', lang)}: {result['timings'].get('inference', result['timings'].get('total', 0)):.2f} s",
         f"{t('log_folder', lang)}: {result['output_dir']}",
     ]
     if result.get("warnings"):
@@ -188,14 +205,15 @@ CSS = """
 .ea-track {flex: 1; height: 16px; background: rgba(127,127,127,.15); border-radius: 8px; overflow: hidden}
 .ea-bar {display: block; height: 100%; border-radius: 8px}
 .ea-pct {width: 56px; text-align: right; font-variant-numeric: tabular-nums}
-.ea-band {display: flex; height: 26px; border-radius: 6px; overflow: hidden}
-.ea-seg {display: block; height: 100%}
+.ea-band {position: relative; height: 26px; border-radius: 6px; overflow: hidden; background: rgba(127,127,127,.12)}
+.ea-seg {position: absolute; top: 0; bottom: 0}
+.ea-shares {display: flex; height: 18px; border-radius: 6px; overflow: hidden}
 .ea-axis {display: flex; justify-content: space-between; font-size: 12px; opacity: .7}
 .ea-legend {display: flex; flex-wrap: wrap; gap: 10px; font-size: 13px; margin-top: 4px}
 .ea-dot {display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px}
 .ea-note {opacity: .7}
 .ea-mixed {font-size: 15px; margin-top: 4px}
-.ea-seg + .ea-seg {border-left: 1px solid rgba(255,255,255,.9)}
+.ea-seg + .ea-seg {box-shadow: inset 1px 0 rgba(255,255,255,.9)}
 .ea-share {display: block; height: 100%}
 .ea-summary th {text-align: left; padding-right: 12px; white-space: nowrap; vertical-align: top}
 .ea-summary {width: 100%}

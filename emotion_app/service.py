@@ -6,7 +6,9 @@ code the caller translates; nothing is written unless the whole request succeede
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -14,9 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 from .audio import load_audio
+from .batch import BatchOptions, iter_batch, rows_csv, table_row, zip_bytes
 from .engine import GRANULARITIES, Engine
 from .errors import EmotionAppError
-from .outputs import folder_files, write_output_folder
+from .exports import segment_files
+from .longform import analyze_long
+from .outputs import folder_files, new_temp_folder, write_output_folder
+from .segmenter import SegmentOptions
 from .timeline import AnalysisOptions, add_to_result, export_files
 
 logger = logging.getLogger(__name__)
@@ -86,3 +92,70 @@ def analyze(
     folder = write_output_folder(outputs_dir, result, audio.samples, embedding, now, extra)
     logger.info("%s: %s %.3f -> %s", shown, res.emotion, res.confidence, folder.name)
     return Analysis(result, folder, folder_files(folder))
+
+
+def analyze_recording(
+    engine: Engine,
+    source,
+    segment: SegmentOptions,
+    *,
+    outputs_dir: Path,
+    name: str | None = None,
+    progress=None,
+    lang: str = "en",
+    charts: bool = True,
+) -> Analysis:
+    """A long recording: one result per speech segment (or window); writes the output folder with
+    the processed audio (streamed), segments as CSV/JSON/WebVTT and the overall scores chart."""
+    if source is None:
+        raise RequestError("No audio was given: upload or record a file first.", "no_audio")
+    now = datetime.now()
+    shown = display_name(name)
+    tmp = new_temp_folder(outputs_dir)
+    try:
+        result = analyze_long(engine, source, segment, name=shown, progress=progress, audio_out=tmp / "processed_audio.wav")
+        result["file"] = shown
+        result["timestamp"] = now.isoformat(timespec="seconds")
+        extra = segment_files(result["segments"])
+        if charts and result["probabilities"]:
+            from . import charts as charts_mod
+
+            extra["scores.png"] = charts_mod.png_bytes(charts_mod.scores_chart(result["probabilities"], lang))
+        folder = write_output_folder(outputs_dir, result, tmp / "processed_audio.wav", None, now, extra, tmp=tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("%s: %d segments -> %s", shown, len(result["segments"]), folder.name)
+    return Analysis(result, folder, folder_files(folder))
+
+
+def analyze_batch(
+    engine: Engine,
+    paths: list,
+    options: BatchOptions,
+    *,
+    outputs_dir: Path,
+    names: list[str] | None = None,
+    progress=None,
+) -> tuple[list[dict], Path]:
+    """Many files into one output folder: results.csv, results.jsonl, files/NNN_<name>/result.json
+    per file, and results.zip holding all of it. Returns (table rows, folder)."""
+    now = datetime.now()
+    names = [" / ".join(display_name(part) for part in n.split("/")) for n in (names or [Path(p).name for p in paths])]
+    tmp = new_temp_folder(outputs_dir)
+    rows: list[dict] = []
+    try:
+        extra: dict[str, str] = {}
+        jsonl = []
+        for i, result, error in iter_batch(engine, [Path(p) for p in paths], options, names, progress):
+            rows.append(table_row(names[i], result, error))
+            record = result if result is not None else {"file": names[i], "error": error}
+            jsonl.append(json.dumps(record, ensure_ascii=False))
+            extra[f"files/{i + 1:04d}_{display_name(names[i])}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)
+        extra["results.jsonl"] = "\n".join(jsonl) + "\n"
+        extra["results.csv"] = rows_csv(rows)
+        folder = write_output_folder(outputs_dir, None, None, None, now, extra | {"results.zip": zip_bytes(extra)}, tmp=tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rows, folder

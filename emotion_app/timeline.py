@@ -92,9 +92,7 @@ def export_files(result: dict, fa: FrameAnalysis | None, options: AnalysisOption
     files: dict[str, str | bytes] = {}
     if fa is not None:
         files["frames.csv"] = exports.frames_csv(fa.raw, fa.labels, fa.smoothed.dominant)
-        files["segments.csv"] = exports.segments_csv(result["segments"])
-        files["segments.json"] = exports.segments_json(result["segments"])
-        files["segments.vtt"] = exports.segments_vtt(result["segments"])
+        files.update(exports.segment_files(result["segments"]))
     if options.charts:
         from . import charts
 

@@ -23,6 +23,8 @@ from .i18n import error_message, t
 from .outputs import download_urls
 from .service import analysis_options, analyze, display_name
 from .smoothing import METHODS, WINDOW_RANGE, SmoothingOptions
+from .webui_batch import build_batch_tab
+from .webui_long import build_long_tab
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,11 @@ def header_html(engine, load_error: str | None, lang: str) -> str:
 
 def smoothing_choices(lang: str) -> list[tuple[str, str]]:
     return [(t(f"m_{m}", lang), m) for m in METHODS]
+
+
+def translate(props: dict, lang: str) -> dict:
+    """{property: text key or [(text key, value)]} -> the words for gr.update."""
+    return {k: t(v, lang) if isinstance(v, str) else [(t(key, lang), val) for key, val in v] for k, v in props.items()}
 
 
 def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en") -> gr.Blocks:
@@ -205,6 +212,8 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
                 with gr.Row():
                     radar = gr.Plot(label=t("radar", lang), elem_id="radar")
                     sim = gr.Plot(label=t("similarity", lang), elem_id="similarity")
+            long_texts = build_long_tab(engine, outputs_dir, lang, lang_state, load_error, FILE_TYPES)
+            batch_texts = build_batch_tab(engine, outputs_dir, lang, lang_state, load_error, FILE_TYPES)
 
         views = [card, scores, timeline, band, log, downloads, view, segments, summary]
         mic.stop_recording(lambda p: p, mic, file_in, api_visibility="private")
@@ -222,55 +231,43 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             run_compare, [cmp_files, lang_state], [cmp_table, radar, sim], api_visibility="private", concurrency_limit=1
         )
 
-        # (component, property, text key): relabelled when the language changes
+        # (component, {property: text key, or "choices": [(text key, value)]}), relabelled with the language
         texts = [
-            (tab_analyze, "label", "tab_analyze"),
-            (tab_compare, "label", "tab_compare"),
-            (file_in, "label", "upload"),
-            (mic, "label", "record"),
-            (example_btn, "value", "example"),
-            (embedding, "label", "embedding"),
-            (smooth_box, "label", "smoothing"),
-            (window, "label", "window"),
-            (alpha, "label", "alpha"),
-            (zero_phase, "label", "zero_phase"),
-            (min_duration, "label", "min_duration"),
-            (start, "value", "start"),
-            (segments, "label", "segments"),
-            (log, "label", "log"),
-            (downloads, "label", "downloads"),
-            (cmp_files, "label", "compare_files"),
-            (cmp_btn, "value", "compare_start"),
-            (cmp_table, "label", "compare_table"),
-            (radar, "label", "radar"),
-            (sim, "label", "similarity"),
+            (tab_analyze, {"label": "tab_analyze"}),
+            (tab_compare, {"label": "tab_compare"}),
+            (file_in, {"label": "upload"}),
+            (mic, {"label": "record"}),
+            (example_btn, {"value": "example"}),
+            (granularity, {"label": "granularity", "choices": [("utterance", "utterance"), ("frame", "frame")]}),
+            (embedding, {"label": "embedding"}),
+            (smooth_box, {"label": "smoothing"}),
+            (method, {"label": "method", "choices": [(f"m_{m}", m) for m in METHODS]}),
+            (window, {"label": "window"}),
+            (alpha, {"label": "alpha"}),
+            (zero_phase, {"label": "zero_phase"}),
+            (min_duration, {"label": "min_duration"}),
+            (start, {"value": "start"}),
+            (view, {"label": "view", "choices": [("view_smoothed", "smoothed"), ("view_raw", "raw")]}),
+            (segments, {"label": "segments"}),
+            (log, {"label": "log"}),
+            (downloads, {"label": "downloads"}),
+            (cmp_files, {"label": "compare_files"}),
+            (cmp_btn, {"value": "compare_start"}),
+            (cmp_table, {"label": "compare_table"}),
+            (radar, {"label": "radar"}),
+            (sim, {"label": "similarity"}),
+            *long_texts,
+            *batch_texts,
         ]
 
         def relabel(lang_value, result, view_value):
-            choice = [
-                gr.update(
-                    label=t("granularity", lang_value),
-                    choices=[(t("utterance", lang_value), "utterance"), (t("frame", lang_value), "frame")],
-                ),
-                gr.update(label=t("method", lang_value), choices=smoothing_choices(lang_value)),
-                gr.update(
-                    label=t("view", lang_value),
-                    choices=[(t("view_smoothed", lang_value), "smoothed"), (t("view_raw", lang_value), "raw")],
-                ),
-            ]
-            words = [gr.update(**{prop: t(key, lang_value)}) for _, prop, key in texts]
-            return [
-                lang_value,
-                header_html(engine, load_error, lang_value),
-                *choice,
-                *words,
-                *draw(result, lang_value, view_value),
-            ]
+            words = [gr.update(**translate(props, lang_value)) for _, props in texts]
+            return [lang_value, header_html(engine, load_error, lang_value), *words, *draw(result, lang_value, view_value)]
 
         lang_radio.change(
             relabel,
             [lang_radio, result_json, view],
-            [lang_state, header, granularity, method, view, *(c for c, _, _ in texts), *views],
+            [lang_state, header, *(c for c, _ in texts), *views],
             api_visibility="private",
         )
     return demo

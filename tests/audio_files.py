@@ -119,3 +119,21 @@ def _as_format(chunk: np.ndarray, sample_fmt: str) -> np.ndarray:
     else:
         data = chunk.astype(np.float32)
     return np.ascontiguousarray(data if planar else data.T.reshape(1, -1))
+
+
+def espeak(text: str, seed: int = 0) -> np.ndarray:
+    """Spoken `text` from espeak-ng (installed by ./run.sh test) at 16 kHz, trimmed to where the
+    voice is (|x| above 2 % of the peak), so its ends are the true speech boundaries."""
+    import subprocess
+    import tempfile
+
+    import soundfile as sf
+    import soxr
+
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        voice = ["en", "en-us", "en-gb"][seed % 3]
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", f.name, text], check=True)
+        x, rate = sf.read(f.name, dtype="float32")
+    x = soxr.resample(x, rate, 16000).astype(np.float32)
+    idx = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
+    return x[idx[0] : idx[-1] + 1]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 
+import numpy as np
 import pytest
 from audio_files import speechlike, write_audio
 
@@ -119,3 +121,41 @@ def test_example_button_loads_the_bundled_clip(page):
     page.click("#start")
     page.wait_for_selector("#emotion-card .ea-card", timeout=60_000)
     assert "Duration: 5.32 s" in page.input_value("#log textarea")
+
+
+def test_long_recording_tab_segments_and_downloads(page, web, tmp_path):
+    from audio_files import espeak
+
+    pause = np.zeros(16000, np.float32)
+    talk = np.concatenate([pause, espeak("First point of the meeting."), pause, pause, espeak("And the second point.", 1), pause])
+    path = write_audio(tmp_path / "meeting.mp3", talk, 16000, "mp3")
+    page.get_by_role("tab", name="Long recording").click()
+    page.locator("#long-file input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#long-file td[aria-label='meeting.mp3']")
+    page.click("#long-start")
+    page.wait_for_selector("#long-band .ea-seg", timeout=60_000)
+    assert page.locator("#long-band .ea-seg").count() == 2
+    assert "Speech" in page.inner_text("#long-summary") and "Transitions" in page.inner_text("#long-summary")
+    folder = page.input_value("#long-log textarea").split("Output folder: ")[1].strip()
+    saved = json.loads((web.outputs / folder / "result.json").read_text(encoding="utf-8"))
+    assert saved["granularity"] == "segments" and len(saved["segments"]) == 2
+    assert (web.outputs / folder / "segments.vtt").read_text().count(" --> ") == 2
+    page.locator("#long-downloads td[aria-label='segments.csv']").wait_for(timeout=10_000)
+
+
+def test_batch_tab_table_with_a_bad_file_and_zip(page, tmp_path):
+    good = [write_audio(tmp_path / f"g{i}.wav", speechlike(1.0 + i, seed=i), 16000, "wav") for i in range(2)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense" * 30)
+    archive = tmp_path / "pack.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(good[0], "z.wav")
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in (*good, bad, archive)])
+    page.wait_for_selector("#batch-files td[aria-label='pack.zip']")
+    page.click("#batch-start")
+    page.wait_for_selector("#batch-table [role=grid][aria-rowcount='5']", timeout=60_000)  # header + 4 files
+    table = page.inner_text("#batch-table")
+    assert "pack.zip / z.wav" in table and "bad.wav" in table and "not an audio" in table
+    assert "3 done, 1 failed, 4 files" in page.inner_text("#batch-status")
+    page.locator("#batch-downloads td[aria-label='results.zip']").wait_for(timeout=10_000)
