@@ -1,7 +1,8 @@
 """Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/outputs/...
 
-Multipart upload (field `audio`, form fields `granularity`, `extract_embedding`, optional `lang`
-and the frame-analysis options of OPTION_FIELDS);
+Multipart upload (field `audio`, form fields `granularity`, `extract_embedding`, optional `lang`,
+the frame-analysis options of OPTION_FIELDS, and `segment` vad|window with SEGMENT_FIELDS for a
+long recording);
 JSON out; bad input is a 4xx with {"error", "code"}; nothing is served outside the outputs folder.
 """
 
@@ -20,11 +21,12 @@ from .constants import LABELS
 from .errors import EmotionAppError
 from .i18n import error_message
 from .outputs import download_urls, output_file
-from .service import analysis_options, analyze
+from .service import analysis_options, analyze, analyze_recording, segment_options
 
 logger = logging.getLogger(__name__)
 
 STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_request": 400, "model_load": 503}
+SEGMENT_FIELDS = ("threshold", "min_speech_s", "min_silence_s", "max_segment_s", "speech_pad_s", "window_s", "hop_s")
 OPTION_FIELDS = ("method", "window", "alpha", "zero_phase", "min_duration_s", "mixed_threshold", "utterance_from", "charts")
 
 
@@ -92,7 +94,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         if engine is None:
             return _error(EmotionAppError(load_error or "model not loaded", "model_load"), lang)
         try:
-            async with request.form(max_files=1, max_fields=10) as form:
+            async with request.form(max_files=1, max_fields=32) as form:
                 lang = _lang(request, form.get("lang") or request.query_params.get("lang"))
                 upload = form.get("audio")
                 if not isinstance(upload, UploadFile):
@@ -100,6 +102,8 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 granularity = str(form.get("granularity") or "utterance")
                 embed = _flag(form.get("extract_embedding"), False)
                 fields = {k: form[k] for k in OPTION_FIELDS if form.get(k) not in (None, "")}
+                segment = str(form.get("segment") or "none")
+                seg_fields = {k: form[k] for k in SEGMENT_FIELDS if form.get(k) not in (None, "")}
                 data, filename = await upload.read(), upload.filename
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
@@ -109,6 +113,12 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             if "charts" in fields:
                 fields["charts"] = _flag(fields["charts"], True)
             options = analysis_options(**fields)
+            if segment != "none":  # a long recording: one result per speech segment or window
+                seg = segment_options(segment, **seg_fields)
+                analysis = await run_in_threadpool(
+                    analyze_recording, engine, data, seg, outputs_dir=settings.outputs_dir, name=filename, lang=lang
+                )
+                return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}
             analysis = await run_in_threadpool(
                 analyze,
                 engine,

@@ -58,6 +58,14 @@ def analysis_options(**fields) -> AnalysisOptions:
         raise RequestError(f"Invalid option: {exc}.", "bad_option") from None
 
 
+def segment_options(mode: str, **fields) -> SegmentOptions:
+    """SegmentOptions from user-given fields (numbers may be strings); a bad value is a RequestError."""
+    try:
+        return SegmentOptions(str(mode), **{k: float(v) for k, v in fields.items()})
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"Invalid option: {exc}.", "bad_option") from None
+
+
 def analyze(
     engine: Engine,
     source,

@@ -8,7 +8,6 @@ The page language lives in a gr.State, which Gradio's client API does not expose
 
 from __future__ import annotations
 
-import logging
 from importlib import resources
 from pathlib import Path
 
@@ -18,18 +17,14 @@ import pandas as pd
 from . import render
 from .compare import compare
 from .constants import COLORS
-from .errors import EmotionAppError
-from .i18n import error_message, t
-from .outputs import download_urls
+from .i18n import t
 from .service import analysis_options, analyze, display_name
 from .smoothing import METHODS, WINDOW_RANGE, SmoothingOptions
 from .webui_batch import build_batch_tab
+from .webui_common import FILE_TYPES, guarded, with_downloads
 from .webui_long import build_long_tab
 
-logger = logging.getLogger(__name__)
-
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
-FILE_TYPES = ["audio", "video", ".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aiff", ".mp4", ".mkv", ".mov"]
 
 
 def example_path() -> str:
@@ -72,29 +67,20 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
         progress=gr.Progress(),
     ):
         lang_value = lang_value or "en"
-        if engine is None:
-            raise gr.Error(t("model_error", lang_value, error=load_error))
-        try:
+
+        def call():
             options = analysis_options(
                 method=method, window=window, alpha=alpha, zero_phase=zero_phase, min_duration_s=min_duration_s
             )
             progress(0.05, desc=t("progress_model", lang_value))
+            name = Path(path).name if path else None
             analysis = analyze(
-                engine,
-                path,
-                granularity or "utterance",
-                bool(extract_embedding),
-                outputs_dir=outputs_dir,
-                name=Path(path).name if path else None,
-                options=options,
-                lang=lang_value,
-            )
-        except EmotionAppError as exc:
-            raise gr.Error(error_message(exc, lang_value)) from None
-        except Exception:
-            logger.exception("prediction failed")
-            raise gr.Error("Internal error; the server log has the details.") from None
-        return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}
+                engine, path, granularity or "utterance", bool(extract_embedding), outputs_dir=outputs_dir, name=name,
+                options=options, lang=lang_value,
+            )  # fmt: skip
+            return with_downloads(analysis)
+
+        return guarded(engine, load_error, lang_value, "prediction", call)
 
     def draw(result, lang_value, view="smoothed"):
         if not result:
@@ -123,13 +109,11 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
         from . import charts
 
         lang_value = lang_value or "en"
-        if engine is None:
-            raise gr.Error(t("model_error", lang_value, error=load_error))
         if not paths or len(paths) < 2:
             raise gr.Error(t("compare_need", lang_value))
         progress(0.1, desc=t("progress_model", lang_value))
         names = [display_name(Path(p).name) for p in paths]
-        cmp = compare(engine, list(paths), names)
+        cmp = guarded(engine, load_error, lang_value, "comparison", lambda: compare(engine, list(paths), names))
         if len(cmp.names) < 2:
             raise gr.Error(t("compare_need", lang_value) + " " + "; ".join(f"{n}: {e}" for n, e in cmp.errors.items()))
         rows = [(n, render.label_text(e, lang_value), "") for n, e in zip(cmp.names, cmp.emotions)]

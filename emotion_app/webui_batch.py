@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -10,13 +9,11 @@ import gradio as gr
 import pandas as pd
 
 from .batch import BatchOptions, collect_inputs
-from .errors import EmotionAppError
-from .i18n import error_message, t
+from .i18n import t
 from .segmenter import SegmentOptions
 from .service import analyze_batch
 from .timeline import AnalysisOptions
-
-logger = logging.getLogger(__name__)
+from .webui_common import guarded
 
 SEGMENT_CHOICES = [("seg_none", "none"), ("seg_vad", "vad"), ("seg_window", "window")]
 
@@ -26,26 +23,24 @@ def build_batch_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error
 
     def run(paths, granularity, segment, lang_value, progress=gr.Progress()):
         lang_value = lang_value or "en"
-        if engine is None:
-            raise gr.Error(t("model_error", lang_value, error=load_error))
         if not paths:
             raise gr.Error(t("batch_need", lang_value))
+
+        def call(tmp: str):
+            files = collect_inputs(paths, extract_dir=Path(tmp))
+            names = [f"{f.parent.parent.name}.zip/{f.name}" if str(f).startswith(tmp) else f.name for f in files]
+            done = [0]
+
+            def step(n):
+                done[0] += n
+                progress((done[0], len(files)), desc=t("progress_files", lang_value), unit="files")
+
+            seg = None if segment == "none" else SegmentOptions(segment)
+            options = BatchOptions(granularity, seg, AnalysisOptions(charts=False))
+            return analyze_batch(engine, files, options, outputs_dir=outputs_dir, names=names, progress=step)
+
         with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as tmp:
-            try:
-                files = collect_inputs(paths, extract_dir=Path(tmp))
-                names = [f"{f.parent.parent.name}.zip/{f.name}" if str(f).startswith(tmp) else f.name for f in files]
-                done = [0]
-
-                def step(n):
-                    done[0] += n
-                    progress((done[0], len(files)), desc=t("progress_files", lang_value), unit="files")
-
-                options = BatchOptions(
-                    granularity, None if segment == "none" else SegmentOptions(segment), AnalysisOptions(charts=False)
-                )
-                rows, folder = analyze_batch(engine, files, options, outputs_dir=outputs_dir, names=names, progress=step)
-            except EmotionAppError as exc:
-                raise gr.Error(error_message(exc, lang_value)) from None
+            rows, folder = guarded(engine, load_error, lang_value, "batch", lambda: call(tmp))
         failed = sum(1 for r in rows if r["error"])
         status = t("batch_done", lang_value, ok=len(rows) - failed, failed=failed, total=len(rows)) + f" · {folder.name}"
         downloads = [str(folder / n) for n in ("results.csv", "results.jsonl", "results.zip")]

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import gradio as gr
 
 from . import render
-from .errors import EmotionAppError
-from .i18n import error_message, t
-from .outputs import download_urls
+from .i18n import t
 from .segmenter import SegmentOptions
-from .service import analyze_recording
-
-logger = logging.getLogger(__name__)
+from .service import analyze_recording, segment_options
+from .webui_common import guarded, with_downloads
 
 
 def build_long_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error, file_types) -> list:
@@ -23,28 +19,20 @@ def build_long_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error,
 
     def run(path, mode, threshold, min_speech, min_silence, max_segment, window_s, hop_s, lang_value, progress=gr.Progress()):
         lang_value = lang_value or "en"
-        if engine is None:
-            raise gr.Error(t("model_error", lang_value, error=load_error))
-        try:
-            options = SegmentOptions(mode, threshold, min_speech, min_silence, max_segment, window_s=window_s, hop_s=hop_s)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        try:
+
+        def call():
+            options = segment_options(
+                mode, threshold=threshold, min_speech_s=min_speech, min_silence_s=min_silence, max_segment_s=max_segment,
+                window_s=window_s, hop_s=hop_s,
+            )  # fmt: skip
+            name = Path(path).name if path else None
             analysis = analyze_recording(
-                engine,
-                path,
-                options,
-                outputs_dir=outputs_dir,
-                name=Path(path).name if path else None,
-                progress=lambda f, stage: progress(f, desc=stage),
-                lang=lang_value,
-            )
-        except EmotionAppError as exc:
-            raise gr.Error(error_message(exc, lang_value)) from None
-        except Exception:
-            logger.exception("recording analysis failed")
-            raise gr.Error("Internal error; the server log has the details.") from None
-        return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}
+                engine, path, options, outputs_dir=outputs_dir, name=name,
+                progress=lambda f, stage: progress(f, desc=stage), lang=lang_value,
+            )  # fmt: skip
+            return with_downloads(analysis)
+
+        return guarded(engine, load_error, lang_value, "recording analysis", call)
 
     def draw(result, lang_value):
         if not result:

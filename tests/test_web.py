@@ -215,3 +215,25 @@ def test_rest_bad_option_is_a_422_naming_the_range(web, tmp_path):
         r = httpx.post(web.url + "/api/predict", files={"audio": ("x.wav", wav)}, data=form)
         assert r.status_code == 422 and r.json()["code"] == "bad_option" and words in r.json()["error"], r.text
     assert folders(web) == before
+
+
+def test_rest_long_recording_with_vad_segments(web, tmp_path):
+    from audio_files import espeak
+
+    pause = np.zeros(16000, np.float32)
+    talk = np.concatenate([pause, espeak("Please hold the line."), pause, espeak("Thank you for waiting.", 1), pause])
+    path = write_audio(tmp_path / "call.m4a", talk, 16000, "m4a")
+    with open(path, "rb") as f:
+        form = {"segment": "vad", "min_silence_s": "0.5", "method": "ewma"}  # frame options are ignored here
+        r = httpx.post(web.url + "/api/predict", files={"audio": (path.name, f)}, data=form, timeout=60)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["granularity"] == "segments" and result["segmentation"]["min_silence_s"] == 0.5
+    assert len(result["segments"]) == 2 and result["summary"]["num_segments"] == 2
+    names = sorted(p.name for p in (web.outputs / result["output_dir"]).iterdir())
+    assert names == sorted(["result.json", "processed_audio.wav", "scores.png", "segments.csv", "segments.json", "segments.vtt"])
+    audio, rate = sf.read(web.outputs / result["output_dir"] / "processed_audio.wav")
+    assert rate == 16000 and abs(len(audio) / 16000 - result["duration_s"]) < 1e-3
+    assert httpx.get(web.url + result["files"]["segments.vtt"]).text.count(" --> ") == 2
+    bad = httpx.post(web.url + "/api/predict", files={"audio": ("c.wav", b"x")}, data={"segment": "vad", "threshold": "2"})
+    assert bad.status_code == 422 and "VAD threshold must be from 0.05 to 0.95" in bad.json()["error"]
