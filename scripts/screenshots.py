@@ -1,7 +1,7 @@
 """Screenshots of the page for docs/: `python scripts/screenshots.py [--model DIR]`.
 
 Starts the app on a free port (a random-weight checkpoint unless --model is given), drives Debian's
-chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh,compare}.png.
+chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh,compare,long}.png.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +44,17 @@ def main() -> None:
     clip = write_audio(tmp / "interview.mp3", speech, rate, "mp3")
     clips = [clip, write_audio(tmp / "angry_call.wav", speech[::-1].copy(), rate, "wav")]
     clips.append(write_audio(tmp / "voicemail.ogg", speech[: len(speech) // 2], rate, "ogg"))
+    from audio_files import espeak
+
+    lines = [
+        "Hello and welcome to the weekly meeting.",
+        "The numbers this month are not good at all.",
+        "But I am happy with the new team.",
+    ]
+    pause = np.zeros(16000, np.float32)
+    meeting = write_audio(
+        tmp / "meeting.flac", np.concatenate([p for i, x in enumerate(lines) for p in (pause, espeak(x, i))]), 16000, "flac"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -70,6 +83,14 @@ def main() -> None:
         page.wait_for_selector("#similarity img, #similarity svg", timeout=60_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=str(out / "compare.png"), full_page=True)
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="Long recording").click()
+        page.locator("#long-file input[type=file]").set_input_files(str(meeting))
+        page.wait_for_selector("#long-file td[aria-label='meeting.flac']")
+        page.click("#long-start")
+        page.wait_for_selector("#long-band .ea-seg", timeout=120_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out / "long.png"), full_page=True)
         browser.close()
     demo.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
