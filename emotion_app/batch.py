@@ -79,6 +79,16 @@ def collect_inputs(paths: Iterable, recursive: bool = False, extract_dir: Path |
     return files
 
 
+def input_names(files: list[Path], extract_dir: Path | None, absolute: bool = False) -> list[str]:
+    """How each collected file is named in results: a zip member as `<archive>.zip/<member>`, any
+    other file by its absolute path (`absolute`) or its file name."""
+    base = str(extract_dir) if extract_dir is not None else None
+    return [
+        f"{f.parent.parent.name}.zip/{f.name}" if base and str(f).startswith(base) else (str(f.resolve()) if absolute else f.name)
+        for f in files
+    ]
+
+
 def table_row(file: str, result: dict | None, error: str | None) -> dict:
     row = dict.fromkeys(COLUMNS, "")
     row["file"] = file

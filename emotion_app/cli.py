@@ -99,7 +99,7 @@ def _batch(args) -> int:
 
     from tqdm import tqdm
 
-    from .batch import BatchOptions, ResultsWriter, collect_inputs, iter_batch
+    from .batch import BatchOptions, ResultsWriter, collect_inputs, input_names, iter_batch
     from .errors import EmotionAppError
 
     analysis = _analysis_options(args)
@@ -113,7 +113,7 @@ def _batch(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         writer = ResultsWriter(Path(args.out), args.format, args.overwrite)
-        names = [str(f.resolve()) if not str(f).startswith(tmp) else f"{f.parent.parent.name}.zip/{f.name}" for f in files]
+        names = input_names(files, Path(tmp), absolute=True)
         todo = [i for i, n in enumerate(names) if n not in writer.done]
         skipped = len(files) - len(todo)
         if not todo:

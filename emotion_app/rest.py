@@ -20,20 +20,15 @@ from starlette.datastructures import UploadFile
 from .constants import LABELS
 from .errors import EmotionAppError
 from .i18n import error_message
-from .outputs import download_urls, output_file
+from .outputs import output_file
 from .service import analysis_options, analyze, analyze_recording, segment_options
+from .timeline import flag
 
 logger = logging.getLogger(__name__)
 
 STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_request": 400, "model_load": 503}
 SEGMENT_FIELDS = ("threshold", "min_speech_s", "min_silence_s", "max_segment_s", "speech_pad_s", "window_s", "hop_s")
 OPTION_FIELDS = ("method", "window", "alpha", "zero_phase", "min_duration_s", "mixed_threshold", "utterance_from", "charts")
-
-
-def _flag(value, default: bool) -> bool:
-    if value is None or str(value).strip() == "":
-        return default
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _lang(request: Request, form_lang: str | None) -> str:
@@ -100,7 +95,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 if not isinstance(upload, UploadFile):
                     return _error(EmotionAppError("Send the audio file in the multipart field 'audio'.", "no_audio"), lang)
                 granularity = str(form.get("granularity") or "utterance")
-                embed = _flag(form.get("extract_embedding"), False)
+                embed = flag(form.get("extract_embedding"), False)
                 fields = {k: form[k] for k in OPTION_FIELDS if form.get(k) not in (None, "")}
                 segment = str(form.get("segment") or "none")
                 seg_fields = {k: form[k] for k in SEGMENT_FIELDS if form.get(k) not in (None, "")}
@@ -108,17 +103,13 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
-            if "zero_phase" in fields:
-                fields["zero_phase"] = _flag(fields["zero_phase"], True)
-            if "charts" in fields:
-                fields["charts"] = _flag(fields["charts"], True)
             options = analysis_options(**fields)
             if segment != "none":  # a long recording: one result per speech segment or window
                 seg = segment_options(segment, **seg_fields)
                 analysis = await run_in_threadpool(
                     analyze_recording, engine, data, seg, outputs_dir=settings.outputs_dir, name=filename, lang=lang
                 )
-                return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}
+                return analysis.response()
             analysis = await run_in_threadpool(
                 analyze,
                 engine,
@@ -132,7 +123,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             )
         except EmotionAppError as exc:
             return _error(exc, lang)
-        return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}
+        return analysis.response()
 
     @app.get("/api/outputs/{folder}/{name}")
     def download(folder: str, name: str, request: Request):

@@ -21,9 +21,9 @@ from .engine import GRANULARITIES, Engine
 from .errors import EmotionAppError
 from .exports import segment_files
 from .longform import analyze_long
-from .outputs import folder_files, new_temp_folder, write_output_folder
+from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
 from .segmenter import SegmentOptions
-from .timeline import AnalysisOptions, add_to_result, export_files
+from .timeline import AnalysisOptions, add_to_result, export_files, scores_png
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,15 @@ class Analysis:
     result: dict  # the content of result.json
     folder: Path
     files: dict[str, Path]  # name -> path in the output folder
+
+    def response(self) -> dict:
+        """What the APIs return: result.json's content plus the download URL of each file."""
+        return {**self.result, "files": download_urls(self.folder.name, self.files)}
+
+
+def require_source(source) -> None:
+    if source is None:
+        raise RequestError("No audio was given: upload or record a file first.", "no_audio")
 
 
 def display_name(name: str | None) -> str:
@@ -79,8 +88,7 @@ def analyze(
 ) -> Analysis:
     """Analyse one input and write its output folder. `source`: anything load_audio accepts.
     `options`: smoothing and insights of frame mode, charts; `lang`: the charts' language."""
-    if source is None:
-        raise RequestError("No audio was given: upload or record a file first.", "no_audio")
+    require_source(source)
     if granularity not in GRANULARITIES:
         raise RequestError(f"granularity must be 'utterance' or 'frame', not {granularity!r}.", "bad_granularity")
     t0 = time.perf_counter()
@@ -115,8 +123,7 @@ def analyze_recording(
 ) -> Analysis:
     """A long recording: one result per speech segment (or window); writes the output folder with
     the processed audio (streamed), segments as CSV/JSON/WebVTT and the overall scores chart."""
-    if source is None:
-        raise RequestError("No audio was given: upload or record a file first.", "no_audio")
+    require_source(source)
     now = datetime.now()
     shown = display_name(name)
     tmp = new_temp_folder(outputs_dir)
@@ -126,9 +133,7 @@ def analyze_recording(
         result["timestamp"] = now.isoformat(timespec="seconds")
         extra = segment_files(result["segments"])
         if charts and result["probabilities"]:
-            from . import charts as charts_mod
-
-            extra["scores.png"] = charts_mod.png_bytes(charts_mod.scores_chart(result["probabilities"], lang))
+            extra["scores.png"] = scores_png(result["probabilities"], lang)
         folder = write_output_folder(outputs_dir, result, tmp / "processed_audio.wav", None, now, extra, tmp=tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,15 @@ from .results import EmotionResult, rounded
 from .smoothing import FRAME_S, Smoothed, SmoothingOptions, smooth
 
 
+def flag(value, default: bool) -> bool:
+    """A yes/no option given as a bool or as text ("true", "1", "on", ...); empty means `default`."""
+    if isinstance(value, bool):
+        return value
+    if value is None or str(value).strip() == "":
+        return default
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     """How frames are read. The exact utterance `probabilities` never change with these."""
@@ -46,8 +55,8 @@ class AnalysisOptions:
         w = float(window)
         if not w.is_integer():
             raise ValueError(f"smoothing window must be a whole number of frames, not {window!r}")
-        smoothing = SmoothingOptions(str(method), int(w), float(alpha), bool(zero_phase), float(min_duration_s))
-        return cls(smoothing, float(mixed_threshold), str(utterance_from), bool(charts))
+        smoothing = SmoothingOptions(str(method), int(w), float(alpha), flag(zero_phase, True), float(min_duration_s))
+        return cls(smoothing, float(mixed_threshold), str(utterance_from), flag(charts, True))
 
 
 @dataclass
@@ -87,6 +96,12 @@ def add_to_result(result: dict, res: EmotionResult, options: AnalysisOptions) ->
     return fa
 
 
+def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
+    from . import charts
+
+    return charts.png_bytes(charts.scores_chart(probabilities, lang))
+
+
 def export_files(result: dict, fa: FrameAnalysis | None, options: AnalysisOptions, lang: str = "en") -> dict:
     """name -> content (str or bytes) of the extra files of an output folder."""
     files: dict[str, str | bytes] = {}
@@ -96,7 +111,7 @@ def export_files(result: dict, fa: FrameAnalysis | None, options: AnalysisOption
     if options.charts:
         from . import charts
 
-        files["scores.png"] = charts.png_bytes(charts.scores_chart(result["probabilities"], lang))
+        files["scores.png"] = scores_png(result["probabilities"], lang)
         if fa is not None and len(fa.raw):
             times = np.arange(len(fa.raw)) * FRAME_S
             boundaries = [s.start for s in fa.segments[1:]]

@@ -21,7 +21,7 @@ from .i18n import t
 from .service import analysis_options, analyze, display_name
 from .smoothing import METHODS, WINDOW_RANGE, SmoothingOptions
 from .webui_batch import build_batch_tab
-from .webui_common import FILE_TYPES, guarded, with_downloads
+from .webui_common import FILE_TYPES, guarded
 from .webui_long import build_long_tab
 
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
@@ -78,7 +78,7 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
                 engine, path, granularity or "utterance", bool(extract_embedding), outputs_dir=outputs_dir, name=name,
                 options=options, lang=lang_value,
             )  # fmt: skip
-            return with_downloads(analysis)
+            return analysis.response()
 
         return guarded(engine, load_error, lang_value, "prediction", call)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .batch import BatchOptions, collect_inputs
+from .batch import BatchOptions, collect_inputs, input_names
 from .i18n import t
 from .segmenter import SegmentOptions
 from .service import analyze_batch
@@ -28,7 +28,7 @@ def build_batch_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error
 
         def call(tmp: str):
             files = collect_inputs(paths, extract_dir=Path(tmp))
-            names = [f"{f.parent.parent.name}.zip/{f.name}" if str(f).startswith(tmp) else f.name for f in files]
+            names = input_names(files, Path(tmp))
             done = [0]
 
             def step(n):

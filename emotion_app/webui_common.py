@@ -9,7 +9,6 @@ import gradio as gr
 
 from .errors import EmotionAppError
 from .i18n import error_message, t
-from .outputs import download_urls
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +27,3 @@ def guarded(engine, load_error: str | None, lang: str, what: str, call: Callable
     except Exception:
         logger.exception("%s failed", what)
         raise gr.Error("Internal error; the server log has the details.") from None
-
-
-def with_downloads(analysis) -> dict:
-    """An Analysis as the JSON the page and the Gradio API return: result.json plus download URLs."""
-    return {**analysis.result, "files": download_urls(analysis.folder.name, analysis.files)}

@@ -10,7 +10,7 @@ from . import render
 from .i18n import t
 from .segmenter import SegmentOptions
 from .service import analyze_recording, segment_options
-from .webui_common import guarded, with_downloads
+from .webui_common import guarded
 
 
 def build_long_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error, file_types) -> list:
@@ -30,7 +30,7 @@ def build_long_tab(engine, outputs_dir: Path, lang: str, lang_state, load_error,
                 engine, path, options, outputs_dir=outputs_dir, name=name,
                 progress=lambda f, stage: progress(f, desc=stage), lang=lang_value,
             )  # fmt: skip
-            return with_downloads(analysis)
+            return analysis.response()
 
         return guarded(engine, load_error, lang_value, "recording analysis", call)
 
