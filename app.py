@@ -16,21 +16,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default=env("EMOTION_APP_MODEL", "iic/emotion2vec_plus_large"), help="hub id, alias or folder")
     p.add_argument("--hub", choices=["ms", "hf"], default=env("EMOTION_APP_HUB", "ms"))
     p.add_argument("--device", default=env("EMOTION_APP_DEVICE", "auto"), help="auto, cpu or cuda")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default=env("EMOTION_APP_DTYPE", "auto"),
+        help="auto = fp32 (FunASR's numbers); bf16 on CUDA or a CPU with native bf16; fp16 on CUDA",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default=env("EMOTION_APP_BACKEND", "torch"),
+        help="onnx: --model is an export-onnx folder",
+    )
     p.add_argument("--outputs", default=env("EMOTION_APP_OUTPUTS", "outputs"), help="folder for per-request results")
     p.add_argument("--max-upload-mb", type=float, default=float(env("EMOTION_APP_MAX_UPLOAD_MB", "100")))
     p.add_argument("--auth", default=env("EMOTION_APP_AUTH"), help="user:password to require a login")
     p.add_argument("--share", action="store_true", default=env("EMOTION_APP_SHARE", "") == "1", help="public Gradio link")
     p.add_argument("--lang", choices=["en", "zh"], default=env("EMOTION_APP_LANG", "en"), help="initial page language")
+    keep = env("EMOTION_APP_KEEP_HOURS", "24")
+    p.add_argument("--keep-hours", type=float, default=keep, help="delete results older than this; 0 keeps them")
+    cap = env("EMOTION_APP_MAX_OUTPUTS_GB")
+    p.add_argument("--max-outputs-gb", type=float, default=cap, help="cap on the results' size, oldest deleted first")
+    origins = env("EMOTION_APP_CORS_ORIGINS", "")
+    p.add_argument("--cors-origins", default=origins, help="comma-separated origins a browser may call from")
+    hosts = env("EMOTION_APP_ALLOWED_HOSTS", "")
+    p.add_argument("--allowed-hosts", default=hosts, help="comma-separated host names served besides the bind address")
     args = p.parse_args(argv)
     if args.auth and ":" not in args.auth:
         p.error("--auth takes user:password")
+    if args.keep_hours < 0 or (args.max_outputs_gb is not None and args.max_outputs_gb < 0):
+        p.error("--keep-hours and --max-outputs-gb take a number >= 0 (0: no limit)")
     return args
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from emotion_app.server import AppSettings, launch, load_engine
+    from emotion_app.web.server import AppSettings, launch, load_engine
 
     settings = AppSettings(
         host=args.host,
@@ -39,8 +65,12 @@ def main(argv=None) -> None:
         max_upload_mb=args.max_upload_mb,
         auth=tuple(args.auth.split(":", 1)) if args.auth else None,
         share=args.share,
+        keep_hours=args.keep_hours,
+        max_outputs_gb=args.max_outputs_gb,
+        cors_origins=_names(args.cors_origins),
+        allowed_hosts=_names(args.allowed_hosts),
     )
-    engine, error = load_engine(model=args.model, hub=args.hub, device=args.device)
+    engine, error = load_engine(model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, backend=args.backend)
     launch(engine, settings, error, args.lang)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ./run.sh            set up .venv if needed, then start the web app on http://127.0.0.1:7860
 # ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff + pytest
-# ./run.sh predict F  the command-line tool (python -m emotion_app predict F ...)
+# ./run.sh predict F  the command-line tool (python -m emotion_app predict|batch|make-checkpoint|export-onnx ...)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -61,7 +61,7 @@ case "${1:-}" in
     "$VENV/bin/ruff" format --check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
-  predict|make-checkpoint)
+  predict|batch|make-checkpoint|export-onnx)
     setup requirements.txt
     exec "$VENV/bin/python" -m emotion_app "$@"
     ;;

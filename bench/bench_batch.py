@@ -81,7 +81,7 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict
     if scenario == "batch":
         files = sorted(Path(data).glob("clip*.wav"))
         if impl == "ours":
-            from emotion_app.batch import BatchOptions, iter_batch
+            from emotion_app.recordings.batch import BatchOptions, iter_batch
 
             list(iter_batch(engine, files[:2], BatchOptions()))  # warm-up
             t = time.perf_counter()
@@ -99,8 +99,8 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict
         wall = time.perf_counter() - t
         out.update(files=len(files), audio_s=audio, wall_s=wall, files_per_s=len(files) / wall, x_real_time=audio / wall)
     else:
-        from emotion_app.longform import analyze_long
-        from emotion_app.segmenter import SegmentOptions
+        from emotion_app.recordings.longform import analyze_long
+        from emotion_app.recordings.segmenter import SegmentOptions
 
         t = time.perf_counter()
         res = analyze_long(engine, data, SegmentOptions("vad"))
@@ -134,7 +134,7 @@ def main() -> None:
         print(json.dumps(worker(*args.worker[:2], args.model, args.device, args.worker[2])))
         return
     if not (Path(args.model) / "model.pt").exists():
-        from emotion_app.random_checkpoint import build_random_checkpoint
+        from emotion_app.model.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(Path(args.model), "plus_large", training_state=True)
     minutes = [float(m) for m in args.recordings.split(",") if m]

@@ -22,9 +22,13 @@ __all__ = [
     "Engine",
     "EngineOptions",
     "ModelLoadError",
+    "OptionError",
+    "RecordingResult",
+    "RequestOptions",
     "build_random_checkpoint",
     "get_engine",
     "load_audio",
+    "open_source",
     "resolve_model",
 ]
 
@@ -32,16 +36,20 @@ _WHERE = {
     "LABELS": "constants",
     "Audio": "audio",
     "AudioInfo": "audio",
-    "load_audio": "audio",
+    "load_audio": "source",
     "AudioError": "errors",
     "EmotionAppError": "errors",
     "ModelLoadError": "errors",
     "EmotionResult": "results",
+    "RecordingResult": "results",
+    "RequestOptions": "options",
+    "OptionError": "options",
+    "open_source": "source",
     "Engine": "engine",
     "EngineOptions": "engine",
     "get_engine": "engine",
-    "build_random_checkpoint": "random_checkpoint",
-    "resolve_model": "hub",
+    "build_random_checkpoint": "model.random_checkpoint",
+    "resolve_model": "model.hub",
 }
 
 

@@ -17,79 +17,57 @@ from .constants import SMOOTHING_METHODS as METHODS
 logger = logging.getLogger("emotion_app.cli")
 
 
-def _analysis_options(args):
-    """AnalysisOptions from the flags; None (after printing why) when a value is out of range."""
-    from .timeline import AnalysisOptions
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
-    try:
-        return AnalysisOptions.make(
-            args.smoothing, args.window, args.alpha, not args.causal, args.min_duration, args.mixed_threshold, charts=False
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
+
+def _request(args):
+    """RequestOptions from the flags (their dest names are the option fields); the CLI draws no charts."""
+    from .options import RequestOptions
+
+    return RequestOptions.from_fields(vars(args), charts=False)
 
 
 def _engine(args):
-    """The engine for the model flags; None (after printing why) when the model cannot be loaded."""
+    """The engine for the model flags (raises ModelLoadError with the reason)."""
     from .engine import Engine
-    from .errors import EmotionAppError
 
-    try:
-        return Engine(model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
-    except EmotionAppError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
+    return Engine(
+        model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, backend=args.backend, batch_size=args.batch_size
+    )
+
+
+def _human(report: dict) -> str:
+    warn = "".join(f"  [{w['message']}]" for w in report["warnings"])
+    if report["emotion"] is None:
+        return f"{report['file']}: no speech found  {report['duration_s']:.1f} s{warn}"
+    seg = f", {len(report['segments'])} segments" if report["granularity"] == "segments" else ""
+    head = f"{report['emoji']} {report['emotion']} ({report['label_zh']}) {report['confidence']:.1%}"
+    return f"{report['file']}: {head}  {report['duration_s']:.1f} s{seg}{warn}"
 
 
 def _predict(args) -> int:
     from .errors import EmotionAppError
-    from .timeline import add_to_result
+    from .recordings.batch import iter_batch
+    from .recordings.inputs import BatchInput
 
-    options = _analysis_options(args)
-    if options is None:
-        return 2
-    engine = _engine(args)
-    if engine is None:
-        return 2
-    failed = 0
-    results = engine.predict_batch(args.files, args.granularity, args.embedding, errors="return", names=args.files)
-    for path, res in zip(args.files, results):
-        if isinstance(res, EmotionAppError):
-            failed += 1
-            msg = str(res) if str(res).startswith(path) else f"{path}: {res}"
-            print(f"error: {msg}", file=sys.stderr)
-            continue
-        out = res.to_dict()
-        out["file"] = path
-        add_to_result(out, res, options)
-        if args.json:
-            print(json.dumps(out, ensure_ascii=False), flush=True)
-        else:
-            lab = res.label
-            warn = "".join(f"  [{w.message}]" for w in res.warnings)
-            print(f"{path}: {lab.emoji} {res.emotion} ({lab.zh}) {res.confidence:.1%}  {res.duration_s:.1f} s{warn}", flush=True)
-    return 1 if failed else 0
-
-
-def _segment_options(args):
-    from .segmenter import SegmentOptions
-
-    if args.segment == "none":
-        return None
     try:
-        return SegmentOptions(
-            args.segment,
-            threshold=args.vad_threshold,
-            min_speech_s=args.min_speech,
-            min_silence_s=args.min_silence,
-            max_segment_s=args.max_segment,
-            window_s=args.window_s,
-            hop_s=args.hop_s or args.window_s,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return False
+        request = _request(args)
+        engine = _engine(args)
+    except EmotionAppError as exc:
+        return _fail(exc.message)
+    inputs = [BatchInput(path, path=Path(path)) for path in args.files]
+    failed = 0
+    for _, result, error in iter_batch(engine, inputs, request, group=max(8, 8 * engine.batch_size)):
+        if error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr, flush=True)
+        elif args.json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            print(_human(result), flush=True)
+    return 1 if failed else 0
 
 
 def _batch(args) -> int:
@@ -99,44 +77,45 @@ def _batch(args) -> int:
 
     from tqdm import tqdm
 
-    from .batch import BatchOptions, ResultsWriter, collect_inputs, input_names, iter_batch
     from .errors import EmotionAppError
+    from .recordings.batch import iter_batch
+    from .recordings.inputs import Extractor, collect_inputs
+    from .recordings.tables import ResultsWriter
 
-    analysis = _analysis_options(args)
-    segment = _segment_options(args)
-    if analysis is None or segment is False:
-        return 2
-    with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as tmp:
-        try:
-            files = collect_inputs(args.paths, args.recursive, Path(tmp))
-        except EmotionAppError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        writer = ResultsWriter(Path(args.out), args.format, args.overwrite)
-        names = input_names(files, Path(tmp), absolute=True)
-        todo = [i for i, n in enumerate(names) if n not in writer.done]
-        skipped = len(files) - len(todo)
-        if not todo:
-            print(f"{len(files)} files, all done already in {writer.path} (--overwrite to redo)", file=sys.stderr)
-            writer.close()
-            return 0
-        engine = _engine(args)
-        if engine is None:
-            writer.close()
-            return 2
-        options = BatchOptions(args.granularity, segment, analysis, group=max(8, 8 * engine.batch_size))
-        t0, failed, audio_s, emotions = time.perf_counter(), 0, 0.0, Counter()
-        with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=None) as bar:
-            stream = iter_batch(engine, [files[i] for i in todo], options, [names[i] for i in todo], bar.update)
-            for j, result, error in stream:
-                writer.write(names[todo[j]], result, error)
-                if error:
-                    failed += 1
-                    tqdm.write(f"error: {error}", file=sys.stderr)
-                else:
-                    audio_s += result["duration_s"]
-                    emotions[result["emotion"]] += 1
+    try:
+        request = _request(args)
+    except EmotionAppError as exc:
+        return _fail(exc.message)
+    inputs = collect_inputs(args.paths, args.recursive, absolute=True)
+    writer = ResultsWriter(Path(args.out), args.format, args.overwrite)
+    todo = [item for item in inputs if item.name not in writer.done]
+    skipped = len(inputs) - len(todo)
+    if not todo:
+        print(f"{len(inputs)} files, all done already in {writer.path} (--overwrite to redo)", file=sys.stderr)
         writer.close()
+        return 0
+    try:
+        engine = _engine(args)
+    except EmotionAppError as exc:
+        writer.close()
+        return _fail(exc.message)
+    t0, failed, audio_s, emotions = time.perf_counter(), 0, 0.0, Counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as tmp,
+        tqdm(total=len(todo), unit="file", file=sys.stderr, disable=None) as bar,
+    ):
+        stream = iter_batch(
+            engine, todo, request, extractor=Extractor(Path(tmp)), progress=bar.update, group=max(8, 8 * engine.batch_size)
+        )
+        for j, result, error in stream:
+            writer.write(todo[j].name, result, error)
+            if error:
+                failed += 1
+                tqdm.write(f"error: {error}", file=sys.stderr)
+            else:
+                audio_s += result["duration_s"]
+                emotions[result["emotion"]] += 1
+    writer.close()
     wall = time.perf_counter() - t0
     top = ", ".join(f"{k} {n}" for k, n in emotions.most_common())
     print(
@@ -148,10 +127,25 @@ def _batch(args) -> int:
 
 
 def _make_checkpoint(args) -> int:
-    from .random_checkpoint import build_random_checkpoint
+    from .model.random_checkpoint import build_random_checkpoint
 
     path = build_random_checkpoint(args.dir, args.preset, seed=args.seed, training_state=args.training_state)
     print(path)
+    return 0
+
+
+def _export_onnx(args) -> int:
+    from .errors import EmotionAppError
+    from .model.onnx_export import export_onnx
+
+    try:
+        folder, diff = export_onnx(
+            args.model, args.out_dir, hub=args.hub, frame_embeddings=args.frame_embeddings, opset=args.opset
+        )
+    except (EmotionAppError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{folder}  (max |p_onnx - p_torch| = {diff:.1e} on a test batch)")
     return 0
 
 
@@ -163,19 +157,96 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="fp16/bf16 on CUDA only")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default="auto",
+        help="auto = fp32 (FunASR's numbers); bf16 on CUDA or a CPU with native bf16 (about 2x faster); fp16 on CUDA",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="onnx: --model is a folder from export-onnx (default: torch)",
+    )
     p.add_argument("--batch-size", type=int, default=0, help="inputs per model call (default: 4 on CPU, 16 on CUDA)")
 
 
-def add_analysis_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance", help="frame adds 50 Hz per-frame scores")
-    g = p.add_argument_group("frame analysis (granularity frame: segments and summary)")
-    g.add_argument("--smoothing", choices=METHODS, default="moving_average", help="(default: %(default)s)")
-    g.add_argument("--window", type=int, default=11, help="frames, odd, 3-51 (default: %(default)s = 220 ms)")
-    g.add_argument("--alpha", type=float, default=0.2, help="EWMA weight of the new frame, (0, 1] (default: %(default)s)")
-    g.add_argument("--causal", action="store_true", help="EWMA forward only (default: zero-phase, no time shift)")
-    g.add_argument("--min-duration", type=float, default=0.2, help="shortest segment in s (default: %(default)s)")
-    g.add_argument("--mixed-threshold", type=float, default=0.1, help="top-two margin for a mixed reading (default: %(default)s)")
+def add_request_args(p: argparse.ArgumentParser) -> None:
+    """The analysis flags. Their dest is the option field's name and a flag left out is absent, so
+    RequestOptions.from_fields takes every default (and refuses conflicting flags) in one place."""
+    from .analysis.smoothing import SmoothingOptions
+    from .recordings.segmenter import SegmentOptions
+
+    sm, sg, off = SmoothingOptions(), SegmentOptions(), argparse.SUPPRESS
+    p.add_argument(
+        "--granularity",
+        choices=["utterance", "frame"],
+        default=off,
+        help="frame adds 50 Hz per-frame scores (default: utterance)",
+    )
+    g = p.add_argument_group("frame analysis (with --granularity frame: smoothing, segments and summary)")
+    g.add_argument("--smoothing", dest="method", choices=METHODS, default=off, help=f"(default: {sm.method})")
+    g.add_argument("--window", type=int, default=off, help=f"frames, odd, 3-51 (default: {sm.window} = {sm.window * 20} ms)")
+    g.add_argument("--alpha", type=float, default=off, help=f"EWMA weight of the new frame, (0, 1] (default: {sm.alpha})")
+    g.add_argument(
+        "--causal",
+        dest="zero_phase",
+        action="store_const",
+        const=False,
+        default=off,
+        help="EWMA forward only (default: zero-phase, no time shift)",
+    )
+    g.add_argument(
+        "--min-duration",
+        dest="min_duration_s",
+        type=float,
+        default=off,
+        help=f"shortest segment in s (default: {sm.min_duration_s})",
+    )
+    g.add_argument(
+        "--utterance-from",
+        dest="utterance_from",
+        choices=["vote", "mean"],
+        default=off,
+        help="utterance reading from smoothed frames (default: vote)",
+    )
+    p.add_argument(
+        "--mixed-threshold",
+        dest="mixed_threshold",
+        type=float,
+        default=off,
+        help="top-two margin for a mixed reading (default: 0.1)",
+    )
+    s = p.add_argument_group("segmentation of long recordings (one utterance result per segment)")
+    s.add_argument("--segment", choices=["vad", "window", "none"], default=off, help="(default: none)")
+    s.add_argument(
+        "--vad-threshold", dest="threshold", type=float, default=off, help=f"speech probability (default: {sg.threshold})"
+    )
+    s.add_argument(
+        "--min-speech", dest="min_speech_s", type=float, default=off, help=f"shortest speech in s (default: {sg.min_speech_s})"
+    )
+    s.add_argument(
+        "--min-silence",
+        dest="min_silence_s",
+        type=float,
+        default=off,
+        help=f"shortest pause that splits, s (default: {sg.min_silence_s})",
+    )
+    s.add_argument(
+        "--max-segment",
+        dest="max_segment_s",
+        type=float,
+        default=off,
+        help=f"longer speech is split, s (default: {sg.max_segment_s})",
+    )
+    s.add_argument(
+        "--speech-pad", dest="speech_pad_s", type=float, default=off, help=f"added around speech, s (default: {sg.speech_pad_s})"
+    )
+    s.add_argument(
+        "--window-s", dest="window_s", type=float, default=off, help=f"fixed window length, s (default: {sg.window_s})"
+    )
+    s.add_argument("--hop-s", dest="hop_s", type=float, default=off, help="fixed window hop, s (default: the window length)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,8 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         "files", nargs="+", metavar="FILE", help="audio or video files (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, ...)"
     )
     add_model_args(p)
-    add_analysis_args(p)
-    p.add_argument("--embedding", action="store_true", help="also compute embeddings (not printed; Python API)")
+    add_request_args(p)
+    p.add_argument(
+        "--embedding",
+        dest="extract_embedding",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also compute embeddings (not printed; Python API)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     p.set_defaults(func=_predict)
 
@@ -200,15 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="results table (default: %(default)s)")
     b.add_argument("--overwrite", action="store_true", help="redo files already done in --out")
     add_model_args(b)
-    add_analysis_args(b)
-    s = b.add_argument_group("segmentation of long recordings (per-utterance results)")
-    s.add_argument("--segment", choices=["vad", "window", "none"], default="none", help="(default: %(default)s)")
-    s.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability (default: %(default)s)")
-    s.add_argument("--min-speech", type=float, default=0.25, help="shortest speech in s (default: %(default)s)")
-    s.add_argument("--min-silence", type=float, default=0.3, help="shortest pause that splits, s (default: %(default)s)")
-    s.add_argument("--max-segment", type=float, default=30.0, help="longer speech is split, s (default: %(default)s)")
-    s.add_argument("--window-s", type=float, default=10.0, help="fixed window length, s (default: %(default)s)")
-    s.add_argument("--hop-s", type=float, default=0.0, help="fixed window hop, s (default: the window length)")
+    add_request_args(b)
     b.set_defaults(func=_batch)
 
     m = sub.add_parser("make-checkpoint", help="write a random-weight model folder in the hub layout (tests, benchmarks)")
@@ -217,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--training-state", action="store_true", help="add optimizer state as in the real 1.95 GB file")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=_make_checkpoint)
+
+    x = sub.add_parser("export-onnx", help="export the model with its head to one ONNX graph (onnxruntime, no torch)")
+    x.add_argument("out_dir", metavar="OUT_DIR", help="folder for model.onnx, labels.json, head.npz and README.md")
+    x.add_argument("--model", default=DEFAULT_MODEL, help="hub id, alias or local folder (default: %(default)s)")
+    x.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
+    x.add_argument("--frame-embeddings", action="store_true", help="add the output frame_embeddings (batch, frames, D)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 or later (default: %(default)s)")
+    x.set_defaults(func=_export_onnx)
     return parser
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 SAMPLE_RATE = 16_000  # Hz: the model's input rate
 FRAME_HOP = 320  # samples between frames (20 ms at 16 kHz)
 FRAME_RATE = SAMPLE_RATE // FRAME_HOP  # 50 frames per second
+FRAME_S = FRAME_HOP / SAMPLE_RATE  # 0.02 s between frame starts
 RECEPTIVE_FIELD = 400  # samples seen by one frame (25 ms at 16 kHz)
 
 DEFAULT_MODEL = "iic/emotion2vec_plus_large"

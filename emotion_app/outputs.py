@@ -3,16 +3,27 @@
 Files are written into a hidden temporary folder beside the final one and renamed into place, so
 a failure never leaves a half-written folder, and the final name is claimed atomically (two
 requests in the same second get `_2`, `_3`, ...). No user-supplied name decides any path.
+
+Download links are private: `/api/outputs/<folder>/<key>/<file>`, where the key is
+HMAC-SHA256(secret, folder name) cut to 192 bits, and the secret is `<outputs>/.secret` (mode 0600,
+made on first use). Links survive restarts and need no index; deleting `.secret` invalidates them
+all. A folder's name alone (it is in result.json) opens nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import errno
+import hashlib
+import hmac
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +34,9 @@ from .constants import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
+SECRET_FILE = ".secret"
+KEY_BYTES = 24  # 192 bits of the HMAC in each link (32 URL-safe characters)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FOLDER_RE = re.compile(r"^outputs_\d{8}_\d{6}(_\d+)?$")
 FILES = (
     "result.json",
@@ -73,9 +87,9 @@ def write_output_folder(
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
         for n in range(1, 10_000):
             folder = Path(outputs_dir) / (base if n == 1 else f"{base}_{n}")
-            if result is not None:
-                result["output_dir"] = folder.name
-                (tmp / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+            if result is not None:  # the caller's dict is left as it is
+                final = {**result, "output_dir": folder.name}
+                (tmp / "result.json").write_text(json.dumps(final, ensure_ascii=False, indent=2), encoding="utf-8")
             try:
                 # rename() onto an existing non-empty folder fails, so the first writer wins the name
                 os.rename(tmp, folder)
@@ -97,18 +111,82 @@ def _relative(name: str) -> Path:
     return path
 
 
-def output_file(outputs_dir: Path, folder: str, name: str) -> Path | None:
-    """The path of a downloadable file, or None: only known names inside real output folders."""
+def output_file(outputs_dir: Path, folder: str, key: str, name: str) -> Path | None:
+    """The path of a downloadable file, or None: a known file name, in an output folder whose key
+    matches, both real (a symlinked folder or file is refused, never followed)."""
     if not FOLDER_RE.match(folder) or name not in FILES:
         return None
+    expected = folder_key(outputs_dir, folder, create=False)
+    if expected is None or not hmac.compare_digest(key.encode(), expected.encode()):
+        return None
     path = Path(outputs_dir) / folder / name
-    return path if path.is_file() else None
+    try:
+        if not stat.S_ISDIR(os.lstat(path.parent).st_mode) or not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    return path
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
     return {name: folder / name for name in FILES if (folder / name).is_file()}
 
 
-def download_urls(folder: str, files) -> dict[str, str]:
-    """REST download URL of each file of an output folder."""
-    return {name: f"/api/outputs/{folder}/{name}" for name in files}
+def download_urls(folder: Path, files) -> dict[str, str]:
+    """REST download URL of each file of the output folder `folder` (a path inside the outputs folder)."""
+    folder = Path(folder)
+    key = folder_key(folder.parent, folder.name)
+    return {name: f"/api/outputs/{folder.name}/{key}/{name}" for name in files}
+
+
+def folder_key(outputs_dir: Path, folder: str, create: bool = True) -> str | None:
+    """The secret part of a folder's download links (None when there is no secret and not `create`)."""
+    secret = read_secret(outputs_dir, create)
+    if secret is None:
+        return None
+    digest = hmac.new(secret, folder.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:KEY_BYTES]).decode()
+
+
+def read_secret(outputs_dir: Path, create: bool = True) -> bytes | None:
+    """The outputs folder's link secret, made (256 random bits, mode 0600) when missing and `create`."""
+    path = Path(outputs_dir) / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)  # a symlink fails here (ELOOP): refused
+    except FileNotFoundError:
+        if not create:
+            return None
+        _write_secret(path)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{path} must be a regular file")
+        if mode & 0o077 and hasattr(os, "fchmod"):
+            logger.warning("%s was readable by others; its mode is now 0600", path)
+            os.fchmod(f.fileno(), 0o600)
+        secret = f.read().strip()
+    if len(secret) < 32:
+        raise OSError(f"{path} is too short to be a link secret; delete it and a new one is made")
+    return secret
+
+
+def _write_secret(path: Path) -> None:
+    """Write the secret under a temporary name and link it into place, so that two processes
+    racing to make it agree on one and nobody reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is the secret
+        except OSError:  # a file system without hard links: a rename, atomic but last-wins
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

@@ -1,7 +1,7 @@
 """One analysis request, shared by the web page, the REST API and the Gradio API.
 
-decode -> engine.predict -> result.json dict -> output folder. Errors are EmotionAppError with a
-code the caller translates; nothing is written unless the whole request succeeded.
+decode -> engine -> results.build_report -> output folder. Errors are EmotionAppError with a code
+the caller translates; nothing is written unless the whole request succeeded.
 """
 
 from __future__ import annotations
@@ -9,27 +9,28 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .audio import load_audio
-from .batch import BatchOptions, iter_batch, rows_csv, table_row, zip_bytes
-from .engine import GRANULARITIES, Engine
+from .engine import Engine
 from .errors import EmotionAppError
-from .exports import segment_files
-from .longform import analyze_long
+from .options import RequestOptions
 from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
-from .segmenter import SegmentOptions
-from .timeline import AnalysisOptions, add_to_result, export_files, scores_png
+from .results import build_report
+from .source import load_audio
 
 logger = logging.getLogger(__name__)
 
+Progress = Callable[[float, str], None]
+
 
 class RequestError(EmotionAppError):
-    """A request the service refuses before any work (no file, bad option)."""
+    """A request the service refuses before any work (no file)."""
 
     code = "bad_request"
 
@@ -42,7 +43,7 @@ class Analysis:
 
     def response(self) -> dict:
         """What the APIs return: result.json's content plus the download URL of each file."""
-        return {**self.result, "files": download_urls(self.folder.name, self.files)}
+        return {**self.result, "files": download_urls(self.folder, self.files)}
 
 
 def require_source(source) -> None:
@@ -59,112 +60,98 @@ def display_name(name: str | None) -> str:
     return clean[:200] or "<upload>"
 
 
-def analysis_options(**fields) -> AnalysisOptions:
-    """AnalysisOptions from user-given fields (see AnalysisOptions.make); a bad value is a RequestError."""
-    try:
-        return AnalysisOptions.make(**fields)
-    except (TypeError, ValueError) as exc:
-        raise RequestError(f"Invalid option: {exc}.", "bad_option") from None
-
-
-def segment_options(mode: str, **fields) -> SegmentOptions:
-    """SegmentOptions from user-given fields (numbers may be strings); a bad value is a RequestError."""
-    try:
-        return SegmentOptions(str(mode), **{k: float(v) for k, v in fields.items()})
-    except (TypeError, ValueError) as exc:
-        raise RequestError(f"Invalid option: {exc}.", "bad_option") from None
-
-
 def analyze(
     engine: Engine,
     source,
-    granularity: str = "utterance",
-    extract_embedding: bool = False,
+    request: RequestOptions | None = None,
     *,
     outputs_dir: Path,
     name: str | None = None,
-    options: AnalysisOptions | None = None,
     lang: str = "en",
+    progress: Progress | None = None,
 ) -> Analysis:
-    """Analyse one input and write its output folder. `source`: anything load_audio accepts.
-    `options`: smoothing and insights of frame mode, charts; `lang`: the charts' language."""
+    """Analyse one input (anything load_audio accepts) as `request` asks (a clip, or a long
+    recording segmented by VAD or windows) and write its output folder. `lang`: the charts'
+    language; `progress(fraction, stage)`."""
     require_source(source)
-    if granularity not in GRANULARITIES:
-        raise RequestError(f"granularity must be 'utterance' or 'frame', not {granularity!r}.", "bad_granularity")
+    request = request or RequestOptions()
+    if request.segment is not None:
+        return _analyze_recording(engine, source, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=progress)
     t0 = time.perf_counter()
     now = datetime.now()
     shown = display_name(name)
     audio = load_audio(source, max_duration_s=engine.options.max_duration_s, name=shown)
     decoded = time.perf_counter()
-    res = engine.predict(audio, granularity, extract_embedding)
-    result = res.to_dict()
-    result["file"] = shown
-    result["timestamp"] = now.isoformat(timespec="seconds")
-    options = options or AnalysisOptions()
-    frames = add_to_result(result, res, options)
-    extra = export_files(result, frames, options, lang)
-    result["timings"].update(decode=round(decoded - t0, 4), total=round(time.perf_counter() - t0, 4))
-    embedding = res.embedding if extract_embedding else None
-    folder = write_output_folder(outputs_dir, result, audio.samples, embedding, now, extra)
+    if progress:
+        progress(0.05, "model")
+    res = engine.predict(audio, request.granularity, request.extract_embedding)
+    report = build_report(res, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
+    extra = report.files(lang)
+    report.result["timings"].update(decode=round(decoded - t0, 4), total=round(time.perf_counter() - t0, 4))
+    folder = write_output_folder(outputs_dir, report.result, audio.samples, report.embedding, now, extra)
     logger.info("%s: %s %.3f -> %s", shown, res.emotion, res.confidence, folder.name)
-    return Analysis(result, folder, folder_files(folder))
+    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder))
 
 
-def analyze_recording(
-    engine: Engine,
-    source,
-    segment: SegmentOptions,
-    *,
-    outputs_dir: Path,
-    name: str | None = None,
-    progress=None,
-    lang: str = "en",
-    charts: bool = True,
-) -> Analysis:
-    """A long recording: one result per speech segment (or window); writes the output folder with
-    the processed audio (streamed), segments as CSV/JSON/WebVTT and the overall scores chart."""
-    require_source(source)
+def _analyze_recording(engine, source, request: RequestOptions, *, outputs_dir, name, lang, progress) -> Analysis:
+    """A long recording: one result per speech segment (or window); the processed audio is streamed
+    into the output folder while the VAD runs."""
+    from .recordings.longform import analyze_long
+
     now = datetime.now()
     shown = display_name(name)
     tmp = new_temp_folder(outputs_dir)
     try:
-        result = analyze_long(engine, source, segment, name=shown, progress=progress, audio_out=tmp / "processed_audio.wav")
-        result["file"] = shown
-        result["timestamp"] = now.isoformat(timespec="seconds")
-        extra = segment_files(result["segments"])
-        if charts and result["probabilities"]:
-            extra["scores.png"] = scores_png(result["probabilities"], lang)
-        folder = write_output_folder(outputs_dir, result, tmp / "processed_audio.wav", None, now, extra, tmp=tmp)
+        rec = analyze_long(
+            engine, source, request.segment, name=shown, progress=progress,
+            audio_out=tmp / "processed_audio.wav", extract_embedding=request.extract_embedding,
+        )  # fmt: skip
+        report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
+        folder = write_output_folder(
+            outputs_dir, report.result, tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("%s: %d segments -> %s", shown, len(result["segments"]), folder.name)
-    return Analysis(result, folder, folder_files(folder))
+    logger.info("%s: %d segments -> %s", shown, len(rec.spans), folder.name)
+    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder))
 
 
 def analyze_batch(
     engine: Engine,
     paths: list,
-    options: BatchOptions,
+    request: RequestOptions | None = None,
     *,
     outputs_dir: Path,
     names: list[str] | None = None,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], Path]:
-    """Many files into one output folder: results.csv, results.jsonl, files/NNN_<name>/result.json
-    per file, and results.zip holding all of it. Returns (table rows, folder)."""
+    """Many files or zips into one output folder: results.csv, results.jsonl,
+    files/NNNN_<name>/result.json per row, and results.zip holding all of it. `names`: the shown
+    name of each path. `progress(done, total)` after each row. Returns (table rows, folder)."""
+    from .recordings.batch import iter_batch
+    from .recordings.inputs import Extractor, collect_inputs
+    from .recordings.tables import rows_csv, table_row, zip_bytes
+
+    request = request or RequestOptions()
     now = datetime.now()
-    names = [" / ".join(display_name(part) for part in n.split("/")) for n in (names or [Path(p).name for p in paths])]
+    shown = [display_name(n) for n in (names or [Path(p).name for p in paths])]
+    inputs = collect_inputs(paths, names=shown)
     tmp = new_temp_folder(outputs_dir)
     rows: list[dict] = []
     try:
         extra: dict[str, str] = {}
         jsonl = []
-        for i, result, error in iter_batch(engine, [Path(p) for p in paths], options, names, progress):
-            rows.append(table_row(names[i], result, error))
-            record = result if result is not None else {"file": names[i], "error": error}
-            jsonl.append(json.dumps(record, ensure_ascii=False))
-            extra[f"files/{i + 1:04d}_{display_name(names[i])}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)
+        with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as zips:
+            stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)))
+            for i, result, error in stream:
+                name = inputs[i].name
+                rows.append(table_row(name, result, error))
+                record = result if result is not None else {"file": name, "error": error}
+                jsonl.append(json.dumps(record, ensure_ascii=False))
+                extra[f"files/{i + 1:04d}_{display_name(name)}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)
+                if progress:
+                    progress(len(rows), len(inputs))
         extra["results.jsonl"] = "\n".join(jsonl) + "\n"
         extra["results.csv"] = rows_csv(rows)
         folder = write_output_folder(outputs_dir, None, None, None, now, extra | {"results.zip": zip_bytes(extra)}, tmp=tmp)

@@ -28,8 +28,8 @@ def main() -> None:
     from audio_files import write_audio
     from playwright.sync_api import sync_playwright
 
-    from emotion_app.random_checkpoint import build_random_checkpoint
-    from emotion_app.server import AppSettings, launch, load_engine
+    from emotion_app.model.random_checkpoint import build_random_checkpoint
+    from emotion_app.web.server import AppSettings, launch, load_engine
 
     tmp = Path(tempfile.mkdtemp())
     model = args.model or str(build_random_checkpoint(tmp / "model", "tiny_large", seed=1))

@@ -44,7 +44,7 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def checkpoint_dirs(tmp_path_factory) -> dict[str, Path]:
-    from emotion_app.random_checkpoint import build_random_checkpoint
+    from emotion_app.model.random_checkpoint import build_random_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     return {name: build_random_checkpoint(root / name, **kw) for name, kw in CONFIGS.items()}
@@ -95,7 +95,7 @@ def free_port() -> int:
 def web(tmp_path_factory, tiny_dir):
     """A real app server (page + REST) on a free local port, with a tiny model and a 2 MB upload limit."""
     from emotion_app import Engine
-    from emotion_app.server import AppSettings, launch
+    from emotion_app.web.server import AppSettings, launch
 
     engine = Engine(model=str(tiny_dir), max_duration_s=60)
     settings = AppSettings(port=free_port(), outputs_dir=tmp_path_factory.mktemp("outputs"), max_upload_mb=2)

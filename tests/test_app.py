@@ -57,7 +57,8 @@ def test_app_serves_page_and_rest_with_flags_and_env(tiny_dir, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         health = wait_health(url, proc)
-        assert health.status_code == 200 and health.json()["model"]["id"] == str(tiny_dir)
+        assert health.status_code == 200 and health.json()["model"]["id"] == tiny_dir.name  # a local folder: its name only
+        assert "path" not in health.json()["model"] and str(tiny_dir) not in health.text
         assert health.json()["max_upload_mb"] == 1
         page = httpx.get(url + "/")
         assert page.status_code == 200 and "gradio" in page.text.lower()

@@ -156,6 +156,6 @@ def test_batch_tab_table_with_a_bad_file_and_zip(page, tmp_path):
     page.click("#batch-start")
     page.wait_for_selector("#batch-table [role=grid][aria-rowcount='5']", timeout=60_000)  # header + 4 files
     table = page.inner_text("#batch-table")
-    assert "pack.zip / z.wav" in table and "bad.wav" in table and "not an audio" in table
+    assert "pack.zip/z.wav" in table and "bad.wav" in table and "not an audio" in table
     assert "3 done, 1 failed, 4 files" in page.inner_text("#batch-status")
     page.locator("#batch-downloads td[aria-label='results.zip']").wait_for(timeout=10_000)

@@ -13,7 +13,6 @@ import pytest
 from audio_files import speechlike, write_audio
 
 from emotion_app import AudioError, Engine, EngineOptions, ModelLoadError
-from emotion_app.chunking import iter_chunks, window_frames
 from emotion_app.constants import LABEL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,21 +124,3 @@ def test_long_input_keeps_peak_memory_bounded(tiny_dir, tmp_path):
     # any resampling copy); frame scores add 2.6 MB. The rest is allocator noise, which differs
     # between machines (10 MB here, 43 MB seen on CI).
     assert peaks[24] - peaks[2] < 64, peaks
-
-
-def test_chunks_are_cut_lazily_from_the_stream():
-    """The chunker holds at most one window plus one block: it never reads the stream ahead."""
-    block = 16000  # 1 s blocks
-    read = 0
-
-    def blocks():
-        nonlocal read
-        for _ in range(600):  # 10 minutes
-            read += block
-            yield np.zeros(block, np.float32)
-
-    frames = window_frames(30.0)
-    step = frames * 320
-    for start, chunk in iter_chunks(blocks(), frames):
-        assert read - start <= len(chunk) + step // 4 + block
-        assert len(chunk) == step + 80 or start + len(chunk) == 600 * block

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from emotion_app import ModelLoadError
-from emotion_app.hub import hub_id, resolve_model
+from emotion_app.model.hub import hub_id, resolve_model
 
 DEAD = "http://127.0.0.1:9"  # nothing listens here: the download fails fast, offline or not
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from test_smoothing import onehot
 
-from emotion_app import charts, exports, insights
+from emotion_app.analysis import charts, exports, insights
+from emotion_app.analysis.frames import AnalysisOptions
+from emotion_app.analysis.smoothing import SmoothingOptions, smooth
 from emotion_app.constants import LABEL_KEYS
-from emotion_app.smoothing import SmoothingOptions, smooth
-from emotion_app.timeline import AnalysisOptions
 
 NONE = SmoothingOptions("none", min_duration_s=0)
 

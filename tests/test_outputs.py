@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion_app.outputs import output_file, write_output_folder
+from emotion_app.outputs import download_urls, folder_key, output_file, write_output_folder
 
 NOW = datetime(2026, 11, 22, 14, 0, 5)
 
@@ -41,11 +41,27 @@ def test_failure_leaves_nothing(tmp_path):
 
 def test_download_lookup_refuses_anything_else(tmp_path):
     folder = write_output_folder(tmp_path, {}, np.zeros(800, np.float32), np.ones(4), NOW)
-    assert output_file(tmp_path, folder.name, "embedding.npy") == folder / "embedding.npy"
-    for bad_folder, name in [
-        ("..", "result.json"),
-        (folder.name, "../x"),
-        ("outputs_x", "result.json"),
-        (folder.name, "other.txt"),
+    key = folder_key(tmp_path, folder.name)
+    assert output_file(tmp_path, folder.name, key, "embedding.npy") == folder / "embedding.npy"
+    for bad_folder, bad_key, name in [
+        ("..", key, "result.json"),
+        (folder.name, key, "../x"),
+        ("outputs_x", key, "result.json"),
+        (folder.name, key, "other.txt"),
+        (folder.name, key[:-1] + ("A" if key[-1] != "A" else "B"), "embedding.npy"),
+        (folder.name, "", "embedding.npy"),
+        (folder.name, "ключ", "embedding.npy"),
     ]:
-        assert output_file(tmp_path, bad_folder, name) is None
+        assert output_file(tmp_path, bad_folder, bad_key, name) is None
+
+
+def test_links_carry_a_per_folder_key_from_a_private_secret(tmp_path):
+    a = write_output_folder(tmp_path, {}, np.zeros(800, np.float32), None, NOW)
+    b = write_output_folder(tmp_path, {}, np.zeros(800, np.float32), None, NOW)
+    urls = download_urls(a, {"result.json": a / "result.json"})
+    key = urls["result.json"].split("/")[-2]
+    assert urls == {"result.json": f"/api/outputs/{a.name}/{key}/result.json"} and len(key) == 32  # 192 bits
+    assert key != folder_key(tmp_path, b.name) and key == folder_key(tmp_path, a.name)  # stable, per folder
+    assert (tmp_path / ".secret").stat().st_mode & 0o777 == 0o600
+    (tmp_path / ".secret").unlink()  # a new secret: every old link stops working
+    assert folder_key(tmp_path, a.name) != key and output_file(tmp_path, a.name, key, "result.json") is None

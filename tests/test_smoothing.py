@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotion_app.smoothing import SmoothingOptions, ewma, runs, smooth, window_mean
+from emotion_app.analysis.smoothing import SmoothingOptions, ewma, runs, smooth, window_mean
 
 V = 9
 

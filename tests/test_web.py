@@ -81,7 +81,8 @@ def test_rest_predicts_every_format(web, tmp_path, fmt):
     result = r.json()
     assert result["file"] == path.name and abs(result["duration_s"] - 1.5) < 0.06
     check_folder(web, result, embedding=False)
-    assert result["files"]["result.json"] == f"/api/outputs/{result['output_dir']}/result.json"
+    prefix, key, name = result["files"]["result.json"].rsplit("/", 2)
+    assert prefix == f"/api/outputs/{result['output_dir']}" and name == "result.json" and len(key) >= 22  # >= 128 bits
     got = httpx.get(web.url + result["files"]["result.json"])
     assert got.status_code == 200 and got.json()["emotion"] == result["emotion"]
 
@@ -148,8 +149,15 @@ def test_uploaded_name_never_decides_a_path(web, tmp_path):
 
 
 def test_downloads_only_from_output_folders(web):
-    for path in ("/api/outputs/../../etc/passwd", "/api/outputs/outputs_20260101_000000/result.json", "/api/outputs/x/y"):
-        assert httpx.get(web.url + path).status_code == 404
+    assert httpx.get(web.url + "/api/outputs/../../etc/passwd").status_code == 404
+    paths = (
+        "/api/outputs/outputs_20260101_000000/result.json",  # the old, keyless form
+        "/api/outputs/outputs_20260101_000000/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/result.json",
+        "/api/outputs/x/y/z",
+    )
+    for path in paths:
+        r = httpx.get(web.url + path)
+        assert r.status_code == 404 and r.json() == {"error": "Not Found", "code": "not_found"}, path
 
 
 def test_health(web):
@@ -208,9 +216,9 @@ def test_rest_bad_option_is_a_422_naming_the_range(web, tmp_path):
     before = folders(web)
     for form, words in (
         ({"granularity": "frame", "method": "majority", "window": "4"}, "odd number of frames from 3 to 51"),
-        ({"method": "ewma", "alpha": "0"}, "alpha must be in (0, 1]"),
-        ({"method": "median"}, "must be one of none, majority, moving_average, ewma"),
-        ({"window": "abc"}, "Invalid option"),
+        ({"granularity": "frame", "method": "ewma", "alpha": "0"}, "alpha must be in (0, 1]"),
+        ({"granularity": "frame", "method": "median"}, "must be one of none, majority, moving_average, ewma"),
+        ({"granularity": "frame", "window": "abc"}, "window must be a number, not 'abc'"),
     ):
         r = httpx.post(web.url + "/api/predict", files={"audio": ("x.wav", wav)}, data=form)
         assert r.status_code == 422 and r.json()["code"] == "bad_option" and words in r.json()["error"], r.text
@@ -224,7 +232,7 @@ def test_rest_long_recording_with_vad_segments(web, tmp_path):
     talk = np.concatenate([pause, espeak("Please hold the line."), pause, espeak("Thank you for waiting.", 1), pause])
     path = write_audio(tmp_path / "call.m4a", talk, 16000, "m4a")
     with open(path, "rb") as f:
-        form = {"segment": "vad", "min_silence_s": "0.5", "method": "ewma"}  # frame options are ignored here
+        form = {"segment": "vad", "min_silence_s": "0.5"}
         r = httpx.post(web.url + "/api/predict", files={"audio": (path.name, f)}, data=form, timeout=60)
     assert r.status_code == 200, r.text
     result = r.json()

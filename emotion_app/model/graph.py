@@ -139,7 +139,7 @@ class PositionalConv(nn.Module):
             y = conv(x.transpose(1, 2))  # (B, D, T + trim)
             if self.trim:
                 y = y[:, :, : -self.trim]
-            x = F.gelu(F.layer_norm(y.transpose(1, 2), (y.shape[1],)))  # (B, T, D)
+            x = F.gelu(F.layer_norm(y.transpose(1, 2), (conv.out_channels,)))  # (B, T, D)
         return x
 
 

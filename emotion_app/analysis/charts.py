@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from .constants import COLORS, LABEL_BY_KEY
+from ..constants import COLORS, LABEL_BY_KEY
 from .smoothing import runs
 
 logger = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ def random_weights(cfg, num_labels: int, seed: int):
     """Native-named random weights with sensible scales (LayerNorm-friendly, non-uniform scores)."""
     import torch
 
-    from .model import Emotion2vec
+    from .graph import Emotion2vec
 
     gen = torch.Generator().manual_seed(seed)
     with torch.device("meta"):

@@ -6,7 +6,7 @@ import html
 
 import numpy as np
 
-from .constants import COLORS, LABEL_BY_KEY, LABEL_KEYS
+from ..constants import COLORS, LABEL_BY_KEY, LABEL_KEYS
 from .i18n import t, warning_message
 
 MAX_TIMELINE_POINTS = 1500  # per emotion: enough for the eye, light for the browser
@@ -189,32 +189,3 @@ def processing_log(result: dict, lang: str = "en") -> str:
             f"{t('log_warnings', lang)}: " + "; ".join(warning_message(w["code"], w["message"], lang) for w in result["warnings"])
         )
     return "\n".join(lines)
-
-
-CSS = """
-/* DejaVu Sans carries black-and-white emoticons and comes first in fallback; name a colour font */
-.ea-emo {font-family: "Noto Color Emoji", "Apple Color Emoji", "Segoe UI Emoji", sans-serif}
-.ea-card {border: 3px solid; border-radius: 14px; padding: 14px 18px; text-align: center}
-.ea-emoji {font-size: 64px; line-height: 1.1}
-.ea-names {font-size: 26px; font-weight: 600; margin: 4px 0}
-.ea-zh {margin-right: 6px}
-.ea-conf {font-size: 18px}
-.ea-warning {margin-top: 8px; padding: 6px 10px; border-radius: 8px; background: #fff4d6; color: #6b4e00; font-size: 14px}
-.ea-row {display: flex; align-items: center; gap: 8px; margin: 3px 0; font-size: 15px}
-.ea-label {width: 150px; white-space: nowrap}
-.ea-track {flex: 1; height: 16px; background: rgba(127,127,127,.15); border-radius: 8px; overflow: hidden}
-.ea-bar {display: block; height: 100%; border-radius: 8px}
-.ea-pct {width: 56px; text-align: right; font-variant-numeric: tabular-nums}
-.ea-band {position: relative; height: 26px; border-radius: 6px; overflow: hidden; background: rgba(127,127,127,.12)}
-.ea-seg {position: absolute; top: 0; bottom: 0}
-.ea-shares {display: flex; height: 18px; border-radius: 6px; overflow: hidden}
-.ea-axis {display: flex; justify-content: space-between; font-size: 12px; opacity: .7}
-.ea-legend {display: flex; flex-wrap: wrap; gap: 10px; font-size: 13px; margin-top: 4px}
-.ea-dot {display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px}
-.ea-note {opacity: .7}
-.ea-mixed {font-size: 15px; margin-top: 4px}
-.ea-seg + .ea-seg {box-shadow: inset 1px 0 rgba(255,255,255,.9)}
-.ea-share {display: block; height: 100%}
-.ea-summary th {text-align: left; padding-right: 12px; white-space: nowrap; vertical-align: top}
-.ea-summary {width: 100%}
-"""

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Engine
-from .errors import EmotionAppError
+from ..engine import Engine
+from ..errors import EmotionAppError
 
 
 @dataclass

@@ -8,18 +8,23 @@ so memory does not grow with the length of the recording.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator
+import queue
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .constants import RECEPTIVE_FIELD, SAMPLE_RATE
+from ..constants import RECEPTIVE_FIELD, SAMPLE_RATE
+from ..options import checked, given, parse_choice, parse_float
 
 logger = logging.getLogger(__name__)
 
 MODES = ("vad", "window", "none")
 VAD_FRAME = 512  # samples per Silero VAD step at 16 kHz
+VAD_FIELDS = ("threshold", "min_speech_s", "min_silence_s", "max_segment_s", "speech_pad_s")
+WINDOW_FIELDS = ("window_s", "hop_s")
+SEGMENT_FIELDS = (*VAD_FIELDS, *WINDOW_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -51,35 +56,52 @@ class SegmentOptions:
         if self.hop_s > self.window_s:
             raise ValueError(f"window hop ({self.hop_s:g} s) must not exceed the window length ({self.window_s:g} s)")
 
+    @classmethod
+    def from_fields(cls, mapping: Mapping | None, mode: str | None = None) -> SegmentOptions:
+        """From form fields or flags (numbers may be strings); `hop_s` defaults to `window_s`.
+        `mode` overrides the mapping's `segment` field."""
+        v = given(mapping, ("segment", *SEGMENT_FIELDS))
+        mode = parse_choice(mode or v.get("segment", cls.mode), "segment", MODES)
+        numbers = {k: parse_float(v[k], k) for k in SEGMENT_FIELDS if k in v}
+        if "window_s" in numbers and "hop_s" not in numbers:
+            numbers["hop_s"] = numbers["window_s"]
+        return checked(cls, mode, **numbers)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-_vad_lock = threading.Lock()
-_vad_model = None
+_vad_pool: queue.SimpleQueue = queue.SimpleQueue()
 
 
-def load_vad():
-    """Silero VAD's bundled model (offline). Its import sets torch to 1 thread; that is undone."""
-    global _vad_model
-    import torch
+@contextmanager
+def vad_model():
+    """A Silero VAD model (bundled, offline) for one scan. The model keeps recurrent state, so it is
+    never shared: each scan takes one from a pool (or loads one) and gives it back reset. The
+    import of silero_vad sets torch to 1 thread; that is undone."""
+    try:
+        model = _vad_pool.get_nowait()
+    except queue.Empty:
+        import torch
+        from silero_vad import load_silero_vad
 
-    with _vad_lock:
-        if _vad_model is None:
-            threads = torch.get_num_threads()
-            from silero_vad import load_silero_vad
-
-            _vad_model = load_silero_vad()
-            torch.set_num_threads(threads)
-        return _vad_model
+        threads = torch.get_num_threads()
+        model = load_silero_vad()
+        torch.set_num_threads(threads)
+    model.reset_states()
+    try:
+        yield model
+    finally:
+        model.reset_states()
+        _vad_pool.put(model)
 
 
 class VadScanner:
-    """Feed 16 kHz blocks; collects one speech probability per 512-sample frame."""
+    """Feed 16 kHz blocks; collects one speech probability per 512-sample frame. `model`: one
+    taken from `vad_model()` for this scan alone."""
 
-    def __init__(self):
-        self.model = load_vad()
-        self.model.reset_states()
+    def __init__(self, model):
+        self.model = model
         self.probs: list[float] = []
         self._rest = np.zeros(0, np.float32)
         self.samples = 0

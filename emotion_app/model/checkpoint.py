@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelLoadError
 from .config import ModelConfig
-from .errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

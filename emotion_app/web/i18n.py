@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import EmotionAppError
+from ..errors import EmotionAppError
 
 LANGS = ("en", "zh")
 

@@ -7,7 +7,7 @@ import operator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ import json
 
 import numpy as np
 
-from .constants import LABEL_BY_KEY
-from .smoothing import FRAME_S
+from ..constants import FRAME_S, LABEL_BY_KEY
 
 
 def _csv(header: list[str], rows) -> str:

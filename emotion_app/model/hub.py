@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .constants import DEFAULT_MODEL
-from .errors import ModelLoadError
+from ..constants import DEFAULT_MODEL
+from ..errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .smoothing import FRAME_S, Smoothed, runs
+from ..constants import FRAME_S
+from .smoothing import Smoothed, runs
 
 MIXED_THRESHOLD = 0.1
 UTTERANCE_FROM = ("vote", "mean")
+
+
+def rounded(probs, labels, digits: int = 3) -> dict[str, float]:
+    """Scores for display: rounded, so their sum may differ from 1 by a few thousandths."""
+    return {k: round(float(p), digits) for k, p in zip(labels, probs)}
 
 
 @dataclass

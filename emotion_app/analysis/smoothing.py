@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .constants import FRAME_HOP, SAMPLE_RATE
-from .constants import SMOOTHING_METHODS as METHODS
+from ..constants import FRAME_S
+from ..constants import SMOOTHING_METHODS as METHODS
 
-FRAME_S = FRAME_HOP / SAMPLE_RATE
 WINDOW_RANGE = (3, 51)
 MAX_MIN_DURATION_S = 10.0
 

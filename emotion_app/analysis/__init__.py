@@ -1,0 +1,1 @@
+"""Post-processing on probabilities: options, smoothing, insights, frame analysis, exports, charts, compare."""

@@ -1,0 +1,84 @@
+"""A result's frame analysis: smoothing, segments, summary, and the files they export.
+
+Used alike by the page, the REST API, the CLI and batches through `results.Report`:
+`add_to_result` adds to the result.json dict, `export_files` gives the extra files of an output
+folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..constants import FRAME_S
+from . import exports, insights
+from .insights import rounded
+from .options import AnalysisOptions
+from .smoothing import Smoothed, smooth
+
+
+@dataclass
+class FrameAnalysis:
+    labels: tuple[str, ...]
+    raw: np.ndarray  # (T, V) engine frame probabilities
+    smoothed: Smoothed
+    segments: list[insights.Segment]
+    summary: dict
+
+
+def analyze_frames(frame_probabilities: np.ndarray, labels, options: AnalysisOptions) -> FrameAnalysis:
+    """(T, V) frame probabilities -> smoothed frames, segments and summary."""
+    sm = smooth(frame_probabilities, options.smoothing)
+    return FrameAnalysis(
+        tuple(labels),
+        frame_probabilities,
+        sm,
+        insights.segments(sm, labels),
+        insights.summary(sm, labels, utterance_from=options.utterance_from),
+    )
+
+
+def add_to_result(result: dict, frame_probabilities: np.ndarray | None, labels, options: AnalysisOptions) -> FrameAnalysis | None:
+    """Add `mixed` (every mode) and, when frame probabilities are given (frame mode), `smoothing`,
+    `segments`, `summary` and each frame's smoothed reading to a result.json dict whose `frames`
+    are filled. Returns the frame analysis in frame mode."""
+    result["mixed"] = (
+        insights.mixed_emotion(result["probabilities"], options.mixed_threshold) if result["probabilities"] else None
+    )
+    if frame_probabilities is None:
+        return None
+    fa = analyze_frames(frame_probabilities, labels, options)
+    result["smoothing"] = options.smoothing.to_dict()
+    result["segments"] = [s.to_dict() for s in fa.segments]
+    result["summary"] = fa.summary
+    for f, row, k, c in zip(result["frames"], fa.smoothed.probabilities, fa.smoothed.dominant, fa.smoothed.confidence):
+        f["smoothed_emotion"] = fa.labels[k]
+        f["smoothed_confidence"] = round(float(c), 4)
+        f["smoothed_scores"] = rounded(row, fa.labels)
+    return fa
+
+
+def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
+    from . import charts
+
+    return charts.png_bytes(charts.scores_chart(probabilities, lang))
+
+
+def export_files(result: dict, fa: FrameAnalysis | None, options: AnalysisOptions, lang: str = "en") -> dict:
+    """name -> content (str or bytes) of the extra files of an output folder."""
+    files: dict[str, str | bytes] = {}
+    if fa is not None:
+        files["frames.csv"] = exports.frames_csv(fa.raw, fa.labels, fa.smoothed.dominant)
+    if result.get("segments") is not None:
+        files.update(exports.segment_files(result["segments"]))
+    if options.charts and result["probabilities"]:
+        from . import charts
+
+        files["scores.png"] = scores_png(result["probabilities"], lang)
+        if fa is not None and len(fa.raw):
+            times = np.arange(len(fa.raw)) * FRAME_S
+            boundaries = [s.start for s in fa.segments[1:]]
+            fig = charts.timeline_chart(times, fa.smoothed.probabilities, fa.labels, fa.smoothed.dominant, boundaries, lang)
+            files["timeline.png"] = charts.png_bytes(fig)
+    return files

@@ -1,0 +1,1 @@
+"""Long recordings and many files: segmentation, two-pass analysis, batch inputs and tables."""

@@ -1,0 +1,128 @@
+"""Long recordings: one utterance result per speech segment (or fixed window) on a timeline.
+
+Two passes over the audio, each streamed: the first counts the samples, runs the VAD and (when
+asked) writes the 16 kHz audio to a WAV file; the second cuts the segments out and runs them
+through the engine in batches. Memory stays bounded whatever the length. Returns a
+`RecordingResult` (results.py), whose file-level probabilities are the duration-weighted mean of
+the segments' probabilities.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import AudioInfo, AudioWarning
+from ..constants import SAMPLE_RATE
+from ..engine import Engine
+from ..errors import AudioError, EmotionAppError
+from ..results import RecordingResult
+from ..source import Source, open_source
+from .segmenter import SegmentOptions, VadScanner, cut_spans, tighten, vad_model, vad_spans, window_spans
+
+GROUP_SAMPLES = 120 * SAMPLE_RATE  # segments sent to the engine at once (about 2 min of audio)
+NO_SPEECH = AudioWarning("no_speech", "No speech was found; try a lower VAD threshold or fixed windows.")
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Scan:
+    total: int  # samples at 16 kHz
+    info: AudioInfo
+    warnings: list
+    vad: np.ndarray | None  # speech probability per 512-sample frame
+
+
+def analyze_long(
+    engine: Engine,
+    source,
+    options: SegmentOptions,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+    audio_out: Path | None = None,
+    extract_embedding: bool = False,
+) -> RecordingResult:
+    """Segment `source` (anything open_source accepts) and predict each segment.
+    `audio_out`: where to write the 16 kHz mono audio (streamed); `progress(fraction, stage)`;
+    `extract_embedding`: keep each segment's mean feature (RecordingResult.embedding, (S, D))."""
+    t0 = time.perf_counter()
+    step = progress or (lambda fraction, stage: None)
+    src = open_source(source, max_duration_s=engine.options.max_duration_s, name=name)
+    if options.mode == "none":
+        scan = _scan(src, False, step, audio_out)
+        spans = [(0, scan.total)]
+    else:
+        scan = _scan(src, options.mode == "vad", step, audio_out)
+        spans = vad_spans(scan.vad, scan.total, options) if scan.vad is not None else window_spans(scan.total, options)
+    vad = options if scan.vad is not None else None
+    spans, results = _predict_spans(engine, src, spans, step, vad, extract_embedding)
+    warnings = list(scan.warnings) + ([] if results else [NO_SPEECH])
+    step(1.0, "done")
+    return RecordingResult(
+        labels=engine.labels,
+        spans=spans,
+        results=results,
+        segmentation=options.to_dict(),
+        audio=scan.info,
+        warnings=warnings,
+        timings={"total": time.perf_counter() - t0},
+        model=engine.model_info,
+    )
+
+
+def _scan(src: Source, vad: bool, step: Progress, audio_out: Path | None) -> Scan:
+    """Pass 1: count the samples, run the VAD, write the 16 kHz audio."""
+    import soundfile as sf
+
+    writer = sf.SoundFile(audio_out, "w", SAMPLE_RATE, 1, "PCM_16") if audio_out is not None else nullcontext()
+    total = 0
+    with vad_model() if vad else nullcontext() as model, writer as out, src.blocks() as blocks:
+        scanner = VadScanner(model) if vad else None
+        for block in blocks:
+            total += len(block)
+            if scanner is not None:
+                scanner.feed(block)
+            if audio_out is not None:
+                out.write(block)
+            if src.declared_s:
+                step(min(0.3, 0.3 * total / SAMPLE_RATE / src.declared_s), "voice activity")
+        probs = scanner.finish() if scanner is not None else None
+    return Scan(total, src.info, src.warnings, probs)
+
+
+def _predict_spans(engine: Engine, src: Source, spans, step: Progress, vad: SegmentOptions | None, embedding: bool):
+    """Pass 2: the spans' samples in groups through the engine, in span order. VAD spans lose their
+    quiet edges first (`tighten`). Returns (the spans used, results)."""
+    used: list[tuple[int, int]] = []
+    results: list = []
+    group: list[np.ndarray] = []
+    pad = int((vad.speech_pad_s if vad else 0) * SAMPLE_RATE)
+
+    def run():
+        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return")
+        for r in outs:
+            if isinstance(r, EmotionAppError):
+                raise AudioError(f"{src.name or 'audio'}: a segment could not be analysed: {r.message}", r.code)
+        results.extend(outs)
+        group.clear()
+        step(0.3 + 0.7 * len(results) / max(1, len(spans)), "segments")
+
+    with src.blocks() as blocks:
+        for (a, b), samples in cut_spans(blocks, spans):
+            if vad is not None:
+                lo, hi = tighten(samples, pad)
+                samples, a, b = samples[lo:hi], a + lo, a + hi
+            used.append((a, b))
+            group.append(samples)
+            if sum(len(x) for x in group) >= GROUP_SAMPLES:
+                run()
+        if group:
+            run()
+    return used, results

@@ -1,0 +1,1 @@
+"""The web app: Gradio page (one module per tab), REST routes, server start-up."""

@@ -1,0 +1,123 @@
+"""What the page's tabs share: the registry of translatable components, the inputs and outputs
+several tabs have (audio upload, granularity radio, download list) and the guard around each event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import EmotionAppError
+from .i18n import TEXT, error_message, t
+
+logger = logging.getLogger(__name__)
+
+FILE_TYPES = ["audio", "video", ".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aiff", ".mp4", ".mkv", ".mov"]
+GRANULARITY_CHOICES = [("utterance", "utterance"), ("frame", "frame")]  # (text key, value)
+
+
+def translate(keys: dict, lang: str) -> dict:
+    """{property: text key, or [(text key, value)] for choices} -> the words in `lang`."""
+    return {k: t(v, lang) if isinstance(v, str) else [(t(key, lang), val) for key, val in v] for k, v in keys.items()}
+
+
+class Texts:
+    """The page's translatable components, one table for the whole page.
+
+    Each is created through the registry with the text keys of its words, so the language switch
+    relabels exactly what was registered:
+
+        start = texts(gr.Button, value_key="start", variant="primary")
+        mode = texts(gr.Radio, label_key="segmentation", choice_keys=[("seg_vad", "vad")], value="vad")
+
+    `label_key` and `value_key` name one text each; `choice_keys` is [(text key, value)]. Works for
+    layout blocks too (`with texts(gr.Tab, label_key="tab_long"):`).
+    """
+
+    def __init__(self, lang: str = "en"):
+        self.lang = lang
+        self.table: list[tuple[gr.blocks.Block, dict]] = []
+
+    def __call__(self, make: Callable, *args, label_key=None, value_key=None, choice_keys=None, **props):
+        keys = {"label": label_key, "value": value_key, "choices": list(choice_keys) if choice_keys else None}
+        keys = {k: v for k, v in keys.items() if v is not None}
+        component = make(*args, **translate(keys, self.lang), **props)
+        self.table.append((component, keys))
+        return component
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def components(self) -> list:
+        return [component for component, _ in self.table]
+
+    def updates(self, lang: str) -> list[dict]:
+        """One gr.update per registered component, in registration order, with its words in `lang`."""
+        return [gr.update(**translate(keys, lang)) for _, keys in self.table]
+
+
+def bind(fn: Callable, *args) -> partial:
+    """functools.partial for an event: named after `fn` (Gradio names the endpoint after it), with no
+    docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of the bound
+    arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments."""
+    bound = partial(fn, *args)
+    bound.__name__ = fn.__name__
+    bound.__doc__ = None
+    return bound
+
+
+def audio_upload(texts: Texts, label_key: str, elem_id: str, *, multiple: bool = False, zips: bool = False, **props):
+    """The file input of a tab: audio and video (and zip archives with `zips`), as server paths."""
+    return texts(
+        gr.File,
+        label_key=label_key,
+        file_types=[*FILE_TYPES, ".zip"] if zips else FILE_TYPES,
+        file_count="multiple" if multiple else "single",
+        type="filepath",
+        elem_id=elem_id,
+        **props,
+    )
+
+
+def granularity_radio(texts: Texts, **props) -> gr.Radio:
+    """utterance (one result) or frame (50 a second)."""
+    return texts(gr.Radio, label_key="granularity", choice_keys=GRANULARITY_CHOICES, value="utterance", **props)
+
+
+def download_list(texts: Texts, elem_id: str) -> gr.File:
+    """The files of an output folder, for download."""
+    return texts(gr.File, label_key="downloads", file_count="multiple", interactive=False, elem_id=elem_id)
+
+
+def download_paths(outputs_dir: Path, result: dict) -> list[str]:
+    """The paths, for `download_list`, of the files a result's output folder holds."""
+    return [str(Path(outputs_dir) / result["output_dir"] / name) for name in result.get("files", {})]
+
+
+def stage_progress(progress, lang: str, fraction: float, stage: str) -> None:
+    """The service's `progress(fraction, stage)` shown on a gr.Progress, the stage in the page's words
+    where the string table has them (bind the first two with functools.partial)."""
+    key = f"progress_{stage}"
+    progress(fraction, desc=t(key, lang) if key in TEXT else stage)
+
+
+@contextmanager
+def guarded(engine, load_error: str | None, lang: str, what: str) -> Iterator[None]:
+    """The guard around a page event's work. A missing model, bad input or an unexpected failure
+    becomes a gr.Error in the page's language (the page stays usable; the traceback goes to the log)."""
+    if engine is None:
+        raise gr.Error(t("model_error", lang, error=load_error))
+    try:
+        yield
+    except gr.Error:
+        raise
+    except EmotionAppError as exc:
+        raise gr.Error(error_message(exc, lang)) from None
+    except Exception:
+        logger.exception("%s failed", what)
+        raise gr.Error("Internal error; the server log has the details.") from None

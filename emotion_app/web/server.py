@@ -1,0 +1,147 @@
+"""Start the web app: settings, model loading with a clear failure, REST routes + Gradio page.
+
+Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
+time limits, login throttling), download links carry a secret key (outputs.py), old results are
+deleted by a sweeper thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics
+are off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EmotionAppError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    outputs_dir: Path = Path("outputs")
+    max_upload_mb: float = 100.0
+    auth: tuple[str, str] | None = None
+    share: bool = False
+    concurrency: int = 2  # page/API predictions decoded at once; model calls are serialised anyway
+    keep_hours: float | None = 24.0  # results (and Gradio's cached uploads) older than this are deleted; None/0: kept
+    max_outputs_gb: float | None = None  # GiB the output folders may take, oldest deleted first; None: no cap
+    cors_origins: tuple[str, ...] = ()  # other origins allowed to call the server from a browser ("*": any)
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bind address (guard.HostPolicy)
+    receive_timeout_s: float | None = None  # request body timeouts; None: guard.RECEIVE_TIMEOUT_S,
+    body_timeout_s: float | None = None  # guard.BODY_TIMEOUT_S
+    sweep_interval_s: float | None = None  # None: retention.SWEEP_INTERVAL_S
+
+
+def load_engine(**options):
+    """(engine, None), or (None, one sentence saying what failed and how to fix it)."""
+    from ..engine import Engine
+
+    try:
+        return Engine(**options), None
+    except EmotionAppError as exc:
+        logger.error("%s", exc)
+        return None, str(exc)
+
+
+def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
+    """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
+    from ..outputs import read_secret
+    from ..retention import Sweeper, remove_temp_folders
+    from .page import build_demo, stylesheet
+    from .rest import add_rest_routes
+    from .throttle import LoginThrottle
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
+    outputs = Path(settings.outputs_dir)
+    outputs.mkdir(parents=True, exist_ok=True)
+    remove_temp_folders(outputs)  # all of them: left by a killed process, as no request runs yet
+    read_secret(outputs)  # made now rather than by the first requests, racing
+    _warn_if_exposed(settings)
+    allowed_paths = _page_allowed_paths(outputs)
+    demo = build_demo(engine, outputs, load_error, lang)
+    demo.analytics_enabled = False
+    demo.queue(default_concurrency_limit=settings.concurrency)
+    if settings.keep_hours:  # Gradio reads it in launch(): uploads and page downloads in its cache
+        demo.delete_cache = cache_schedule(settings.keep_hours)
+    throttle = LoginThrottle()  # shared by the REST routes' Basic auth and the guard's /login
+    # Our routes go on the app before Gradio adds its own, so launch() keeps all its features
+    # (auth, share links, queue, upload limit) with /api/* served beside the page. Gradio's
+    # `_app` parameter is what allows this; gradio is pinned to the version this was tested with.
+    app = _guarded_app(settings, throttle, private_dir=outputs if allowed_paths else None)
+    add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
+    interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
+    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
+    demo.launch(
+        _app=app,
+        app_kwargs={"lifespan": sweeper.lifespan},  # the sweeper starts and stops with the server
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=settings.auth,
+        share=settings.share,
+        max_file_size=f"{settings.max_upload_mb:g}mb",
+        allowed_paths=allowed_paths,
+        prevent_thread_lock=not block,
+        show_error=True,
+        css=stylesheet(),
+        quiet=not block,
+    )
+    return demo
+
+
+def cache_schedule(keep_hours: float) -> tuple[int, int]:
+    """Gradio's `delete_cache` (every s, older than s): files go after `keep_hours`, checked 4 times as often."""
+    age = max(60, int(keep_hours * 3600))
+    return min(3600, max(60, age // 4)), age
+
+
+def _guarded_app(settings: AppSettings, throttle, private_dir: Path | None):
+    """Gradio's App with the guard around its whole middleware stack, so that the guard's CORS
+    policy replaces Gradio's (which allows any localhost origin, with credentials)."""
+    from gradio.routes import App
+
+    from .guard import Guard, HostPolicy
+
+    hosts = HostPolicy.for_bind(settings.host, settings.allowed_hosts, settings.share)
+    options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
+    options = {k: v for k, v in options.items() if v is not None}
+    options |= {"max_upload_mb": settings.max_upload_mb, "hosts": hosts, "cors_origins": settings.cors_origins}
+    options |= {"throttle": throttle if settings.auth else None, "private_dir": private_dir}
+
+    class GuardedApp(App):
+        def build_middleware_stack(self):
+            return Guard(super().build_middleware_stack(), **options)
+
+    return GuardedApp()
+
+
+def _page_allowed_paths(outputs: Path) -> list[str]:
+    """Gradio hands the page only files inside the working directory, the temp folder or its
+    `allowed_paths`, and serves `allowed_paths` to anyone by absolute path (/gradio_api/file=...).
+    So the outputs folder is passed only when it lies elsewhere, and then the guard refuses those
+    paths: the page's download lists are copies in Gradio's cache either way."""
+    resolved = outputs.resolve()
+    roots = (Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve())
+    if any(resolved == root or root in resolved.parents for root in roots):
+        return []
+    return [str(resolved)]
+
+
+def _warn_if_exposed(settings: AppSettings) -> None:
+    from .guard import is_loopback
+
+    if settings.auth is not None:
+        return
+    if not is_loopback(settings.host):
+        logger.warning(
+            "Serving on %s without --auth: anyone who can reach this address can use the app. "
+            "Set --auth user:password, or serve on 127.0.0.1.",
+            settings.host,
+        )
+    if settings.share:
+        logger.warning("--share without --auth: anyone with the public link can use the app. Set --auth user:password.")
