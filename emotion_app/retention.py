@@ -1,0 +1,181 @@
+"""How long results stay: delete output folders by age and by total size, oldest first.
+
+`sweep()` and `remove_temp_folders()` are plain functions over the outputs folder; `Sweeper` runs
+them on a background thread for the web server (started and stopped with it). They only ever
+touch entries directly inside the outputs folder that are real directories (a symlink is neither
+followed nor removed): output folders named `outputs_YYYYMMDD_HHMMSS[_N]`, and the `.tmp-*`
+folders that a request builds its output in (outputs.py), which a killed process leaves behind.
+A folder's age is the time its files were written (its modification time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .outputs import FOLDER_RE
+
+logger = logging.getLogger(__name__)
+
+TMP_PREFIX = ".tmp-"
+TMP_MAX_AGE_S = 3600.0  # a temp folder this old belongs to no running request any more
+SWEEP_INTERVAL_S = 300.0
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    path: Path
+    mtime: float  # s since the epoch, when its files were written
+    size: int  # bytes of its files, subfolders included
+
+
+@dataclass
+class SweepReport:
+    removed: list[str] = field(default_factory=list)  # folder names, oldest first
+    freed_bytes: int = 0
+    kept: int = 0
+    kept_bytes: int = 0
+
+
+def _real_dirs(outputs_dir: Path):
+    """(entry, lstat) of each real directory directly inside `outputs_dir`."""
+    try:
+        entries = list(os.scandir(outputs_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield entry, st
+
+
+def _size(path: str) -> int:
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += _size(entry.path)
+            else:
+                total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def output_folders(outputs_dir: Path) -> list[OutputFolder]:
+    """The output folders inside `outputs_dir`, oldest first."""
+    found = [
+        OutputFolder(Path(entry.path), st.st_mtime, _size(entry.path))
+        for entry, st in _real_dirs(Path(outputs_dir))
+        if FOLDER_RE.match(entry.name)
+    ]
+    return sorted(found, key=lambda f: (f.mtime, f.path.name))
+
+
+def _remove(path: Path) -> bool:
+    try:
+        shutil.rmtree(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        logger.warning("could not delete %s: %s", path, exc)
+        return False
+
+
+def remove_temp_folders(outputs_dir: Path, older_than_s: float = 0.0, now: float | None = None) -> list[str]:
+    """Delete the `.tmp-*` folders older than `older_than_s` (0: all of them, as at start-up, when
+    no request is running); return their names."""
+    now = time.time() if now is None else now
+    removed = []
+    for entry, st in _real_dirs(Path(outputs_dir)):
+        if entry.name.startswith(TMP_PREFIX) and now - st.st_mtime >= older_than_s and _remove(Path(entry.path)):
+            removed.append(entry.name)
+    return removed
+
+
+def sweep(outputs_dir: Path, keep_hours: float | None, max_bytes: int | None, now: float | None = None) -> SweepReport:
+    """Delete the output folders older than `keep_hours`, then the oldest ones until the rest take
+    at most `max_bytes`, and the `.tmp-*` folders older than TMP_MAX_AGE_S.
+
+    `keep_hours` / `max_bytes` None or 0: no limit of that kind. `now`: seconds since the epoch
+    (default: the current time)."""
+    now = time.time() if now is None else now
+    report = SweepReport()
+    remove_temp_folders(outputs_dir, TMP_MAX_AGE_S, now)
+    folders = output_folders(outputs_dir)
+    total = sum(f.size for f in folders)
+    for folder in folders:  # oldest first
+        too_old = bool(keep_hours) and now - folder.mtime > keep_hours * 3600
+        too_big = bool(max_bytes) and total > max_bytes
+        if not (too_old or too_big):
+            continue
+        if _remove(folder.path):
+            report.removed.append(folder.path.name)
+            report.freed_bytes += folder.size
+        total -= folder.size
+    report.kept = len(folders) - len(report.removed)
+    report.kept_bytes = total
+    return report
+
+
+class Sweeper:
+    """Runs `sweep` every `interval_s` seconds on a daemon thread, the first time at `start()`."""
+
+    def __init__(self, outputs_dir: Path, keep_hours: float | None, max_bytes: int | None, interval_s: float = SWEEP_INTERVAL_S):
+        self.outputs_dir = Path(outputs_dir)
+        self.keep_hours = keep_hours
+        self.max_bytes = max_bytes
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> SweepReport | None:
+        try:
+            report = sweep(self.outputs_dir, self.keep_hours, self.max_bytes)
+        except Exception:  # a sweep that fails must not end the thread: the next one may work
+            logger.exception("sweeping %s failed", self.outputs_dir)
+            return None
+        if report.removed:
+            mb = report.freed_bytes / 1e6
+            logger.info("deleted %d old output folder(s), %.1f MB; %d kept", len(report.removed), mb, report.kept)
+        return report
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="emotion-app-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        self.run_once()
+        while not self._stop.wait(self.interval_s):
+            self.run_once()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app=None):
+        """An ASGI lifespan: the sweeper runs while the server does."""
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
