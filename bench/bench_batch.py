@@ -68,12 +68,12 @@ def write_recording(path: Path, minutes: float) -> Path:
     return path
 
 
-def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict:
+def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: str = "auto", backend: str = "torch") -> dict:
     out: dict = {}
     if impl == "ours":
         from emotion_app import Engine
 
-        engine = Engine(model=model, device=device)
+        engine = Engine(model=model, device=device, dtype=dtype, backend=backend)
     else:
         from funasr import AutoModel
 
@@ -81,11 +81,14 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict
     if scenario == "batch":
         files = sorted(Path(data).glob("clip*.wav"))
         if impl == "ours":
-            from emotion_app.recordings.batch import BatchOptions, iter_batch
+            from emotion_app.options import RequestOptions
+            from emotion_app.recordings.batch import iter_batch
+            from emotion_app.recordings.inputs import collect_inputs
 
-            list(iter_batch(engine, files[:2], BatchOptions()))  # warm-up
+            request = RequestOptions.from_fields({}, charts=False)
+            list(iter_batch(engine, collect_inputs(files[:2]), request))  # warm-up
             t = time.perf_counter()
-            results = list(iter_batch(engine, files, BatchOptions(group=max(8, 8 * engine.batch_size))))
+            results = list(iter_batch(engine, collect_inputs(files), request, group=max(8, 8 * engine.batch_size)))
             out["errors"] = sum(1 for _, r, e in results if e)
             audio = sum(r["duration_s"] for _, r, e in results if r)
         else:
@@ -103,7 +106,7 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict
         from emotion_app.recordings.segmenter import SegmentOptions
 
         t = time.perf_counter()
-        res = analyze_long(engine, data, SegmentOptions("vad"))
+        res = analyze_long(engine, data, SegmentOptions("vad")).to_dict()
         out.update(
             wall_s=time.perf_counter() - t,
             audio_s=res["duration_s"],
@@ -116,6 +119,7 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str) -> dict
 
 def spawn(impl: str, scenario: str, data: str, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", impl, scenario, data, "--model", args.model, "--device", args.device]
+    cmd += ["--dtype", getattr(args, "dtype", "auto"), "--backend", getattr(args, "backend", "torch")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
@@ -128,10 +132,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--recordings", default="5,60", help="minutes, comma-separated")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--backend", default="torch", help="torch, or onnx (--model: an export-onnx folder)")
     parser.add_argument("--worker", nargs=3, metavar=("IMPL", "SCENARIO", "DATA"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker[:2], args.model, args.device, args.worker[2])))
+        print(json.dumps(worker(*args.worker[:2], args.model, args.device, args.worker[2], args.dtype, args.backend)))
         return
     if not (Path(args.model) / "model.pt").exists():
         from emotion_app.model.random_checkpoint import build_random_checkpoint

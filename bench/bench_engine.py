@@ -34,10 +34,18 @@ def clip(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: ru_maxrss survives exec, so a worker started
+    by a parent holding a model would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(impl: str, scenario: str, model: str, device: str, dtype: str) -> dict:
+def worker(impl: str, scenario: str, model: str, device: str, dtype: str, backend: str = "torch") -> dict:
     """Runs in a fresh process; returns timings and this process's peak RSS."""
     t0 = time.perf_counter()
     out: dict = {}
@@ -46,7 +54,7 @@ def worker(impl: str, scenario: str, model: str, device: str, dtype: str) -> dic
 
         out["import_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        engine = Engine(model=model, device=device, dtype=dtype)
+        engine = Engine(model=model, device=device, dtype=dtype, backend=backend)
         out["load_s"] = time.perf_counter() - t1
 
         def run(x):
@@ -132,6 +140,8 @@ def spawn(impl: str, scenario: str, args) -> dict:
         args.device,
         "--dtype",
         args.dtype,
+        "--backend",
+        getattr(args, "backend", "torch"),
     ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -154,11 +164,12 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "plus_large_random"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--backend", default="torch", help="torch, or onnx (--model: an export-onnx folder)")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "SCENARIO"))
     parser.add_argument("--throughput-clips", type=int, default=-1, help="mixed 1-30 s set size (default: 200 on CUDA, 0 on CPU)")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.model, args.device, args.dtype)))
+        print(json.dumps(worker(*args.worker, args.model, args.device, args.dtype, args.backend)))
         return
     model = Path(args.model)
     if not (model / "model.pt").exists():

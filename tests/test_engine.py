@@ -96,11 +96,14 @@ def test_options_are_validated(tiny_dir):
 
 
 PEAK_SCRIPT = """
-import resource, sys
+import sys
+
+def hwm():  # peak RSS in MB of this process (VmHWM: ru_maxrss would carry the parent's peak over exec)
+    return next(int(x.split()[1]) // 1024 for x in open('/proc/self/status') if x.startswith('VmHWM'))
 from emotion_app import Engine
 e = Engine(model=sys.argv[1], cache_weights=False)
 r = e.predict(sys.argv[2], granularity="frame")
-print(r.chunks, len(r.frame_probabilities), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(r.chunks, len(r.frame_probabilities), hwm())
 """
 
 

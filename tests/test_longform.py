@@ -85,13 +85,16 @@ def test_window_mode_results_cover_the_file(tiny_engine, tmp_path):
 
 
 PEAK_SCRIPT = """
-import resource, sys
+import sys
+
+def hwm():  # peak RSS in MB of this process (VmHWM: ru_maxrss would carry the parent's peak over exec)
+    return next(int(x.split()[1]) // 1024 for x in open('/proc/self/status') if x.startswith('VmHWM'))
 from emotion_app import Engine
 from emotion_app.recordings.longform import analyze_long
 from emotion_app.recordings.segmenter import SegmentOptions
 e = Engine(model=sys.argv[1], cache_weights=False)
 r = analyze_long(e, sys.argv[2], SegmentOptions("vad"), audio_out=sys.argv[3])
-print(len(r.spans), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(len(r.spans), hwm())
 """
 
 

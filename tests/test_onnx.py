@@ -209,3 +209,48 @@ def test_plus_large_layout_matches_torch(plus_large):
     clips = [signal("chirp", 3.0), signal("noise", 1.3, seed=4)]
     assert_same(model.run_chunks(clips[:1]), engine.run_chunks(clips[:1]), "plus_large 3 s")
     assert_same(model.run_chunks(clips), engine.run_chunks(clips), "plus_large batch")
+
+
+TORCH_FREE = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now fails: the ONNX path must never need it
+from pathlib import Path
+from emotion_app import Engine, RequestOptions
+from emotion_app.service import analyze
+engine = Engine(model=sys.argv[1], backend="onnx")
+clip = engine.predict(sys.argv[2], granularity="frame")
+rec = analyze(engine, sys.argv[2], RequestOptions.from_fields({"segment": "vad"}), outputs_dir=Path(sys.argv[3]))
+print(clip.emotion, len(clip.frame_probabilities), len(rec.result["segments"]), rec.result["model"]["backend"])
+"""
+
+
+def test_the_onnx_backend_runs_without_torch(tiny_onnx, tiny_engine, tmp_path):
+    """Engine(backend="onnx") predicts and cuts a long recording with Silero's ONNX VAD (vad.onnx,
+    copied by export-onnx) in a process where torch cannot be imported."""
+    from audio_files import espeak, write_audio
+
+    assert (tiny_onnx / "vad.onnx").is_file()
+    pause = np.zeros(8000, np.float32)
+    talk = np.concatenate([pause, espeak("Good morning."), pause, espeak("See you later.", 1), pause])
+    path = write_audio(tmp_path / "talk.wav", talk, 16000, "wav")
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(tiny_onnx), str(path), str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    emotion, frames, segments, backend = proc.stdout.split()
+    expected = tiny_engine.predict(path, granularity="frame")
+    assert emotion == expected.emotion and int(frames) == len(expected.frame_probabilities)
+    assert int(segments) == 2 and backend == "onnx"
+
+
+def test_onnx_vad_matches_silero_torchscript():
+    from audio_files import espeak
+
+    from emotion_app.recordings.vad import OnnxVad, TorchVad, silero_onnx_file
+
+    x = np.concatenate([np.zeros(8000, np.float32), espeak("The weather is lovely today."), np.zeros(8000, np.float32)])
+    x = x[: len(x) // 512 * 512]
+    onnx_probs, torch_probs = np.array(OnnxVad(silero_onnx_file())(x)), np.array(TorchVad()(x))
+    assert np.abs(onnx_probs - torch_probs).max() < 0.02
+    assert ((onnx_probs > 0.5) == (torch_probs > 0.5)).mean() > 0.98 and (onnx_probs > 0.5).mean() > 0.3

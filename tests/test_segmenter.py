@@ -70,3 +70,27 @@ def test_each_scan_gets_its_own_vad_model():
     assert len(set(seen)) == 3
     with vad_model() as again:  # returned models are reused, reset
         assert id(again) in seen
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_speech_spans_follow_silero_rules_exactly(seed):
+    """Our re-implementation of Silero's span rules (no torch needed) gives its spans exactly."""
+    from silero_vad import get_speech_timestamps_from_probs
+
+    from emotion_app.recordings.vad import speech_spans
+
+    rng = np.random.default_rng(seed)
+    # runs of speech and pause frames with noisy probabilities, some runs longer than max_segment_s
+    runs = [(rng.random() < 0.5, int(rng.integers(1, 400 if seed % 3 == 0 else 60))) for _ in range(40)]
+    probs = np.concatenate([np.clip(rng.normal(0.85 if s else 0.1, 0.2, n), 0, 1) for s, n in runs])
+    total = len(probs) * 512 - int(rng.integers(0, 512))
+    opts = dict(threshold=[0.3, 0.5, 0.7][seed % 3], min_speech_s=0.25, max_segment_s=[5.0, 10.0, 30.0][seed % 3])
+    opts.update(min_silence_s=[0.1, 0.3, 0.6][seed % 3], speech_pad_s=[0.0, 0.03, 0.2][seed % 3])
+    ours = speech_spans(probs, total, **opts)
+    theirs = get_speech_timestamps_from_probs(
+        list(map(float, probs)), sampling_rate=16000, threshold=opts["threshold"],
+        min_speech_duration_ms=int(opts["min_speech_s"] * 1000), max_speech_duration_s=opts["max_segment_s"],
+        min_silence_duration_ms=int(opts["min_silence_s"] * 1000), speech_pad_ms=int(opts["speech_pad_s"] * 1000),
+        audio_length_samples=total,
+    )  # fmt: skip
+    assert ours == [(s["start"], s["end"]) for s in theirs] and len(ours) > 3

@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -44,6 +45,8 @@ from ..onnx_backend import (
     README_FILE,
     head_fingerprint,
 )
+from ..recordings.vad import ONNX_NAME as VAD_ONNX
+from ..recordings.vad import silero_onnx_file
 from .graph import Emotion2vec, alibi_slopes, layer_norm_fp32
 
 logger = logging.getLogger(__name__)
@@ -164,6 +167,9 @@ waveform normalisation, conv feature extractor, transformer and the emotion head
 | output `embedding` | (batch, {embed_dim}) | mean frame feature (the utterance embedding) |
 | output `num_frames` | (batch,) int64 | real frames per item; rows past it are padding |
 {frame_row}
+`vad.onnx` (when present) is Silero VAD's own ONNX model (MIT licence), copied from the installed
+silero-vad package so that `--backend onnx` can cut long recordings without torch.
+
 Batch size and length are free; each item gives the numbers it gives alone. emotion_app feeds
 the model at most 30 s at a time: for longer audio run pieces, average their `embedding` weighted
 by `num_frames`, and score that mean with the head in `head.npz` (`weight` (labels, dim), `bias`):
@@ -282,7 +288,10 @@ def export_model(
             frame_row=frame_row if frame_embeddings else "",
         )
         (tmp / README_FILE).write_text(readme, encoding="utf-8")
-        for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE):
+        vad = silero_onnx_file()  # Silero VAD (MIT) for segment=vad without torch, when installed
+        if vad is not None:
+            shutil.copyfile(vad, tmp / VAD_ONNX)
+        for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE, VAD_ONNX):
             if (tmp / name).exists():
                 os.replace(tmp / name, out / name)
             elif (out / name).exists():  # a stale weights file from an earlier, larger export

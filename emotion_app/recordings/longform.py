@@ -10,7 +10,7 @@ the segments' probabilities.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,37 +53,56 @@ def analyze_long(
     `audio_out`: where to write the 16 kHz mono audio (streamed); `progress(fraction, stage)`;
     `extract_embedding`: keep each segment's mean feature (RecordingResult.embedding, (S, D))."""
     t0 = time.perf_counter()
-    step = progress or (lambda fraction, stage: None)
+    step = progress or _quiet
     src = open_source(source, max_duration_s=engine.options.max_duration_s, name=name)
-    if options.mode == "none":
-        scan = _scan(src, False, step, audio_out)
-        spans = [(0, scan.total)]
-    else:
-        scan = _scan(src, options.mode == "vad", step, audio_out)
-        spans = vad_spans(scan.vad, scan.total, options) if scan.vad is not None else window_spans(scan.total, options)
-    vad = options if scan.vad is not None else None
-    spans, results = _predict_spans(engine, src, spans, step, vad, extract_embedding)
-    warnings = list(scan.warnings) + ([] if results else [NO_SPEECH])
+    scan, spans, vad = plan_spans(src, options, step, audio_out, engine.vad_file)
+    used, results = score_segments(engine, cut_segments(src, spans, vad), len(spans), src.name, step, extract_embedding)
     step(1.0, "done")
+    return recording_result(engine, options, scan, used, results, time.perf_counter() - t0)
+
+
+def _quiet(fraction: float, stage: str) -> None:
+    pass
+
+
+def plan_spans(
+    src: Source, options: SegmentOptions, step: Progress = _quiet, audio_out: Path | None = None, vad_file: Path | None = None
+) -> tuple[Scan, list[tuple[int, int]], SegmentOptions | None]:
+    """Pass 1 and the spans it gives: (scan, spans in samples, the options when the spans are VAD
+    spans, whose quiet edges cut_segments trims; else None)."""
+    if options.mode == "none":
+        scan = _scan(src, False, step, audio_out, None)
+        return scan, [(0, scan.total)], None
+    scan = _scan(src, options.mode == "vad", step, audio_out, vad_file)
+    if scan.vad is None:
+        return scan, window_spans(scan.total, options), None
+    return scan, vad_spans(scan.vad, scan.total, options), options
+
+
+def recording_result(
+    engine: Engine, options: SegmentOptions, scan: Scan, spans: list[tuple[int, int]], results: list, seconds: float
+) -> RecordingResult:
+    """The RecordingResult of scored spans (a `no_speech` warning when there are none)."""
     return RecordingResult(
         labels=engine.labels,
         spans=spans,
         results=results,
         segmentation=options.to_dict(),
         audio=scan.info,
-        warnings=warnings,
-        timings={"total": time.perf_counter() - t0},
+        warnings=list(scan.warnings) + ([] if results else [NO_SPEECH]),
+        timings={"total": seconds},
         model=engine.model_info,
     )
 
 
-def _scan(src: Source, vad: bool, step: Progress, audio_out: Path | None) -> Scan:
-    """Pass 1: count the samples, run the VAD, write the 16 kHz audio."""
+def _scan(src: Source, vad: bool, step: Progress, audio_out: Path | None, vad_file: Path | None) -> Scan:
+    """Pass 1: count the samples, run the VAD (Silero's ONNX model from `vad_file`, else its
+    TorchScript model), write the 16 kHz audio."""
     import soundfile as sf
 
     writer = sf.SoundFile(audio_out, "w", SAMPLE_RATE, 1, "PCM_16") if audio_out is not None else nullcontext()
     total = 0
-    with vad_model() if vad else nullcontext() as model, writer as out, src.blocks() as blocks:
+    with vad_model(vad_file) if vad else nullcontext() as model, writer as out, src.blocks() as blocks:
         scanner = VadScanner(model) if vad else None
         for block in blocks:
             total += len(block)
@@ -97,32 +116,41 @@ def _scan(src: Source, vad: bool, step: Progress, audio_out: Path | None) -> Sca
     return Scan(total, src.info, src.warnings, probs)
 
 
-def _predict_spans(engine: Engine, src: Source, spans, step: Progress, vad: SegmentOptions | None, embedding: bool):
-    """Pass 2: the spans' samples in groups through the engine, in span order. VAD spans lose their
-    quiet edges first (`tighten`). Returns (the spans used, results)."""
-    used: list[tuple[int, int]] = []
-    results: list = []
-    group: list[np.ndarray] = []
+def cut_segments(src: Source, spans, vad: SegmentOptions | None) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """Pass 2's reading: (span, samples) in span order, streamed; VAD spans lose their quiet edges
+    first (`tighten`), so the span given is the one used."""
     pad = int((vad.speech_pad_s if vad else 0) * SAMPLE_RATE)
-
-    def run():
-        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return")
-        for r in outs:
-            if isinstance(r, EmotionAppError):
-                raise AudioError(f"{src.name or 'audio'}: a segment could not be analysed: {r.message}", r.code)
-        results.extend(outs)
-        group.clear()
-        step(0.3 + 0.7 * len(results) / max(1, len(spans)), "segments")
-
     with src.blocks() as blocks:
         for (a, b), samples in cut_spans(blocks, spans):
             if vad is not None:
                 lo, hi = tighten(samples, pad)
                 samples, a, b = samples[lo:hi], a + lo, a + hi
-            used.append((a, b))
-            group.append(samples)
-            if sum(len(x) for x in group) >= GROUP_SAMPLES:
-                run()
-        if group:
+            yield (a, b), samples
+
+
+def score_segments(
+    engine: Engine, pieces, count: int, name: str | None, step: Progress = _quiet, embedding: bool = False
+) -> tuple[list[tuple[int, int]], list]:
+    """Pass 2's scoring: `pieces` ((span, samples), `count` of them) through the engine in groups of
+    about GROUP_SAMPLES, in order. Returns (spans, results); a segment that fails fails the file."""
+    used: list[tuple[int, int]] = []
+    results: list = []
+    group: list[np.ndarray] = []
+
+    def run():
+        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return")
+        for r in outs:
+            if isinstance(r, EmotionAppError):
+                raise AudioError(f"{name or 'audio'}: a segment could not be analysed: {r.message}", r.code)
+        results.extend(outs)
+        group.clear()
+        step(0.3 + 0.7 * len(results) / max(1, count), "segments")
+
+    for span, samples in pieces:
+        used.append(span)
+        group.append(samples)
+        if sum(len(x) for x in group) >= GROUP_SAMPLES:
             run()
+    if group:
+        run()
     return used, results

@@ -8,20 +8,18 @@ so memory does not grow with the length of the recording.
 from __future__ import annotations
 
 import logging
-import queue
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..constants import RECEPTIVE_FIELD, SAMPLE_RATE
 from ..options import checked, given, parse_choice, parse_float
+from .vad import VAD_FRAME, speech_spans, vad_model  # noqa: F401  (vad_model: re-exported for callers)
 
 logger = logging.getLogger(__name__)
 
 MODES = ("vad", "window", "none")
-VAD_FRAME = 512  # samples per Silero VAD step at 16 kHz
 VAD_FIELDS = ("threshold", "min_speech_s", "min_silence_s", "max_segment_s", "speech_pad_s")
 WINDOW_FIELDS = ("window_s", "hop_s")
 SEGMENT_FIELDS = (*VAD_FIELDS, *WINDOW_FIELDS)
@@ -71,34 +69,9 @@ class SegmentOptions:
         return asdict(self)
 
 
-_vad_pool: queue.SimpleQueue = queue.SimpleQueue()
-
-
-@contextmanager
-def vad_model():
-    """A Silero VAD model (bundled, offline) for one scan. The model keeps recurrent state, so it is
-    never shared: each scan takes one from a pool (or loads one) and gives it back reset. The
-    import of silero_vad sets torch to 1 thread; that is undone."""
-    try:
-        model = _vad_pool.get_nowait()
-    except queue.Empty:
-        import torch
-        from silero_vad import load_silero_vad
-
-        threads = torch.get_num_threads()
-        model = load_silero_vad()
-        torch.set_num_threads(threads)
-    model.reset_states()
-    try:
-        yield model
-    finally:
-        model.reset_states()
-        _vad_pool.put(model)
-
-
 class VadScanner:
     """Feed 16 kHz blocks; collects one speech probability per 512-sample frame. `model`: one
-    taken from `vad_model()` for this scan alone."""
+    taken from `vad.vad_model()` for this scan alone."""
 
     def __init__(self, model):
         self.model = model
@@ -114,11 +87,7 @@ class VadScanner:
         self._rest = data[n:].copy()
 
     def _run(self, data: np.ndarray) -> None:
-        import torch
-
-        with torch.inference_mode():
-            for i in range(0, len(data), VAD_FRAME):
-                self.probs.append(float(self.model(torch.from_numpy(data[i : i + VAD_FRAME].copy()), SAMPLE_RATE)))
+        self.probs += self.model(data)
 
     def finish(self) -> np.ndarray:
         """The probabilities; a last partial frame is zero-padded, as Silero does."""
@@ -129,20 +98,18 @@ class VadScanner:
 
 
 def vad_spans(probs: np.ndarray, total: int, opts: SegmentOptions) -> list[tuple[int, int]]:
-    """Speech spans (start, end) in samples from the per-frame probabilities (Silero's rules)."""
-    from silero_vad import get_speech_timestamps_from_probs
-
-    spans = get_speech_timestamps_from_probs(
-        list(map(float, probs)),
-        sampling_rate=SAMPLE_RATE,
+    """Speech spans (start, end) in samples from the per-frame probabilities (Silero's rules,
+    vad.speech_spans); spans shorter than one model frame are dropped."""
+    spans = speech_spans(
+        probs,
+        total,
         threshold=opts.threshold,
-        min_speech_duration_ms=int(opts.min_speech_s * 1000),
-        max_speech_duration_s=opts.max_segment_s,
-        min_silence_duration_ms=int(opts.min_silence_s * 1000),
-        speech_pad_ms=int(opts.speech_pad_s * 1000),
-        audio_length_samples=total,
+        min_speech_s=opts.min_speech_s,
+        max_segment_s=opts.max_segment_s,
+        min_silence_s=opts.min_silence_s,
+        speech_pad_s=opts.speech_pad_s,
     )
-    out = [(int(s["start"]), min(int(s["end"]), total)) for s in spans]
+    out = [(int(a), min(int(b), total)) for a, b in spans]
     return [(a, b) for a, b in out if b - a >= RECEPTIVE_FIELD]
 
 
