@@ -33,6 +33,16 @@ from .errors import AudioError
 logger = logging.getLogger(__name__)
 
 
+def _fmt_size(n_bytes: float) -> str:
+    """A byte count for a message: 44 bytes, 12 KB, 3.4 MB, 2.1 GB (decimal units)."""
+    if n_bytes < 1e3:
+        return f"{n_bytes:.0f} bytes"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6)):
+        if n_bytes < 1e3 * scale:
+            return f"{n_bytes / scale:.{0 if n_bytes >= 10 * scale else 1}f} {unit}"
+    return f"{n_bytes / 1e9:.1f} GB"
+
+
 class AudioStream:
     """Decode a file block by block: iterate to get (n,) float32 blocks at 16 kHz, mono.
 
@@ -117,8 +127,8 @@ class AudioStream:
                 if self._size and size not in (0, 0xFFFFFFFF) and size > available + 4096:
                     claim = f" ({_fmt_duration(size / byte_rate)})" if byte_rate else ""
                     raise AudioError(
-                        f"{self.name}: the WAV header declares {size / 1e6:.0f} MB of audio{claim} but the file holds "
-                        f"only {max(available, 0) / 1e6:.1f} MB; it is truncated or corrupt.",
+                        f"{self.name}: the WAV header declares {_fmt_size(size)} of audio{claim} but the file holds "
+                        f"only {_fmt_size(max(available, 0))}; it is truncated or corrupt.",
                         "truncated",
                     )
                 return
@@ -161,8 +171,8 @@ class AudioStream:
             needed = declared * ctx.bit_rate / 8
             if needed > 1.05 * self._size + 65536:
                 raise AudioError(
-                    f"{self.name}: the header declares {_fmt_duration(declared)} of audio ({needed / 1e6:.0f} MB) "
-                    f"but the file holds only {self._size / 1e6:.1f} MB; it is truncated or corrupt.",
+                    f"{self.name}: the header declares {_fmt_duration(declared)} of audio ({_fmt_size(needed)}) "
+                    f"but the file holds only {_fmt_size(self._size)}; it is truncated or corrupt.",
                     "truncated",
                 )
         if declared > self.max_duration_s + 1:

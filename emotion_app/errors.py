@@ -15,6 +15,19 @@ class EmotionAppError(Exception):
             self.code = code
 
 
+class ErrorText(str):
+    """An error's message as a plain string that keeps the error's `code`: a batch row's error,
+    which the page translates by its code while files and logs keep the message."""
+
+    code = "error"
+
+    def __new__(cls, message: str, code: str | None = None):
+        text = super().__new__(cls, message)
+        if code is not None:
+            text.code = code
+        return text
+
+
 class AudioError(EmotionAppError):
     """The input could not be turned into 16 kHz mono audio (the message says why)."""
 

@@ -6,6 +6,7 @@ the caller translates; nothing is written unless the whole request succeeded.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
+from .analysis.frames import add_to_result, export_files
+from .analysis.options import AnalysisOptions
 from .engine import Engine
 from .errors import EmotionAppError
 from .options import RequestOptions
@@ -40,6 +45,7 @@ class Analysis:
     result: dict  # the content of result.json
     folder: Path
     files: dict[str, Path]  # name -> path in the output folder
+    frames: np.ndarray | None = None  # (T, V) frame probabilities in frame mode, kept for `resmooth`
 
     def response(self) -> dict:
         """What the APIs return: result.json's content plus the download URL of each file."""
@@ -84,13 +90,38 @@ def analyze(
     decoded = time.perf_counter()
     if progress:
         progress(0.05, "model")
-    res = engine.predict(audio, request.granularity, request.extract_embedding)
+    res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads)
     report = build_report(res, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
     report.result["timings"].update(decode=round(decoded - t0, 4), total=round(time.perf_counter() - t0, 4))
     folder = write_output_folder(outputs_dir, report.result, audio.samples, report.embedding, now, extra)
     logger.info("%s: %s %.3f -> %s", shown, res.emotion, res.confidence, folder.name)
-    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder))
+    frames = res.frame_probabilities if request.granularity == "frame" else None
+    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder), frames)
+
+
+def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
+    """A frame-mode analysis read again with other `options` from its kept frame probabilities, with
+    no model call: a new output folder (result.json, segments, exports, charts; the processed audio
+    and the embedding copied from the first folder). Used when the page's smoothing changes."""
+    if analysis.frames is None:
+        raise RequestError("Only a frame-granularity result can be smoothed again; press Start.", "bad_request")
+    audio = analysis.folder / "processed_audio.wav"
+    if not audio.is_file():
+        raise RequestError("That result's folder has been deleted (results are kept for a while); press Start again.")
+    result = copy.deepcopy({k: v for k, v in analysis.result.items() if k != "output_dir"})
+    fa = add_to_result(result, analysis.frames, tuple(result["probabilities"]), options)
+    embedding = analysis.folder / "embedding.npy"
+    tmp = new_temp_folder(outputs_dir)
+    try:
+        shutil.copyfile(audio, tmp / "processed_audio.wav")
+        extra = export_files(result, fa, options, lang)
+        embedded = np.load(embedding) if embedding.is_file() else None
+        folder = write_output_folder(outputs_dir, result, tmp / "processed_audio.wav", embedded, datetime.now(), extra, tmp=tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Analysis({**result, "output_dir": folder.name}, folder, folder_files(folder), analysis.frames)
 
 
 def _analyze_recording(engine, source, request: RequestOptions, *, outputs_dir, name, lang, progress) -> Analysis:
@@ -104,7 +135,7 @@ def _analyze_recording(engine, source, request: RequestOptions, *, outputs_dir, 
     try:
         rec = analyze_long(
             engine, source, request.segment, name=shown, progress=progress,
-            audio_out=tmp / "processed_audio.wav", extract_embedding=request.extract_embedding,
+            audio_out=tmp / "processed_audio.wav", extract_embedding=request.extract_embedding, heads=request.heads,
         )  # fmt: skip
         report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
         folder = write_output_folder(
@@ -128,7 +159,8 @@ def analyze_batch(
 ) -> tuple[list[dict], Path]:
     """Many files or zips into one output folder: results.csv, results.jsonl,
     files/NNNN_<name>/result.json per row, and results.zip holding all of it. `names`: the shown
-    name of each path. `progress(done, total)` after each row. Returns (table rows, folder)."""
+    name of each path. `progress(done, total)` after each row. Returns (table rows, folder); a row
+    holds tables.COLUMNS and `error_code` (the error's code, for translation)."""
     from .recordings.batch import iter_batch
     from .recordings.inputs import Extractor, collect_inputs
     from .recordings.tables import rows_csv, table_row, zip_bytes
@@ -143,10 +175,11 @@ def analyze_batch(
         extra: dict[str, str] = {}
         jsonl = []
         with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as zips:
-            stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)))
+            # groups of one model batch, so that progress counts files as they finish
+            stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)), group=max(1, engine.batch_size))
             for i, result, error in stream:
                 name = inputs[i].name
-                rows.append(table_row(name, result, error))
+                rows.append({**table_row(name, result, error), "error_code": getattr(error, "code", None) if error else None})
                 record = result if result is not None else {"file": name, "error": error}
                 jsonl.append(json.dumps(record, ensure_ascii=False))
                 extra[f"files/{i + 1:04d}_{display_name(name)}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)

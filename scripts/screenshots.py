@@ -1,7 +1,7 @@
 """Screenshots of the page for docs/: `python scripts/screenshots.py [--model DIR]`.
 
 Starts the app on a free port (a random-weight checkpoint unless --model is given), drives Debian's
-chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh,compare,long}.png.
+chromium with Playwright, and writes docs/screenshots/{utterance,frame,frame_zh,compare,long,phone}.png.
 """
 
 from __future__ import annotations
@@ -91,9 +91,28 @@ def main() -> None:
         page.wait_for_selector("#long-band .ea-seg", timeout=120_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=str(out / "long.png"), full_page=True)
+        phone(browser, demo.local_url, clip, out / "phone.png")
         browser.close()
     demo.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
+
+
+def phone(browser, url: str, clip: Path, path: Path) -> None:
+    """The first screen of the Analyze tab on a 390 x 844 phone, in Chinese, after a frame analysis."""
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page.goto(url)
+    page.wait_for_selector("#start")
+    page.get_by_label("中文").check()
+    page.wait_for_selector("#start:text('开始识别')")
+    page.locator("#audio-file input[type=file]").set_input_files(str(clip))
+    page.wait_for_selector(f"#audio-file td[aria-label='{clip.name}']")
+    page.locator("#granularity input[value='frame']").check()
+    page.click("#start")
+    page.wait_for_selector("#timeline polyline", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(path))  # the first screen: header, tabs, file, Start
+    page.close()
 
 
 if __name__ == "__main__":

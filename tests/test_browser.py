@@ -41,7 +41,7 @@ def page(browser, web):
 
 
 def upload(page, path):
-    clear = page.locator("#audio-file button[aria-label='Clear']")
+    clear = page.locator("#audio-file button[aria-label='Clear'], #audio-file button[aria-label='清除']")  # Gradio's own words
     if clear.count():  # a loaded file replaces the file input until cleared
         clear.first.click()
     page.locator("#audio-file input[type=file]").set_input_files(str(path))
@@ -64,7 +64,7 @@ def test_frame_mode_shows_card_scores_timeline_and_log(page, web, tmp_path):
     rows = page.locator("#scores .ea-row")
     assert rows.count() == 9 and rows.first.get_attribute("data-emotion") == expected.emotion
     assert page.locator("#dominant-band .ea-seg").count() >= 1
-    page.wait_for_function("document.querySelectorAll('svg path').length > 9", timeout=20_000)  # the timeline drew lines
+    page.wait_for_selector("#timeline polyline.ea-line", timeout=20_000)  # the timeline drew lines
     log = page.input_value("#log textarea")
     assert "File: talk.flac" in log and "44100 Hz -> 16000 Hz mono" in log and "Duration: 2.50 s" in log
     folder = log.split("Output folder: ")[1].strip()
@@ -78,8 +78,10 @@ def test_frame_mode_shows_card_scores_timeline_and_log(page, web, tmp_path):
     summary = page.inner_text("#summary")
     assert "Share of time" in summary and f"{saved['summary']['num_segments']} · changes per minute" in summary
     page.wait_for_selector(f"#segments [role=grid][aria-rowcount='{len(saved['segments']) + 1}']", timeout=10_000)
+    smoothed = page.inner_html("#timeline")
     page.get_by_label("raw").check()  # the raw-vs-smoothed toggle redraws the timeline
-    page.wait_for_function("document.querySelectorAll('svg path').length > 9", timeout=20_000)
+    page.wait_for_function(f"document.querySelector('#timeline').innerHTML.length !== {len(smoothed)}", timeout=20_000)
+    assert page.locator("#timeline polyline.ea-line").count() >= 1
 
 
 def test_compare_tab_draws_radar_and_similarity(page, tmp_path):

@@ -3,19 +3,23 @@ registry that relabels the page."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import pytest
 from audio_files import speechlike, write_audio
 
 from emotion_app.constants import LABEL_BY_KEY, LABEL_KEYS
 from emotion_app.web import page, tab_analyze, tab_batch, tab_compare, tab_long
-from emotion_app.web.common import Texts, download_list, download_paths, granularity_radio
+from emotion_app.web.common import Texts, download_list, download_paths, granularity_radio, show_error
+from emotion_app.web.i18n import EN, ZH
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
+SMOOTHING = ("moving_average", 11, 0.2, True, 0.2)  # method, window, alpha, zero_phase, min_duration_s
 
 
 @pytest.fixture
@@ -52,26 +56,78 @@ def test_run_analysis_returns_the_result_and_writes_its_files(tiny_engine, out, 
 
 
 def test_draw_shows_the_card_scores_timeline_and_downloads(tiny_engine, out, clip):
-    result = tab_analyze.run_analysis(tiny_engine, out, None, str(clip), "frame", True, "majority", 5, lang="zh")
+    kept = tab_analyze.analyze_clip(
+        tiny_engine, out, None, str(clip), "frame", True, ("majority", 5, 0.2, True, 0.2), "zh", None, None
+    )  # noqa: E501
+    result = kept.result
     assert result["smoothing"]["method"] == "majority" and result["smoothing"]["window"] == 5
-    card, scores, timeline, band, log, downloads, view, segments, summary = tab_analyze.draw(out, result, "zh", "smoothed")
+    assert kept.frames.shape == (result["num_frames"], len(LABEL_KEYS))  # kept for re-smoothing
+    card, scores, band, view, timeline, segments, player, summary, log, downloads = tab_analyze.draw(kept, "zh", "smoothed")
     label = LABEL_BY_KEY[result["emotion"]]
     assert result["emotion"] in card and label.zh in card and "置信度" in card
     assert scores.count('class="ea-row"') == 9
-    assert timeline["visible"] and len(timeline["value"]) == 9 * result["num_frames"]
-    assert band.count('class="ea-seg"') == len(result["segments"])
+    assert timeline.count("<polyline") >= 1 and 'role="img"' in timeline and "逐帧得分" in timeline
+    assert band.count('class="ea-seg"') == len(result["segments"]) and 'aria-label="随时间变化的主要情感: 0:00.0' in band
     assert "文件: speech.wav" in log and result["output_dir"] in log
     assert {Path(p).name for p in downloads} >= {"result.json", "embedding.npy", "frames.csv", "segments.vtt"}
     assert all(Path(p).is_file() for p in downloads)
     assert view["visible"] and segments["visible"] and len(segments["value"]) == len(result["segments"])
-    assert "时间占比" in summary
-    raw = tab_analyze.redraw_timeline(result, "en", "raw")
-    assert raw["visible"] and not raw["value"].equals(timeline["value"])
+    assert list(segments["value"].columns) == ["开始", "结束", "情感", "置信度"] and segments["value"].iloc[0, 0] == "0:00.0"
+    assert player["visible"] is False and "时间占比" in summary and "(帧多数投票)" in summary
+    assert tab_analyze.redraw_timeline(kept, "en", "raw") != tab_analyze.redraw_timeline(kept, "en", "smoothed")
 
 
-def test_draw_without_a_result_says_what_to_do(out):
-    card, *_, downloads, view, segments, summary = tab_analyze.draw(out, None, "zh")
-    assert "请上传或录制音频" in card and downloads is None and view["visible"] is False
+def test_draw_without_a_result_says_what_to_do():
+    card, scores, band, view, timeline, *_, downloads = tab_analyze.draw(None, "zh")
+    assert "请上传或录制音频" in card and downloads is None and view["visible"] is False and timeline == ""
+
+
+def test_an_utterance_result_points_to_frame_granularity_only_while_utterance_is_chosen(tiny_engine, out, clip):
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, str(clip), "utterance", False, (), "en", None, None)
+    assert "Choose frame granularity" in tab_analyze.draw(kept, "en", granularity="utterance")[2]
+    assert tab_analyze.draw(kept, "en", granularity="frame")[2] == ""
+    box, band = tab_analyze.granularity_changed("frame", kept, "en")
+    assert box["visible"] and band == ""
+
+
+def test_smoothing_changes_rerender_without_a_model_call(tiny_engine, out, clip, monkeypatch):
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, str(clip), "frame", False, SMOOTHING, "en", None, None)
+    calls = []
+    monkeypatch.setattr(tiny_engine, "run_chunks", lambda *a, **k: calls.append(a) or pytest.fail("model called"))
+    again, *views = tab_analyze.resmooth_views(
+        tiny_engine, out, None, kept, "ewma", 11, 0.5, False, 0.0, "en", "smoothed", "frame"
+    )
+    assert calls == [] and again.result["smoothing"]["method"] == "ewma" and again.result["smoothing"]["alpha"] == 0.5
+    assert again.folder != kept.folder and (again.folder / "processed_audio.wav").is_file()
+    assert json.loads((again.folder / "result.json").read_text())["smoothing"]["zero_phase"] is False
+    assert again.result["probabilities"] == kept.result["probabilities"] and views[4] != tab_analyze.draw(kept, "en")[4]
+    assert (
+        tab_analyze.resmooth_views(tiny_engine, out, None, None, "ewma", 11, 0.5, False, 0.0, "en", "smoothed", "frame")[0]
+        == gr.skip()
+    )
+    assert [u["visible"] for u in tab_analyze.method_controls("ewma")] == [True, True, True]
+    assert [u["visible"] for u in tab_analyze.method_controls("majority")] == [True, False, False]
+    assert [u["visible"] for u in tab_analyze.method_controls("none")] == [False, False, False]
+
+
+def test_a_new_file_clears_the_result_and_a_long_one_points_to_the_long_tab(tmp_path):
+    long = write_audio(tmp_path / "call.wav", np.zeros(16000 * 200, np.float32), 16000, "wav")
+    kept, card, *_, downloads, hint = tab_analyze.new_file(str(long), "en")
+    assert kept is None and "Upload or record" in card and downloads is None
+    assert hint["visible"] and "3:20 long" in hint["value"] and "Long recording" in hint["value"]
+    assert tab_analyze.new_file(str(tmp_path / "missing.wav"), "en")[-1]["visible"] is False
+
+
+def test_start_shows_an_error_where_the_result_goes(tiny_engine, out, bad_file):
+    assert tab_analyze.begin("en")[0]["interactive"] is False
+    kept, card, *views, button, error = tab_analyze.start_analysis(
+        tiny_engine, out, None, None, str(bad_file), "utterance", False, *SMOOTHING, "zh", None, "smoothed"
+    )
+    assert kept is None and 'role="alert"' in card and "无法解码" in card and views[-1] is None
+    assert button["interactive"] is True and error.startswith("无法解码")
+    with pytest.raises(gr.Error, match="无法解码"):
+        show_error(error)
+    show_error("")  # no error: no toast
 
 
 @pytest.mark.parametrize("lang, words", [("en", "not an audio or video file"), ("zh", "无法解码")])
@@ -92,16 +148,23 @@ def test_missing_model_and_bad_option_are_gr_errors(tiny_engine, out, clip):
     assert folders(out) == []
 
 
-def test_compare_two_clips(tiny_engine, tmp_path, clip):
+def test_compare_two_clips(tiny_engine, tmp_path, clip, bad_file):
     other = write_audio(tmp_path / "other.flac", speechlike(1.5, seed=8), 16000, "flac")
-    table, radar, sim = tab_compare.run_compare(tiny_engine, None, [str(clip), str(other)], "zh")
-    assert isinstance(table, pd.DataFrame) and list(table.columns) == ["文件", "情感", "error"]
-    assert list(table["文件"]) == ["speech.wav", "other.flac"] and list(table["error"]) == ["", ""]
+    cmp = tab_compare.run_compare(tiny_engine, None, [str(clip), str(other), str(bad_file)], "zh")
+    status, table, radar, sim = tab_compare.draw_compare(cmp, "zh")
+    table = table["value"]
+    assert isinstance(table, pd.DataFrame) and list(table.columns) == ["文件", "情感", "置信度", "错误"]
+    assert list(table["文件"]) == ["speech.wav", "other.flac", "broken.mp3"] and list(table["错误"])[:2] == ["", ""]
+    assert table["错误"].iloc[2].startswith("无法解码") and "not an audio" not in table["错误"].iloc[2]  # Chinese only
     for path, shown in zip((clip, other), table["情感"]):
         assert LABEL_BY_KEY[tiny_engine.predict(path).emotion].zh in shown
-    assert radar is not None and sim is not None
+    assert '<img src="data:image/png;base64,' in radar and 'alt="雷达图' in radar and "speech.wav" in radar
+    assert 'alt="各音频特征向量的余弦相似度：speech.wav – other.flac ' in sim
     with pytest.raises(gr.Error, match="请至少上传两个文件"):
         tab_compare.run_compare(tiny_engine, None, [str(clip)], "zh")
+    kept, card, *_, button, error = tab_compare.start_compare(tiny_engine, None, [str(clip), str(bad_file)], "en")
+    assert kept is None and "Fewer than two files could be analysed: broken.mp3: broken.mp3: not an audio" in card
+    assert button["interactive"] and error
 
 
 def test_long_recording_in_windows(tiny_engine, out, tmp_path):
@@ -109,16 +172,30 @@ def test_long_recording_in_windows(tiny_engine, out, tmp_path):
     result = tab_long.run_recording(tiny_engine, out, None, str(path), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en")
     assert result["granularity"] == "segments" and len(result["segments"]) == 3
     assert {s["emotion"] for s in result["segments"]} <= set(LABEL_KEYS)
-    card, band, table, summary, log, downloads = tab_long.draw_recording(out, result, "en")
-    assert band.count('class="ea-seg"') == 3 and table["visible"] and "Speech" in summary
+    kept, *views, button, error = tab_long.start_recording(
+        tiny_engine, out, None, str(path), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en"
+    )  # fmt: skip
+    card, band, table, player, summary, log, downloads = views
+    assert band.count('class="ea-seg"') == 3 and table["visible"] and "Speech" in summary and error == ""
+    assert list(table["value"].iloc[1, :2]) == ["0:01.0", "0:02.0"]
     assert {Path(p).name for p in downloads} >= {"segments.csv", "segments.vtt"} and all(Path(p).is_file() for p in downloads)
+    played = tab_long.play_segment(kept, "en", gr.SelectData(None, {"index": [1, 0], "value": "0:01.0"}))
+    rate, samples = played["value"]
+    assert rate == 16000 and len(samples) == 16000 and played["visible"]
 
 
 def test_batch_with_a_bad_file(tiny_engine, out, clip, bad_file):
-    table, status, downloads = tab_batch.run_batch(tiny_engine, out, None, [str(clip), str(bad_file)], "utterance", "none")
-    assert len(table) == 2 and status.startswith("1 done, 1 failed, 2 files")
+    run = tab_batch.run_batch(tiny_engine, out, None, [str(clip), str(bad_file)], "utterance", "none")
+    status, table, downloads = tab_batch.draw_batch(run, "en")
+    assert len(table["value"]) == 2 and "1 done, 1 failed, 2 files" in status
+    row = table["value"].iloc[0]
+    assert row["duration"] == "0:02.0" and row["confidence"].endswith("%") and row["😠 angry"].endswith("%")
+    assert table["value"]["error"].iloc[1].startswith("broken.mp3: not an audio or video file")
     assert [Path(p).name for p in downloads] == ["results.csv", "results.jsonl", "results.zip"]
     assert all(Path(p).is_file() for p in downloads)
+    zh = tab_batch.draw_batch(run, "zh")[1]["value"]
+    assert list(zh.columns[:5]) == ["文件", "时长", "情感", "置信度", "错误"] and "😠 生气" in zh.columns
+    assert zh["错误"].iloc[1].startswith("无法解码") and "not an audio" not in zh["错误"].iloc[1]
     with pytest.raises(gr.Error, match="请至少上传一个文件"):
         tab_batch.run_batch(tiny_engine, out, None, [], "utterance", "none", "zh")
 
@@ -143,27 +220,47 @@ def page_event(demo: gr.Blocks, name: str):
     return next(f for f in demo.fns.values() if f.name == name)
 
 
-def test_language_switch_relabels_every_labelled_component(tiny_engine, out):
+def test_language_switch_relabels_every_labelled_component(tiny_engine, out, monkeypatch):
+    made = []
+    monkeypatch.setattr(page, "Texts", lambda lang: made.append(Texts(lang)) or made[-1])
     demo = page.build_demo(tiny_engine, out)
     event = page_event(demo, "relabel")
-    views = 9  # the Analyze tab's result, redrawn
-    registered = event.outputs[2:-views]
-    assert len(registered) == 44  # analyze 17, compare 6, long 14, batch 7
+    texts = made[0]
+    registered = event.outputs[2 : 2 + len(texts)]
+    views = len(event.outputs) - 2 - len(texts)  # each tab's result, redrawn
+    assert registered == texts.components and len(registered) >= 44 and views >= 10 + 4 + 7 + 3
     assert len({id(c) for c in registered}) == len(registered)
-    # every component that shows a label or a button text is relabelled, except the three below
-    unregistered = {"Language / 语言", "result.json", "Per-frame scores over time (s)"}
-    shown = [b for b in demo.blocks.values() if getattr(b, "label", None) or isinstance(b, gr.Button)]
-    assert {getattr(b, "label", None) for b in shown if all(b is not c for c in registered)} == unregistered
-    zh = event.fn("zh", None, "smoothed")
+    # every component that shows a label or a button text, in every tab, is relabelled (the language
+    # switch says "Language / 语言" in both languages; hidden API triggers show nothing)
+    shown = [b for b in demo.blocks.values() if getattr(b, "label", None) or (isinstance(b, gr.Button) and b.visible)]
+    assert {getattr(b, "label", None) for b in shown if all(b is not c for c in registered)} == {"Language / 语言"}
+    kept = [None] * (len(event.inputs) - 1)
+    zh = event.fn("zh", *kept)
     assert zh[0] == "zh" and "语音情感识别" in zh[1]
     for update in zh[2:-views]:
         words = [update.get("label"), update.get("value"), *(c[0] for c in update.get("choices", []))]
         assert any(w and CHINESE.search(w) for w in words), update
-    en = event.fn("en", None, "smoothed")
+    assert all(CHINESE.search(v) for v in zh[-views:] if isinstance(v, str) and v)  # the placeholders
+    hidden = [u for c, u in zip(registered, zh[2:-views]) if u.get("visible") is False]
+    assert len(hidden) == 6  # the uploads and the recorder, remounted so that Gradio's own texts follow
+    en = event.fn("en", *kept)
     for component, update in zip(registered, en[2:-views]):  # back to the words the page was built with
         assert update.get("label", getattr(component, "label", None)) == getattr(component, "label", None)
         if "value" in update:
             assert update["value"] == component.value
+
+
+def test_every_string_has_both_languages_and_chinese_is_chinese():
+    assert set(EN) == set(ZH)
+    same = {k for k in EN if EN[k] == ZH[k]}
+    assert same <= {"language"}, same  # "Language / 语言" says both
+    latin = re.compile(r"[A-Za-z][\w.+]*")  # words, file names, "emotion2vec+"
+    allowed = {"emotion2vec", "emotion2vec+", "Language", "embedding.npy", "EWMA", "alpha", "VAD", "MLP", "Hz"}  # names, units
+    allowed |= {"zip", "CSV", "JSONL"}  # formats
+    syntax = re.compile(r"\{[a-z_]+\}|`[^`]*`|\w+=[^,，\s]*")  # placeholders, code, examples such as ang=angry
+    for key, text in ZH.items():
+        words = set(latin.findall(syntax.sub("", text))) - allowed
+        assert not words, (key, text)
 
 
 def test_gradio_api_signatures(tiny_engine, out):
@@ -184,7 +281,8 @@ def test_gradio_api_signatures(tiny_engine, out):
     assert [p["parameter_name"] for p in api["/recording"]["parameters"]] == [
         "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s"
     ]  # fmt: skip
-    assert page_event(demo, "run_analysis").tracks_progress and page_event(demo, "run_batch").tracks_progress
+    for name in ("run_analysis", "start_analysis", "start_recording", "start_compare", "start_batch"):
+        assert page_event(demo, name).tracks_progress, name
 
 
 def test_smoothing_fields_are_read_in_frame_mode_only(tiny_engine, out, clip):
@@ -197,3 +295,22 @@ def test_stylesheet_is_read_from_the_package():
     css = page.stylesheet()
     assert css == (Path(page.__file__).parent / "style.css").read_text(encoding="utf-8")
     assert ".ea-card {" in css and ".ea-emo {" in css
+
+
+def test_progress_names_the_stage_counts_and_estimates_the_time_left(monkeypatch):
+    from emotion_app.web import progress as progress_module
+    from emotion_app.web.progress import Pace, Reporter
+
+    shown, now = [], [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    report = Reporter(lambda fraction, desc: shown.append((fraction, desc)), "zh")
+    report(0.01, "start")
+    now[0] += 10
+    report(0.5, "segments 3/12")
+    assert shown == [(0.01, "正在开始"), (0.5, "片段 3/12 · 预计还需 10 秒")]
+    report(1.5, "files 2/2")
+    assert shown[-1] == (1.0, "文件 2/2")  # clamped; nothing left to estimate
+    pace = Pace("cpu")
+    assert pace.estimate(100) == pytest.approx(30) and pace.estimate(None) is None
+    pace.learn(100, 10)
+    assert pace.estimate(100) == pytest.approx(20)  # halfway to what this server showed

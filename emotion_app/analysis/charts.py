@@ -121,36 +121,72 @@ def _spans(dominant: np.ndarray, frame_s: float):
 
 
 def radar_chart(named: list[tuple[str, dict[str, float]]], lang: str = "en", title: str = ""):
-    """Score distributions of several clips on one radar (one polygon per clip)."""
+    """Score distributions of several clips on one radar (one polygon per clip). The radius runs
+    to just above the highest score, so small scores are not crammed at the centre."""
     keys = list(named[0][1]) if named else []
     angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False)
-    fig = _figure(7.2, 6.0)
+    top = max((max(p.values()) for _, p in named), default=1.0)
+    rmax = min(1.0, max(0.1, np.ceil(top * 1.1 * 10) / 10))
+    fig = _figure(7.2, 6.4)
     ax = fig.add_subplot(projection="polar")
-    ax.tick_params(axis="x", pad=12)
+    ax.tick_params(axis="x", pad=14)
     for name, probs in named:
         v = np.array([probs[k] for k in keys])
         ax.plot(np.append(angles, angles[0]), np.append(v, v[0]), lw=1.8, label=name)
         ax.fill(angles, v, alpha=0.12)
     ax.set_xticks(angles, [chart_label(k, lang) for k in keys], fontsize=9)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    fig.legend(loc="outside lower center", ncols=min(4, max(1, len(named))), fontsize=9, frameon=False)
+    ax.set_ylim(0, rmax)
+    ticks = np.linspace(0, rmax, 5)[1:]
+    ax.set_yticks(ticks, [f"{x * 100:.0f}%" for x in ticks], fontsize=8, color="#444")
+    ax.set_rlabel_position(90 / max(1, len(keys)))
+    if title:
+        ax.set_title(title, pad=24)
+    fig.legend(loc="outside lower center", ncols=min(3, max(1, len(named))), fontsize=9, frameon=False)
     return fig
 
 
 def similarity_chart(names: list[str], matrix: np.ndarray, lang: str = "en", title: str = ""):
-    """A cosine-similarity matrix as a heatmap with the values written in."""
+    """A cosine-similarity matrix as a heatmap with the values written in. The colour scale spans
+    the values off the diagonal (to 1), so close similarities such as 0.96 and 0.99 differ."""
     n = len(names)
-    fig = _figure(2.2 + 0.9 * n, 1.6 + 0.8 * n)
+    off = matrix[~np.eye(n, dtype=bool)] if n > 1 else np.array([1.0])
+    low = float(min(off.min(), 0.99))
+    low = max(-1.0, low - 0.05 * (1 - low))
+    fig = _figure(3.2 + 0.9 * n, 2.0 + 0.8 * n)
     ax = fig.add_subplot()
-    im = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+    im = ax.imshow(matrix, vmin=low, vmax=1, cmap="viridis")
+    ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(range(n), names, fontsize=9)
+    middle, digits = (low + 1) / 2, 3 if low > 0.9 else 2  # close values get a third decimal
+    for i in range(n):
+        for j in range(n):
+            color = "black" if matrix[i, j] > middle else "white"
+            ax.text(j, i, f"{matrix[i, j]:.{digits}f}", ha="center", va="center", fontsize=9, color=color)
+    bar = fig.colorbar(im, ax=ax, shrink=0.9, fraction=0.08, pad=0.04)
+    bar.set_label("cosine similarity" if lang == "en" else "余弦相似度", fontsize=9)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def confusion_chart(labels: list[str], matrix: np.ndarray, lang: str = "en", title: str = ""):
+    """A confusion matrix (rows: true labels, columns: predicted) with counts and row shares."""
+    n = len(labels)
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=np.float64), where=rows > 0)
+    fig = _figure(2.4 + 0.8 * n, 1.8 + 0.7 * n)
+    ax = fig.add_subplot()
+    im = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+    names = [chart_label(k, lang) for k in labels]
     ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(n), names, fontsize=9)
     for i in range(n):
         for j in range(n):
-            color = "white" if abs(matrix[i, j]) > 0.6 else "black"
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=9, color=color)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="cosine similarity" if lang == "en" else "余弦相似度")
+            color = "white" if share[i, j] > 0.6 else "black"
+            ax.text(j, i, f"{int(matrix[i, j])}\n{share[i, j] * 100:.0f}%", ha="center", va="center", fontsize=8, color=color)
+    ax.set_xlabel("predicted" if lang == "en" else "预测")
+    ax.set_ylabel("true" if lang == "en" else "真实")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the row" if lang == "en" else "占该行比例")
     ax.set_title(title)
     return fig
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,7 @@ class Comparison:
     emotions: list[str]
     similarity: np.ndarray  # (n, n) cosine similarity of the utterance embeddings
     errors: dict[str, str]  # name -> why it failed
+    codes: dict[str, str] = field(default_factory=dict)  # name -> the failure's error code (for translation)
 
 
 def cosine_matrix(x: np.ndarray) -> np.ndarray:
@@ -39,4 +40,5 @@ def compare(engine: Engine, sources: list, names: list[str]) -> Comparison:
         [r.emotion for _, r in ok],
         cosine_matrix(emb),
         errors,
+        {n: r.code for n, r in zip(names, results) if isinstance(r, EmotionAppError)},
     )

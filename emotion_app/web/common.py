@@ -1,5 +1,6 @@
 """What the page's tabs share: the registry of translatable components, the inputs and outputs
-several tabs have (audio upload, granularity radio, download list) and the guard around each event."""
+several tabs have (audio upload, granularity radio, download list, segment player), the guard
+around each event and the steps of a long action (busy button, progress, error where the result goes)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from functools import partial
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from ..errors import EmotionAppError
-from .i18n import TEXT, error_message, t
+from .i18n import error_message, t
+from .progress import Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +39,24 @@ class Texts:
 
     `label_key` and `value_key` name one text each; `choice_keys` is [(text key, value)]. Works for
     layout blocks too (`with texts(gr.Tab, label_key="tab_long"):`).
+
+    `remount=True` marks a component that shows Gradio's own texts (upload area, recorder): Gradio
+    translates those when a component mounts, so the language switch hides and shows it again
+    (`updates(lang, hide=True)`, then `shown()`); its value is kept.
     """
 
     def __init__(self, lang: str = "en"):
         self.lang = lang
         self.table: list[tuple[gr.blocks.Block, dict]] = []
+        self.remounted: list[gr.blocks.Block] = []
 
-    def __call__(self, make: Callable, *args, label_key=None, value_key=None, choice_keys=None, **props):
+    def __call__(self, make: Callable, *args, label_key=None, value_key=None, choice_keys=None, remount=False, **props):
         keys = {"label": label_key, "value": value_key, "choices": list(choice_keys) if choice_keys else None}
         keys = {k: v for k, v in keys.items() if v is not None}
         component = make(*args, **translate(keys, self.lang), **props)
         self.table.append((component, keys))
+        if remount:
+            self.remounted.append(component)
         return component
 
     def __len__(self) -> int:
@@ -56,9 +66,15 @@ class Texts:
     def components(self) -> list:
         return [component for component, _ in self.table]
 
-    def updates(self, lang: str) -> list[dict]:
-        """One gr.update per registered component, in registration order, with its words in `lang`."""
-        return [gr.update(**translate(keys, lang)) for _, keys in self.table]
+    def updates(self, lang: str, hide: bool = False) -> list[dict]:
+        """One gr.update per registered component, in registration order, with its words in `lang`
+        (and, with `hide`, the remounted ones hidden)."""
+        hidden = {id(c) for c in self.remounted} if hide else set()
+        return [gr.update(**translate(keys, lang), **({"visible": False} if id(c) in hidden else {})) for c, keys in self.table]
+
+    def shown(self) -> list[dict]:
+        """The remounted components shown again (outputs: `remounted`)."""
+        return [gr.update(visible=True) for _ in self.remounted]
 
 
 def bind(fn: Callable, *args) -> partial:
@@ -100,10 +116,38 @@ def download_paths(outputs_dir: Path, result: dict) -> list[str]:
 
 
 def stage_progress(progress, lang: str, fraction: float, stage: str) -> None:
-    """The service's `progress(fraction, stage)` shown on a gr.Progress, the stage in the page's words
-    where the string table has them (bind the first two with functools.partial)."""
-    key = f"progress_{stage}"
-    progress(fraction, desc=t(key, lang) if key in TEXT else stage)
+    """The service's `progress(fraction, stage)` shown on a gr.Progress in the page's words (bind the
+    first two with functools.partial); see progress.Reporter for counts and the time left."""
+    Reporter(progress, lang)(fraction, stage)
+
+
+def busy() -> dict:
+    """A start button while its action runs: disabled, so it cannot be pressed twice."""
+    return gr.update(interactive=False)
+
+
+def ready() -> dict:
+    return gr.update(interactive=True)
+
+
+def show_error(message: str | None) -> None:
+    """The last step of an action whose error is already shown where its result goes: the same
+    message as a toast (gr.Error), so it is also announced."""
+    if message:
+        raise gr.Error(message)
+
+
+def segment_audio(folder: Path, start: float, end: float, lang: str = "en") -> tuple[int, np.ndarray]:
+    """(rate, int16 samples) of [start, end) s of an output folder's processed_audio.wav, for a player."""
+    import soundfile as sf
+
+    from ..constants import SAMPLE_RATE
+
+    path = Path(folder) / "processed_audio.wav"
+    if not path.is_file():
+        raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
+    samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
+    return rate, samples
 
 
 @contextmanager
@@ -120,4 +164,4 @@ def guarded(engine, load_error: str | None, lang: str, what: str) -> Iterator[No
         raise gr.Error(error_message(exc, lang)) from None
     except Exception:
         logger.exception("%s failed", what)
-        raise gr.Error("Internal error; the server log has the details.") from None
+        raise gr.Error(t("internal_error", lang)) from None
