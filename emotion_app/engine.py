@@ -17,8 +17,10 @@ import numpy as np
 
 from .audio import AudioInfo, AudioWarning
 from .chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
-from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SAMPLE_RATE
-from .errors import EmotionAppError, ModelLoadError
+from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, FRAME_HOP, SAMPLE_RATE
+from .errors import AudioError, EmotionAppError, ModelLoadError
+from .heads.head import engine_model_id, frame_readings, load_heads, read_heads, select_heads
+from .recordings.vad import ONNX_NAME as VAD_ONNX
 from .results import EmotionResult
 from .source import open_source
 
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 GRANULARITIES = ("utterance", "frame")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx")
+MAX_FRAME_EMBEDDING_S = 600.0  # per-frame embeddings are kept in memory: (T, D) float32, 12 MB a minute at D=1024
+MAX_FRAME_EMBEDDING_SAMPLES = int(MAX_FRAME_EMBEDDING_S * SAMPLE_RATE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,11 @@ class EngineOptions:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     cache_weights: bool = True  # keep a safetensors copy of the converted weights
     cache_dir: str | None = None  # hub download cache (None: the hub's default)
+    heads: tuple = ()  # your own heads: head folders, folders of heads, or Head objects (heads/head.py)
+
+    def __post_init__(self):  # one path or a list for `heads`: a tuple, so the options stay hashable
+        one = isinstance(self.heads, (str, Path)) or hasattr(self.heads, "labels")
+        object.__setattr__(self, "heads", (self.heads,) if one else tuple(self.heads or ()))
 
     @classmethod
     def make(cls, options=None, **overrides) -> EngineOptions:
@@ -66,6 +75,9 @@ class _Work:
     decode: float = 0.0
     info: AudioInfo | None = None
     warnings: list[AudioWarning] = field(default_factory=list)
+    heads: list = field(default_factory=list)  # the custom heads to apply (heads/head.py)
+    head_frames: dict = field(default_factory=dict)  # chunk start -> {head name: (T, V)}, frame mode
+    keep_features: bool = False  # keep the (T, D) frame features (the embedding was asked for)
 
 
 class Engine:
@@ -86,6 +98,7 @@ class Engine:
             self.model_dir = Path(opts.model)
             self.backend = OnnxModel(self.model_dir, threads=opts.threads)
             self.device, self.dtype = "cpu", "fp32"
+            self.vad_file = self.model_dir / VAD_ONNX if (self.model_dir / VAD_ONNX).is_file() else None  # Silero's
         else:
             from .model.hub import resolve_model
             from .torch_backend import TorchModel
@@ -95,8 +108,10 @@ class Engine:
                 self.model_dir, opts.device, opts.dtype, cache_weights=opts.cache_weights, threads=opts.threads
             )
             self.device, self.dtype = self.backend.device, self.backend.dtype
+            self.vad_file = None  # Silero's TorchScript model
         self.labels = self.backend.labels
         self.embed_dim = self.backend.embed_dim
+        self.heads = load_heads(opts.heads, engine_model_id(self), self.embed_dim)  # name -> Head
         cuda = str(self.device).startswith("cuda")
         self.batch_size = opts.batch_size or (16 if cuda else 4)
         self.max_batch_samples = int((opts.max_batch_s or (480.0 if cuda else 60.0)) * SAMPLE_RATE)
@@ -144,11 +159,13 @@ class Engine:
         *,
         sample_rate: int | None = None,
         name: str | None = None,
+        heads: Sequence | None = None,
     ) -> EmotionResult:
-        """Predict one input (path, bytes, file object, array + sample_rate, (rate, array), Audio)."""
+        """Predict one input (path, bytes, file object, array + sample_rate, (rate, array), Audio).
+        `heads`: as for predict_batch."""
         if isinstance(source, np.ndarray):
             source = open_source(source, sample_rate, max_duration_s=self.options.max_duration_s, name=name)
-        return self.predict_batch([source], granularity, extract_embedding, names=[name])[0]
+        return self.predict_batch([source], granularity, extract_embedding, names=[name], heads=heads)[0]
 
     def predict_batch(
         self,
@@ -158,11 +175,14 @@ class Engine:
         *,
         errors: str = "raise",
         names: Sequence[str | None] | None = None,
+        heads: Sequence | None = None,
     ) -> list:
         """Predict many inputs, batched by length. Each result equals the one-at-a-time result.
 
         errors="raise" stops at the first bad input; errors="return" puts the EmotionAppError in
-        that input's place and goes on.
+        that input's place and goes on. `heads`: the custom heads whose readings each result gets
+        (`EmotionResult.heads`): None for all the engine's heads, else names of loaded heads or Head
+        objects; in frame mode each head also reads every frame.
         """
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be 'utterance' or 'frame', not {granularity!r}")
@@ -170,12 +190,13 @@ class Engine:
             raise ValueError("errors must be 'raise' or 'return'")
         sources = list(sources)
         names = list(names) if names is not None else [None] * len(sources)
-        keep_frames = extract_embedding and granularity == "frame"
+        chosen = select_heads(self.heads, heads, engine_model_id(self), self.embed_dim)
+        keep_frames = granularity == "frame" and (extract_embedding or bool(chosen))
         results: list = [None] * len(sources)
         pending: list[tuple[int, np.ndarray, _Work]] = []  # short inputs waiting to be batched
         for i, src in enumerate(sources):
             try:
-                work = _Work(time.perf_counter())
+                work = _Work(time.perf_counter(), heads=chosen, keep_features=extract_embedding)
                 single = self._feed(src, names[i], work, keep_frames)
                 if single is not None:
                     pending.append((i, single, work))
@@ -214,7 +235,7 @@ class Engine:
     def _run_group(self, group, work: _Work, keep_frames) -> None:
         t = time.perf_counter()
         for (start, _), out in zip(group, self.run_chunks([c for _, c in group], keep_frames)):
-            work.acc.add(start, out)
+            self._add(work, start, out)
         work.infer += time.perf_counter() - t
 
     def _flush(self, pending, results, granularity, extract_embedding, keep_frames) -> None:
@@ -228,9 +249,26 @@ class Engine:
             outs = self.run_chunks([samples for _, samples, _ in batch], keep_frames)
             share = (time.perf_counter() - t) / sum(len(s) for _, s, _ in batch)
             for (i, samples, work), out in zip(batch, outs):
-                work.acc.add(0, out)
+                self._add(work, 0, out)
                 work.infer += share * len(samples)
                 results[i] = self._finish(work, granularity, extract_embedding)
+
+    @staticmethod
+    def _add(work: _Work, start: int, out: ChunkOutput) -> None:
+        """Keep a chunk's output. Custom heads read its frame features now, so an input's (T, D)
+        features are kept whole only when its embedding was asked for."""
+        if work.keep_features and out.frames is not None and start + len(out.frames) * FRAME_HOP > MAX_FRAME_EMBEDDING_SAMPLES:
+            raise AudioError(
+                f"Per-frame embeddings are limited to {MAX_FRAME_EMBEDDING_S / 60:g} minutes of audio (each minute takes "
+                f"{3000 * out.frames.shape[1] * 4 / 1e6:.0f} MB); use utterance granularity, or segment=window with "
+                "extract_embedding for one embedding per window.",
+                "too_long",
+            )
+        if work.heads and out.frames is not None:
+            work.head_frames[start] = frame_readings(work.heads, out.frames)
+            if not work.keep_features:
+                out = replace(out, frames=None)
+        work.acc.add(start, out)
 
     def _finish(self, work: _Work, granularity, extract_embedding) -> EmotionResult:
         parts = work.acc.ordered()
@@ -254,6 +292,7 @@ class Engine:
             chunks=len(parts),
             timings={"decode": work.decode, "inference": work.infer, "total": time.perf_counter() - work.t0},
             model=self.model_info,
+            heads=read_heads(work.heads, mean, [work.head_frames[s] for s in sorted(work.head_frames)] or None),
         )
 
 

@@ -14,10 +14,11 @@ combinations that would silently ignore something:
 |------------------------------------------|------------------------------------------------------|
 | granularity=frame with segment=vad/window | refused: a segmented recording has one result per segment, not frames |
 | extract_embedding with segment=vad/window | works: embedding.npy holds one mean feature per segment, (S, D) |
-| a smoothing field without granularity=frame | refused: smoothing reads frames only            |
+| a frame option (smoothing, max_inline_frames) without granularity=frame | refused             |
 | a VAD field without segment=vad           | refused (threshold, min_speech_s, min_silence_s, max_segment_s, speech_pad_s) |
 | window_s / hop_s without segment=window   | refused                                              |
 | mixed_threshold, charts                   | apply to every mode                                  |
+| head (names of loaded heads, all, none)   | every mode: each custom head's reading beside the 9-class result |
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
 
-class OptionError(EmotionAppError):
+class OptionError(EmotionAppError, ValueError):
     """An option's value is out of range or two options conflict (the message names them)."""
 
     code = "bad_option"
@@ -81,6 +82,16 @@ def parse_choice(value, name: str, choices: Iterable[str], code: str | None = No
     return text
 
 
+def parse_heads(value) -> tuple[str, ...] | None:
+    """The `head` field: "all" (None: every loaded head), "none" (no head) or head names, comma-separated
+    or as a list. Whether each name is loaded is the engine's to say (OptionError naming the loaded ones)."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = tuple(str(v).strip() for v in items if str(v).strip())
+    if names in ((), ("all",)):
+        return None
+    return () if names == ("none",) else names
+
+
 def checked(make, *args, **kwargs):
     """Build a dataclass whose __post_init__ raises ValueError; the error becomes an OptionError."""
     try:
@@ -105,29 +116,30 @@ class RequestOptions:
     extract_embedding: bool = False
     segment: object = None  # SegmentOptions | None (typed loosely to keep this module light)
     analysis: object = field(default_factory=_analysis_default)  # AnalysisOptions
+    heads: tuple | None = None  # custom heads: None all the engine's, else names (field `head`) or Head objects
 
-    FIELDS = ("granularity", "extract_embedding", "segment")
+    FIELDS = ("granularity", "extract_embedding", "segment", "head")
 
     @classmethod
     def from_fields(cls, mapping: Mapping | None = None, **defaults) -> RequestOptions:
         """From form fields / flags: granularity, extract_embedding, segment (vad|window|none) and the
         fields of AnalysisOptions and SegmentOptions. `defaults` are used where `mapping` gives nothing
         (a caller's own defaults, e.g. charts=False for the CLI)."""
-        from .analysis.options import SMOOTHING_FIELDS, AnalysisOptions
+        from .analysis.options import FRAME_FIELDS, AnalysisOptions
         from .recordings.segmenter import SEGMENT_FIELDS, VAD_FIELDS, WINDOW_FIELDS, SegmentOptions
 
         values = {**given(defaults, defaults), **given(mapping, [*cls.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS])}
         granularity = parse_choice(values.get("granularity", cls.granularity), "granularity", GRANULARITIES, "bad_granularity")
         embedding = parse_bool(values.get("extract_embedding", cls.extract_embedding), "extract_embedding")
         mode = parse_choice(values.get("segment", "none"), "segment", ("none", "vad", "window"))
-        smoothing = [k for k in SMOOTHING_FIELDS if k in given(mapping, SMOOTHING_FIELDS)]
+        frame_only = [k for k in FRAME_FIELDS if k in given(mapping, FRAME_FIELDS)]
         if mode != "none" and granularity == "frame":
             raise OptionError(
                 f"granularity=frame cannot be combined with segment={mode}: a segmented recording gives one result per "
                 "segment. Use segment=none for per-frame scores, or granularity=utterance with segmentation."
             )
-        if smoothing and granularity != "frame":
-            raise OptionError(f"{', '.join(smoothing)}: smoothing applies to granularity=frame only; set it or leave these out.")
+        if frame_only and granularity != "frame":
+            raise OptionError(f"{', '.join(frame_only)}: frame options apply to granularity=frame only; set it or drop them.")
         unused = {
             "none": [*VAD_FIELDS, *WINDOW_FIELDS],
             "vad": list(WINDOW_FIELDS),
@@ -138,7 +150,8 @@ class RequestOptions:
             needs = "segment=vad" if stray[0] in VAD_FIELDS else "segment=window"
             raise OptionError(f"{', '.join(stray)}: these apply to {needs} only; set it or leave them out.")
         segment = SegmentOptions.from_fields(values, mode) if mode != "none" else None
-        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values))
+        heads = parse_heads(values["head"]) if "head" in values else None
+        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads)
 
     def to_dict(self) -> dict:
         return {
@@ -146,4 +159,5 @@ class RequestOptions:
             "extract_embedding": self.extract_embedding,
             "segment": self.segment.to_dict() if self.segment is not None else None,
             "analysis": self.analysis.to_dict(),
+            "heads": None if self.heads is None else [getattr(h, "name", h) for h in self.heads],
         }

@@ -65,6 +65,7 @@ class EmotionResult:
     chunks: int = 1  # model windows the audio was split into
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, inference, total
     model: dict[str, str] = field(default_factory=dict)  # id, device, dtype
+    heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (heads/head.py)
 
     @property
     def emotion(self) -> str:
@@ -115,6 +116,8 @@ class EmotionResult:
             "model": dict(self.model),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+        if self.heads:  # custom heads beside the 9-class result; frame mode adds each frame's label
+            out["heads"] = {name: reading.to_dict() for name, reading in self.heads.items()}
         if frames if frames is not None else self.granularity == "frame":
             out["frames"] = self.frames()
         return out
@@ -156,6 +159,14 @@ class RecordingResult:
             return None
         return np.stack([r.embedding for r in self.results]).astype(np.float32)
 
+    def head_readings(self) -> dict:
+        """name -> each custom head's file-level reading: the duration-weighted mean over the segments."""
+        from .heads.head import weighted_reading
+
+        if not self.results or not self.results[0].heads:
+            return {}
+        return {n: weighted_reading([r.heads[n] for r in self.results], self.durations_s) for n in self.results[0].heads}
+
     def segments(self) -> list[dict]:
         return [
             {
@@ -165,6 +176,7 @@ class RecordingResult:
                 "confidence": round(r.confidence, 4),
                 "scores": r.scores(),
                 "probabilities": {k: float(p) for k, p in zip(r.labels, r.probabilities)},
+                **({"heads": {name: h.brief() for name, h in r.heads.items()}} if r.heads else {}),
             }
             for (a, b), r in zip(self.spans, self.results)
         ]
@@ -191,6 +203,7 @@ class RecordingResult:
 
     def to_dict(self) -> dict:
         segments = self.segments()
+        heads = self.head_readings()
         return {
             "file": self.audio.source,
             **_top(self.probabilities, self.labels),
@@ -201,6 +214,7 @@ class RecordingResult:
             "audio": self.audio.to_dict(),
             "warnings": _warnings(self.warnings),
             "model": dict(self.model),
+            **({"heads": {n: h.to_dict() for n, h in heads.items()}} if heads else {}),
             "segments": segments,
             "summary": self.summary(segments),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -232,12 +246,17 @@ def build_report(
     """The result.json content of `res`, the same for every caller: the engine's result, `mixed`,
     in frame mode the smoothing, segments and summary, then `file` (the name shown; default the
     source's) and `timestamp` (when the request started; default now). `embedding`: keep the
-    result's embedding for embedding.npy."""
+    result's embedding for embedding.npy. Frames are inlined up to `options.max_inline_frames`;
+    a longer result says `frames_file: "frames.csv"` instead (the frames are all there)."""
     options = options or AnalysisOptions()
-    result = res.to_dict()
+    frame = isinstance(res, EmotionResult) and res.granularity == "frame"
+    limit = options.max_inline_frames
+    inline = frame and (limit == 0 or len(res.frame_probabilities) <= limit)
+    result = res.to_dict(frames=inline) if isinstance(res, EmotionResult) else res.to_dict()
+    if frame and not inline:
+        result["frames_file"] = "frames.csv"
     if file is not None:
         result["file"] = file
-    frame = isinstance(res, EmotionResult) and res.granularity == "frame"
     fa = add_to_result(result, res.frame_probabilities if frame else None, res.labels, options)
     result["timestamp"] = (timestamp or datetime.now()).isoformat(timespec="seconds")
     return Report(result, fa, res.embedding if embedding else None, options)

@@ -1,7 +1,8 @@
 """Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/outputs/...
 
 Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
-`granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields);
+`granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
+`head`: which loaded custom heads to apply, default all);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
 `--auth`) is throttled per client address (throttle.py). Body size and time limits, the Host check
@@ -148,6 +149,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             "status": "ok",
             "model": public_model_info(engine.info),
             "labels": [label.key for label in LABELS],
+            "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
             "max_upload_mb": settings.max_upload_mb,
         }
 
@@ -167,6 +169,8 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 if not isinstance(upload, UploadFile):
                     return _error(EmotionAppError("Send the audio file in the multipart field 'audio'.", "no_audio"), lang)
                 fields = {k: v for k, v in form.items() if isinstance(v, str)}
+                if len(form.getlist("head")) > 1:  # head=a&head=b as well as head=a,b
+                    fields["head"] = ",".join(v for v in form.getlist("head") if isinstance(v, str))
                 data, filename = await upload.read(), upload.filename
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
