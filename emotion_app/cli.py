@@ -1,4 +1,5 @@
-"""Command line: `python -m emotion_app predict FILE...`, `batch PATH...` and `make-checkpoint DIR`.
+"""Command line: `python -m emotion_app predict FILE...`, `batch PATH...`, `make-checkpoint DIR`, and
+`evaluate DATA` / `train-head DATA --out HEAD_DIR` (heads/commands.py).
 
 Only argparse is imported up front, so `--help` is instant; torch loads when a command runs.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from .constants import DEFAULT_MODEL
 from .constants import SMOOTHING_METHODS as METHODS
+from .heads.commands import add_head_arg, add_head_commands
 
 logger = logging.getLogger("emotion_app.cli")
 
@@ -34,8 +36,9 @@ def _engine(args):
     from .engine import Engine
 
     return Engine(
-        model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, backend=args.backend, batch_size=args.batch_size
-    )
+        model=args.model, hub=args.hub, device=args.device, dtype=args.dtype, backend=args.backend, batch_size=args.batch_size,
+        heads=tuple(getattr(args, "head_dirs", None) or ()),
+    )  # fmt: skip
 
 
 def _human(report: dict) -> str:
@@ -44,7 +47,8 @@ def _human(report: dict) -> str:
         return f"{report['file']}: no speech found  {report['duration_s']:.1f} s{warn}"
     seg = f", {len(report['segments'])} segments" if report["granularity"] == "segments" else ""
     head = f"{report['emoji']} {report['emotion']} ({report['label_zh']}) {report['confidence']:.1%}"
-    return f"{report['file']}: {head}  {report['duration_s']:.1f} s{seg}{warn}"
+    heads = "".join(f"  [{name}: {h['emotion']} {h['confidence']:.1%}]" for name, h in report.get("heads", {}).items())
+    return f"{report['file']}: {head}{heads}  {report['duration_s']:.1f} s{seg}{warn}"
 
 
 def _predict(args) -> int:
@@ -71,6 +75,12 @@ def _predict(args) -> int:
 
 
 def _batch(args) -> int:
+    if args.ray or args.ray_address:
+        try:
+            from .recordings.ray_batch import batch_command
+        except ImportError as exc:
+            return _fail(f"--ray needs Ray Data ({exc}); install it with: pip install -r requirements-ray.txt")
+        return batch_command(args)
     import tempfile
     import time
     from collections import Counter
@@ -80,7 +90,7 @@ def _batch(args) -> int:
     from .errors import EmotionAppError
     from .recordings.batch import iter_batch
     from .recordings.inputs import Extractor, collect_inputs
-    from .recordings.tables import ResultsWriter
+    from .recordings.tables import ResultsWriter, summary_text
 
     try:
         request = _request(args)
@@ -117,12 +127,7 @@ def _batch(args) -> int:
                 emotions[result["emotion"]] += 1
     writer.close()
     wall = time.perf_counter() - t0
-    top = ", ".join(f"{k} {n}" for k, n in emotions.most_common())
-    print(
-        f"{len(todo) - failed} done, {failed} failed, {skipped} skipped (already done) -> {writer.path}\n"
-        f"{audio_s:.1f} s of audio in {wall:.1f} s ({audio_s / max(wall, 1e-9):.1f}x real time); {top}",
-        file=sys.stderr,
-    )
+    print(summary_text(len(todo) - failed, failed, skipped, writer.path, audio_s, wall, emotions), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -249,6 +254,21 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--hop-s", dest="hop_s", type=float, default=off, help="fixed window hop, s (default: the window length)")
 
 
+def add_ray_args(p: argparse.ArgumentParser) -> None:
+    """batch --ray: the same batch on Ray Data (recordings/ray_batch.py; needs requirements-ray.txt)."""
+    r = p.add_argument_group("Ray Data (many machines, GPUs; pip install -r requirements-ray.txt)")
+    r.add_argument("--ray", action="store_true", help="run on Ray: a local Ray on 127.0.0.1 unless --ray-address")
+    r.add_argument("--ray-address", metavar="ADDR", help="join this cluster (HOST:6379 from `ray start --head`); implies --ray")
+    r.add_argument("--actors", type=int, default=1, help="model actors, one engine each (default: %(default)s)")
+    r.add_argument(
+        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor, fp16 on them; 0.5 = two per GPU (default: CPU)"
+    )
+    r.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs (torch threads) per actor (default: %(default)s)")
+    r.add_argument("--cpus-per-decoder", type=float, default=1.0, help="CPUs per decode task (default: %(default)s)")
+    r.add_argument("--decoder-memory", type=float, default=2.0, metavar="GB", help="memory per decode task (default: 2)")
+    r.add_argument("--actor-memory", type=float, default=4.0, metavar="GB", help="memory per actor (default: 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app", description="Speech emotion recognition with emotion2vec+.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -268,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also compute embeddings (not printed; Python API)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
+    add_head_arg(p)
     p.set_defaults(func=_predict)
 
     b = sub.add_parser("batch", help="analyse many files (folders, zips) into a results table; resumable")
@@ -278,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="redo files already done in --out")
     add_model_args(b)
     add_request_args(b)
+    add_head_arg(b)
+    add_ray_args(b)
     b.set_defaults(func=_batch)
 
     m = sub.add_parser("make-checkpoint", help="write a random-weight model folder in the hub layout (tests, benchmarks)")
@@ -294,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--frame-embeddings", action="store_true", help="add the output frame_embeddings (batch, frames, D)")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 or later (default: %(default)s)")
     x.set_defaults(func=_export_onnx)
+    add_head_commands(sub, add_model_args, _engine)  # evaluate, train-head (heads/commands.py)
     return parser
 
 

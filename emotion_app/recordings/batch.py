@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from ..engine import Engine
-from ..errors import EmotionAppError
+from ..errors import EmotionAppError, ErrorText
 from ..options import RequestOptions
 from ..results import build_report
 from .inputs import BatchInput, Extractor
@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 GROUP = 32  # inputs decoded and sent to the engine together (sorted by length inside)
 
 
-def _named(name: str, message: str) -> str:
-    return message if message.startswith(name) else f"{name}: {message}"
+def named_error(name: str, message: str, code: str | None = None) -> ErrorText:
+    """`message` starting with the row name `name` (error rows name their file), keeping the error's `code`."""
+    return ErrorText(message if message.startswith(name) else f"{name}: {message}", code)
 
 
 def iter_batch(
@@ -61,18 +62,19 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
         for k in ready:
             name = items[k].name
             try:
-                rec = analyze_long(engine, items[k].path, request.segment, name=name)
+                rec = analyze_long(engine, items[k].path, request.segment, name=name, heads=request.heads)
                 out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).result, None)
             except EmotionAppError as exc:
-                out[k] = (None, _named(name, exc.message))
+                out[k] = (None, named_error(name, exc.message, exc.code))
         return out
     results = engine.predict_batch(
-        [items[k].path for k in ready], request.granularity, errors="return", names=[items[k].name for k in ready]
-    )
+        [items[k].path for k in ready], request.granularity, errors="return", names=[items[k].name for k in ready],
+        heads=request.heads,
+    )  # fmt: skip
     for k, res in zip(ready, results):
         name = items[k].name
         if isinstance(res, EmotionAppError):
-            out[k] = (None, _named(name, res.message))
+            out[k] = (None, named_error(name, res.message, res.code))
         else:
             out[k] = (build_report(res, request.analysis, file=name, timestamp=now).result, None)
     return out

@@ -5,6 +5,10 @@ asked) writes the 16 kHz audio to a WAV file; the second cuts the segments out a
 through the engine in batches. Memory stays bounded whatever the length. Returns a
 `RecordingResult` (results.py), whose file-level probabilities are the duration-weighted mean of
 the segments' probabilities.
+
+`analyze_long` is four steps, each public for the Ray batch (ray_stages.py), which runs the first
+two on decode CPUs and the last two on the model's actors: `plan_spans` (pass 1 and the spans),
+`cut_segments` (pass 2's reading), `score_segments` (the engine) and `recording_result`.
 """
 
 from __future__ import annotations
@@ -48,15 +52,18 @@ def analyze_long(
     progress: Progress | None = None,
     audio_out: Path | None = None,
     extract_embedding: bool = False,
+    heads=None,
 ) -> RecordingResult:
     """Segment `source` (anything open_source accepts) and predict each segment.
     `audio_out`: where to write the 16 kHz mono audio (streamed); `progress(fraction, stage)`;
-    `extract_embedding`: keep each segment's mean feature (RecordingResult.embedding, (S, D))."""
+    `extract_embedding`: keep each segment's mean feature (RecordingResult.embedding, (S, D));
+    `heads`: the custom heads that read each segment (as in Engine.predict_batch)."""
     t0 = time.perf_counter()
     step = progress or _quiet
     src = open_source(source, max_duration_s=engine.options.max_duration_s, name=name)
     scan, spans, vad = plan_spans(src, options, step, audio_out, engine.vad_file)
-    used, results = score_segments(engine, cut_segments(src, spans, vad), len(spans), src.name, step, extract_embedding)
+    pieces = cut_segments(src, spans, vad)
+    used, results = score_segments(engine, pieces, len(spans), src.name, step, extract_embedding, heads=heads)
     step(1.0, "done")
     return recording_result(engine, options, scan, used, results, time.perf_counter() - t0)
 
@@ -129,7 +136,7 @@ def cut_segments(src: Source, spans, vad: SegmentOptions | None) -> Iterator[tup
 
 
 def score_segments(
-    engine: Engine, pieces, count: int, name: str | None, step: Progress = _quiet, embedding: bool = False
+    engine: Engine, pieces, count: int, name: str | None, step: Progress = _quiet, embedding: bool = False, heads=None
 ) -> tuple[list[tuple[int, int]], list]:
     """Pass 2's scoring: `pieces` ((span, samples), `count` of them) through the engine in groups of
     about GROUP_SAMPLES, in order. Returns (spans, results); a segment that fails fails the file."""
@@ -138,14 +145,15 @@ def score_segments(
     group: list[np.ndarray] = []
 
     def run():
-        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return")
+        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return", heads=heads)
         for r in outs:
             if isinstance(r, EmotionAppError):
                 raise AudioError(f"{name or 'audio'}: a segment could not be analysed: {r.message}", r.code)
         results.extend(outs)
         group.clear()
-        step(0.3 + 0.7 * len(results) / max(1, count), "segments")
+        step(0.3 + 0.7 * len(results) / max(1, count), f"segments {len(results)}/{count}")
 
+    step(0.3, f"segments 0/{count}")  # the stage's text carries the count done, for the page
     for span, samples in pieces:
         used.append(span)
         group.append(samples)

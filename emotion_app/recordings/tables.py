@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 from ..constants import LABEL_KEYS
 
-COLUMNS = ["file", "duration_s", "emotion", "confidence", *LABEL_KEYS, "error"]
+COLUMNS = ["file", "duration_s", "emotion", "confidence", *LABEL_KEYS, "heads", "error"]  # heads: "name=label p; ..."
 
 
 def table_row(file: str, result: dict | None, error: str | None) -> dict:
@@ -19,13 +20,25 @@ def table_row(file: str, result: dict | None, error: str | None) -> dict:
     if result is not None:
         row.update(duration_s=result["duration_s"], emotion=result["emotion"] or "", confidence=result["confidence"] or "")
         row.update(result.get("scores") or {})
+        row["heads"] = "; ".join(f"{n}={h['emotion']} {h['confidence']:.4f}" for n, h in (result.get("heads") or {}).items())
     row["error"] = (error or "").replace("\n", " ")
     return row
 
 
+def summary_text(done: int, failed: int, skipped: int, path: Path, audio_s: float, wall_s: float, emotions: Counter) -> str:
+    """The two lines that end a batch (local and Ray): files done, failed and skipped, the audio
+    (seconds and hours) and the speed (x real time = hours of audio per hour), the emotions."""
+    top = ", ".join(f"{k} {n}" for k, n in emotions.most_common())
+    speed = audio_s / max(wall_s, 1e-9)
+    return (
+        f"{done} done, {failed} failed, {skipped} skipped (already done) -> {path}\n"
+        f"{audio_s:.1f} s of audio ({audio_s / 3600:.2f} h) in {wall_s:.1f} s ({speed:.1f}x real time); {top}"
+    )
+
+
 def rows_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n", extrasaction="ignore")  # rows may carry error_code
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
