@@ -1,4 +1,4 @@
-"""Start the web app: settings, model loading with a clear failure, REST routes + Gradio page.
+"""Start the web app: settings, model loading with a clear failure, REST routes, the live WebSocket + Gradio page.
 
 Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
 time limits, login throttling), download links carry a secret key (outputs.py), old results are
@@ -35,6 +35,8 @@ class AppSettings:
     receive_timeout_s: float | None = None  # request body timeouts; None: guard.RECEIVE_TIMEOUT_S,
     body_timeout_s: float | None = None  # guard.BODY_TIMEOUT_S
     sweep_interval_s: float | None = None  # None: retention.SWEEP_INTERVAL_S
+    max_live_sessions: int = 8  # live takes at once, page and /api/stream together
+    live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
 
 
 def load_engine(**options):
@@ -54,6 +56,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     from ..retention import Sweeper, remove_temp_folders
     from .page import build_demo, stylesheet
     from .rest import add_rest_routes
+    from .stream import add_stream_routes
     from .throttle import LoginThrottle
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
@@ -63,7 +66,8 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     read_secret(outputs)  # made now rather than by the first requests, racing
     _warn_if_exposed(settings)
     allowed_paths = _page_allowed_paths(outputs)
-    demo = build_demo(engine, outputs, load_error, lang)
+    live = _live_hub(engine, outputs, settings)
+    demo = build_demo(engine, outputs, load_error, lang, live=live)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
     if settings.keep_hours:  # Gradio reads it in launch(): uploads and page downloads in its cache
@@ -74,6 +78,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     # `_app` parameter is what allows this; gradio is pinned to the version this was tested with.
     app = _guarded_app(settings, throttle, private_dir=outputs if allowed_paths else None)
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    add_stream_routes(app, live, settings, load_error, throttle=throttle)
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
@@ -86,12 +91,28 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
         share=settings.share,
         max_file_size=f"{settings.max_upload_mb:g}mb",
         allowed_paths=allowed_paths,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         show_error=True,
         css=stylesheet(),
-        quiet=not block,
+        quiet=True,  # Gradio's banner says "set share=True in launch()"; ours names the app's flag
     )
+    if block:
+        logger.info("Running on %s", demo.local_url)
+        if demo.share_url:
+            logger.info("Public link: %s", demo.share_url)
+        else:
+            logger.info("For a public link, start with --share (needs internet; set --auth too).")
+        demo.block_thread()
     return demo
+
+
+def _live_hub(engine, outputs: Path, settings: AppSettings):
+    """The live sessions' hub, shared by the Live tab and /api/stream (None without a model)."""
+    if engine is None:
+        return None
+    from ..live import LiveHub
+
+    return LiveHub(engine, outputs, max_sessions=settings.max_live_sessions, max_seconds=settings.live_max_minutes * 60)
 
 
 def cache_schedule(keep_hours: float) -> tuple[int, int]:

@@ -1,0 +1,206 @@
+"""Live benchmark: mic-to-meter latency of /api/stream for 1, 4 and 16 concurrent sessions.
+
+    python bench/bench_live.py [--model DIR] [--modes torch-fp32,torch-bf16,onnx-fp32]
+                               [--configs 3/0.5,3/1,2/1] [--sessions 1,2,4,6,8,12,16] [--seconds 20]
+
+For each mode (bench_fast.MODES) it starts `app.py` on 127.0.0.1 with the full-size layout (DIR
+defaults to checkpoints/plus_large_random, built if missing; onnx-fp32 exports it once to
+DIR_onnx), and for each window/hop configuration and each session count it runs that many
+WebSocket clients at once, each streaming `--seconds` of a speech-like signal at real time
+(48 kHz s16 mono, 50 ms frames, starts spread over one hop, as people do not start in step).
+
+Mic-to-meter latency of a hop = the arrival of its message at the client minus the moment its
+last sample was "captured": a client sends the frame holding audio time t at t0 + t (t0: when its
+audio time 0 was captured), so latency = arrival - (t0 + t_end). It includes the frame's own
+buffering (the hop ends on a frame edge, so none), the network (loopback), the server's
+resampling, the wait for the model (the fair batching) and the model call. The first two hops of
+each session (warm-up) and the hop after the end (the resampler's tail) are left out. A
+configuration "holds" N sessions when every hop arrived and the p95 stays under 1 s.
+
+The clients run on the same machine as the server (a few percent of one core for 16 clients).
+Prints a markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from audio_files import speechlike  # noqa: E402
+from bench_fast import MODES, prepare  # noqa: E402
+from conftest import free_port  # noqa: E402
+
+RATE = 48_000  # Hz sent by the clients, as browsers capture
+FRAME_S = 0.05  # s of audio per message
+WARMUP_HOPS = 2
+TARGET_P95_S = 1.0
+
+
+@dataclass
+class SessionResult:
+    latencies: list[float] = field(default_factory=list)  # s, one per measured hop
+    hops: int = 0
+    expected: int = 0
+    error: str | None = None
+
+
+async def one_session(url: str, audio: bytes, seconds: float, window_s: float, hop_s: float, delay_s: float) -> SessionResult:
+    """Stream `audio` (s16 at RATE) at real time after `delay_s`; time each hop's message."""
+    from websockets.asyncio.client import connect
+
+    out = SessionResult(expected=int(round(seconds / hop_s)))
+    await asyncio.sleep(delay_s)
+    loop = asyncio.get_running_loop()
+    async with connect(url, proxy=None, max_size=None) as ws:
+        await ws.send(json.dumps({"sample_rate": RATE, "window_s": window_s, "hop_s": hop_s}))
+        ready = json.loads(await ws.recv())
+        if ready["event"] != "ready":
+            out.error = ready.get("code")
+            return out
+        t0 = loop.time()  # audio time 0 is captured now; frame k ends at t0 + (k + 1) * FRAME_S
+        receiver = asyncio.create_task(receive(ws, out, t0, seconds))
+        step = int(RATE * FRAME_S) * 2
+        for k, i in enumerate(range(0, len(audio), step)):
+            await asyncio.sleep(max(0.0, t0 + (k + 1) * FRAME_S - loop.time()))
+            await ws.send(audio[i : i + step])
+        await ws.send(json.dumps({"event": "end"}))
+        await receiver
+    return out
+
+
+async def receive(ws, out: SessionResult, t0: float, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    async for text in ws:
+        arrived = loop.time()
+        m = json.loads(text)
+        if m["event"] == "hop":
+            out.hops += 1
+            if m["hop"] >= WARMUP_HOPS and m["t_end"] <= seconds - FRAME_S / 2:
+                out.latencies.append(arrived - (t0 + m["t_end"]))
+        elif m["event"] == "error":
+            out.error = m["code"]
+        elif m["event"] == "result":
+            return
+
+
+async def run_sessions(url: str, n: int, seconds: float, window_s: float, hop_s: float) -> list[SessionResult]:
+    audio = [(np.clip(speechlike(seconds, RATE, seed=k), -1, 1) * 32767).astype("<i2").tobytes() for k in range(n)]
+    tasks = [one_session(url, audio[k], seconds, window_s, hop_s, hop_s * k / n) for k in range(n)]
+    return list(await asyncio.gather(*tasks))
+
+
+def summary(results: list[SessionResult]) -> dict:
+    lat = np.array([x for r in results for x in r.latencies]) * 1000
+    hops, expected = sum(r.hops for r in results), sum(r.expected for r in results)
+    errors = sorted({r.error for r in results if r.error})
+    row = {"hops": hops, "expected": expected, "errors": errors, "n": len(lat)}
+    if len(lat):
+        row |= {"median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max())}
+    row["holds"] = bool(len(lat)) and not errors and hops >= expected and row["p95"] <= TARGET_P95_S * 1000
+    return row
+
+
+def start_server(folder: str, backend: str, dtype: str, max_sessions: int, outputs: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "app.py", "--port", str(port), "--outputs", str(outputs), "--model", folder]
+    cmd += ["--backend", backend, "--dtype", dtype, "--max-live-sessions", str(max_sessions), "--keep-hours", "1"]
+    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(server.stderr.read().decode(errors="replace")[-2000:])
+        try:
+            health = httpx.get(url + "/api/health", timeout=2)
+            if health.status_code == 200:
+                return server, url.replace("http://", "ws://") + "/api/stream"
+            if health.status_code == 503:
+                server.terminate()
+                raise RuntimeError(health.json().get("error", "model not loaded"))
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError("the server did not start within 5 minutes")
+
+
+def bench_mode(mode: str, folder: str, configs, sessions: list[int], seconds: float) -> list[dict]:
+    backend, dtype = MODES[mode]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
+        try:
+            server, url = start_server(folder, backend, dtype, max(sessions), Path(tmp) / "outputs")
+        except RuntimeError as exc:
+            print(f"{mode}: not run: {exc}", file=sys.stderr)
+            return [{"mode": mode, "skipped": str(exc).strip().splitlines()[-1][:120]}]
+        try:
+            asyncio.run(run_sessions(url, 1, 3.0, 3.0, 0.5))  # warm-up: first model calls, thread pools
+            for window_s, hop_s in configs:
+                for n in sessions:
+                    row = summary(asyncio.run(run_sessions(url, n, seconds, window_s, hop_s)))
+                    rows.append({"mode": mode, "window_s": window_s, "hop_s": hop_s, "sessions": n, **row})
+                    print(format_row(rows[-1]), file=sys.stderr, flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return rows
+
+
+def format_row(r: dict) -> str:
+    if "skipped" in r:
+        return f"| {r['mode']} | - | - | not run: {r['skipped']} | | | | |"
+    lat = f"{r['median']:.0f} ms | {r['p95']:.0f} ms | {r['max']:.0f} ms" if "median" in r else "- | - | -"
+    errors = f" ({', '.join(r['errors'])})" if r["errors"] else ""
+    cost = r["window_s"] / r["hop_s"]
+    return (
+        f"| {r['mode']} | {r['window_s']:g} s / {r['hop_s']:g} s ({cost:g}x) | {r['sessions']} | "
+        f"{r['hops']}/{r['expected']}{errors} | {lat} | {'yes' if r['holds'] else 'no'} |"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT / "checkpoints" / "plus_large_random"))
+    p.add_argument("--modes", default="torch-fp32,torch-bf16,onnx-fp32", help=f"of {', '.join(MODES)}")
+    p.add_argument("--configs", default="3/0.5,3/1,2/1", help="window_s/hop_s pairs")
+    p.add_argument("--sessions", default="1,2,4,6,8,12,16", help="concurrent session counts")
+    p.add_argument("--seconds", type=float, default=20.0, help="audio per session")
+    args = p.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    configs = [tuple(float(x) for x in c.split("/")) for c in args.configs.split(",")]
+    sessions = [int(n) for n in args.sessions.split(",")]
+    folders = prepare(Path(args.model), modes)
+    rows = [row for mode in modes for row in bench_mode(mode, folders[mode], configs, sessions, args.seconds)]
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; ", end="")
+    print(f"{args.seconds:g} s of audio per session at real time, {RATE} Hz s16 in {FRAME_S * 1000:.0f} ms frames\n")
+    print("| mode | window / hop (audio scored per s) | sessions | hops received | median | p95 | max | holds (p95 <= 1 s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(format_row(row))
+    print("\nMost sessions held (p95 <= 1 s, every hop received):")
+    for mode in modes:
+        for window_s, hop_s in configs:
+            config = (mode, window_s, hop_s)
+            held = [r["sessions"] for r in rows if (r["mode"], r.get("window_s"), r.get("hop_s")) == config and r["holds"]]
+            print(f"- {mode}, {window_s:g} s / {hop_s:g} s: {max(held) if held else 0}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The live sessions of one server: their number, their time limit, their take on disk, and the
+scheduler that scores their windows on the shared engine.
+
+Both the page's Live tab and the `/api/stream` WebSocket open sessions here, so
+`--max-live-sessions` counts them together. A session's take is spilled into a `.tmp-*` folder
+inside the outputs folder: the retention sweeper removes what a killed process leaves there, and
+`finish` turns the take into an ordinary output folder (service.analyze, as for an upload).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+from ..errors import EmotionAppError
+from ..outputs import new_temp_folder
+from .options import LiveOptions, StreamFormat
+from .scheduler import LiveScheduler
+from .session import LiveSession, Window
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SESSIONS = 8
+DEFAULT_MAX_MINUTES = 10.0
+TAKE_NAME = "live.wav"  # the take's name in result.json
+
+
+class LiveBusyError(EmotionAppError):
+    """All live slots are taken."""
+
+    code = "busy"
+
+
+class LiveHub:
+    """Opens, scores, finishes and discards live sessions (thread-safe)."""
+
+    def __init__(
+        self,
+        engine,
+        outputs_dir: Path,
+        *,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_seconds: float = DEFAULT_MAX_MINUTES * 60,
+        max_batch: int = 16,
+    ):
+        self.engine = engine
+        self.outputs_dir = Path(outputs_dir)
+        self.max_sessions = max_sessions
+        engine_limit = getattr(getattr(engine, "options", None), "max_duration_s", None)
+        self.max_seconds = min(max_seconds, engine_limit) if engine_limit else max_seconds  # the take is analysed whole
+        self.scheduler = LiveScheduler(engine, max_batch=max_batch)
+        self._lock = threading.Lock()
+        self._sessions: dict[int, tuple[LiveSession, float | None]] = {}  # id -> (session, idle expiry s)
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def open(self, options: LiveOptions, fmt: StreamFormat, *, idle_expiry_s: float | None = None) -> LiveSession:
+        """A new session, or LiveBusyError when `max_sessions` are running. With `idle_expiry_s`,
+        the session is discarded when another one opens after it received no audio that long
+        (the page's sessions: a closed tab may never say goodbye)."""
+        with self._lock:
+            self._expire(time.monotonic())
+            if len(self._sessions) >= self.max_sessions:
+                raise LiveBusyError(
+                    f"The server is already running its maximum of {self.max_sessions} live sessions; try again later."
+                )
+            folder = new_temp_folder(self.outputs_dir)
+            try:
+                session = LiveSession(options, fmt, self.engine.labels, folder, self.max_seconds)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            self._sessions[session.id] = (session, idle_expiry_s)
+        logger.info("live session %d opened (%d Hz %s, %d running)", session.id, fmt.sample_rate, fmt.format, self.active)
+        return session
+
+    def _expire(self, now: float) -> None:
+        for session, expiry in list(self._sessions.values()):
+            if expiry is not None and now - session.last_active > expiry:
+                logger.info("live session %d expired after %.0f s without audio", session.id, now - session.last_active)
+                self._forget(session)
+
+    def submit(self, session: LiveSession, window: Window) -> Future:
+        """Score `window` (fairly batched with the other sessions'); the future gives (V,) probabilities."""
+        return self.scheduler.submit(session.id, window.samples, window.due)
+
+    def finish(self, session: LiveSession, request=None, *, lang: str = "en"):
+        """End the take and analyse it whole as an upload (`request`: RequestOptions; None: the
+        defaults); returns service.Analysis. The session is discarded either way."""
+        from ..service import analyze
+
+        try:
+            for _ in session.end():  # a caller that wants the tail's hop ends the session first
+                pass
+            if session.discarded:
+                raise EmotionAppError("The live take was discarded (closed or idle too long).", "discarded")
+            if session.samples == 0:
+                raise EmotionAppError("No audio was received: send audio before ending the take.", "no_audio")
+            return analyze(self.engine, session.wav_path, request, outputs_dir=self.outputs_dir, name=TAKE_NAME, lang=lang)
+        finally:
+            self.discard(session)
+
+    def discard(self, session: LiveSession) -> None:
+        """Drop the session's queued windows, delete its take and free its slot (idempotent)."""
+        with self._lock:
+            self._forget(session)
+
+    def _forget(self, session: LiveSession) -> None:
+        self.scheduler.drop(session.id)
+        session.discard()
+        if self._sessions.pop(session.id, None) is not None:
+            logger.info("live session %d closed after %.1f s of audio", session.id, session.seconds)

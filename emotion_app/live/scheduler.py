@@ -1,0 +1,133 @@
+"""Fair batching of the live sessions' windows into the engine's one model call.
+
+One worker thread feeds the engine. Each model call holds at most one window per session: the
+oldest window of each session that has one waiting, the sessions whose window has waited longest
+first, up to `max_batch` windows and the engine's padded-samples budget. So a client that sends
+faster than real time gets one window per call like everyone else, and each session's windows
+are scored in order. Nothing waits to fill a batch: the worker takes whatever is due when the
+model is free, so under light load a window is scored at once and under heavy load batches grow
+by themselves. The worker exits after `idle_exit_s` without work and starts again on demand.
+
+Live windows share the engine's lock with uploads: a window that arrives while a long upload's
+chunk is in the model waits for that chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    key: int  # the session's id
+    samples: np.ndarray  # (n,) float32 at 16 kHz
+    due: float  # time.perf_counter() when it became due
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class SchedulerStats:
+    batches: int = 0  # model calls
+    windows: int = 0  # windows scored
+    busy_s: float = 0.0  # seconds in the model
+
+    @property
+    def mean_batch(self) -> float:
+        return self.windows / self.batches if self.batches else 0.0
+
+
+class LiveScheduler:
+    """Scores windows for many sessions, fairly and batched (see the module docstring)."""
+
+    def __init__(self, engine, max_batch: int = 16, idle_exit_s: float = 30.0):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.idle_exit_s = idle_exit_s
+        self.max_batch_samples = getattr(engine, "max_batch_samples", 60 * 16_000)
+        self.stats = SchedulerStats()
+        self._cond = threading.Condition()
+        self._queues: dict[int, deque[_Job]] = {}
+        self._thread: threading.Thread | None = None
+
+    def submit(self, key: int, samples: np.ndarray, due: float) -> Future:
+        """Queue one window of session `key`; the future gives its (V,) probabilities (or the
+        model's exception). Cancelling the future before it runs drops the window."""
+        job = _Job(key, samples, due)
+        with self._cond:
+            self._queues.setdefault(key, deque()).append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-scheduler", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return job.future
+
+    def drop(self, key: int) -> None:
+        """Forget session `key`: its windows not yet in the model are cancelled."""
+        with self._cond:
+            for job in self._queues.pop(key, ()):
+                job.future.cancel()
+
+    def pending(self, key: int) -> int:
+        with self._cond:
+            return len(self._queues.get(key, ()))
+
+    def _take_batch(self) -> list[_Job]:
+        """Under the lock: the oldest live job of each session, oldest first, within the limits."""
+        heads = []
+        for queue in self._queues.values():
+            while queue and queue[0].future.cancelled():
+                queue.popleft()
+            if queue:
+                heads.append(queue[0])
+        heads.sort(key=lambda job: job.due)
+        batch: list[_Job] = []
+        longest = 0
+        for job in heads:
+            longest_then = max(longest, len(job.samples))
+            if batch and (len(batch) >= self.max_batch or (len(batch) + 1) * longest_then > self.max_batch_samples):
+                break
+            self._queues[job.key].popleft()
+            if job.future.set_running_or_notify_cancel():
+                batch.append(job)
+                longest = longest_then
+        for key in [k for k, q in self._queues.items() if not q]:
+            del self._queues[key]
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle_since = time.monotonic()
+                while not any(self._queues.values()):
+                    left = self.idle_exit_s - (time.monotonic() - idle_since)
+                    if left <= 0:
+                        self._thread = None
+                        return
+                    self._cond.wait(left)
+                batch = self._take_batch()
+            if batch:
+                self._score(batch)
+
+    def _score(self, batch: list[_Job]) -> None:
+        t0 = time.perf_counter()
+        try:
+            outputs = self.engine.run_chunks([job.samples for job in batch])
+        except Exception as exc:  # handed to every waiting session; the worker goes on
+            logger.exception("live batch of %d windows failed", len(batch))
+            for job in batch:
+                job.future.set_exception(exc)
+            return
+        self.stats.batches += 1
+        self.stats.windows += len(batch)
+        self.stats.busy_s += time.perf_counter() - t0
+        for job, out in zip(batch, outputs):
+            job.future.set_result(out.probabilities)

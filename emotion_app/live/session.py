@@ -1,0 +1,297 @@
+"""One live take: audio in, windows due for the model out, hop results back in, in bounded memory.
+
+`LiveSession.feed(samples)` resamples the client's audio to 16 kHz (a streaming resampler, so
+chunk edges leave no seams), appends it to the take's WAV on disk (the take is never held in
+memory) and to a ring buffer one window long, and yields a `Window` (a copy of the last
+`window_s`) each time a hop boundary passes. The caller has the model score each window and hands
+the probabilities back, in order, to `record`, which smooths them causally and extends the
+segments and the chart history. `end()` flushes the resampler, yields the tail's window and
+closes the WAV; `discard()` removes the take's folder.
+
+Memory per session: the ring (window_s at 16 kHz, 640 KB at most), the chart history (60 s of
+hops) and the segments (one entry per change of the smoothed label).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis.insights import rounded
+from ..audio import MIN_SAMPLES
+from ..constants import SAMPLE_RATE
+from ..results import label_of
+from .options import LiveOptions, StreamFormat
+
+CHART_SPAN_S = 60.0  # s of hops kept for the strip chart
+TOUCH_EVERY_S = 60.0  # the spill folder's mtime is refreshed so the sweeper never takes it for stale
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The audio the model scores at one hop: (n,) float32 at 16 kHz ending at sample `end`."""
+
+    index: int  # hop number, from 0
+    end: int  # samples since the take's start
+    samples: np.ndarray
+    due: float  # time.perf_counter() when its last sample arrived
+
+    @property
+    def t_start(self) -> float:
+        return (self.end - len(self.samples)) / SAMPLE_RATE
+
+    @property
+    def t_end(self) -> float:
+        return self.end / SAMPLE_RATE
+
+
+class RingBuffer:
+    """The last `capacity` samples of a stream, in one preallocated array: the sample written
+    `i`-th (from 0) sits at `i % capacity`."""
+
+    def __init__(self, capacity: int):
+        self._buf = np.zeros(capacity, dtype=np.float32)
+        self.written = 0  # samples ever written
+
+    def write(self, x: np.ndarray) -> None:
+        cap, n = len(self._buf), len(x)
+        kept = x[-cap:]  # older samples would be overwritten anyway
+        pos = (self.written + n - len(kept)) % cap
+        first = min(len(kept), cap - pos)
+        self._buf[pos : pos + first] = kept[:first]
+        self._buf[: len(kept) - first] = kept[first:]
+        self.written += n
+
+    def latest(self, n: int) -> np.ndarray:
+        """A copy of the last min(n, written, capacity) samples, oldest first."""
+        cap = len(self._buf)
+        n = min(n, self.written, cap)
+        end = self.written % cap
+        if n <= end:
+            return self._buf[end - n : end].copy()
+        return np.concatenate([self._buf[cap - (n - end) :], self._buf[:end]])
+
+
+class CausalSmoother:
+    """Smooths hop probability vectors looking back only (see options.py for the methods)."""
+
+    def __init__(self, options: LiveOptions):
+        self.options = options
+        self._state: np.ndarray | None = None
+        self._recent: deque[np.ndarray] = deque(maxlen=options.votes)
+
+    def update(self, probs: np.ndarray) -> tuple[int, float, np.ndarray]:
+        """(label index, its confidence, smoothed (V,) scores) after the hop `probs` (V,)."""
+        probs = np.asarray(probs, dtype=np.float64)
+        method = self.options.smoothing
+        if method == "ewma":
+            a = self.options.alpha
+            self._state = probs if self._state is None else a * probs + (1 - a) * self._state
+            k = int(self._state.argmax())
+            return k, float(self._state[k]), self._state
+        if method == "vote":
+            self._recent.append(probs)
+            recent = np.stack(self._recent)
+            mean = recent.mean(0)
+            counts = np.bincount(recent.argmax(1), minlength=len(probs))
+            k = int(np.where(counts == counts.max(), mean, -1.0).argmax())  # ties: the higher mean
+            return k, float(mean[k]), mean
+        k = int(probs.argmax())
+        return k, float(probs[k]), probs
+
+
+@dataclass
+class _Run:
+    """A run of hops with the same smoothed label."""
+
+    start: float  # s
+    end: float  # s
+    emotion: str
+    total: float  # sum of the hops' smoothed confidences
+    hops: int = 1
+
+    def to_dict(self) -> dict:
+        confidence = round(self.total / self.hops, 4)
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "emotion": self.emotion, "confidence": confidence}
+
+
+class LiveSession:
+    """One take (see the module docstring). Thread-safe: the page's stream and stop events may
+    overlap, and the hub may discard a session another thread is feeding."""
+
+    def __init__(self, options: LiveOptions, fmt: StreamFormat, labels, folder: Path, max_seconds: float):
+        import soundfile as sf
+
+        self.id = next(_ids)
+        self.options, self.format, self.labels = options, fmt, tuple(labels)
+        self.folder = Path(folder)
+        self.wav_path = self.folder / "take.wav"
+        self.max_samples = int(max_seconds * SAMPLE_RATE)
+        self.window_samples = int(round(options.window_s * SAMPLE_RATE))
+        self.hop_samples = int(round(options.hop_s * SAMPLE_RATE))
+        self._wav = sf.SoundFile(self.wav_path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16")
+        self._resampler = None
+        if fmt.sample_rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(fmt.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        self._ring = RingBuffer(self.window_samples)
+        self._lock = threading.Lock()
+        self._smoother = CausalSmoother(options)
+        self._windows = 0  # windows handed out
+        self._last_end = 0  # end sample of the last window handed out
+        self.hops = 0  # hops recorded
+        self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=int(CHART_SPAN_S / options.hop_s) + 2)
+        self.segments: list[_Run] = []
+        self.latest: dict | None = None  # the last hop message
+        self.limit_reached = False
+        self.ended = False
+        self.discarded = False
+        self.started = time.monotonic()
+        self.last_active = self.started
+        self._touched = self.started
+
+    @property
+    def samples(self) -> int:
+        """16 kHz samples received so far."""
+        return self._ring.written
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    # -- audio in, windows out ------------------------------------------------------------------
+    def feed(self, samples: np.ndarray) -> Iterator[Window]:
+        """Take (n,) float32 mono samples at the stream's rate; yield the windows that fall due.
+        Audio past the session's time limit is dropped (then `limit_reached` is set)."""
+        with self._lock:
+            if self.ended:
+                return
+            self.last_active = time.monotonic()
+            x = np.asarray(samples, dtype=np.float32)
+            if self._resampler is not None:
+                x = self._resampler.resample_chunk(x)
+            x = np.clip(x, -1.0, 1.0)  # the WAV is 16-bit PCM; the model sees the same samples
+            room = self.max_samples - self.samples
+            if len(x) > room:
+                x, self.limit_reached = x[: max(room, 0)], True
+            self._touch()
+        yield from self._append(x)
+
+    def end(self) -> Iterator[Window]:
+        """No more audio: flush the resampler, yield the tail's window (when it is at least a
+        quarter hop and 25 ms long), close the WAV."""
+        with self._lock:
+            if self.ended:
+                return
+            tail = np.zeros(0, np.float32)
+            if self._resampler is not None:
+                tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                tail = np.clip(tail[: max(self.max_samples - self.samples, 0)], -1.0, 1.0)
+        yield from self._append(tail)
+        with self._lock:
+            if self.ended:
+                return
+            self.ended = True
+            self._wav.close()
+            rest = self.samples - self._last_end
+            if rest >= max(MIN_SAMPLES, self.hop_samples // 4) and not self.discarded:
+                yield self._window(self.samples)
+
+    def _append(self, x: np.ndarray) -> Iterator[Window]:
+        """Write `x` piece by piece, up to each hop boundary, so every window is exact; the lock
+        is held per piece, never across a yield."""
+        done = 0
+        while done < len(x):
+            with self._lock:
+                if self.ended:
+                    return
+                boundary = (self.samples // self.hop_samples + 1) * self.hop_samples
+                piece = x[done : done + boundary - self.samples]
+                self._wav.write(piece)
+                self._ring.write(piece)
+                done += len(piece)
+                window = self._window(self.samples) if self.samples == boundary else None
+            if window is not None:
+                yield window
+
+    def _window(self, end: int) -> Window:
+        window = Window(self._windows, end, self._ring.latest(self.window_samples), time.perf_counter())
+        self._windows += 1
+        self._last_end = end
+        return window
+
+    def _touch(self) -> None:
+        now = time.monotonic()
+        if now - self._touched >= TOUCH_EVERY_S:
+            self._touched = now
+            try:
+                os.utime(self.folder)
+            except OSError:
+                pass
+
+    # -- results in -----------------------------------------------------------------------------
+    def record(self, window: Window, probabilities: np.ndarray) -> dict:
+        """The hop message for `window` scored as `probabilities` (V,); call in window order. A
+        hop's label covers the audio that arrived since the hop before it."""
+        with self._lock:
+            k, confidence, smoothed = self._smoother.update(probabilities)
+            start = self.latest["t_end"] if self.latest else window.t_start
+            last = self.segments[-1] if self.segments else None
+            if last is not None and last.emotion == self.labels[k]:
+                last.end, last.total, last.hops = window.t_end, last.total + confidence, last.hops + 1
+            else:
+                self.segments.append(_Run(start, window.t_end, self.labels[k], confidence))
+            self.history.append((window.t_end, np.asarray(smoothed, dtype=np.float32)))
+            self.hops += 1
+            self.latest = hop_message(window, probabilities, (k, confidence, smoothed), self.labels)
+            return self.latest
+
+    def segment_list(self) -> list[dict]:
+        """The segments so far: runs of the smoothed label, {start, end, emotion, confidence}
+        (confidence: the mean smoothed confidence of the run's hops)."""
+        with self._lock:
+            return [run.to_dict() for run in self.segments]
+
+    def discard(self) -> None:
+        """Close and delete the take (idempotent)."""
+        with self._lock:
+            self.ended = self.discarded = True
+            if not self._wav.closed:
+                self._wav.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def hop_message(window: Window, probabilities: np.ndarray, smoothed: tuple[int, float, np.ndarray], labels) -> dict:
+    """What a client gets per hop (WebSocket message and the page's meter)."""
+    k_raw = int(np.argmax(probabilities))
+    k, confidence, scores = smoothed
+    label = label_of(labels[k])
+    return {
+        "event": "hop",
+        "hop": window.index,
+        "t_start": round(window.t_start, 3),
+        "t_end": round(window.t_end, 3),
+        "emotion": labels[k_raw],
+        "confidence": round(float(probabilities[k_raw]), 4),
+        "scores": rounded(probabilities, labels),
+        "smoothed": {
+            "emotion": labels[k],
+            "label_zh": label.zh,
+            "emoji": label.emoji,
+            "confidence": round(confidence, 4),
+            "scores": rounded(scores, labels),
+        },
+        "latency_ms": round((time.perf_counter() - window.due) * 1000, 1),
+    }

@@ -1,0 +1,84 @@
+"""The Live tab's callbacks called as the page calls them, without a browser: chunks in, views out,
+Stop, the limit on sessions, a closed tab, the language switch."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+from audio_files import speechlike
+
+from emotion_app.live import LiveHub
+from emotion_app.web import tab_live
+from emotion_app.web.tab_live import LiveTake, discard_take, live_chunk, live_stop
+
+
+def chunks(seconds: float, rate: int = 48000, size: float = 0.1):
+    """Gradio's form: (rate, int16 samples), `size` seconds each."""
+    x = (speechlike(seconds, rate) * 32767).astype(np.int16)
+    step = int(rate * size)
+    return [(rate, x[i : i + step]) for i in range(0, len(x), step)]
+
+
+def feed(hub, take, pieces, **options):
+    out = []
+    for chunk in pieces:
+        out.append(live_chunk(hub, None, chunk, take, options.get("window_s", 3.0), options.get("hop_s", 0.5), "ewma", "en"))
+        time.sleep(0.01)
+    return out
+
+
+def settle(hub, take, timeout=10.0):
+    """Let the scheduler finish, have one empty chunk record what it scored; the views then."""
+    end = time.monotonic() + timeout
+    while take.pending and not all(f.done() for _, f in take.pending) and time.monotonic() < end:
+        time.sleep(0.02)
+    live_chunk(hub, None, (48000, np.zeros(0, np.int16)), take, 3.0, 0.5, "ewma", "en")
+    assert not take.pending
+    return tab_live.views(hub, take.session, "en")
+
+
+def test_chunks_draw_the_meter_and_stop_writes_the_take(tiny_engine, tmp_path):
+    hub, take = LiveHub(tiny_engine, tmp_path), copy.deepcopy(LiveTake())  # as Gradio copies the State
+    views = feed(hub, take, chunks(2.2))
+    assert all(v == (gr.skip(),) * 4 for v in views[1:4])  # no hop yet: nothing new to draw after the first
+    meter, chart, segments, status = settle(hub, take)
+    assert 'data-hop="3"' in meter and "confidence" in meter and 'data-points="4"' in chart and chart.count("<polyline") == 9
+    assert "ea-seg" in segments and 'data-hops="4"' in status and "2.2 s of 600 s" in status
+    result = live_stop(hub, None, take, "frame", "en")
+    assert result["granularity"] == "frame" and result["duration_s"] == pytest.approx(2.2, abs=0.01)
+    assert (tmp_path / result["output_dir"] / "processed_audio.wav").is_file() and hub.active == 0
+    log, downloads = tab_live.draw_take(tmp_path, result, "zh")
+    assert "输出文件夹: " + result["output_dir"] in log and any(p.endswith("result.json") for p in downloads)
+    assert feed(hub, take, chunks(0.2)) == [tab_live.views(hub, None, "en")] * 2  # late chunks of the stopped take
+    assert take.session is None and hub.active == 0
+
+
+def test_a_take_past_the_limit_and_a_closed_tab(tiny_engine, tmp_path):
+    hub = LiveHub(tiny_engine, tmp_path, max_sessions=1)
+    first, second = LiveTake(), LiveTake()
+    feed(hub, first, chunks(0.3))
+    with pytest.raises(gr.Error, match="maximum of 1 live sessions"):
+        feed(hub, second, chunks(0.1))
+    folder = first.session.folder
+    discard_take(hub, first)  # the tab was closed: Gradio deletes its State
+    assert not folder.exists() and hub.active == 0
+    feed(hub, second, chunks(0.1))
+    assert hub.active == 1
+    with pytest.raises(gr.Error, match="No audio reached the server"):
+        live_stop(hub, None, LiveTake(), "utterance", "en")
+    with pytest.raises(gr.Error, match="model could not be loaded"):
+        live_chunk(None, "offline", chunks(0.1)[0], LiveTake(), 3.0, 0.5, "ewma", "en")
+
+
+def test_the_language_switch_redraws_the_tab(tiny_engine, tmp_path):
+    hub, take = LiveHub(tiny_engine, tmp_path), LiveTake()
+    feed(hub, take, chunks(1.0))
+    settle(hub, take)
+    tab = tab_live.LiveTab(hub, tmp_path, None, None, [])
+    meter, chart, segments, status, log, downloads = tab.redraw("zh", take, None)
+    assert "置信度" in meter and "最近 60 秒" in chart and "实时" in status and log == "" and downloads is None
+    hub.discard(take.session)
