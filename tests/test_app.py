@@ -70,6 +70,16 @@ def test_app_serves_page_and_rest_with_flags_and_env(tiny_dir, tmp_path):
     finally:
         out = stop(proc)
     assert "ready on cpu" in out
+    assert f"Running on {url}" in out and "--share" in out and "share=True" not in out  # the app's flag, not Gradio's
+
+
+def test_help_lists_defaults_and_environment_variables():
+    env = {**os.environ, "EMOTION_APP_PORT": "7999", "EMOTION_APP_AUTH": "ana:s3cret"}
+    out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    text = " ".join(out.stdout.split())  # argparse wraps lines
+    assert out.returncode == 0 and "[EMOTION_APP_HOST] (default: 127.0.0.1)" in text
+    assert "[EMOTION_APP_PORT] (default: 7999)" in text and "[EMOTION_APP_SHARE=1]" in text
+    assert "[EMOTION_APP_AUTH]" in text and "s3cret" not in text  # a secret is never printed
 
 
 def test_auth_protects_page_and_rest(tiny_dir, tmp_path):
@@ -101,3 +111,55 @@ def test_model_that_cannot_be_obtained_is_said_in_terminal_and_page(tmp_path):
     finally:
         out = stop(proc)
     assert "does not exist" in out
+
+
+def _snapshot(outputs: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(outputs)): p.read_bytes() for p in sorted(outputs.rglob("*")) if p.is_file()}
+
+
+def test_kill_during_a_long_recording_leaves_nothing_partial(tiny_dir, tmp_path):
+    """kill -9 while a long recording is being written, then a restart: no temporary folder is
+    left, no folder of the killed request appears, and every folder written before is unchanged."""
+    import threading
+
+    import numpy as np
+
+    outputs = tmp_path / "outs"
+    args = ["--port", str(free_port()), "--outputs", str(outputs), "--model", str(tiny_dir)]
+    url = f"http://127.0.0.1:{args[1]}"
+    proc = start(args)
+    wait_health(url, proc)
+    wav = write_audio(tmp_path / "a.wav", speechlike(1.5), 16000, "wav").read_bytes()
+    done = httpx.post(url + "/api/predict", files={"audio": ("a.wav", wav)}, timeout=60)
+    assert done.status_code == 200
+    before = _snapshot(outputs)
+    long = write_audio(tmp_path / "long.flac", np.tile(speechlike(30.0, seed=3), 12), 16000, "flac")  # 6 minutes
+
+    def post():
+        try:
+            with open(long, "rb") as f:
+                httpx.post(url + "/api/predict", files={"audio": ("long.flac", f)}, data={"segment": "window"}, timeout=120)
+        except httpx.TransportError:
+            pass  # the server dies mid-request
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    deadline = time.time() + 60
+    while not list(outputs.glob(".tmp-*/processed_audio.wav")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(outputs.glob(".tmp-*")), "the long recording never started writing"
+    proc.kill()  # SIGKILL: no cleanup of any kind
+    proc.communicate()
+    thread.join(timeout=60)
+    assert list(outputs.glob(".tmp-*"))  # the killed request's partial folder is there until a restart
+
+    proc = start(args)
+    try:
+        wait_health(url, proc)
+        assert not list(outputs.glob(".tmp-*"))
+        after = _snapshot(outputs)
+        assert {k: v for k, v in after.items() if not k.startswith(".")} == {
+            k: v for k, v in before.items() if not k.startswith(".")
+        }
+    finally:
+        stop(proc)

@@ -11,7 +11,7 @@ import pytest
 from test_smoothing import onehot
 
 from emotion_app.analysis import charts, exports, insights
-from emotion_app.analysis.frames import AnalysisOptions
+from emotion_app.analysis.options import AnalysisOptions
 from emotion_app.analysis.smoothing import SmoothingOptions, smooth
 from emotion_app.constants import LABEL_KEYS
 
@@ -123,9 +123,11 @@ def insights_zh(key: str) -> str:
 
 
 def test_analysis_options_from_form_values():
-    o = AnalysisOptions.make(method="ewma", window="11", alpha="0.5", zero_phase=False, min_duration_s="0")
+    o = AnalysisOptions.from_fields(
+        {"method": "ewma", "window": "11", "alpha": "0.5", "zero_phase": False, "min_duration_s": "0"}
+    )
     assert o.smoothing == SmoothingOptions("ewma", 11, 0.5, False, 0.0)
     with pytest.raises(ValueError, match="whole number"):
-        AnalysisOptions.make(window=10.5)
-    with pytest.raises(ValueError, match="'vote' or 'mean'"):
-        AnalysisOptions.make(utterance_from="median")
+        AnalysisOptions.from_fields({"window": 10.5})
+    with pytest.raises(ValueError, match="utterance_from must be one of vote, mean"):
+        AnalysisOptions.from_fields({"utterance_from": "median"})

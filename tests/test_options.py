@@ -59,9 +59,9 @@ def test_bad_values_name_the_field_and_the_range(fields, message):
     [
         ({"granularity": "frame", "segment": "vad"}, "granularity=frame cannot be combined with segment=vad"),
         ({"granularity": "frame", "segment": "window"}, "granularity=frame cannot be combined with segment=window"),
-        ({"method": "ewma"}, "method: smoothing applies to granularity=frame only"),
-        ({"segment": "vad", "window": "5"}, "window: smoothing applies to granularity=frame only"),
-        ({"utterance_from": "mean"}, "utterance_from: smoothing applies"),
+        ({"method": "ewma"}, "method: frame options apply to granularity=frame only"),
+        ({"segment": "vad", "window": "5"}, "window: frame options apply to granularity=frame only"),
+        ({"utterance_from": "mean"}, "utterance_from: frame options apply"),
         ({"threshold": "0.3"}, "threshold: these apply to segment=vad only"),
         ({"window_s": "5"}, "window_s: these apply to segment=window only"),
         ({"segment": "vad", "hop_s": "5"}, "hop_s: these apply to segment=window only"),

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from audio_files import espeak, write_audio
+from audio_files import espeak, speechlike, write_audio
 from test_cli import run
 
 from emotion_app.recordings.segmenter import SegmentOptions
@@ -110,7 +110,7 @@ def test_conflicting_modes_answer_422_on_rest_and_exit_2_on_the_cli(web, tiny_di
     assert r.status_code == 422 and r.json()["code"] == "bad_option" and "cannot be combined" in r.json()["error"]
     with open(talk, "rb") as f:
         r = httpx.post(web.url + "/api/predict", files={"audio": ("t.wav", f)}, data={"method": "ewma"})
-    assert r.status_code == 422 and "smoothing applies to granularity=frame only" in r.json()["error"]
+    assert r.status_code == 422 and "frame options apply to granularity=frame only" in r.json()["error"]
     cli = run("predict", str(talk), "--model", str(tiny_dir), "--segment", "vad", "--window-s", "5")
     assert cli.returncode == 2 and "window_s: these apply to segment=window only" in cli.stderr
 
@@ -146,3 +146,32 @@ def test_concurrent_long_recordings_match_the_solo_request(web, tmp_path):
     for _ in range(2):
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(post, files)) == solo
+
+
+def test_long_frame_results_link_frames_csv_instead_of_inlining(web, tmp_path):
+    """Past max_inline_frames the response and result.json carry no frame list, only frames.csv;
+    asked for (max_inline_frames=0), every frame is inlined."""
+    path = write_audio(tmp_path / "long.wav", speechlike(8.0), 16000, "wav")
+    with open(path, "rb") as f:
+        data = f.read()
+    r = httpx.post(
+        web.url + "/api/predict", files={"audio": ("l.wav", data)}, data={"granularity": "frame", "max_inline_frames": "100"}
+    )
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert "frames" not in d and d["frames_file"] == "frames.csv" and d["num_frames"] == 399 and d["segments"]
+    rows = httpx.get(web.url + d["files"]["frames.csv"]).text.strip().split("\n")
+    assert len(rows) == 1 + 399
+    r = httpx.post(
+        web.url + "/api/predict", files={"audio": ("l.wav", data)}, data={"granularity": "frame", "max_inline_frames": "0"}
+    )
+    assert len(r.json()["frames"]) == 399 and "frames_file" not in r.json()
+
+
+def test_frame_embeddings_are_refused_past_ten_minutes(tiny_engine):
+    from emotion_app.errors import AudioError
+
+    x = np.zeros(601 * 16000, np.float32)
+    x[::100] = 0.1
+    with pytest.raises(AudioError, match="limited to 10 minutes"):
+        tiny_engine.predict(x, sample_rate=16000, granularity="frame", extract_embedding=True)

@@ -41,8 +41,8 @@ def analyze_frames(frame_probabilities: np.ndarray, labels, options: AnalysisOpt
 
 def add_to_result(result: dict, frame_probabilities: np.ndarray | None, labels, options: AnalysisOptions) -> FrameAnalysis | None:
     """Add `mixed` (every mode) and, when frame probabilities are given (frame mode), `smoothing`,
-    `segments`, `summary` and each frame's smoothed reading to a result.json dict whose `frames`
-    are filled. Returns the frame analysis in frame mode."""
+    `segments`, `summary` and each inlined frame's smoothed reading to a result.json dict.
+    Returns the frame analysis in frame mode."""
     result["mixed"] = (
         insights.mixed_emotion(result["probabilities"], options.mixed_threshold) if result["probabilities"] else None
     )
@@ -52,7 +52,7 @@ def add_to_result(result: dict, frame_probabilities: np.ndarray | None, labels, 
     result["smoothing"] = options.smoothing.to_dict()
     result["segments"] = [s.to_dict() for s in fa.segments]
     result["summary"] = fa.summary
-    for f, row, k, c in zip(result["frames"], fa.smoothed.probabilities, fa.smoothed.dominant, fa.smoothed.confidence):
+    for f, row, k, c in zip(result.get("frames", ()), fa.smoothed.probabilities, fa.smoothed.dominant, fa.smoothed.confidence):
         f["smoothed_emotion"] = fa.labels[k]
         f["smoothed_confidence"] = round(float(c), 4)
         f["smoothed_scores"] = rounded(row, fa.labels)

@@ -10,6 +10,8 @@ from . import insights
 from .smoothing import SmoothingOptions
 
 SMOOTHING_FIELDS = ("method", "window", "alpha", "zero_phase", "min_duration_s", "utterance_from")
+FRAME_FIELDS = (*SMOOTHING_FIELDS, "max_inline_frames")  # options that only frame granularity reads
+MAX_INLINE_FRAMES = 15_000  # 5 minutes at 50 Hz: longer results link frames.csv instead of inlining frames
 
 
 @dataclass(frozen=True)
@@ -20,19 +22,23 @@ class AnalysisOptions:
     mixed_threshold: float = insights.MIXED_THRESHOLD
     utterance_from: str = "vote"  # utterance reading from smoothed frames: vote or mean
     charts: bool = True  # save scores.png (and timeline.png in frame mode) into the output folder
+    max_inline_frames: int = MAX_INLINE_FRAMES  # frames inlined in result.json; beyond: frames.csv only; 0: all
 
-    FIELDS = (*SMOOTHING_FIELDS, "mixed_threshold", "charts")
+    FIELDS = (*FRAME_FIELDS, "mixed_threshold", "charts")
 
     def __post_init__(self):
         if not 0 <= self.mixed_threshold <= 1:
             raise ValueError(f"mixed_threshold must be from 0 to 1, not {self.mixed_threshold!r}")
         if self.utterance_from not in insights.UTTERANCE_FROM:
             raise ValueError(f"utterance_from must be 'vote' or 'mean', not {self.utterance_from!r}")
+        if self.max_inline_frames < 0:
+            raise ValueError(f"max_inline_frames must be 0 (no limit) or more, not {self.max_inline_frames!r}")
 
     @classmethod
     def from_fields(cls, mapping: Mapping | None = None) -> AnalysisOptions:
         """From form fields or flags (strings or typed values); missing fields keep the defaults.
-        Names: method, window, alpha, zero_phase, min_duration_s, utterance_from, mixed_threshold, charts."""
+        Names: method, window, alpha, zero_phase, min_duration_s, utterance_from, max_inline_frames,
+        mixed_threshold, charts."""
         v = given(mapping, cls.FIELDS)
         d, ds = cls(), SmoothingOptions()
         smoothing = checked(
@@ -49,6 +55,7 @@ class AnalysisOptions:
             parse_float(v.get("mixed_threshold", d.mixed_threshold), "mixed_threshold"),
             parse_choice(v.get("utterance_from", d.utterance_from), "utterance_from", insights.UTTERANCE_FROM),
             parse_bool(v.get("charts", d.charts), "charts"),
+            parse_int(v.get("max_inline_frames", d.max_inline_frames), "max_inline_frames"),
         )
 
     def to_dict(self) -> dict:
@@ -57,4 +64,5 @@ class AnalysisOptions:
             "mixed_threshold": self.mixed_threshold,
             "utterance_from": self.utterance_from,
             "charts": self.charts,
+            "max_inline_frames": self.max_inline_frames,
         }
