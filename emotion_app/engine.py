@@ -21,6 +21,7 @@ from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, 
 from .errors import AudioError, EmotionAppError, ModelLoadError
 from .heads.head import engine_model_id, frame_readings, load_heads, read_heads, select_heads
 from .recordings.vad import ONNX_NAME as VAD_ONNX
+from .recordings.vad import silero_onnx_file
 from .results import EmotionResult
 from .source import open_source
 
@@ -98,7 +99,9 @@ class Engine:
             self.model_dir = Path(opts.model)
             self.backend = OnnxModel(self.model_dir, threads=opts.threads)
             self.device, self.dtype = "cpu", "fp32"
-            self.vad_file = self.model_dir / VAD_ONNX if (self.model_dir / VAD_ONNX).is_file() else None  # Silero's
+            # Silero VAD's ONNX model: the export's copy, else the installed silero-vad package's
+            # (never its TorchScript model: this backend does not import torch)
+            self.vad_file = self.model_dir / VAD_ONNX if (self.model_dir / VAD_ONNX).is_file() else silero_onnx_file()
         else:
             from .model.hub import resolve_model
             from .torch_backend import TorchModel
@@ -147,8 +150,10 @@ class Engine:
             return self.backend.run_chunks(chunks, keep_frames)
 
     def head_probabilities(self, mean: np.ndarray) -> np.ndarray:
-        """(D,) feature -> (V,) probabilities, as the model's head computes them."""
-        return self.backend.head_probabilities(mean)
+        """(D,) feature -> (V,) probabilities, as the model's head computes them (under the same lock:
+        the head is part of the model)."""
+        with self._lock:
+            return self.backend.head_probabilities(mean)
 
     # -- public API -----------------------------------------------------------------------------
     def predict(

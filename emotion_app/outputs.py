@@ -25,6 +25,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -51,11 +52,26 @@ FILES = (
 )
 
 
+_in_flight: set[str] = set()  # this process's temp folders still being built (the sweeper skips them)
+_in_flight_lock = threading.Lock()
+
+
 def new_temp_folder(outputs_dir: Path) -> Path:
     """A hidden folder inside `outputs_dir` to build an output folder in."""
     outputs_dir = Path(outputs_dir)
     outputs_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    with _in_flight_lock:
+        _in_flight.add(str(path))
+    return path
+
+
+def in_flight(path) -> bool:
+    """Whether `path` is a temp folder of a request still running in this process (however long it
+    takes: a 2-hour recording on 2 cores models for over 15 minutes). Forgets folders that are gone."""
+    with _in_flight_lock:
+        _in_flight.difference_update([p for p in _in_flight if not os.path.isdir(p)])
+        return str(path) in _in_flight
 
 
 def write_output_folder(

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outputs import FOLDER_RE
+from .outputs import FOLDER_RE, in_flight
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,14 @@ def _remove(path: Path) -> bool:
 
 def remove_temp_folders(outputs_dir: Path, older_than_s: float = 0.0, now: float | None = None) -> list[str]:
     """Delete the `.tmp-*` folders older than `older_than_s` (0: all of them, as at start-up, when
-    no request is running); return their names."""
+    no request is running), except those of requests still running in this process; return their
+    names."""
     now = time.time() if now is None else now
     removed = []
     for entry, st in _real_dirs(Path(outputs_dir)):
-        if entry.name.startswith(TMP_PREFIX) and now - st.st_mtime >= older_than_s and _remove(Path(entry.path)):
+        if not entry.name.startswith(TMP_PREFIX) or now - st.st_mtime < older_than_s or in_flight(entry.path):
+            continue
+        if _remove(Path(entry.path)):
             removed.append(entry.name)
     return removed
 

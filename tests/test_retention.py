@@ -139,3 +139,21 @@ def test_server_cleans_at_start_sweeps_while_running_and_stops_on_close(tmp_path
     finally:
         demo.close()
     assert sweepers() == running
+
+
+def test_a_running_requests_temp_folder_is_never_swept(tmp_path):
+    """A long recording can model for more than TMP_MAX_AGE_S: its folder stays while it runs."""
+    import os
+    import time
+
+    from emotion_app.outputs import new_temp_folder
+    from emotion_app.retention import TMP_MAX_AGE_S, remove_temp_folders
+
+    running = new_temp_folder(tmp_path)
+    stale = tmp_path / ".tmp-left-by-a-killed-process"
+    stale.mkdir()
+    old = time.time() - 2 * TMP_MAX_AGE_S
+    for path in (running, stale):
+        os.utime(path, (old, old))
+    assert remove_temp_folders(tmp_path, TMP_MAX_AGE_S) == [stale.name]
+    assert running.is_dir() and not stale.exists()

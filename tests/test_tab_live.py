@@ -51,7 +51,9 @@ def test_chunks_draw_the_meter_and_stop_writes_the_take(tiny_engine, tmp_path):
     result = live_stop(hub, None, take, "frame", "en")
     assert result["granularity"] == "frame" and result["duration_s"] == pytest.approx(2.2, abs=0.01)
     assert (tmp_path / result["output_dir"] / "processed_audio.wav").is_file() and hub.active == 0
-    log, downloads = tab_live.draw_take(tmp_path, result, "zh")
+    log, downloads = tab_live.draw_take(take, result, "zh")
+    forged = {**result, "output_dir": "..", "files": {"app.py": "x"}}  # a client-held JSON names nothing
+    assert tab_live.draw_take(take, forged, "en")[1] == downloads and tab_live.draw_take(LiveTake(), forged, "en")[1] is None
     assert "输出文件夹: " + result["output_dir"] in log and any(p.endswith("result.json") for p in downloads)
     assert feed(hub, take, chunks(0.2)) == [tab_live.views(hub, None, "en")] * 2  # late chunks of the stopped take
     assert take.session is None and hub.active == 0

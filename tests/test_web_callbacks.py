@@ -15,7 +15,7 @@ from audio_files import speechlike, write_audio
 
 from emotion_app.constants import LABEL_BY_KEY, LABEL_KEYS
 from emotion_app.web import page, tab_analyze, tab_batch, tab_compare, tab_long
-from emotion_app.web.common import Texts, download_list, download_paths, granularity_radio, show_error
+from emotion_app.web.common import Texts, download_list, granularity_radio, show_error
 from emotion_app.web.i18n import EN, ZH
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -50,9 +50,8 @@ def test_run_analysis_returns_the_result_and_writes_its_files(tiny_engine, out, 
     assert result["emotion"] in LABEL_KEYS and result["emotion"] == expected.emotion
     assert result["file"] == "speech.wav" and result["granularity"] == "utterance"
     assert folders(out) == [result["output_dir"]]
-    paths = download_paths(out, result)
-    assert sorted(Path(p).name for p in paths) == ["processed_audio.wav", "result.json", "scores.png"]
-    assert all(Path(p).is_file() for p in paths)
+    paths = sorted((out / result["output_dir"]).iterdir())
+    assert [p.name for p in paths] == ["processed_audio.wav", "result.json", "scores.png"]
 
 
 def test_draw_shows_the_card_scores_timeline_and_downloads(tiny_engine, out, clip):

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..errors import EmotionAppError
 from .i18n import error_message, t
-from .progress import Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +109,6 @@ def download_list(texts: Texts, elem_id: str) -> gr.File:
     return texts(gr.File, label_key="downloads", file_count="multiple", interactive=False, elem_id=elem_id)
 
 
-def download_paths(outputs_dir: Path, result: dict) -> list[str]:
-    """The paths, for `download_list`, of the files a result's output folder holds."""
-    return [str(Path(outputs_dir) / result["output_dir"] / name) for name in result.get("files", {})]
-
-
-def stage_progress(progress, lang: str, fraction: float, stage: str) -> None:
-    """The service's `progress(fraction, stage)` shown on a gr.Progress in the page's words (bind the
-    first two with functools.partial); see progress.Reporter for counts and the time left."""
-    Reporter(progress, lang)(fraction, stage)
-
-
 def busy() -> dict:
     """A start button while its action runs: disabled, so it cannot be pressed twice."""
     return gr.update(interactive=False)
@@ -148,6 +136,14 @@ def segment_audio(folder: Path, start: float, end: float, lang: str = "en") -> t
         raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
     samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
     return rate, samples
+
+
+def play_segment(kept, lang: str, evt: gr.SelectData):
+    """The clicked segment's span of the processed audio, playing."""
+    if kept is None or not kept.result.get("segments"):
+        return gr.skip()
+    segment = kept.result["segments"][evt.index[0]]
+    return gr.update(value=segment_audio(kept.folder, segment["start"], segment["end"], lang), visible=True)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from ..errors import EmotionAppError
 from .text_en import EN
 from .text_zh import ZH, ZH_ERRORS
 
-LANGS = ("en", "zh")
 GRADIO_LOCALES = {"en": "en", "zh": "zh-CN"}  # the page language -> Gradio's frontend locale
 TABLES = {"en": EN, "zh": ZH}
 

@@ -118,7 +118,7 @@ class Connection:
     async def _receive(self, timeout: float) -> dict:
         try:
             message = await asyncio.wait_for(self.ws.receive(), timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11 on, not on 3.10
             raise EmotionAppError(f"No message from the client for {timeout:g} s; the take is discarded.", "idle") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))

@@ -23,7 +23,7 @@ from ..heads.head import Head
 from ..options import RequestOptions
 from ..service import Analysis, analyze, resmooth
 from . import render
-from .common import Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, ready, segment_audio, show_error
+from .common import Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, play_segment, ready, show_error
 from .figures import timeline_html
 from .heads_view import heads_html
 from .i18n import t
@@ -125,7 +125,7 @@ def draw(kept: Analysis | None, lang: str, view: str = "smoothed", granularity: 
     if kept is None:
         return cleared(render.note_card(t("no_result", lang)))
     result = kept.result
-    frame = bool(result.get("frames"))
+    frame = result.get("granularity") == "frame"  # past max_inline_frames the frames are in frames.csv only
     band = render.dominant_band(result, lang) if frame else ""
     if not frame and granularity != "frame":
         band = f'<div class="ea-note">{t("frame_only", lang)}</div>'
@@ -174,7 +174,7 @@ def method_controls(method: str) -> list:
 
 def granularity_changed(granularity: str, kept, lang: str) -> list:
     """[smoothing options, band]: smoothing applies to frames only; the band's note follows the choice."""
-    frame_result = kept is not None and bool(kept.result.get("frames"))
+    frame_result = kept is not None and kept.result.get("granularity") == "frame"
     band = gr.skip() if frame_result or kept is None else draw(kept, lang, granularity=granularity)[2]
     return [gr.update(visible=granularity == "frame"), band]
 
@@ -182,14 +182,6 @@ def granularity_changed(granularity: str, kept, lang: str) -> list:
 def redraw_timeline(kept, lang: str, view: str):
     """The timeline with the smoothed or the raw frame scores."""
     return timeline_html(kept.result, lang, view) if kept is not None else ""
-
-
-def play_segment(kept, lang: str, evt: gr.SelectData):
-    """The clicked segment's span of the processed audio, playing."""
-    if kept is None or not kept.result.get("segments"):
-        return gr.skip()
-    segment = kept.result["segments"][evt.index[0]]
-    return gr.update(value=segment_audio(kept.folder, segment["start"], segment["end"], lang), visible=True)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..live import LiveHub, LiveOptions, LiveSession, StreamFormat
 from ..live.session import CHART_SPAN_S
 from ..options import RequestOptions
 from . import live_view
-from .common import GRANULARITY_CHOICES, Texts, bind, download_list, download_paths, guarded
+from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded
 from .i18n import t
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
@@ -48,6 +48,7 @@ class LiveTake:
         self.pending: deque = deque()  # (Window, Future)
         self.stopped_at = 0.0
         self.shown: tuple | None = None  # (session id, hops, limit reached) of the views last drawn
+        self.analysis = None  # the last finished take (service.Analysis): its files are the downloads
         self.lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # Gradio copies a State's value for each browser
@@ -139,14 +140,17 @@ def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, granu
         if session is None:
             raise EmotionAppError(t("live_no_take", lang), "no_audio")
         request = RequestOptions.from_fields({"granularity": granularity or "utterance"})
-        return hub.finish(session, request, lang=lang).response()
+        take.analysis = hub.finish(session, request, lang=lang)
+        return take.analysis.response()
 
 
-def draw_take(outputs_dir: Path, result: dict | None, lang: str) -> tuple:
-    """(log, downloads) of the analysed take."""
-    if not result:
+def draw_take(take, result: dict | None, lang: str) -> tuple:
+    """(log, downloads) of the analysed take. The downloads are the files of the take this browser
+    finished (kept server-side in its LiveTake), never paths named by the client-held JSON."""
+    analysis = getattr(take, "analysis", None)
+    if not result or analysis is None:
         return "", None
-    return live_view.take_log(result, lang), download_paths(outputs_dir, result)
+    return live_view.take_log(analysis.result, lang), [str(path) for path in analysis.files.values()]
 
 
 def clear_take() -> tuple:
@@ -171,7 +175,7 @@ class LiveTab:
 
     def redraw(self, lang: str, take, result) -> list:
         session = take.session if isinstance(take, LiveTake) else None
-        return [*views(self.hub, session, lang), *draw_take(self.outputs_dir, result, lang)]
+        return [*views(self.hub, session, lang), *draw_take(take, result, lang)]
 
 
 def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, live: LiveHub | None = None):
@@ -199,7 +203,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         **private,
     )
     mic.stop_recording(bind(live_stop, hub, load_error), [take, c["granularity"], lang_state], result_json, **private).success(
-        bind(draw_take, outputs_dir), [result_json, lang_state], log_out, **private
+        draw_take, [take, result_json, lang_state], log_out, **private
     )
     return tab
 

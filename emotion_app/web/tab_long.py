@@ -17,7 +17,7 @@ from ..options import RequestOptions
 from ..recordings.segmenter import SegmentOptions
 from ..service import Analysis, analyze
 from . import render
-from .common import Texts, audio_upload, bind, busy, download_list, guarded, ready, segment_audio, show_error
+from .common import Texts, audio_upload, bind, busy, download_list, guarded, play_segment, ready, show_error
 from .i18n import t
 from .progress import Reporter
 
@@ -102,14 +102,6 @@ def draw_recording(kept: Analysis | None, lang: str) -> list:
         render.processing_log(result, lang),
         [str(p) for p in kept.files.values()],
     ]
-
-
-def play_segment(kept, lang: str, evt: gr.SelectData):
-    """The clicked segment's span of the processed audio, playing."""
-    if kept is None or not kept.result.get("segments"):
-        return gr.skip()
-    segment = kept.result["segments"][evt.index[0]]
-    return gr.update(value=segment_audio(kept.folder, segment["start"], segment["end"], lang), visible=True)
 
 
 @dataclass
