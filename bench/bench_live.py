@@ -66,8 +66,16 @@ async def one_session(url: str, audio: bytes, seconds: float, window_s: float, h
 
     out = SessionResult(expected=int(round(seconds / hop_s)))
     await asyncio.sleep(delay_s)
+    try:
+        return await _stream(connect, url, audio, seconds, window_s, hop_s, out)
+    except (OSError, asyncio.TimeoutError, Exception) as exc:  # an overloaded server drops connections
+        out.error = f"connection: {type(exc).__name__}"
+        return out
+
+
+async def _stream(connect, url, audio, seconds, window_s, hop_s, out: SessionResult) -> SessionResult:
     loop = asyncio.get_running_loop()
-    async with connect(url, proxy=None, max_size=None) as ws:
+    async with connect(url, proxy=None, max_size=None, ping_interval=None) as ws:
         await ws.send(json.dumps({"sample_rate": RATE, "window_s": window_s, "hop_s": hop_s}))
         ready = json.loads(await ws.recv())
         if ready["event"] != "ready":
@@ -157,6 +165,8 @@ def bench_mode(mode: str, folder: str, configs, sessions: list[int], seconds: fl
                     row = summary(asyncio.run(run_sessions(url, n, seconds, window_s, hop_s)))
                     rows.append({"mode": mode, "window_s": window_s, "hop_s": hop_s, "sessions": n, **row})
                     print(format_row(rows[-1]), file=sys.stderr, flush=True)
+                    if not row["holds"]:  # more sessions only overload it further
+                        break
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -95,7 +95,12 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
         show_error=True,
         css=stylesheet(),
         quiet=True,  # Gradio's banner says "set share=True in launch()"; ours names the app's flag
+        # Gradio's own "is localhost reachable" check gives up at the first HEAD / slower than 3 s,
+        # which a busy 2-core machine hits while the full-size model's server starts (the server
+        # then dies with advice about share=True); `_wait_until_served` checks with patience instead.
+        _frontend=False,
     )
+    _wait_until_served(demo.local_url)
     if block:
         logger.info("Running on %s", demo.local_url)
         if demo.share_url:
@@ -166,3 +171,20 @@ def _warn_if_exposed(settings: AppSettings) -> None:
         )
     if settings.share:
         logger.warning("--share without --auth: anyone with the public link can use the app. Set --auth user:password.")
+
+
+def _wait_until_served(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the page answers (HEAD /), logging an error when it does not within `timeout_s`."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.head(url, timeout=10).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    logger.error("the page at %s does not answer; check the host, port and proxy settings", url)
