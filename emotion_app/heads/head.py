@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.insights import rounded
 from ..errors import EmotionAppError
 
 logger = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ class HeadReading:
         out = {
             "emotion": self.emotion,
             "confidence": round(self.confidence, 4),
-            "scores": {k: round(float(p), 3) for k, p in zip(self.labels, self.probabilities)},
+            "scores": rounded(self.probabilities, self.labels),
             "probabilities": {k: float(p) for k, p in zip(self.labels, self.probabilities)},
             "labels": {k: dict(self.names.get(k, {})) for k in self.labels},
         }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -161,3 +162,20 @@ def guarded(engine, load_error: str | None, lang: str, what: str) -> Iterator[No
     except Exception:
         logger.exception("%s failed", what)
         raise gr.Error(t("internal_error", lang)) from None
+
+
+@dataclass
+class KeptTab:
+    """A tab whose views are drawn from one kept result (a gr.State): what the page shell needs to
+    redraw it in another language."""
+
+    kept: gr.State
+    draw: Callable  # (kept result, lang) -> the values of `views`
+    views: list
+
+    @property
+    def inputs(self) -> list:
+        return [self.kept]
+
+    def redraw(self, lang: str, kept) -> list:
+        return self.draw(kept, lang)

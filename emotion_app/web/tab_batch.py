@@ -18,7 +18,7 @@ from ..constants import LABEL_BY_KEY, LABEL_KEYS
 from ..options import RequestOptions
 from ..service import analyze_batch
 from . import render
-from .common import Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, ready, show_error
+from .common import KeptTab, Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, ready, show_error
 from .i18n import short_error, t
 from .progress import Reporter
 
@@ -99,21 +99,7 @@ def new_files(lang: str) -> list:
     return [None, *draw_batch(None, lang)]
 
 
-@dataclass
-class BatchTab:
-    kept: gr.State
-    views: list
-
-    @property
-    def inputs(self) -> list:
-        return [self.kept]
-
-    @staticmethod
-    def redraw(lang: str, kept) -> list:
-        return draw_batch(kept, lang)
-
-
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> BatchTab:
+def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events."""
     with texts(gr.Tab, label_key="tab_batch", id="batch"):
         with gr.Row(elem_classes="ea-stack"):
@@ -130,7 +116,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
             column_widths=[170, 80, 160, 90, 280] + [100] * len(LABEL_KEYS),  # px: the error in view, scores to the right
         )  # fmt: skip
         downloads = download_list(texts, "batch-downloads")
-        tab = BatchTab(gr.State(None), [status, table, downloads])
+        tab = KeptTab(gr.State(None), draw_batch, [status, table, downloads])
         private = {"api_visibility": "private"}
         error = gr.State("")
         start.click(begin, lang_state, [start, tab.kept, *tab.views], queue=False, **private).then(

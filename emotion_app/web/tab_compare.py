@@ -7,7 +7,6 @@ the status card; an error drawn there) and `show_error` (the toast).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -16,7 +15,7 @@ import pandas as pd
 from ..analysis.compare import Comparison, compare
 from ..service import display_name
 from . import render
-from .common import Texts, audio_upload, bind, busy, guarded, ready, show_error
+from .common import KeptTab, Texts, audio_upload, bind, busy, guarded, ready, show_error
 from .figures import image_html
 from .i18n import short_error, t
 from .progress import Reporter
@@ -83,21 +82,7 @@ def new_files(lang: str) -> list:
     return [None, *draw_compare(None, lang)]
 
 
-@dataclass
-class CompareTab:
-    kept: gr.State
-    views: list
-
-    @property
-    def inputs(self) -> list:
-        return [self.kept]
-
-    @staticmethod
-    def redraw(lang: str, kept) -> list:
-        return draw_compare(kept, lang)
-
-
-def build(texts: Texts, engine, load_error: str | None, lang_state: gr.State) -> CompareTab:
+def build(texts: Texts, engine, load_error: str | None, lang_state: gr.State) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events."""
     with texts(gr.Tab, label_key="tab_compare", id="compare"):
         files_in = audio_upload(texts, "compare_files", "cmp-files", multiple=True, remount=True)
@@ -110,7 +95,7 @@ def build(texts: Texts, engine, load_error: str | None, lang_state: gr.State) ->
         with gr.Row(elem_classes="ea-stack"):
             radar = gr.HTML(elem_id="radar", min_width=300)
             sim = gr.HTML(elem_id="similarity", min_width=300)
-        tab = CompareTab(gr.State(None), [status, table, radar, sim])
+        tab = KeptTab(gr.State(None), draw_compare, [status, table, radar, sim])
         private = {"api_visibility": "private"}
         error = gr.State("")
         start.click(begin, lang_state, [start, tab.kept, *tab.views], queue=False, **private).then(

@@ -8,7 +8,6 @@ and the time left on the card; an error drawn where the result goes) and `show_e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -17,7 +16,7 @@ from ..options import RequestOptions
 from ..recordings.segmenter import SegmentOptions
 from ..service import Analysis, analyze
 from . import render
-from .common import Texts, audio_upload, bind, busy, download_list, guarded, play_segment, ready, show_error
+from .common import KeptTab, Texts, audio_upload, bind, busy, download_list, guarded, play_segment, ready, show_error
 from .i18n import t
 from .progress import Reporter
 
@@ -104,21 +103,7 @@ def draw_recording(kept: Analysis | None, lang: str) -> list:
     ]
 
 
-@dataclass
-class LongTab:
-    kept: gr.State
-    views: list
-
-    @property
-    def inputs(self) -> list:
-        return [self.kept]
-
-    @staticmethod
-    def redraw(lang: str, kept) -> list:
-        return draw_recording(kept, lang)
-
-
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> LongTab:
+def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events."""
     d = SegmentOptions()
     with texts(gr.Tab, label_key="tab_long", id="long"):
@@ -150,7 +135,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
             downloads = download_list(texts, "long-downloads")
         result_json = gr.JSON(visible=False)
         api = gr.Button(visible=False)  # the API's `recording` trigger
-        tab = LongTab(gr.State(None), [card, band, table, player, summary, log, downloads])
+        tab = KeptTab(gr.State(None), draw_recording, [card, band, table, player, summary, log, downloads])
         private = {"api_visibility": "private"}
         form = [file_in, mode, *options]
         api.click(
