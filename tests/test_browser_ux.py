@@ -33,6 +33,7 @@ ALLOWED = [
     r"\b(WAV|MP3|M4A|FLAC|OGG|OPUS|WEBM|AIFF|MP4|MKV|MOV)\b",
     r"\w+=[^,，\s]*",  # examples of what to type, such as ang=angry
     r"\b(" + "|".join(LABEL_KEYS) + r")\b",
+    r"\bcommon\.complete\b",  # Gradio's own status key, which its zh locale does not translate
 ]
 # Texts, placeholders, alt texts and text alternatives of everything visible on the page (a file
 # list's names whole, from their cells' labels; code as typed is not text to translate).

@@ -189,7 +189,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
     tab = LiveTab(
         hub, outputs_dir, take, result_json, [c[k] for k in ("meter", "chart", "segments", "status", "log", "downloads")]
     )
-    private = {"api_visibility": "private"}
+    private = {"api_visibility": "private", "show_progress": "hidden"}  # the meter is the progress
     mic, log_out = c["mic"], [c["log"], c["downloads"]]
     mic.start_recording(clear_take, None, log_out, queue=False, **private)
     mic.stream(
@@ -199,7 +199,6 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         stream_every=STREAM_EVERY_S,
         time_limit=int(hub.max_seconds) if hub else None,
         concurrency_limit=None,  # a take past --max-live-sessions is refused by the hub, with a message
-        show_progress="hidden",
         **private,
     )
     mic.stop_recording(bind(live_stop, hub, load_error), [take, c["granularity"], lang_state], result_json, **private).success(
