@@ -176,9 +176,11 @@ class Sweeper:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app=None):
-        """An ASGI lifespan: the sweeper runs while the server does."""
+        """An ASGI lifespan: the sweeper runs while the server does (joined in a worker, not on the loop)."""
+        import anyio
+
         self.start()
         try:
             yield
         finally:
-            self.stop()
+            await anyio.to_thread.run_sync(self.stop)

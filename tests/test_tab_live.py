@@ -66,7 +66,10 @@ def test_a_take_past_the_limit_and_a_closed_tab(tiny_engine, tmp_path):
     with pytest.raises(gr.Error, match="maximum of 1 live sessions"):
         feed(hub, second, chunks(0.1))
     folder = first.session.folder
-    discard_take(hub, first)  # the tab was closed: Gradio deletes its State
+    discard_take(hub, first)  # the tab was closed: Gradio deletes its State (on its event loop: the hub's threads discard)
+    deadline = time.monotonic() + 10
+    while (folder.exists() or hub.active) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not folder.exists() and hub.active == 0
     feed(hub, second, chunks(0.1))
     assert hub.active == 1

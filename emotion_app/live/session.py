@@ -2,11 +2,18 @@
 
 `LiveSession.feed(samples)` resamples the client's audio to 16 kHz (a streaming resampler, so
 chunk edges leave no seams), appends it to the take's WAV on disk (the take is never held in
-memory) and to a ring buffer one window long, and yields a `Window` (a copy of the last
-`window_s`) each time a hop boundary passes. The caller has the model score each window and hands
+memory) and to a ring buffer one window long, and returns a `Window` (a copy of the last
+`window_s`) for each hop boundary passed. The caller has the model score each window and hands
 the probabilities back, in order, to `record`, which smooths them causally and extends the
-segments and the chart history. `end()` flushes the resampler, yields the tail's window and
-closes the WAV; `discard()` removes the take's folder.
+segments and the chart history. `end()` flushes the resampler, closes the WAV and returns the
+tail's windows; `discard()` removes the take's folder.
+
+Threads: a session is thread-safe and blocking. Each method holds the session's lock for its
+whole (short) body and returns plain values, never a generator or a coroutine, so the lock is
+never held across a `yield` or an `await`; and since a method may wait for the lock, write the
+WAV or resample, none is ever called on an event loop (web/stream.py runs them in the hub's
+threads; the page calls them from Gradio's). The README's "Threads and the event loop" has the
+whole rule.
 
 Memory per session: the ring (window_s at 16 kHz, 640 KB at most), the chart history (60 s of
 hops) and the segments (one entry per change of the smoothed label).
@@ -20,7 +27,6 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +133,9 @@ class _Run:
 
 
 class LiveSession:
-    """One take (see the module docstring). Thread-safe: the page's stream and stop events may
-    overlap, and the hub may discard a session another thread is feeding."""
+    """One take (see the module docstring). Thread-safe, blocking: call it from worker threads only.
+    The page's stream and stop events may overlap, a WebSocket records one hop while it feeds the
+    next audio, and the hub may discard a session another thread is feeding."""
 
     def __init__(self, options: LiveOptions, fmt: StreamFormat, labels, folder: Path, max_seconds: float):
         import soundfile as sf
@@ -172,12 +179,12 @@ class LiveSession:
         return self.samples / SAMPLE_RATE
 
     # -- audio in, windows out ------------------------------------------------------------------
-    def feed(self, samples: np.ndarray) -> Iterator[Window]:
-        """Take (n,) float32 mono samples at the stream's rate; yield the windows that fall due.
+    def feed(self, samples: np.ndarray) -> list[Window]:
+        """Take (n,) float32 mono samples at the stream's rate; return the windows that fell due.
         Audio past the session's time limit is dropped (then `limit_reached` is set)."""
         with self._lock:
             if self.ended:
-                return
+                return []
             self.last_active = time.monotonic()
             x = np.asarray(samples, dtype=np.float32)
             if self._resampler is not None:
@@ -187,44 +194,37 @@ class LiveSession:
             if len(x) > room:
                 x, self.limit_reached = x[: max(room, 0)], True
             self._touch()
-        yield from self._append(x)
+            return self._append(x)
 
-    def end(self) -> Iterator[Window]:
-        """No more audio: flush the resampler, yield the tail's window (when it is at least a
-        quarter hop and 25 ms long), close the WAV."""
+    def end(self) -> list[Window]:
+        """No more audio: flush the resampler, close the WAV; return the windows that fell due, and
+        the tail's window (when it is at least a quarter hop and 25 ms long)."""
         with self._lock:
             if self.ended:
-                return
-            tail = np.zeros(0, np.float32)
+                return []
+            windows = []
             if self._resampler is not None:
                 tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-                tail = np.clip(tail[: max(self.max_samples - self.samples, 0)], -1.0, 1.0)
-        yield from self._append(tail)
-        with self._lock:
-            if self.ended:
-                return
+                windows = self._append(np.clip(tail[: max(self.max_samples - self.samples, 0)], -1.0, 1.0))
             self.ended = True
             self._wav.close()
             rest = self.samples - self._last_end
             if rest >= max(MIN_SAMPLES, self.hop_samples // 4) and not self.discarded:
-                yield self._window(self.samples)
+                windows.append(self._window(self.samples))
+            return windows
 
-    def _append(self, x: np.ndarray) -> Iterator[Window]:
-        """Write `x` piece by piece, up to each hop boundary, so every window is exact; the lock
-        is held per piece, never across a yield."""
-        done = 0
+    def _append(self, x: np.ndarray) -> list[Window]:
+        """Under the lock: write `x` piece by piece, up to each hop boundary, so every window is exact."""
+        windows, done = [], 0
         while done < len(x):
-            with self._lock:
-                if self.ended:
-                    return
-                boundary = (self.samples // self.hop_samples + 1) * self.hop_samples
-                piece = x[done : done + boundary - self.samples]
-                self._wav.write(piece)
-                self._ring.write(piece)
-                done += len(piece)
-                window = self._window(self.samples) if self.samples == boundary else None
-            if window is not None:
-                yield window
+            boundary = (self.samples // self.hop_samples + 1) * self.hop_samples
+            piece = x[done : done + boundary - self.samples]
+            self._wav.write(piece)
+            self._ring.write(piece)
+            done += len(piece)
+            if self.samples == boundary:
+                windows.append(self._window(self.samples))
+        return windows
 
     def _window(self, end: int) -> Window:
         window = Window(self._windows, end, self._ring.latest(self.window_samples), time.perf_counter())

@@ -179,7 +179,8 @@ class Guard:
             return await self.app(scope, receive, send)
         origin = headers.get("origin")
         if self.private_dir is not None and scope["path"].startswith(FILE_ROUTE):
-            if _inside(scope["path"][len(FILE_ROUTE) :], self.private_dir):  # results only by their keyed links
+            inside = await anyio.to_thread.run_sync(_inside, scope["path"][len(FILE_ROUTE) :], self.private_dir)  # a disk call
+            if inside:  # results only by their keyed links
                 return await self._reply(send, origin, _Reply(403, "forbidden", "File not allowed."))
         if origin is not None and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             return await self._preflight(send, origin, headers)

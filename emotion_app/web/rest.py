@@ -12,6 +12,7 @@ and CORS are the guard's (guard.py), in front of every route.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -97,6 +98,13 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "Internal server error; see the server's log.", "code": "internal"}, status_code=500)
 
 
+def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str) -> bytes:
+    """In a worker thread: the analysis and its JSON (a long frame result takes a while to encode,
+    which must not happen on the event loop)."""
+    analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang)
+    return json.dumps(analysis.response(), ensure_ascii=False).encode()
+
+
 def _credentials_match(header: str, auth: tuple[str, str]) -> bool:
     if not header.lower().startswith("basic "):
         return False
@@ -138,19 +146,28 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
     add_error_handlers(app)
     denied = auth_check(settings.auth, throttle or LoginThrottle())
 
+    if engine is not None:  # what /api/health says of the model, worked out once (it reads the disk)
+        model_health = {
+            "model": public_model_info(engine.info),
+            "labels": [label.key for label in LABELS],
+            "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
+            "max_upload_mb": settings.max_upload_mb,
+        }
+
     @app.get("/api/health")
-    def health(request: Request):
+    async def health(request: Request):  # on the event loop: nothing here may block
         if (refusal := denied(request)) is not None:
             return refusal
         if engine is None:
             body = {"status": "error", "error": public_text(load_error or "model not loaded"), "code": "model_load"}
             return JSONResponse(body, status_code=503)
+        state = request.app.state
+        live, watchdog = getattr(state, "live", None), getattr(state, "watchdog", None)
         return {
             "status": "ok",
-            "model": public_model_info(engine.info),
-            "labels": [label.key for label in LABELS],
-            "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
-            "max_upload_mb": settings.max_upload_mb,
+            **model_health,
+            **({"live": {"sessions": live.active, "max_sessions": live.max_sessions}} if live is not None else {}),
+            **({"event_loop": watchdog.health()} if watchdog is not None else {}),
         }
 
     @app.post("/api/predict")
@@ -176,18 +193,16 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
             options = RequestOptions.from_fields(fields)
-            analysis = await run_in_threadpool(
-                analyze, engine, data, options, outputs_dir=settings.outputs_dir, name=filename, lang=lang
-            )
+            body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
         except EmotionAppError as exc:
             return _error(exc, lang)
-        return analysis.response()
+        return Response(body, media_type="application/json")
 
     @app.get("/api/outputs/{folder}/{key}/{name}")
-    def download(folder: str, key: str, name: str, request: Request):
+    async def download(folder: str, key: str, name: str, request: Request):
         if (refusal := denied(request)) is not None:
             return refusal
-        path = output_file(settings.outputs_dir, folder, key, name)
+        path = await run_in_threadpool(output_file, settings.outputs_dir, folder, key, name)
         if path is None:  # a wrong key reads exactly like a missing file
             raise HTTPException(404)
         # The URL is the secret: keep it out of shared caches and of Referer headers.

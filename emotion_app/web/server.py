@@ -8,6 +8,7 @@ are off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -58,6 +59,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     from .rest import add_rest_routes
     from .stream import add_stream_routes
     from .throttle import LoginThrottle
+    from .watchdog import LoopWatchdog
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
     outputs = Path(settings.outputs_dir)
@@ -77,6 +79,8 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     # (auth, share links, queue, upload limit) with /api/* served beside the page. Gradio's
     # `_app` parameter is what allows this; gradio is pinned to the version this was tested with.
     app = _guarded_app(settings, throttle, private_dir=outputs if allowed_paths else None)
+    app.state.watchdog = LoopWatchdog()
+    app.state.live = live
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
@@ -84,7 +88,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
     demo.launch(
         _app=app,
-        app_kwargs={"lifespan": sweeper.lifespan},  # the sweeper starts and stops with the server
+        app_kwargs={"lifespan": _lifespan(sweeper, app.state.watchdog)},  # they start and stop with the server
         server_name=settings.host,
         server_port=settings.port,
         auth=settings.auth,
@@ -109,6 +113,17 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
             logger.info("For a public link, start with --share (needs internet; set --auth too).")
         demo.block_thread()
     return demo
+
+
+def _lifespan(sweeper, watchdog):
+    """The server's lifespan: the retention sweeper's thread and the event loop's watchdog."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app=None):
+        async with sweeper.lifespan(), watchdog.lifespan():
+            yield
+
+    return lifespan
 
 
 def _live_hub(engine, outputs: Path, settings: AppSettings):

@@ -56,10 +56,11 @@ class LiveTake:
 
 
 def discard_take(hub: LiveHub | None, take: LiveTake) -> None:
-    """The state's delete_callback: the tab was closed or reloaded mid-take."""
+    """The state's delete_callback: the tab was closed or reloaded mid-take. Gradio calls it on its
+    event loop, so the discard (locks, deleting the take) is handed to the hub's threads."""
     session = take.session if isinstance(take, LiveTake) else None
     if hub is not None and session is not None:
-        hub.discard(session)
+        hub.discard_soon(session)
 
 
 def mono_float(data: np.ndarray) -> np.ndarray:
@@ -140,7 +141,10 @@ def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, granu
         if session is None:
             raise EmotionAppError(t("live_no_take", lang), "no_audio")
         request = RequestOptions.from_fields({"granularity": granularity or "utterance"})
-        take.analysis = hub.finish(session, request, lang=lang)
+        try:
+            take.analysis = hub.finish(session, request, lang=lang)
+        finally:
+            take.stopped_at = time.monotonic()  # chunks in flight may arrive while the take is analysed, and just after
         return take.analysis.response()
 
 

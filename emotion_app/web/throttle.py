@@ -7,16 +7,19 @@ and a correct login forgets them at once. Sustained guessing is held to about on
 two minutes per address. Behind a reverse proxy every client has the proxy's address, so one
 guesser slows everyone's logins; that is the price of not trusting forwarded headers.
 
-Two ways in: `attempt()` checks and records in one step under a lock (the REST routes' HTTP Basic
-check, so concurrent guesses cannot all slip through before the first failure is counted), and
-`begin()` / `end()` around a login that another component checks (Gradio's `/login`); there a
-client may have one login in flight at a time.
+Two ways in: `attempt()` checks and records in one step (the REST routes' HTTP Basic check, so
+concurrent guesses cannot all slip through before the first failure is counted), and `begin()` /
+`end()` around a login that another component checks (Gradio's `/login`); there a client may have
+one login in flight at a time.
+
+Every caller runs on the server's event loop (the guard and the routes' auth checks, all async),
+so the records live on that one thread and need no lock: a thread lock taken on the loop could
+stop the whole server (the README's "Threads and the event loop").
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,11 +40,10 @@ class _Record:
 
 
 class LoginThrottle:
-    """Per-client failure counts with exponential back-off; thread-safe."""
+    """Per-client failure counts with exponential back-off; for one thread (the event loop)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
 
     def attempt(self, client: str, check: Callable[[], bool]) -> tuple[bool, float]:
@@ -49,34 +51,31 @@ class LoginThrottle:
 
         Returns (True, 0) for a match, (False, 0) for a counted failure, (False, seconds) when the
         client has to wait that long and nothing was checked."""
-        with self._lock:
-            wait = self._wait(client, self._clock())
-            if wait:
-                return False, wait
-            ok = check()
-            self._record(client, ok)
-            return ok, 0.0
+        wait = self._wait(client, self._clock())
+        if wait:
+            return False, wait
+        ok = check()
+        self._record(client, ok)
+        return ok, 0.0
 
     def begin(self, client: str) -> float:
         """Before a login checked elsewhere: 0 to go ahead (then call `end`), else seconds to wait."""
-        with self._lock:
-            record = self._records.get(client)
-            if record is not None and record.in_flight:
-                return FIRST_WAIT_S  # one login at a time per client
-            wait = self._wait(client, self._clock())
-            if not wait:
-                self._records.setdefault(client, _Record()).in_flight = True
-            return wait
+        record = self._records.get(client)
+        if record is not None and record.in_flight:
+            return FIRST_WAIT_S  # one login at a time per client
+        wait = self._wait(client, self._clock())
+        if not wait:
+            self._records.setdefault(client, _Record()).in_flight = True
+        return wait
 
     def end(self, client: str, ok: bool | None) -> None:
         """After the login started by `begin` was answered: True (logged in), False (wrong
         credentials) or None (neither, e.g. the request was refused before the check)."""
-        with self._lock:
-            record = self._records.get(client)
-            if record is not None:
-                record.in_flight = False
-            if ok is not None:
-                self._record(client, ok)
+        record = self._records.get(client)
+        if record is not None:
+            record.in_flight = False
+        if ok is not None:
+            self._record(client, ok)
 
     def _wait(self, client: str, now: float) -> float:
         record = self._records.get(client)

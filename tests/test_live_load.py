@@ -1,0 +1,210 @@
+"""Many live callers at once on a real server (conftest's `web`, 127.0.0.1): WebSocket takes at real
+time, the page's Live tab beside them, a client that stops reading, and the event loop's watchdog
+under a mixed load. The server must keep answering everyone: issue 19 found 6 to 8 takes freezing
+the whole process (a thread lock held across a `yield` and taken again on the event loop)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from audio_files import speechlike, write_audio
+from test_stream import hops, open_ws, read_all, temp_folders, wait_for
+
+TAKE_S = 8.8  # the take of the issue: stereo, 44.1 kHz, 100 ms frames at real time
+RATE = 44_100
+HOPS = 18  # 17 hops of 0.5 s, then the 0.3 s tail's window
+
+
+def stereo_take(seed: int) -> bytes:
+    left, right = speechlike(TAKE_S, RATE, seed), 0.5 * speechlike(TAKE_S, RATE, seed + 100)
+    return (np.clip(np.stack([left, right], 1), -1, 1) * 32767).astype("<i2").tobytes()
+
+
+class HealthPoller:
+    """Polls /api/health every `every_s` in a thread; each answer's time, or None when it did not
+    come within `timeout_s` (or was not a 200)."""
+
+    def __init__(self, url: str, every_s: float = 0.25, timeout_s: float = 1.0):
+        self.url, self.every_s, self.timeout_s = url + "/api/health", every_s, timeout_s
+        self.answers: list[float | None] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout_s) as client:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    ok = client.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                took = time.monotonic() - t0
+                self.answers.append(took if ok and took <= self.timeout_s else None)
+                self._stop.wait(max(0.0, self.every_s - took))
+
+    def __enter__(self) -> HealthPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def check(self) -> None:
+        missed = sum(a is None for a in self.answers)
+        assert len(self.answers) >= 10 and missed == 0, f"{missed} of {len(self.answers)} health polls unanswered within 1 s"
+
+
+def real_time_take(server, seed: int, out: dict) -> None:
+    """One caller: settings, 8.8 s of stereo 44.1 kHz audio in 100 ms frames at real time, the end;
+    every message until the server closes goes into out[seed]."""
+    data, step = stereo_take(seed), int(RATE * 0.1) * 4
+    with open_ws(server) as ws:
+        ws.send(json.dumps({"sample_rate": RATE, "channels": 2, "window_s": 3, "hop_s": 0.5}))
+        assert json.loads(ws.recv(timeout=10))["event"] == "ready"
+        reader = threading.Thread(target=lambda: out.__setitem__(seed, read_all(ws)[0]))
+        reader.start()
+        t0 = time.monotonic()
+        for i in range(0, len(data), step):
+            ws.send(data[i : i + step])
+            time.sleep(max(0.0, t0 + (i + step) / 4 / RATE - time.monotonic()))
+        ws.send(json.dumps({"event": "end"}))
+        reader.join(60)
+        out.setdefault(seed, None)
+
+
+def check_take(server, messages) -> None:
+    assert messages, "the take never ended"
+    got = hops(messages)
+    assert [m["hop"] for m in got] == list(range(HOPS)) and got[-1]["t_end"] == TAKE_S, [m["event"] for m in messages]
+    result = messages[-1]
+    assert result["event"] == "result", result
+    folder = server.outputs / result["result"]["output_dir"]
+    assert result["result"]["duration_s"] == pytest.approx(TAKE_S, abs=0.01)
+    assert (folder / "processed_audio.wav").is_file() and json.loads((folder / "result.json").read_text())["file"] == "live.wav"
+
+
+def run_takes(server, seeds) -> dict:
+    out: dict = {}
+    threads = [threading.Thread(target=real_time_take, args=(server, seed, out)) for seed in seeds]
+    for th in threads:
+        th.start()
+        time.sleep(0.05)
+    for th in threads:
+        th.join(90)
+    return out
+
+
+@pytest.mark.parametrize("callers", [4, 8])
+def test_concurrent_real_time_takes_and_the_server_keeps_answering(web, callers):
+    with HealthPoller(web.url) as polls:
+        takes = run_takes(web, range(callers))
+    assert sorted(takes) == list(range(callers))
+    for messages in takes.values():
+        check_take(web, messages)
+    polls.check()
+    assert wait_for(lambda: temp_folders(web.outputs) == [])
+    health = httpx.get(web.url + "/api/health").json()
+    assert health["live"] == {"sessions": 0, "max_sessions": 8} and set(health["event_loop"]) == {
+        "max_stall_ms",
+        "stalls",
+        "stall_ms",
+    }
+
+
+def test_the_live_tab_beside_websocket_takes(web, tmp_path):
+    from playwright.sync_api import sync_playwright
+    from test_browser import ARGS, CHROMIUM
+    from test_browser_live import READ
+
+    mic = write_audio(tmp_path / "mic.wav", speechlike(6.0, 16000, seed=7), 16000, "wav")
+    args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    args.append(f"--use-file-for-fake-audio-capture={mic}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(web.url + "/")
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-mic button", has_text="Record").first.click()
+        page.wait_for_function(f"({READ})()[0] >= 0", timeout=30_000, polling=50)
+        with HealthPoller(web.url) as polls:
+            takes = run_takes(web, range(100, 106))  # six callers and the page: 7 of the 8 sessions
+            page.wait_for_function(f"({READ})()[1] >= 10", timeout=30_000, polling=100)  # the meter kept going
+        page.locator("#live-mic button", has_text="Stop").first.click()
+        page.wait_for_function("document.querySelector('#live-log textarea').value.includes('Output folder: ')", timeout=60_000)
+        folder = page.input_value("#live-log textarea").split("Output folder: ")[1].strip()
+        browser.close()
+    for messages in takes.values():
+        check_take(web, messages)
+    polls.check()
+    assert (web.outputs / folder / "processed_audio.wav").is_file()
+
+
+def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(web):
+    """A client that sends fast but never reads: its messages pile up, the server drops it after a
+    bounded queue, and a caller beside it gets every hop on time."""
+    from websockets.sync.client import connect
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # its kernel buffer fills at once
+    sock.connect(("127.0.0.1", int(web.url.rsplit(":", 1)[1])))
+    slow = connect(web.url.replace("http://", "ws://") + "/api/stream", sock=sock, max_queue=1, proxy=None)
+    slow.send(json.dumps({"sample_rate": 16000, "window_s": 0.5, "hop_s": 0.1}))
+    before = web.live.active
+    data = (speechlike(60.0, 16000, seed=3) * 32767).astype("<i2").tobytes()
+    dropped = threading.Event()
+
+    def flood():
+        try:
+            for i in range(0, len(data), 3200):
+                slow.send(data[i : i + 3200])
+        except Exception:  # the server closed it, or gave up on it
+            dropped.set()
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    out: dict = {}
+    real_time_take(web, 42, out)  # beside it, a caller at real time
+    check_take(web, out[42])
+    latencies = [m["latency_ms"] for m in hops(out[42])]
+    assert max(latencies) < 2000, latencies
+    # the slow client is gone: its slot and its take's folder are freed
+    assert wait_for(lambda: web.live.active < before or web.live.active == 0, timeout=30)
+    assert wait_for(lambda: temp_folders(web.outputs) == [], timeout=30)
+    slow.socket.close()
+
+
+def test_the_event_loop_never_stalls_under_a_mixed_load(web, tmp_path):
+    """Uploads (clip, frames), a long recording with VAD and live takes at once; the watchdog's probe
+    on the event loop sees no stall over 250 ms."""
+    clip = write_audio(tmp_path / "clip.wav", speechlike(4.0, 16000, seed=5), 16000, "wav").read_bytes()
+    talk = np.concatenate([np.concatenate([speechlike(1.5, 16000, seed=k), np.zeros(8000, np.float32)]) for k in range(8)])
+    long = write_audio(tmp_path / "long.mp3", talk, 16000, "mp3").read_bytes()
+    uploads = [({"granularity": "frame"}, clip), ({}, clip), ({"segment": "vad"}, long), ({"granularity": "frame"}, long)]
+    statuses: list[int] = []
+
+    def upload(fields, data):
+        with httpx.Client(timeout=120) as client:
+            for _ in range(2):
+                r = client.post(web.url + "/api/predict", files={"audio": ("a.wav", data)}, data=fields)
+                statuses.append(r.status_code)
+
+    watchdog = web.watchdog
+    watchdog.reset()
+    threads = [threading.Thread(target=upload, args=u) for u in uploads]
+    for th in threads:
+        th.start()
+    takes = run_takes(web, range(200, 203))
+    for th in threads:
+        th.join(180)
+    assert statuses == [200] * 8
+    for messages in takes.values():
+        check_take(web, messages)
+    assert watchdog.ticks > 100  # the probe ran all along
+    assert watchdog.max_stall_s < 0.25, watchdog.report()
