@@ -59,6 +59,7 @@ case "${1:-}" in
     setup requirements-dev.txt
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
+    "$VENV/bin/lint-imports"  # the layers of the package (pyproject.toml, docs/layout.md)
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   predict|batch|make-checkpoint|export-onnx)

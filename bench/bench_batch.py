@@ -81,9 +81,9 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
     if scenario == "batch":
         files = sorted(Path(data).glob("clip*.wav"))
         if impl == "ours":
-            from emotion_app.options import RequestOptions
-            from emotion_app.recordings.batch import iter_batch
-            from emotion_app.recordings.inputs import collect_inputs
+            from emotion_app.batch.inputs import collect_inputs
+            from emotion_app.batch.local import iter_batch
+            from emotion_app.request import RequestOptions
 
             request = RequestOptions.from_fields({}, charts=False)
             list(iter_batch(engine, collect_inputs(files[:2]), request))  # warm-up
@@ -102,8 +102,8 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
         wall = time.perf_counter() - t
         out.update(files=len(files), audio_s=audio, wall_s=wall, files_per_s=len(files) / wall, x_real_time=audio / wall)
     else:
-        from emotion_app.recordings.longform import analyze_long
-        from emotion_app.recordings.segmenter import SegmentOptions
+        from emotion_app.audio.segmenter import SegmentOptions
+        from emotion_app.longform import analyze_long
 
         t = time.perf_counter()
         res = analyze_long(engine, data, SegmentOptions("vad")).to_dict()
@@ -140,7 +140,7 @@ def main() -> None:
         print(json.dumps(worker(*args.worker[:2], args.model, args.device, args.worker[2], args.dtype, args.backend)))
         return
     if not (Path(args.model) / "model.pt").exists():
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(Path(args.model), "plus_large", training_state=True)
     minutes = [float(m) for m in args.recordings.split(",") if m]

@@ -173,7 +173,7 @@ def main() -> None:
         return
     model = Path(args.model)
     if not (model / "model.pt").exists():
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(model, "plus_large", training_state=True)
     from emotion_app.model.checkpoint import _cache_dir

@@ -36,14 +36,14 @@ MODES = {"torch-fp32": ("torch", "fp32"), "torch-bf16": ("torch", "bf16"), "onnx
 def prepare(model: Path, modes: list[str]) -> dict[str, str]:
     """The model folder of each mode: the checkpoint, or its ONNX export (made once)."""
     if not (model / "model.pt").exists():
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(model, "plus_large", training_state=True)
     folders = {m: str(model) for m in modes}
     if "onnx-fp32" in modes:
         onnx_dir = model.parent / f"{model.name}_onnx"
         if not (onnx_dir / "model.onnx").exists():
-            from emotion_app.cli import main as cli
+            from emotion_app.cli.main import main as cli
 
             assert cli(["export-onnx", str(onnx_dir), "--model", str(model)]) == 0
         folders["onnx-fp32"] = str(onnx_dir)

@@ -72,7 +72,7 @@ def ensure_model(model: str) -> None:
     path = Path(model)
     is_hub_id = not path.exists() and model.count("/") == 1 and not model.startswith((".", "/"))
     if not is_hub_id and not (path / "model.pt").exists():
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(path, "plus_large")
 

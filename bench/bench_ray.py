@@ -73,8 +73,8 @@ def decode_rate(data: str, segment: bool) -> dict:
     """The decode stage alone on one thread: CPU seconds and bytes per second of audio."""
     import torch
 
-    from emotion_app.recordings.ray_stages import DecodeConfig, collect_rows, decode_rows
-    from emotion_app.recordings.segmenter import SegmentOptions
+    from emotion_app.audio.segmenter import SegmentOptions
+    from emotion_app.batch.ray_stages import DecodeConfig, collect_rows, decode_rows
 
     torch.set_num_threads(1)
     rows = collect_rows([data])
@@ -147,7 +147,7 @@ def main() -> None:
         print(json.dumps(decode_rate(args.decode_worker, args.segment)))
         return
     if not (Path(args.model) / "model.pt").exists():
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(Path(args.model), "plus_large", training_state=True)
     table, rates = [], {}

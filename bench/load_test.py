@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (Path(args.model) / "model.pt").exists():
         sys.path.insert(0, str(ROOT))
-        from emotion_app.model.random_checkpoint import build_random_checkpoint
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(Path(args.model), "plus_large", training_state=True)
     with tempfile.TemporaryDirectory(prefix="load_test_") as tmp:

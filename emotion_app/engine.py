@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioInfo, AudioWarning
-from .chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
+from .audio.samples import AudioInfo, AudioWarning
+from .audio.source import open_source
+from .audio.vad import ONNX_NAME as VAD_ONNX
+from .audio.vad import silero_onnx_file
 from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, FRAME_HOP, SAMPLE_RATE
 from .errors import AudioError, EmotionAppError, ModelLoadError
-from .heads.head import engine_model_id, frame_readings, load_heads, read_heads, select_heads
-from .recordings.vad import ONNX_NAME as VAD_ONNX
-from .recordings.vad import silero_onnx_file
-from .results import EmotionResult
-from .source import open_source
+from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
+from .model.head import engine_model_id, frame_readings, load_heads, select_heads
+from .results import EmotionResult, read_heads
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Engine:
         if opts.backend not in BACKENDS:
             raise ModelLoadError(f"unknown backend {opts.backend!r}: use torch or onnx")
         if opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
-            from .onnx_backend import OnnxModel
+            from .model.onnx_backend import OnnxModel
 
             if opts.dtype not in ("auto", "fp32"):
                 raise ModelLoadError(f"the ONNX backend runs in fp32; drop --dtype {opts.dtype} or use --backend torch")
@@ -104,7 +104,7 @@ class Engine:
             self.vad_file = self.model_dir / VAD_ONNX if (self.model_dir / VAD_ONNX).is_file() else silero_onnx_file()
         else:
             from .model.hub import resolve_model
-            from .torch_backend import TorchModel
+            from .model.torch_backend import TorchModel
 
             self.model_dir = resolve_model(opts.model, opts.hub, cache_dir=opts.cache_dir)
             self.backend = TorchModel(

@@ -1,25 +1,26 @@
-"""What an analysis returns, and the one place that turns it into result.json.
+"""What the engine returns: `EmotionResult` (one clip, utterance or frame granularity),
+`RecordingResult` (a segmented recording: one EmotionResult per speech segment or window) and
+`HeadReading` (a custom head's reading of one input); data and their JSON, nothing else.
 
-`EmotionResult` is one clip (utterance or frame granularity); `RecordingResult` is a segmented
-recording (one EmotionResult per speech segment or window). `build_report` makes the final
-result.json content for every caller (page, Gradio API, REST, CLI, batch JSONL), adding the
-frame analysis, the file name and the timestamp; `Report.files` gives the output folder's extra
-files (CSV, WebVTT, charts).
+analysis/report.py turns them into result.json's content (`build_report`), adding the frame
+analysis, the file name and the timestamp.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
-from .analysis.frames import FrameAnalysis, add_to_result, export_files
-from .analysis.insights import rounded
-from .analysis.options import AnalysisOptions
-from .audio import AudioInfo, AudioWarning
+from .audio.samples import AudioInfo, AudioWarning
 from .constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Label
+
+
+def rounded(probs, labels, digits: int = 3) -> dict[str, float]:
+    """Scores for display: rounded, so their sum may differ from 1 by a few thousandths."""
+    return {k: round(float(p), digits) for k, p in zip(labels, probs)}
 
 
 def label_of(key: str) -> Label:
@@ -161,8 +162,6 @@ class RecordingResult:
 
     def head_readings(self) -> dict:
         """name -> each custom head's file-level reading: the duration-weighted mean over the segments."""
-        from .heads.head import weighted_reading
-
         if not self.results or not self.results[0].heads:
             return {}
         return {n: weighted_reading([r.heads[n] for r in self.results], self.durations_s) for n in self.results[0].heads}
@@ -222,41 +221,55 @@ class RecordingResult:
 
 
 @dataclass
-class Report:
-    """A result ready to be shown or saved: `result` is result.json's content (all but output_dir)."""
+class HeadReading:
+    """One head's reading of one input: utterance probabilities and, in frame mode, per-frame ones."""
 
-    result: dict
-    frames: FrameAnalysis | None
-    embedding: np.ndarray | None
-    options: AnalysisOptions
+    labels: tuple[str, ...]
+    probabilities: np.ndarray  # (V,)
+    frame_probabilities: np.ndarray | None = None  # (T, V), frame mode only
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def files(self, lang: str = "en") -> dict[str, str | bytes]:
-        """The output folder's extra files (name -> content): CSVs, WebVTT, charts."""
-        return export_files(self.result, self.frames, self.options, lang)
+    @property
+    def emotion(self) -> str:
+        return self.labels[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+    def brief(self) -> dict:
+        """{emotion, confidence, scores}: a recording segment's reading."""
+        return {k: v for k, v in self.to_dict().items() if k in ("emotion", "confidence", "scores")}
+
+    def to_dict(self) -> dict:
+        """{emotion, confidence, scores (3 decimals), probabilities, labels (names and emoji), and in
+        frame mode `frames`: the top label of each 20 ms frame}."""
+        out = {
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+            "scores": rounded(self.probabilities, self.labels),
+            "probabilities": {k: float(p) for k, p in zip(self.labels, self.probabilities)},
+            "labels": {k: dict(self.names.get(k, {})) for k in self.labels},
+        }
+        if self.frame_probabilities is not None:
+            out["frames"] = (
+                [self.labels[i] for i in self.frame_probabilities.argmax(axis=1)] if len(self.frame_probabilities) else []
+            )
+        return out
 
 
-def build_report(
-    res: EmotionResult | RecordingResult,
-    options: AnalysisOptions | None = None,
-    *,
-    file: str | None = None,
-    timestamp: datetime | None = None,
-    embedding: bool = False,
-) -> Report:
-    """The result.json content of `res`, the same for every caller: the engine's result, `mixed`,
-    in frame mode the smoothing, segments and summary, then `file` (the name shown; default the
-    source's) and `timestamp` (when the request started; default now). `embedding`: keep the
-    result's embedding for embedding.npy. Frames are inlined up to `options.max_inline_frames`;
-    a longer result says `frames_file: "frames.csv"` instead (the frames are all there)."""
-    options = options or AnalysisOptions()
-    frame = isinstance(res, EmotionResult) and res.granularity == "frame"
-    limit = options.max_inline_frames
-    inline = frame and (limit == 0 or len(res.frame_probabilities) <= limit)
-    result = res.to_dict(frames=inline) if isinstance(res, EmotionResult) else res.to_dict()
-    if frame and not inline:
-        result["frames_file"] = "frames.csv"
-    if file is not None:
-        result["file"] = file
-    fa = add_to_result(result, res.frame_probabilities if frame else None, res.labels, options)
-    result["timestamp"] = (timestamp or datetime.now()).isoformat(timespec="seconds")
-    return Report(result, fa, res.embedding if embedding else None, options)
+def read_heads(heads: Sequence, mean: np.ndarray, frames: Sequence[dict[str, np.ndarray]] | None = None) -> dict:
+    """name -> HeadReading of each head over the utterance feature `mean` (D,); `frames`: the
+    chunks' per-frame probabilities (name -> (T, V) each, in time order) in frame mode."""
+    out = {}
+    for head in heads:
+        per_frame = np.concatenate([f[head.name] for f in frames]) if frames else None
+        out[head.name] = HeadReading(head.labels, head.probabilities(mean), per_frame, head.names)
+    return out
+
+
+def weighted_reading(readings: Sequence[HeadReading], weights: np.ndarray) -> HeadReading:
+    """The weighted mean of one head's readings (a recording's segments, weighted by duration)."""
+    w = np.asarray(weights, dtype=np.float64)
+    probs = (np.stack([r.probabilities for r in readings]) * w[:, None]).sum(0) / w.sum()
+    return HeadReading(readings[0].labels, probs.astype(np.float32), None, readings[0].names)

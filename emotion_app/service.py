@@ -22,12 +22,12 @@ import numpy as np
 
 from .analysis.frames import add_to_result, export_files
 from .analysis.options import AnalysisOptions
+from .analysis.report import build_report
+from .audio.source import load_audio
 from .engine import Engine
 from .errors import EmotionAppError
-from .options import RequestOptions
 from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
-from .results import build_report
-from .source import load_audio
+from .request import RequestOptions
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path,
 def _analyze_recording(engine, source, request: RequestOptions, *, outputs_dir, name, lang, progress) -> Analysis:
     """A long recording: one result per speech segment (or window); the processed audio is streamed
     into the output folder while the VAD runs."""
-    from .recordings.longform import analyze_long
+    from .longform import analyze_long
 
     now = datetime.now()
     shown = display_name(name)
@@ -161,9 +161,9 @@ def analyze_batch(
     files/NNNN_<name>/result.json per row, and results.zip holding all of it. `names`: the shown
     name of each path. `progress(done, total)` after each row. Returns (table rows, folder); a row
     holds tables.COLUMNS and `error_code` (the error's code, for translation)."""
-    from .recordings.batch import iter_batch
-    from .recordings.inputs import Extractor, collect_inputs
-    from .recordings.tables import rows_csv, table_row, zip_bytes
+    from .batch.inputs import Extractor, collect_inputs
+    from .batch.local import iter_batch
+    from .batch.tables import rows_csv, table_row, zip_bytes
 
     request = request or RequestOptions()
     now = datetime.now()

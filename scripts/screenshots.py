@@ -28,7 +28,7 @@ def main() -> None:
     from audio_files import write_audio
     from playwright.sync_api import sync_playwright
 
-    from emotion_app.model.random_checkpoint import build_random_checkpoint
+    from emotion_app.tools.random_checkpoint import build_random_checkpoint
     from emotion_app.web.server import AppSettings, launch, load_engine
 
     tmp = Path(tempfile.mkdtemp())

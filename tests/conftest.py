@@ -44,7 +44,7 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def checkpoint_dirs(tmp_path_factory) -> dict[str, Path]:
-    from emotion_app.model.random_checkpoint import build_random_checkpoint
+    from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     return {name: build_random_checkpoint(root / name, **kw) for name, kw in CONFIGS.items()}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from audio_files import FORMATS, SUFFIX, sine, write_audio, write_video
 
-from emotion_app.decoding import AudioStream
+from emotion_app.audio.decoding import AudioStream
+from emotion_app.audio.source import load_audio
 from emotion_app.errors import AudioError
-from emotion_app.source import load_audio
 
 LOSSLESS = {"wav", "wav_s24", "wav_s32", "wav_f32", "flac", "aiff"}
 

@@ -10,9 +10,9 @@ import numpy as np
 from audio_files import espeak, speechlike, write_audio
 from test_cli import run
 
+from emotion_app.batch.inputs import Extractor, collect_inputs
+from emotion_app.batch.tables import COLUMNS
 from emotion_app.constants import LABEL_KEYS
-from emotion_app.recordings.inputs import Extractor, collect_inputs
-from emotion_app.recordings.tables import COLUMNS
 
 
 def make_tree(tmp_path):

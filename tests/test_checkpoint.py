@@ -15,7 +15,7 @@ from emotion_app import Engine, ModelLoadError
 from emotion_app.model.checkpoint import _cache_dir, funasr_key, native_key
 from emotion_app.model.config import config_from_dict, parse_feature_spec
 from emotion_app.model.graph import Emotion2vec
-from emotion_app.model.random_checkpoint import PRESETS, build_random_checkpoint, template_text
+from emotion_app.tools.random_checkpoint import PRESETS, build_random_checkpoint, template_text
 
 CLIP = speechlike(2.0, seed=3)
 

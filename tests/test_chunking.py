@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotion_app.chunking import OVERLAP, Accumulator, ChunkOutput, iter_chunks, window_frames
+from emotion_app.model.chunking import OVERLAP, Accumulator, ChunkOutput, iter_chunks, window_frames
 
 
 @pytest.mark.parametrize("seconds", [0.5, 30.0, 30.005, 37.0, 38.0, 95.0, 600.0])

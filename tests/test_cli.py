@@ -52,7 +52,7 @@ def test_model_that_cannot_be_loaded_exits_2(tmp_path):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys, emotion_app.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    code = "import sys, emotion_app.cli.main as c; c.build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout.strip() == "False"
     proc = run("predict", "--help")
     assert proc.returncode == 0 and "--granularity" in proc.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from audio_files import speechlike
 
-from emotion_app.analysis.compare import compare, cosine_matrix
+from emotion_app.compare import compare, cosine_matrix
 
 
 def test_cosine_matrix():

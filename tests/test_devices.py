@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_app import devices
-from emotion_app.devices import cpu_has_native_bf16, resolve_dtype
 from emotion_app.errors import ModelLoadError
+from emotion_app.model import devices
+from emotion_app.model.devices import cpu_has_native_bf16, resolve_dtype
 
 UTTERANCE_BOUND, FRAME_BOUND = 0.025, 0.1  # bf16 vs fp32 |dp|, argued in test_bf16_stays_close_to_fp32_on_the_cpu
 CPUINFO = "processor\t: {i}\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n\n"
@@ -84,7 +84,7 @@ def test_bf16_stays_close_to_fp32_on_the_cpu(tiny_dir):
     these clips: frames 0.036 (|dz| 0.18), utterance 0.0047 (|dz| 0.043); on the plus_large layout
     0.018 and 0.0093.
     """
-    from emotion_app.torch_backend import load_model
+    from emotion_app.model.torch_backend import load_model
 
     fp32, _ = load_model(tiny_dir, torch.device("cpu"), torch.float32, cache_weights=False)
     bf16, _ = load_model(tiny_dir, torch.device("cpu"), torch.bfloat16, cache_weights=False)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from audio_files import speechlike, write_audio
 
+from emotion_app.audio.source import load_audio
 from emotion_app.errors import AudioError
-from emotion_app.source import load_audio
 
 FORMATS = ("wav", "mp3", "m4a", "ogg", "webm")
 PER_FORMAT = 60  # 300 copies in all

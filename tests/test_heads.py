@@ -14,14 +14,15 @@ import pytest
 from labelled_sets import write_set
 
 from emotion_app import Engine
-from emotion_app.cli import main
+from emotion_app.cli.main import main
+from emotion_app.fields import OptionError
 from emotion_app.heads.cache import EmbeddingCache, embed_dataset
 from emotion_app.heads.dataset import DatasetError, apply_label_map, parse_label_map, read_dataset
 from emotion_app.heads.evaluate import evaluate_dataset
-from emotion_app.heads.head import Head, HeadError
 from emotion_app.heads.report import classification_scores, write_folder
 from emotion_app.heads.train import TrainOptions, _fit, choose_splits, fit_head, train_head
-from emotion_app.options import OptionError, RequestOptions
+from emotion_app.model.head import Head, HeadError
+from emotion_app.request import RequestOptions
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from emotion_app import Engine
 from emotion_app.heads.dataset import read_dataset
 from emotion_app.heads.report import write_folder
 from emotion_app.heads.train import train_head
-from emotion_app.web import tab_analyze, tab_labels
-from emotion_app.web.heads_view import heads_html
+from emotion_app.web.ui import tab_analyze, tab_labels
+from emotion_app.web.ui.heads_view import heads_html
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def api(tiny_dir, head_dir, tmp_path_factory):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from emotion_app.web.rest import add_rest_routes
+    from emotion_app.web.api.rest import add_rest_routes
     from emotion_app.web.server import AppSettings
 
     app = FastAPI()

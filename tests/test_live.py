@@ -14,6 +14,7 @@ import soundfile as sf
 from audio_files import speechlike
 
 from emotion_app.errors import EmotionAppError
+from emotion_app.fields import OptionError
 from emotion_app.live import (
     FrameError,
     LiveBusyError,
@@ -26,7 +27,6 @@ from emotion_app.live import (
     parse_settings,
 )
 from emotion_app.live.session import CausalSmoother, RingBuffer
-from emotion_app.options import OptionError
 
 LABELS = ("angry", "happy", "neutral")
 
@@ -229,7 +229,7 @@ def test_hub_finish_writes_an_output_folder_and_removes_the_take(tmp_path, tiny_
     session = hub.open(LiveOptions(window_s=1.0), StreamFormat(48000))
     for window in session.feed(speechlike(1.6, 48000)):
         session.record(window, hub.submit(session, window).result(timeout=30))
-    from emotion_app.options import RequestOptions
+    from emotion_app.request import RequestOptions
 
     result = hub.finish(session, RequestOptions(granularity="frame")).response()
     assert result["file"] == "live.wav" and result["duration_s"] == pytest.approx(1.6, abs=0.01)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from audio_files import espeak, speechlike, write_audio
 
-from emotion_app.recordings.longform import analyze_long
-from emotion_app.recordings.segmenter import SegmentOptions
+from emotion_app.audio.segmenter import SegmentOptions
+from emotion_app.longform import analyze_long
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
@@ -90,8 +90,8 @@ import sys
 def hwm():  # peak RSS in MB of this process (VmHWM: ru_maxrss would carry the parent's peak over exec)
     return next(int(x.split()[1]) // 1024 for x in open('/proc/self/status') if x.startswith('VmHWM'))
 from emotion_app import Engine
-from emotion_app.recordings.longform import analyze_long
-from emotion_app.recordings.segmenter import SegmentOptions
+from emotion_app.longform import analyze_long
+from emotion_app.audio.segmenter import SegmentOptions
 e = Engine(model=sys.argv[1], cache_weights=False)
 r = analyze_long(e, sys.argv[2], SegmentOptions("vad"), audio_out=sys.argv[3])
 print(len(r.spans), hwm())

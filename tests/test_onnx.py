@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 
 from emotion_app.constants import LABEL_KEYS, LABELS  # noqa: E402
 from emotion_app.errors import ModelLoadError  # noqa: E402
-from emotion_app.onnx_backend import OnnxModel  # noqa: E402
+from emotion_app.model.onnx_backend import OnnxModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -55,7 +55,7 @@ def assert_same(onnx_outs, torch_outs, what: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory, tiny_dir) -> Path:
     """The tiny checkpoint exported through the CLI, with frame embeddings."""
-    from emotion_app.cli import main
+    from emotion_app.cli.main import main
 
     folder = tmp_path_factory.mktemp("onnx") / "tiny"
     assert main(["export-onnx", str(folder), "--model", str(tiny_dir), "--frame-embeddings"]) == 0
@@ -112,7 +112,7 @@ def test_backend_runs_without_torch(tiny_onnx):
     code = f"""
 import sys
 import numpy as np
-from emotion_app.onnx_backend import OnnxModel
+from emotion_app.model.onnx_backend import OnnxModel
 model = OnnxModel({str(tiny_onnx)!r})
 out = model.run_chunks([np.sin(np.arange(32000) / 10).astype(np.float32)], keep_frames=True)[0]
 assert out.probabilities.shape == (9,) and out.frames.shape == (99, 32), out.frames.shape
@@ -125,7 +125,7 @@ print(model.labels[int(out.probabilities.argmax())], "torch" in sys.modules)
 
 
 def test_frames_need_an_export_with_frame_embeddings(tmp_path, tiny_dir):
-    from emotion_app.model.onnx_export import export_onnx
+    from emotion_app.tools.onnx_export import export_onnx
 
     folder, diff = export_onnx(str(tiny_dir), tmp_path / "plain")
     assert diff <= TOL
@@ -137,7 +137,7 @@ def test_frames_need_an_export_with_frame_embeddings(tmp_path, tiny_dir):
 
 def test_weights_over_the_limit_go_to_external_data(tmp_path, tiny_engine, onnx_model):
     from emotion_app.model.config import read_tokens
-    from emotion_app.model.onnx_export import export_model
+    from emotion_app.tools.onnx_export import export_model
 
     tokens = read_tokens(tiny_engine.model_dir)
     folder = export_model(tiny_engine.model, tokens, tmp_path / "ext", "tiny", max_inline_bytes=0)
@@ -163,7 +163,7 @@ def test_incomplete_folder_is_refused_naming_the_file(tiny_onnx, tmp_path, name)
 
 
 def test_files_of_another_model_are_refused(tiny_onnx, checkpoint_dirs, tmp_path):
-    from emotion_app.model.onnx_export import export_onnx
+    from emotion_app.tools.onnx_export import export_onnx
 
     other, _ = export_onnx(str(checkpoint_dirs["tiny_large"]), tmp_path / "other")
     for name in ("labels.json", "head.npz"):
@@ -176,7 +176,7 @@ def test_files_of_another_model_are_refused(tiny_onnx, checkpoint_dirs, tmp_path
 
 
 def test_missing_packages_give_the_install_hint(tiny_onnx, tiny_engine, tmp_path, monkeypatch):
-    from emotion_app.model.onnx_export import export_model
+    from emotion_app.tools.onnx_export import export_model
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     with pytest.raises(ModelLoadError, match=r"onnxruntime.*pip install -r requirements-onnx\.txt"):
@@ -191,7 +191,7 @@ def plus_large(tmp_path_factory):
     """A random checkpoint with plus_large's exact layout (650 MB of fp32 weights), and its export."""
     from emotion_app import Engine, build_random_checkpoint
     from emotion_app.model.config import read_tokens
-    from emotion_app.model.onnx_export import export_model
+    from emotion_app.tools.onnx_export import export_model
 
     root = tmp_path_factory.mktemp("plus_large")
     model_dir = build_random_checkpoint(root / "model", "plus_large", seed=5)
@@ -247,7 +247,7 @@ def test_the_onnx_backend_runs_without_torch(tiny_onnx, tiny_engine, tmp_path):
 def test_onnx_vad_matches_silero_torchscript():
     from audio_files import espeak
 
-    from emotion_app.recordings.vad import OnnxVad, TorchVad, silero_onnx_file
+    from emotion_app.audio.vad import OnnxVad, TorchVad, silero_onnx_file
 
     x = np.concatenate([np.zeros(8000, np.float32), espeak("The weather is lovely today."), np.zeros(8000, np.float32)])
     x = x[: len(x) // 512 * 512]

@@ -7,8 +7,9 @@ import pytest
 
 from emotion_app.analysis.options import AnalysisOptions
 from emotion_app.analysis.smoothing import SmoothingOptions
-from emotion_app.options import OptionError, RequestOptions
-from emotion_app.recordings.segmenter import SegmentOptions
+from emotion_app.audio.segmenter import SegmentOptions
+from emotion_app.fields import OptionError
+from emotion_app.request import RequestOptions
 
 
 def test_defaults_come_from_the_dataclasses():

@@ -8,8 +8,8 @@ import torch
 from audio_files import speechlike
 from conftest import CONFIGS
 
-from emotion_app.chunking import iter_chunks, window_frames
 from emotion_app.constants import label_for_token
+from emotion_app.model.chunking import iter_chunks, window_frames
 
 LENGTHS_S = [0.1, 0.97, 3.3, 12.0, 30.0]  # a fraction of a second up to the chunking window
 

@@ -20,12 +20,12 @@ from test_cli import run
 
 ray = pytest.importorskip("ray")
 
-from emotion_app.options import RequestOptions  # noqa: E402
-from emotion_app.recordings.batch import iter_batch  # noqa: E402
-from emotion_app.recordings.inputs import Extractor, collect_inputs  # noqa: E402
-from emotion_app.recordings.ray_batch import RayOptions, Shards, run_ray_batch  # noqa: E402
-from emotion_app.recordings.ray_stages import Scorer, collect_rows  # noqa: E402
-from emotion_app.recordings.tables import ResultsWriter  # noqa: E402
+from emotion_app.batch.inputs import Extractor, collect_inputs  # noqa: E402
+from emotion_app.batch.local import iter_batch  # noqa: E402
+from emotion_app.batch.ray_pipeline import RayOptions, Shards, run_ray_batch  # noqa: E402
+from emotion_app.batch.ray_stages import Scorer, collect_rows  # noqa: E402
+from emotion_app.batch.tables import ResultsWriter  # noqa: E402
+from emotion_app.request import RequestOptions  # noqa: E402
 
 SMALL = RayOptions(files_per_task=2, rows_per_call=2, decoder_memory_gb=0.5, actor_memory_gb=1.0)  # several blocks
 
@@ -178,7 +178,7 @@ def test_a_killed_actor_loses_and_duplicates_nothing(local_ray, tiny_dir, tiny_e
 
 def test_uri_inputs_through_both_stages_without_ray(tiny_dir, tiny_engine, tmp_path):
     """pyarrow URIs (file:// here; s3://, gs:// the same way): listed, read and named by URI."""
-    from emotion_app.recordings.ray_stages import DecodeConfig, decode_rows
+    from emotion_app.batch.ray_stages import DecodeConfig, decode_rows
 
     root = tmp_path / "bucket"
     (root / "sub").mkdir(parents=True)

@@ -13,7 +13,7 @@ import pytest
 from audio_files import espeak, speechlike, write_audio
 from test_cli import run
 
-from emotion_app.recordings.segmenter import SegmentOptions
+from emotion_app.audio.segmenter import SegmentOptions
 
 ASIDE = {"timings", "file", "timestamp", "output_dir", "files"}
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from emotion_app.recordings.segmenter import SegmentOptions, VadScanner, cut_spans, vad_model, window_spans
+from emotion_app.audio.segmenter import SegmentOptions, VadScanner, cut_spans, vad_model, window_spans
 
 
 @pytest.mark.parametrize("total_s, window, hop", [(95.0, 10, 10), (100.0, 10, 10), (101.0, 10, 10), (33.3, 10, 5), (4.0, 10, 10)])
@@ -81,7 +81,7 @@ def test_speech_spans_follow_silero_rules_exactly(seed):
     """Our re-implementation of Silero's span rules (no torch needed) gives its spans exactly."""
     from silero_vad import get_speech_timestamps_from_probs
 
-    from emotion_app.recordings.vad import speech_spans
+    from emotion_app.audio.vad import speech_spans
 
     rng = np.random.default_rng(seed)
     # runs of speech and pause frames with noisy probabilities, some runs longer than max_segment_s

@@ -11,7 +11,7 @@ import pytest
 from audio_files import espeak, speechlike, write_audio
 
 from emotion_app.errors import AudioError
-from emotion_app.options import RequestOptions
+from emotion_app.request import RequestOptions
 from emotion_app.service import RequestError, analyze, analyze_batch
 
 

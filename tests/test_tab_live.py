@@ -12,8 +12,8 @@ import pytest
 from audio_files import speechlike
 
 from emotion_app.live import LiveHub
-from emotion_app.web import tab_live
-from emotion_app.web.tab_live import LiveTake, discard_take, live_chunk, live_stop
+from emotion_app.web.ui import tab_live
+from emotion_app.web.ui.tab_live import LiveTake, discard_take, live_chunk, live_stop
 
 
 def chunks(seconds: float, rate: int = 48000, size: float = 0.1):

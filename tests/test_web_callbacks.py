@@ -14,9 +14,9 @@ import pytest
 from audio_files import speechlike, write_audio
 
 from emotion_app.constants import LABEL_BY_KEY, LABEL_KEYS
-from emotion_app.web import page, tab_analyze, tab_batch, tab_compare, tab_long
-from emotion_app.web.common import Texts, download_list, granularity_radio, show_error
 from emotion_app.web.i18n import EN, ZH
+from emotion_app.web.ui import page, tab_analyze, tab_batch, tab_compare, tab_long
+from emotion_app.web.ui.common import Texts, download_list, granularity_radio, show_error
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 SMOOTHING = ("moving_average", 11, 0.2, True, 0.2)  # method, window, alpha, zero_phase, min_duration_s
@@ -297,8 +297,8 @@ def test_stylesheet_is_read_from_the_package():
 
 
 def test_progress_names_the_stage_counts_and_estimates_the_time_left(monkeypatch):
-    from emotion_app.web import progress as progress_module
-    from emotion_app.web.progress import Pace, Reporter
+    from emotion_app.web.ui import progress as progress_module
+    from emotion_app.web.ui.progress import Pace, Reporter
 
     shown, now = [], [100.0]
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import FRAME_S
+from ..results import rounded
 from . import exports, insights
-from .insights import rounded
 from .options import AnalysisOptions
 from .smoothing import Smoothed, smooth
 

@@ -17,11 +17,6 @@ MIXED_THRESHOLD = 0.1
 UTTERANCE_FROM = ("vote", "mean")
 
 
-def rounded(probs, labels, digits: int = 3) -> dict[str, float]:
-    """Scores for display: rounded, so their sum may differ from 1 by a few thousandths."""
-    return {k: round(float(p), digits) for k, p in zip(labels, probs)}
-
-
 @dataclass
 class Segment:
     start: float  # s

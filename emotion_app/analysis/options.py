@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..options import checked, given, parse_bool, parse_choice, parse_float, parse_int
+from ..fields import checked, given, parse_bool, parse_choice, parse_float, parse_int
 from . import insights
 from .smoothing import SmoothingOptions
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.head import engine_model_id, model_key
 from .dataset import Dataset, DatasetError, Item
-from .head import engine_model_id, model_key
 
 logger = logging.getLogger(__name__)
 

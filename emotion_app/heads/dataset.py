@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from ..audio.files import AUDIO_EXTS, UnsafeMember, is_audio_name, member_chunks
 from ..errors import EmotionAppError
-from ..recordings.inputs import AUDIO_EXTS
 
 TABLE_EXTS = {".csv", ".tsv", ".jsonl"}
 MAX_FILES = 100_000
@@ -54,15 +54,10 @@ class Item:
     def read(self) -> bytes:
         if self.path is not None:
             return self.path.read_bytes()
-        with zipfile.ZipFile(self.archive) as zf:
-            info = zf.getinfo(self.member)
-            if info.file_size > MAX_MEMBER_BYTES:
-                raise OSError(f"it is larger than {MAX_MEMBER_BYTES // 1024**2} MB")
-            with zf.open(info) as f:
-                data = f.read(MAX_MEMBER_BYTES + 1)
-        if len(data) > info.file_size:  # a header that lies about the size
-            raise OSError("it holds more than its zip header declares")
-        return data
+        try:
+            return b"".join(member_chunks(self.archive, self.member, MAX_MEMBER_BYTES))
+        except UnsafeMember as exc:
+            raise OSError(str(exc)) from None
 
 
 @dataclass
@@ -109,10 +104,6 @@ def _listed(names, what: str) -> str:
 def _ignored(rel: str) -> bool:
     parts = PurePosixPath(rel).parts
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
-
-
-def _is_audio(name: str) -> bool:
-    return PurePosixPath(name).suffix.lower() in AUDIO_EXTS
 
 
 def read_dataset(data: str | Path) -> Dataset:
@@ -206,7 +197,7 @@ def _from_files(files: list[str], shown: str, where: Callable[[str], dict], stri
             loose.append(f)
         elif len(parts) > 2:
             nested.append(f)
-        elif not _is_audio(f):
+        elif not is_audio_name(f):
             other.append(f)
         else:
             items.append(Item(name=f[len(prefix) :], label=parts[0], **where(f)))

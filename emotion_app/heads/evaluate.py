@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..model.head import Head, engine_model_id
 from .cache import EmbeddingCache, embed_dataset
 from .dataset import Dataset, DatasetError, apply_label_map, check_counts, parse_label_map
-from .head import Head, engine_model_id
 from .report import classification_scores, confusion_csv, confusion_png, require_sklearn, rows_csv, scores_table
 
 MODEL_HEAD = "emotion2vec"  # the name of the model's own 9-class head in reports

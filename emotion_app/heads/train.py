@@ -24,9 +24,9 @@ from datetime import datetime
 
 import numpy as np
 
+from ..model.head import CARD_FILE, KINDS, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, Head, engine_model_id
 from .cache import EmbeddingCache, embed_dataset
 from .dataset import Dataset, DatasetError, apply_label_map, check_counts, parse_label_map
-from .head import CARD_FILE, KINDS, LABELS_FILE, METRICS_FILE, WEIGHTS_FILE, Head, engine_model_id
 from .report import classification_scores, confusion_csv, confusion_png, require_sklearn, scores_table
 
 MIN_FILES = 5  # per label: below this, k-fold cross-validation says little

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import AudioError, EmotionAppError
-from ..options import OptionError, RequestOptions, checked, given, parse_choice, parse_float, parse_int
+from ..fields import OptionError, checked, given, parse_choice, parse_float, parse_int
+from ..request import RequestOptions
 
 SMOOTHING = ("ewma", "vote", "none")
 FORMATS = {"pcm_s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}  # wire format -> sample type
@@ -126,7 +127,7 @@ class StreamSettings:
 def analysis_fields() -> tuple[str, ...]:
     """The fields `settings["analysis"]` may hold: those of /api/predict."""
     from ..analysis.options import AnalysisOptions
-    from ..recordings.segmenter import SEGMENT_FIELDS
+    from ..audio.segmenter import SEGMENT_FIELDS
 
     return (*RequestOptions.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS)
 

@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.insights import rounded
-from ..audio import MIN_SAMPLES
+from ..audio.samples import MIN_SAMPLES
 from ..constants import SAMPLE_RATE
-from ..results import label_of
+from ..results import label_of, rounded
 from .options import LiveOptions, StreamFormat
 
 CHART_SPAN_S = 60.0  # s of hops kept for the strip chart

@@ -55,11 +55,11 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
-    from .page import build_demo, stylesheet
-    from .rest import add_rest_routes
-    from .stream import add_stream_routes
-    from .throttle import LoginThrottle
-    from .watchdog import LoopWatchdog
+    from .api.rest import add_rest_routes
+    from .api.stream import add_stream_routes
+    from .api.throttle import LoginThrottle
+    from .api.watchdog import LoopWatchdog
+    from .ui.page import build_demo, stylesheet
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
     outputs = Path(settings.outputs_dir)
@@ -146,7 +146,7 @@ def _guarded_app(settings: AppSettings, throttle, private_dir: Path | None):
     policy replaces Gradio's (which allows any localhost origin, with credentials)."""
     from gradio.routes import App
 
-    from .guard import Guard, HostPolicy
+    from .api.guard import Guard, HostPolicy
 
     hosts = HostPolicy.for_bind(settings.host, settings.allowed_hosts, settings.share)
     options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
@@ -174,7 +174,7 @@ def _page_allowed_paths(outputs: Path) -> list[str]:
 
 
 def _warn_if_exposed(settings: AppSettings) -> None:
-    from .guard import is_loopback
+    from .api.guard import is_loopback
 
     if settings.auth is not None:
         return

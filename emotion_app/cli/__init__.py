@@ -1,0 +1,1 @@
+"""The command line: `emotion-app` / `python -m emotion_app` and its subcommands (main.py)."""

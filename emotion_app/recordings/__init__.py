@@ -1,1 +1,0 @@
-"""Long recordings and many files: segmentation, two-pass analysis, batch inputs and tables."""

@@ -1,0 +1,86 @@
+"""What one analysis request asks for: `RequestOptions`, parsed from form fields, flags or JSON.
+
+Each kind of option has one parser, `Kind.from_fields(mapping)` (fields.py has the field parsers):
+it takes strings ("0.5", "true") or typed values, reads only the names it owns, and takes every
+default from the dataclass, so defaults are written once. A bad value raises `OptionError` naming
+the field and what is allowed; the REST API answers it with 422, the CLI exits 2 and the page
+shows the message.
+
+The kinds: `AnalysisOptions` (frame smoothing, insights, charts; analysis/options.py),
+`SegmentOptions` (long recordings; audio/segmenter.py) and `RequestOptions` here, which holds
+one request's mode (granularity, embedding, segmentation) with the other two and refuses
+combinations that would silently ignore something:
+
+| given                                    | outcome                                              |
+|------------------------------------------|------------------------------------------------------|
+| granularity=frame with segment=vad/window | refused: a segmented recording has one result per segment, not frames |
+| extract_embedding with segment=vad/window | works: embedding.npy holds one mean feature per segment, (S, D) |
+| a frame option (smoothing, max_inline_frames) without granularity=frame | refused             |
+| a VAD field without segment=vad           | refused (threshold, min_speech_s, min_silence_s, max_segment_s, speech_pad_s) |
+| window_s / hop_s without segment=window   | refused                                              |
+| mixed_threshold, charts                   | apply to every mode                                  |
+| head (names of loaded heads, all, none)   | every mode: each custom head's reading beside the 9-class result |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .analysis.options import FRAME_FIELDS, AnalysisOptions
+from .audio.segmenter import SEGMENT_FIELDS, VAD_FIELDS, WINDOW_FIELDS, SegmentOptions
+from .fields import OptionError, given, parse_bool, parse_choice, parse_heads
+
+GRANULARITIES = ("utterance", "frame")
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What one analysis request asks for. `segment` None: the input whole (long input is chunked)."""
+
+    granularity: str = "utterance"
+    extract_embedding: bool = False
+    segment: SegmentOptions | None = None
+    analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
+    heads: tuple | None = None  # custom heads: None all the engine's, else names (field `head`) or Head objects
+
+    FIELDS = ("granularity", "extract_embedding", "segment", "head")
+
+    @classmethod
+    def from_fields(cls, mapping: Mapping | None = None, **defaults) -> RequestOptions:
+        """From form fields / flags: granularity, extract_embedding, segment (vad|window|none) and the
+        fields of AnalysisOptions and SegmentOptions. `defaults` are used where `mapping` gives nothing
+        (a caller's own defaults, e.g. charts=False for the CLI)."""
+        values = {**given(defaults, defaults), **given(mapping, [*cls.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS])}
+        granularity = parse_choice(values.get("granularity", cls.granularity), "granularity", GRANULARITIES, "bad_granularity")
+        embedding = parse_bool(values.get("extract_embedding", cls.extract_embedding), "extract_embedding")
+        mode = parse_choice(values.get("segment", "none"), "segment", ("none", "vad", "window"))
+        frame_only = [k for k in FRAME_FIELDS if k in given(mapping, FRAME_FIELDS)]
+        if mode != "none" and granularity == "frame":
+            raise OptionError(
+                f"granularity=frame cannot be combined with segment={mode}: a segmented recording gives one result per "
+                "segment. Use segment=none for per-frame scores, or granularity=utterance with segmentation."
+            )
+        if frame_only and granularity != "frame":
+            raise OptionError(f"{', '.join(frame_only)}: frame options apply to granularity=frame only; set it or drop them.")
+        unused = {
+            "none": [*VAD_FIELDS, *WINDOW_FIELDS],
+            "vad": list(WINDOW_FIELDS),
+            "window": list(VAD_FIELDS),
+        }[mode]
+        stray = [k for k in unused if k in given(mapping, unused)]
+        if stray:
+            needs = "segment=vad" if stray[0] in VAD_FIELDS else "segment=window"
+            raise OptionError(f"{', '.join(stray)}: these apply to {needs} only; set it or leave them out.")
+        segment = SegmentOptions.from_fields(values, mode) if mode != "none" else None
+        heads = parse_heads(values["head"]) if "head" in values else None
+        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads)
+
+    def to_dict(self) -> dict:
+        return {
+            "granularity": self.granularity,
+            "extract_embedding": self.extract_embedding,
+            "segment": self.segment.to_dict() if self.segment is not None else None,
+            "analysis": self.analysis.to_dict(),
+            "heads": None if self.heads is None else [getattr(h, "name", h) for h in self.heads],
+        }

@@ -1,0 +1,1 @@
+"""Tools that make model folders: random-weight checkpoints in the hub layout, the ONNX export."""

@@ -1,0 +1,323 @@
+"""The server's front door: one ASGI middleware around the whole app, REST routes and Gradio's alike.
+
+Before any route runs it checks, in this order:
+
+- **Host** (DNS rebinding): the `Host` header must name this server (`HostPolicy`), else 421
+  `{"error", "code": "bad_host"}`. A page on evil.example whose name is re-pointed at 127.0.0.1
+  still sends `Host: evil.example`, so it never reaches the app.
+- **CORS**: other origins get no `Access-Control-*` headers unless listed (`--cors-origins`);
+  whatever the app itself sets (Gradio allows any localhost origin with credentials) is removed
+  and replaced by this policy. Preflights are answered here: 204 for a listed origin, 403 else.
+- **Login throttling** for Gradio's `/login` form (see throttle.py; the REST routes throttle
+  their HTTP Basic check themselves): a client that must wait gets 429 with `Retry-After`.
+- **Request body**, counted as the route reads it, whatever the headers say: a `Content-Length`
+  over the limit is refused at once, and a chunked or under-declared body is cut off as soon as
+  the bytes received pass it (413 `too_large`). The body must also keep coming: each read waits at
+  most `RECEIVE_TIMEOUT_S` and the whole body must arrive within `BODY_TIMEOUT_S` of the first
+  read (408 `timeout`), so a stalled or trickled upload cannot hold a connection for minutes.
+
+Refusals close the connection (the rest of the body is never read). The body limit is per
+request: one REST upload, or one page upload (the Batch tab sends all its files in one request).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from starlette.datastructures import Headers
+
+from ...errors import EmotionAppError
+from ..i18n import error_message
+from .throttle import LoginThrottle, retry_message
+
+RECEIVE_TIMEOUT_S = 15.0  # longest wait for the next piece of a request body
+BODY_TIMEOUT_S = 120.0  # a whole body: 100 MB in 2 minutes is under 7 Mbit/s
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
+SHARE_SUFFIX = ".gradio.live"
+LOGIN_PATHS = frozenset({"/login", "/login/"})
+FILE_ROUTE = "/gradio_api/file="  # Gradio serves its cache and `allowed_paths` here, by absolute path
+
+
+def hostname(host: str) -> str:
+    """`Host` header -> lower-case name without port or IPv6 brackets ("[::1]:7860" -> "::1")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def is_loopback(bind_host: str) -> bool:
+    name = hostname(bind_host) if bind_host.startswith("[") else bind_host.strip().lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass
+class HostPolicy:
+    """The `Host` names this server answers to: the loopback names, the bind address, the machine's
+    name and any IP address for a wildcard bind (0.0.0.0, ::), and the `--allowed-hosts` entries
+    (a name, `.example.com` for it and its subdomains, or `*` for any)."""
+
+    names: set[str] = field(default_factory=lambda: set(LOOPBACK_NAMES))
+    suffixes: list[str] = field(default_factory=list)
+    any_ip: bool = False
+    any_host: bool = False
+
+    @classmethod
+    def for_bind(cls, bind_host: str, allowed_hosts=(), share: bool = False) -> HostPolicy:
+        policy = cls()
+        bind = bind_host.strip().strip("[]").lower()
+        if bind in WILDCARD_BINDS:
+            policy.any_ip = True
+            policy.names.add(socket.gethostname().lower())
+        else:
+            policy.names.add(bind)
+        for entry in allowed_hosts:
+            policy.allow(entry)
+        if share:
+            policy.allow(SHARE_SUFFIX)
+        return policy
+
+    def allow(self, entry: str) -> None:
+        entry = entry.strip().lower()
+        if entry == "*":
+            self.any_host = True
+        elif entry.startswith("."):
+            self.suffixes.append(entry)
+        elif entry:
+            self.names.add(hostname(entry))
+
+    def allows(self, host: str | None) -> bool:
+        if host is None or self.any_host:  # no Host (HTTP/1.0): not a browser, so not rebinding
+            return True
+        name = hostname(host)
+        if name in self.names or (self.any_ip and _is_ip(name)):
+            return True
+        return any(name.endswith(s) or name == s[1:] for s in self.suffixes)
+
+
+def _inside(path: str, folder: Path) -> bool:
+    """Whether Gradio's file route would open `path` inside `folder` (it resolves it the same way)."""
+    try:
+        resolved = Path(os.path.abspath(path)).resolve()
+    except (OSError, ValueError):
+        return True  # what cannot be resolved is refused
+    return resolved == folder or folder in resolved.parents
+
+
+class _Refused(Exception):
+    """Raised into the app from `receive` once the body is refused; the guard answers instead."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Guard:
+    """ASGI middleware: host check, CORS policy, login throttling, body size and time limits."""
+
+    def __init__(
+        self,
+        app,
+        *,
+        max_upload_mb: float,
+        hosts: HostPolicy,
+        cors_origins=(),
+        throttle: LoginThrottle | None = None,
+        private_dir: Path | None = None,
+        receive_timeout_s: float = RECEIVE_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+    ):
+        self.app = app
+        self.max_upload_mb = max_upload_mb
+        # The whole body, form fields included, as the REST check on Content-Length always did; so
+        # it is passed before Gradio's own per-file check (same limit) and the answer is always ours.
+        self.max_body = int(max_upload_mb * 1024 * 1024)
+        self.hosts = hosts
+        self.cors_origins = frozenset(o.strip().lower().rstrip("/") for o in cors_origins if o.strip())
+        self.throttle = throttle
+        self.private_dir = Path(private_dir).resolve() if private_dir is not None else None
+        self.receive_timeout_s = receive_timeout_s
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        if not self.hosts.allows(headers.get("host")):
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
+            message = "This server does not answer to that host name; list it with --allowed-hosts to allow it."
+            return await self._reply(send, None, _Reply(421, "bad_host", message))
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        origin = headers.get("origin")
+        if self.private_dir is not None and scope["path"].startswith(FILE_ROUTE):
+            inside = await anyio.to_thread.run_sync(_inside, scope["path"][len(FILE_ROUTE) :], self.private_dir)  # a disk call
+            if inside:  # results only by their keyed links
+                return await self._reply(send, origin, _Reply(403, "forbidden", "File not allowed."))
+        if origin is not None and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            return await self._preflight(send, origin, headers)
+        login = self.throttle is not None and scope["method"] == "POST" and scope["path"] in LOGIN_PATHS
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if login:
+            wait = self.throttle.begin(client)
+            if wait:
+                return await self._reply(send, origin, too_many(wait))
+        status = 0
+        try:
+            status = await _Exchange(self, scope, receive, send, headers, origin).run()
+        finally:
+            if login:  # Gradio answers a wrong password 400, a login 200
+                self.throttle.end(client, True if status == 200 else False if status in (400, 401) else None)
+
+    # -- CORS -------------------------------------------------------------------------------------
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return False
+        return "*" in self.cors_origins or origin.strip().lower().rstrip("/") in self.cors_origins
+
+    def cors_headers(self, origin: str | None, raw: list) -> list:
+        """Response headers without the app's Access-Control-* ones, plus this policy's."""
+        kept = [(k, v) for k, v in raw if not k.lower().startswith(b"access-control-")]
+        if origin is None:
+            return kept
+        if not any(k.lower() == b"vary" and b"origin" in v.lower() for k, v in kept):
+            kept.append((b"vary", b"Origin"))
+        if self.origin_allowed(origin):
+            if "*" in self.cors_origins:
+                kept.append((b"access-control-allow-origin", b"*"))
+            else:
+                kept.append((b"access-control-allow-origin", origin.encode("latin-1")))
+                kept.append((b"access-control-allow-credentials", b"true"))
+        return kept
+
+    async def _preflight(self, send, origin: str, headers: Headers) -> None:
+        if not self.origin_allowed(origin):
+            message = "Cross-origin requests from this origin are not allowed; list it with --cors-origins."
+            return await self._reply(send, origin, _Reply(403, "cors_forbidden", message))
+        extra = {"access-control-allow-methods": "GET, POST, OPTIONS", "access-control-max-age": "600"}
+        requested = headers.get("access-control-request-headers")
+        if requested:
+            extra["access-control-allow-headers"] = requested[:1000]
+        raw = [(k.encode(), v.encode("latin-1")) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": 204, "headers": raw + self.cors_headers(origin, [])})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _reply(self, send, origin: str | None, reply: _Reply, lang: str = "en") -> None:
+        """A JSON error `{"error", "code"}` that closes the connection."""
+        text = error_message(EmotionAppError(reply.message, reply.code), lang)
+        body = json.dumps({"error": text, "code": reply.code}, ensure_ascii=False).encode()
+        raw = {"content-type": "application/json", "content-length": str(len(body)), "connection": "close"}
+        raw = [(k.encode(), v.encode()) for k, v in {**raw, **reply.headers}.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": self.cors_headers(origin, raw)})
+        await send({"type": "http.response.body", "body": body})
+
+    def too_large(self) -> _Reply:
+        return _Reply(413, "too_large", f"The upload is larger than the limit of {self.max_upload_mb:g} MB.")
+
+
+def too_many(wait: float) -> _Reply:
+    seconds, message = retry_message(wait)
+    return _Reply(429, "too_many_attempts", message, {"retry-after": str(seconds)})
+
+
+class _Exchange:
+    """One HTTP request through the guard: counts and times the body, rewrites CORS headers, and
+    answers for the app once the body is refused."""
+
+    def __init__(self, guard: Guard, scope, receive, send, headers: Headers, origin: str | None):
+        self.guard, self.scope, self._receive, self._send = guard, scope, receive, send
+        self.headers, self.origin = headers, origin
+        self.received = 0
+        self.body_done = False
+        self.deadline: float | None = None
+        self.refusal: _Reply | None = None
+        self.started = False
+        self.status = 0
+
+    async def run(self) -> int:
+        """Run the app; the status sent to the client (0 when none)."""
+        declared = self.headers.get("content-length")
+        chunked = "transfer-encoding" in self.headers  # then Content-Length means nothing
+        if declared is not None and not chunked and declared.strip().isdigit() and int(declared) > self.guard.max_body:
+            self.refusal = self.guard.too_large()
+        else:
+            try:
+                await self.guard.app(self.scope, self.receive, self.send)
+            except Exception:
+                if self.refusal is None:
+                    raise
+        if self.refusal is not None and not self.started:
+            await self.guard._reply(self._send, self.origin, self.refusal, self._lang())
+            return self.refusal.status
+        return self.status
+
+    def _lang(self) -> str:
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        if "lang=zh" in query or self.headers.get("accept-language", "").lower().startswith("zh"):
+            return "zh"
+        return "en"
+
+    async def receive(self):
+        if self.body_done:
+            return await self._receive()
+        if self.refusal is not None:
+            raise _Refused
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.guard.body_timeout_s
+        wait = min(self.guard.receive_timeout_s, self.deadline - now)
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            with anyio.fail_after(wait):
+                message = await self._receive()
+        except TimeoutError:
+            slow = f"The request body did not arrive in time (at most {self.guard.receive_timeout_s:g} s between pieces"
+            self.refusal = _Reply(408, "timeout", f"{slow}, {self.guard.body_timeout_s:g} s in all).")
+            raise _Refused from None
+        if message["type"] != "http.request":
+            self.body_done = True  # http.disconnect
+            return message
+        self.received += len(message.get("body", b""))
+        if self.received > self.guard.max_body:
+            self.refusal = self.guard.too_large()
+            raise _Refused
+        self.body_done = not message.get("more_body", False)
+        return message
+
+    async def send(self, message) -> None:
+        if self.refusal is not None:
+            return  # the app's own answer to a refused body is dropped; the guard answers
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            message = {**message, "headers": self.guard.cors_headers(self.origin, list(message.get("headers", [])))}
+        await self._send(message)

@@ -1,0 +1,210 @@
+"""Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/outputs/...
+
+Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
+`granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
+`head`: which loaded custom heads to apply, default all);
+JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
+with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
+`--auth`) is throttled per client address (throttle.py). Body size and time limits, the Host check
+and CORS are the guard's (guard.py), in front of every route.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ...constants import LABELS
+from ...errors import EmotionAppError
+from ...outputs import output_file
+from ...request import RequestOptions
+from ...service import analyze
+from ..i18n import error_message
+from .throttle import LoginThrottle, retry_message
+
+logger = logging.getLogger(__name__)
+
+STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_request": 400, "model_load": 503}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+HTTP_CODES |= {408: "timeout", 413: "too_large", 422: "bad_request", 429: "too_many_attempts", 503: "unavailable"}
+# An absolute POSIX path in a message (not a URL's path): shown as its last part only.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"]+/)*([^\s/'\"]+)/?")
+
+
+def _lang(request: Request, form_lang: str | None) -> str:
+    if form_lang in ("en", "zh"):
+        return form_lang
+    return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
+
+
+def public_text(text: str) -> str:
+    """`text` with each absolute path cut to its last part ("/home/me/models/x" -> "x")."""
+    return ABSOLUTE_PATH.sub(r"\1", text)
+
+
+def public_model_info(info: dict) -> dict:
+    """The engine's info for /api/health: no local path, and a local model folder by name only."""
+    public = {k: v for k, v in info.items() if k != "path"}
+    model_id = str(public.get("id", ""))
+    if os.path.isabs(model_id) or Path(model_id).is_dir():
+        public["id"] = Path(model_id).name
+    return public
+
+
+def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
+    body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
+    return JSONResponse(body, status_code=STATUS.get(exc.code, 400))
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path == "/api" or request.url.path.startswith("/api/")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Errors of /api/ paths as {"error", "code"}; Gradio's paths keep FastAPI's default answers."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if not _is_api(request):
+            return await http_exception_handler(request, exc)
+        message = exc.detail if isinstance(exc.detail, str) else "The request failed."  # starlette's default: the phrase
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse({"error": message, "code": code}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        if not _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
+        return JSONResponse({"error": f"Invalid request: {problems}", "code": "bad_request"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):  # the traceback goes to the server's log
+        if not _is_api(request):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return JSONResponse({"error": "Internal server error; see the server's log.", "code": "internal"}, status_code=500)
+
+
+def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str) -> bytes:
+    """In a worker thread: the analysis and its JSON (a long frame result takes a while to encode,
+    which must not happen on the event loop)."""
+    analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang)
+    return json.dumps(analysis.response(), ensure_ascii=False).encode()
+
+
+def _credentials_match(header: str, auth: tuple[str, str]) -> bool:
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    # bytes: compare_digest refuses str with non-ASCII characters
+    user_ok = secrets.compare_digest(user.encode(), auth[0].encode())
+    return secrets.compare_digest(password.encode(), auth[1].encode()) and user_ok
+
+
+def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
+    """`denied(request)`: None when the request may go on, else the answer: 401, or 429 for a
+    client that must wait (HTTP Basic attempts are checked and counted in one step)."""
+
+    def denied(request: Request) -> JSONResponse | None:
+        if auth is None:
+            return None
+        header = request.headers.get("authorization")
+        if header is not None:
+            client = request.client.host if request.client else "unknown"
+            ok, wait = throttle.attempt(client, lambda: _credentials_match(header, auth))
+            if ok:
+                return None
+            if wait:
+                seconds, message = retry_message(wait)
+                body = {"error": message, "code": "too_many_attempts"}
+                return JSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})
+        body = {"error": "authentication required", "code": "unauthorized"}
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Basic"})
+
+    return denied
+
+
+def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None) -> None:
+    """Register the REST routes and the /api error handlers on `app` (before Gradio adds its own).
+    `throttle`: failed-login bookkeeping shared with the guard (a new one if None)."""
+    add_error_handlers(app)
+    denied = auth_check(settings.auth, throttle or LoginThrottle())
+
+    if engine is not None:  # what /api/health says of the model, worked out once (it reads the disk)
+        model_health = {
+            "model": public_model_info(engine.info),
+            "labels": [label.key for label in LABELS],
+            "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
+            "max_upload_mb": settings.max_upload_mb,
+        }
+
+    @app.get("/api/health")
+    async def health(request: Request):  # on the event loop: nothing here may block
+        if (refusal := denied(request)) is not None:
+            return refusal
+        if engine is None:
+            body = {"status": "error", "error": public_text(load_error or "model not loaded"), "code": "model_load"}
+            return JSONResponse(body, status_code=503)
+        state = request.app.state
+        live, watchdog = getattr(state, "live", None), getattr(state, "watchdog", None)
+        return {
+            "status": "ok",
+            **model_health,
+            **({"live": {"sessions": live.active, "max_sessions": live.max_sessions}} if live is not None else {}),
+            **({"event_loop": watchdog.health()} if watchdog is not None else {}),
+        }
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        if (refusal := denied(request)) is not None:
+            return refusal
+        # No Content-Length check here: the guard counts the bytes as they arrive (chunked too)
+        # and answers 413 for an upload over --max-upload-mb, 408 for one that stalls.
+        lang = _lang(request, request.query_params.get("lang"))
+        if engine is None:
+            return _error(EmotionAppError(load_error or "model not loaded", "model_load"), lang)
+        try:
+            async with request.form(max_files=1, max_fields=32) as form:
+                lang = _lang(request, form.get("lang") or request.query_params.get("lang"))
+                upload = form.get("audio")
+                if not isinstance(upload, UploadFile):
+                    return _error(EmotionAppError("Send the audio file in the multipart field 'audio'.", "no_audio"), lang)
+                fields = {k: v for k, v in form.items() if isinstance(v, str)}
+                if len(form.getlist("head")) > 1:  # head=a&head=b as well as head=a,b
+                    fields["head"] = ",".join(v for v in form.getlist("head") if isinstance(v, str))
+                data, filename = await upload.read(), upload.filename
+        except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
+            return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
+        try:
+            options = RequestOptions.from_fields(fields)
+            body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
+        except EmotionAppError as exc:
+            return _error(exc, lang)
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/outputs/{folder}/{key}/{name}")
+    async def download(folder: str, key: str, name: str, request: Request):
+        if (refusal := denied(request)) is not None:
+            return refusal
+        path = await run_in_threadpool(output_file, settings.outputs_dir, folder, key, name)
+        if path is None:  # a wrong key reads exactly like a missing file
+            raise HTTPException(404)
+        # The URL is the secret: keep it out of shared caches and of Referer headers.
+        headers = {"Cache-Control": "private, no-cache", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+        return FileResponse(path, filename=name, headers=headers)

@@ -1,0 +1,40 @@
+"""The page's words: one table of strings per language, the same keys in each (text_en.EN,
+text_zh.ZH; add a string to both), looked up by `t(key, lang)`; and errors in the user's language.
+
+Gradio's own texts (upload area, recorder, toasts, footer) come from Gradio's locale files; the
+page switches Gradio's locale with its own language (page.py).
+"""
+
+from __future__ import annotations
+
+from ...errors import EmotionAppError
+from .en import EN
+from .zh import ZH, ZH_ERRORS
+
+GRADIO_LOCALES = {"en": "en", "zh": "zh-CN"}  # the page language -> Gradio's frontend locale
+TABLES = {"en": EN, "zh": ZH}
+
+
+def t(key: str, lang: str = "en", **kw) -> str:
+    """The words of `key` in `lang` (English where the language's table lacks it), formatted with `kw`."""
+    text = TABLES.get(lang, EN).get(key) or EN[key]
+    return text.format(**kw) if kw else text
+
+
+def error_message(exc: EmotionAppError, lang: str = "en") -> str:
+    """The error for the page: English as raised, or a Chinese sentence with the English detail."""
+    if lang == "zh" and exc.code in ZH_ERRORS:
+        return f"{ZH_ERRORS[exc.code]}（{exc.message}）"
+    return exc.message
+
+
+def short_error(message: str, code: str | None, lang: str = "en") -> str:
+    """An error for a table cell: the message in English, in Chinese the sentence of its code alone
+    (the English detail stays in the downloads)."""
+    if lang != "zh":
+        return message
+    return ZH_ERRORS.get(code or "", ZH["failed"])
+
+
+def warning_message(code: str, message: str, lang: str = "en") -> str:
+    return ZH_ERRORS.get(code, message) if lang == "zh" else message

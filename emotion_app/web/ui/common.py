@@ -1,0 +1,181 @@
+"""What the page's tabs share: the registry of translatable components, the inputs and outputs
+several tabs have (audio upload, granularity radio, download list, segment player), the guard
+around each event and the steps of a long action (busy button, progress, error where the result goes)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from ...errors import EmotionAppError
+from ..i18n import error_message, t
+
+logger = logging.getLogger(__name__)
+
+FILE_TYPES = ["audio", "video", ".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aiff", ".mp4", ".mkv", ".mov"]
+GRANULARITY_CHOICES = [("utterance", "utterance"), ("frame", "frame")]  # (text key, value)
+
+
+def translate(keys: dict, lang: str) -> dict:
+    """{property: text key, or [(text key, value)] for choices} -> the words in `lang`."""
+    return {k: t(v, lang) if isinstance(v, str) else [(t(key, lang), val) for key, val in v] for k, v in keys.items()}
+
+
+class Texts:
+    """The page's translatable components, one table for the whole page.
+
+    Each is created through the registry with the text keys of its words, so the language switch
+    relabels exactly what was registered:
+
+        start = texts(gr.Button, value_key="start", variant="primary")
+        mode = texts(gr.Radio, label_key="segmentation", choice_keys=[("seg_vad", "vad")], value="vad")
+
+    `label_key` and `value_key` name one text each; `choice_keys` is [(text key, value)]. Works for
+    layout blocks too (`with texts(gr.Tab, label_key="tab_long"):`).
+
+    `remount=True` marks a component that shows Gradio's own texts (upload area, recorder): Gradio
+    translates those when a component mounts, so the language switch hides and shows it again
+    (`updates(lang, hide=True)`, then `shown()`); its value is kept.
+    """
+
+    def __init__(self, lang: str = "en"):
+        self.lang = lang
+        self.table: list[tuple[gr.blocks.Block, dict]] = []
+        self.remounted: list[gr.blocks.Block] = []
+
+    def __call__(self, make: Callable, *args, label_key=None, value_key=None, choice_keys=None, remount=False, **props):
+        keys = {"label": label_key, "value": value_key, "choices": list(choice_keys) if choice_keys else None}
+        keys = {k: v for k, v in keys.items() if v is not None}
+        component = make(*args, **translate(keys, self.lang), **props)
+        self.table.append((component, keys))
+        if remount:
+            self.remounted.append(component)
+        return component
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def components(self) -> list:
+        return [component for component, _ in self.table]
+
+    def updates(self, lang: str, hide: bool = False) -> list[dict]:
+        """One gr.update per registered component, in registration order, with its words in `lang`
+        (and, with `hide`, the remounted ones hidden)."""
+        hidden = {id(c) for c in self.remounted} if hide else set()
+        return [gr.update(**translate(keys, lang), **({"visible": False} if id(c) in hidden else {})) for c, keys in self.table]
+
+    def shown(self) -> list[dict]:
+        """The remounted components shown again (outputs: `remounted`)."""
+        return [gr.update(visible=True) for _ in self.remounted]
+
+
+def bind(fn: Callable, *args) -> partial:
+    """functools.partial for an event: named after `fn` (Gradio names the endpoint after it), with no
+    docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of the bound
+    arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments."""
+    bound = partial(fn, *args)
+    bound.__name__ = fn.__name__
+    bound.__doc__ = None
+    return bound
+
+
+def audio_upload(texts: Texts, label_key: str, elem_id: str, *, multiple: bool = False, zips: bool = False, **props):
+    """The file input of a tab: audio and video (and zip archives with `zips`), as server paths."""
+    return texts(
+        gr.File,
+        label_key=label_key,
+        file_types=[*FILE_TYPES, ".zip"] if zips else FILE_TYPES,
+        file_count="multiple" if multiple else "single",
+        type="filepath",
+        elem_id=elem_id,
+        **props,
+    )
+
+
+def granularity_radio(texts: Texts, **props) -> gr.Radio:
+    """utterance (one result) or frame (50 a second)."""
+    return texts(gr.Radio, label_key="granularity", choice_keys=GRANULARITY_CHOICES, value="utterance", **props)
+
+
+def download_list(texts: Texts, elem_id: str) -> gr.File:
+    """The files of an output folder, for download."""
+    return texts(gr.File, label_key="downloads", file_count="multiple", interactive=False, elem_id=elem_id)
+
+
+def busy() -> dict:
+    """A start button while its action runs: disabled, so it cannot be pressed twice."""
+    return gr.update(interactive=False)
+
+
+def ready() -> dict:
+    return gr.update(interactive=True)
+
+
+def show_error(message: str | None) -> None:
+    """The last step of an action whose error is already shown where its result goes: the same
+    message as a toast (gr.Error), so it is also announced."""
+    if message:
+        raise gr.Error(message)
+
+
+def segment_audio(folder: Path, start: float, end: float, lang: str = "en") -> tuple[int, np.ndarray]:
+    """(rate, int16 samples) of [start, end) s of an output folder's processed_audio.wav, for a player."""
+    import soundfile as sf
+
+    from ...constants import SAMPLE_RATE
+
+    path = Path(folder) / "processed_audio.wav"
+    if not path.is_file():
+        raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
+    samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
+    return rate, samples
+
+
+def play_segment(kept, lang: str, evt: gr.SelectData):
+    """The clicked segment's span of the processed audio, playing."""
+    if kept is None or not kept.result.get("segments"):
+        return gr.skip()
+    segment = kept.result["segments"][evt.index[0]]
+    return gr.update(value=segment_audio(kept.folder, segment["start"], segment["end"], lang), visible=True)
+
+
+@contextmanager
+def guarded(engine, load_error: str | None, lang: str, what: str) -> Iterator[None]:
+    """The guard around a page event's work. A missing model, bad input or an unexpected failure
+    becomes a gr.Error in the page's language (the page stays usable; the traceback goes to the log)."""
+    if engine is None:
+        raise gr.Error(t("model_error", lang, error=load_error))
+    try:
+        yield
+    except gr.Error:
+        raise
+    except EmotionAppError as exc:
+        raise gr.Error(error_message(exc, lang)) from None
+    except Exception:
+        logger.exception("%s failed", what)
+        raise gr.Error(t("internal_error", lang)) from None
+
+
+@dataclass
+class KeptTab:
+    """A tab whose views are drawn from one kept result (a gr.State): what the page shell needs to
+    redraw it in another language."""
+
+    kept: gr.State
+    draw: Callable  # (kept result, lang) -> the values of `views`
+    views: list
+
+    @property
+    def inputs(self) -> list:
+        return [self.kept]
+
+    def redraw(self, lang: str, kept) -> list:
+        return self.draw(kept, lang)

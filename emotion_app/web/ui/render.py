@@ -1,0 +1,238 @@
+"""HTML and table views of a result for the page: pure functions of result.json's dict.
+
+Times are shown as m:ss (positions) or "8.1 s" / m:ss (lengths), never as raw seconds.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ...constants import COLORS, LABEL_BY_KEY
+from ..i18n import t, warning_message
+
+BAND_LABELS = 40  # segments named in the band's text alternative
+
+
+def clock(seconds: float, decimals: int = 1) -> str:
+    """A position in the audio: 0:13.5, 5:25.8, 1:02:03.0 (`decimals` places of seconds)."""
+    seconds = max(0.0, float(seconds))
+    scale = 10**decimals
+    total = round(seconds * scale)
+    whole, frac = divmod(total, scale)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    tail = f".{frac:0{decimals}d}" if decimals else ""
+    return f"{hours}:{minutes:02d}:{secs:02d}{tail}" if hours else f"{minutes}:{secs:02d}{tail}"
+
+
+def duration_text(seconds: float, lang: str = "en", decimals: int = 1) -> str:
+    """A length: "8.1 s" (`decimals` places) under a minute, m:ss beyond."""
+    if seconds < 59.5:
+        return t("seconds", lang, value=f"{seconds:.{decimals}f}")
+    return clock(seconds, 0)
+
+
+def label_text(key: str, lang: str) -> str:
+    label = LABEL_BY_KEY[key]
+    return f"{label.emoji} {label.zh} {key}" if lang == "zh" else f"{label.emoji} {key} {label.zh}"
+
+
+def label_short(key: str, lang: str) -> str:
+    """The emoji and the name in the page's language (table headers)."""
+    label = LABEL_BY_KEY[key]
+    return f"{label.emoji} {label.zh if lang == 'zh' else key}"
+
+
+def label_html(key: str, lang: str) -> str:
+    """label_text with the emoji in its own span, so it gets a colour-emoji font."""
+    label = LABEL_BY_KEY[key]
+    names = f"{label.zh} {key}" if lang == "zh" else f"{key} {label.zh}"
+    return f'<span class="ea-emo">{label.emoji}</span> {html.escape(names)}'
+
+
+def legend_key(key: str, lang: str) -> str:
+    """An emotion's colour dot and name, for a legend."""
+    return f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[key]}"></span>{label_html(key, lang)}</span>'
+
+
+def note_card(text: str) -> str:
+    """A placeholder where the result goes ("upload, then press Start")."""
+    return f'<div class="ea-placeholder"><div class="ea-note">{html.escape(text)}</div></div>'
+
+
+def working_card(lang: str) -> str:
+    return f'<div class="ea-placeholder" aria-busy="true"><div class="ea-note">{t("working", lang)}</div></div>'
+
+
+def error_card(message: str, lang: str) -> str:
+    """The error of the last run, where its result would have gone."""
+    return (
+        f'<div class="ea-error" role="alert"><div class="ea-error-title"><span class="ea-emo">❌</span> '
+        f"{t('error_title', lang)}</div><div>{html.escape(message)}</div></div>"
+    )
+
+
+def emotion_card(result: dict, lang: str = "en") -> str:
+    warnings = "".join(
+        f'<div class="ea-warning"><span class="ea-emo">⚠️</span> {html.escape(warning_message(w["code"], w["message"], lang))}'
+        "</div>"
+        for w in result.get("warnings", [])
+    )
+    if not result.get("emotion"):  # a recording without speech
+        return f'<div class="ea-card">{warnings}</div>'
+    key = result["emotion"]
+    label = LABEL_BY_KEY[key]
+    return (
+        f'<div class="ea-card" style="border-color:{COLORS[key]}">'
+        f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
+        f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
+        f'<div class="ea-conf">{t("confidence", lang)} <b>{result["confidence"] * 100:.1f}%</b></div>'
+        f"{mixed_line(result, lang)}{warnings}</div>"
+    )
+
+
+def mixed_line(result: dict, lang: str = "en") -> str:
+    m = result.get("mixed")
+    if not m:
+        return ""
+    if m["mixed"]:
+        names = " + ".join(label_html(k, lang) for k in m["emotions"])
+        return f'<div class="ea-mixed">{t("mixed", lang)}: {names} ({t("margin", lang)} {m["margin"] * 100:.1f}%)</div>'
+    return f'<div class="ea-mixed">{t("margin", lang)}: {m["margin"] * 100:.1f}%</div>'
+
+
+def score_bars(result: dict, lang: str = "en") -> str:
+    """All 9 scores as horizontal bars, sorted by score (full-precision probabilities)."""
+    probs = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
+    rows = "".join(
+        f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{label_html(k, lang)}</span>'
+        f'<span class="ea-track" aria-hidden="true">'
+        f'<span class="ea-bar" style="width:{p * 100:.2f}%;background:{COLORS[k]}"></span></span>'
+        f'<span class="ea-pct">{p * 100:.1f}%</span></div>'
+        for k, p in probs
+    )
+    return f'<div class="ea-scores">{rows}</div>'
+
+
+def segments(result: dict) -> list[tuple[float, float, str]]:
+    """(start, end, emotion) runs: the smoothed segments, or runs of the raw frame emotions."""
+    if result.get("segments") is not None:
+        return [(s["start"], s["end"], s["emotion"]) for s in result["segments"]]
+    runs: list[tuple[float, float, str]] = []
+    for f in result.get("frames") or []:
+        if runs and runs[-1][2] == f["emotion"]:
+            runs[-1] = (runs[-1][0], f["end"], f["emotion"])
+        else:
+            runs.append((f["start"], f["end"], f["emotion"]))
+    return runs
+
+
+def time_ticks(total: float, most: int = 6) -> list[float]:
+    """Round positions (s) for a time axis of `total` seconds: at most `most` + 1 of them."""
+    steps = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+    step = next((s for s in steps if total / s <= most), 3600 * (int(total / 3600 / most) + 1))
+    return [i * step for i in range(int(total / step + 1e-9) + 1)]
+
+
+def time_axis(total: float) -> str:
+    """Tick labels (m:ss) under a time line of `total` seconds, placed by percentage."""
+    ticks = "".join(
+        f'<span style="left:{x / total * 100:.3f}%">{clock(x, 0 if x == int(x) else 1)}</span>' for x in time_ticks(total)
+    )
+    return f'<div class="ea-ticks" aria-hidden="true">{ticks}</div>'
+
+
+def dominant_band(result: dict, lang: str = "en") -> str:
+    """The dominant emotion over time as coloured spans (gaps: no speech), its time axis, a legend
+    of the emotions that occur, and the spans in words for screen readers. Empty without frames
+    or segments."""
+    frames = result.get("frames") or []
+    if not frames and "segments" not in result:
+        return ""
+    runs = segments(result)
+    total = (frames[-1]["end"] if frames else result.get("duration_s")) or 1.0
+    parts = "".join(
+        f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {clock(s)}–{clock(end)}" '
+        f'style="left:{s / total * 100:.3f}%;width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
+        for s, end, e in runs
+    )
+    spoken = "; ".join(f"{clock(s)}–{clock(end)} {label_text(e, lang)}" for s, end, e in runs[:BAND_LABELS])
+    alt = f"{t('dominant', lang)}: {spoken or '-'}" + (" …" if len(runs) > BAND_LABELS else "")
+    present = sorted({e for _, _, e in runs}, key=lambda k: -sum(b - a for a, b, e in runs if e == k))
+    legend = "".join(legend_key(k, lang) for k in present)
+    return (
+        f'<div class="ea-band-title">{t("dominant", lang)}</div>'
+        f'<div class="ea-band" role="img" aria-label="{html.escape(alt)}">{parts}</div>'
+        f'{time_axis(total)}<div class="ea-legend">{legend}</div>'
+    )
+
+
+def segments_table(result: dict, lang: str = "en"):
+    """The segments as a DataFrame for the page, times as m:ss (None without segments)."""
+    import pandas as pd
+
+    if not result.get("segments"):
+        return None
+    cols = [t(c, lang) for c in ("col_start", "col_end", "col_emotion", "col_confidence")]
+    rows = [
+        (clock(s["start"]), clock(s["end"]), label_text(s["emotion"], lang), f"{s['confidence'] * 100:.1f}%")
+        for s in result["segments"]
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def summary_html(result: dict, lang: str = "en") -> str:
+    """The summary of frame mode (share of time, changes, trends, the reading from frames) or of a
+    segmented recording (share of speech time, coverage, transitions)."""
+    s = result.get("summary")
+    if not s:
+        return ""
+    share = sorted(((k, v) for k, v in s["share"].items() if v > 0), key=lambda kv: -kv[1])
+    parts = "".join(
+        f'<span class="ea-share" style="width:{v * 100:.3f}%;background:{COLORS[k]}" '
+        f'title="{html.escape(label_text(k, lang))}"></span>'
+        for k, v in share
+    )
+    legend = ", ".join(f"{label_html(k, lang)} {v * 100:.0f}%" for k, v in share)
+    rows = [
+        (t("share", lang), f'<div class="ea-shares" aria-hidden="true">{parts}</div>{legend}'),
+        (t("segments_n", lang), f"{s['num_segments']} · {t('changes_per_min', lang)} {s['changes_per_minute']:.1f}"),
+    ]
+    if s.get("utterance_from_frames"):
+        u = s["utterance_from_frames"]
+        how = t(f"from_{u['method']}", lang) if u["method"] in ("vote", "mean") else u["method"]
+        rows.append((t("from_frames", lang), f"{label_html(u['emotion'], lang)} {u['confidence'] * 100:.0f}% ({how})"))
+    if s.get("trend_per_minute"):
+        rising = max(s["trend_per_minute"].items(), key=lambda kv: kv[1])
+        rows.append((t("rising", lang), f"{label_html(rising[0], lang)} {rising[1] * 100:+.1f}% {t('per_min', lang)}"))
+    if "coverage" in s:
+        rows.append((t("speech", lang), f"{duration_text(s['speech_s'], lang)} ({s['coverage'] * 100:.0f}%)"))
+        top = list(s["transitions"].items())[:5]
+        moves = ", ".join(
+            f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}" for (a, b), n in ((k.split("->"), n) for k, n in top)
+        )
+        rows.append((t("transitions", lang), moves or "-"))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="ea-summary">{body}</table>'
+
+
+def processing_log(result: dict, lang: str = "en") -> str:
+    a = result["audio"]
+    m = result["model"]
+    lines = [
+        f"{t('log_file', lang)}: {result['file']}",
+        f"{t('log_format', lang)}: {a['container'] or '-'} / {a['codec'] or '-'}",
+        f"{t('log_source', lang)}: {t('channels', lang, rate=a['sample_rate'], channels=a['channels'])}",
+        f"{t('log_duration', lang)}: {duration_text(result['duration_s'], lang, 2)}",
+        f"{t('log_resampled', lang)}: "
+        + (t("resampled_yes", lang, rate=a["sample_rate"]) if a["resampled"] else t("resampled_no", lang)),
+        f"{t('log_device', lang)}: {m.get('id')} / {m.get('device')} ({m.get('dtype')})",
+        f"{t('log_time', lang)}: "
+        + duration_text(result["timings"].get("inference", result["timings"].get("total", 0)), lang, 2),
+        f"{t('log_folder', lang)}: {result['output_dir']}",
+    ]
+    if result.get("warnings"):
+        lines.append(
+            f"{t('log_warnings', lang)}: " + "; ".join(warning_message(w["code"], w["message"], lang) for w in result["warnings"])
+        )
+    return "\n".join(lines)
