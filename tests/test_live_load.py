@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from audio_files import speechlike, write_audio
+from conftest import free_port
 from test_stream import hops, open_ws, read_all, temp_folders, wait_for
 
 TAKE_S = 8.8  # the take of the issue: stereo, 44.1 kHz, 100 ms frames at real time
@@ -111,11 +112,8 @@ def test_concurrent_real_time_takes_and_the_server_keeps_answering(web, callers)
     polls.check()
     assert wait_for(lambda: temp_folders(web.outputs) == [])
     health = httpx.get(web.url + "/api/health").json()
-    assert health["live"] == {"sessions": 0, "max_sessions": 8} and set(health["event_loop"]) == {
-        "max_stall_ms",
-        "stalls",
-        "stall_ms",
-    }
+    assert health["live"] == {"sessions": 0, "max_sessions": 8}
+    assert set(health["event_loop"]) == {"max_stall_ms", "stalls", "stall_ms", "probes"}
 
 
 def test_the_live_tab_beside_websocket_takes(web, tmp_path):
@@ -180,31 +178,43 @@ def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(web):
     slow.socket.close()
 
 
-def test_the_event_loop_never_stalls_under_a_mixed_load(web, tmp_path):
-    """Uploads (clip, frames), a long recording with VAD and live takes at once; the watchdog's probe
-    on the event loop sees no stall over 250 ms."""
-    clip = write_audio(tmp_path / "clip.wav", speechlike(4.0, 16000, seed=5), 16000, "wav").read_bytes()
-    talk = np.concatenate([np.concatenate([speechlike(1.5, 16000, seed=k), np.zeros(8000, np.float32)]) for k in range(8)])
-    long = write_audio(tmp_path / "long.mp3", talk, 16000, "mp3").read_bytes()
-    uploads = [({"granularity": "frame"}, clip), ({}, clip), ({"segment": "vad"}, long), ({"granularity": "frame"}, long)]
-    statuses: list[int] = []
+def test_the_event_loop_never_stalls_under_a_mixed_load(tiny_dir, tmp_path):
+    """Uploads (clip, frames), long recordings with VAD and live takes at once against a server of its
+    own (`python app.py`: a process like a user's, not one sharing the test suite's heap); the
+    watchdog's probe on its event loop sees no new stall over 250 ms (/api/health's event_loop)."""
+    from test_app import start, stop, wait_health
 
-    def upload(fields, data):
-        with httpx.Client(timeout=120) as client:
-            for _ in range(2):
-                r = client.post(web.url + "/api/predict", files={"audio": ("a.wav", data)}, data=fields)
-                statuses.append(r.status_code)
+    port = free_port()
+    proc = start(["--port", str(port), "--model", str(tiny_dir), "--outputs", str(tmp_path / "out")])
+    server = type("Server", (), {"url": f"http://127.0.0.1:{port}", "outputs": tmp_path / "out"})
+    try:
+        assert wait_health(server.url, proc).status_code == 200
+        clip = write_audio(tmp_path / "clip.wav", speechlike(4.0, 16000, seed=5), 16000, "wav").read_bytes()
+        talk = np.concatenate([np.concatenate([speechlike(1.5, 16000, seed=k), np.zeros(8000, np.float32)]) for k in range(8)])
+        long = write_audio(tmp_path / "long.mp3", talk, 16000, "mp3").read_bytes()
+        uploads = [({"granularity": "frame"}, clip), ({}, clip), ({"segment": "vad"}, long), ({"granularity": "frame"}, long)]
+        statuses: list[int] = []
 
-    watchdog = web.watchdog
-    watchdog.reset()
-    threads = [threading.Thread(target=upload, args=u) for u in uploads]
-    for th in threads:
-        th.start()
-    takes = run_takes(web, range(200, 203))
-    for th in threads:
-        th.join(180)
-    assert statuses == [200] * 8
+        def upload(fields, data, times=2):
+            with httpx.Client(timeout=120) as client:
+                for _ in range(times):
+                    r = client.post(server.url + "/api/predict", files={"audio": ("a.wav", data)}, data=fields)
+                    statuses.append(r.status_code)
+
+        for fields, data in uploads:  # warm-up: first imports and first charts happen before the measure
+            upload(fields, data, times=1)
+        before = httpx.get(server.url + "/api/health").json()["event_loop"]
+        threads = [threading.Thread(target=upload, args=u) for u in uploads]
+        for th in threads:
+            th.start()
+        takes = run_takes(server, range(200, 203))
+        for th in threads:
+            th.join(180)
+        after = httpx.get(server.url + "/api/health").json()["event_loop"]
+    finally:
+        log = stop(proc)
+    assert statuses == [200] * 12
     for messages in takes.values():
-        check_take(web, messages)
-    assert watchdog.ticks > 100  # the probe ran all along
-    assert watchdog.max_stall_s < 0.25, watchdog.report()
+        check_take(server, messages)
+    assert after["probes"] > before["probes"] + 100  # the probe ran all along
+    assert after["stall_ms"] == 250 and after["stalls"] == before["stalls"], log[-3000:]  # no new stall over 250 ms

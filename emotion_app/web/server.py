@@ -9,6 +9,7 @@ are off.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import tempfile
@@ -105,6 +106,11 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
         _frontend=False,
     )
     _wait_until_served(demo.local_url)
+    # Everything made so far (the model, Gradio's blocks, the imported modules) lives as long as the
+    # server: kept out of the garbage collector's full passes, which stop every thread (the event
+    # loop too) for as long as they scan; a large heap made them 0.2-0.5 s pauses.
+    gc.collect()
+    gc.freeze()
     if block:
         logger.info("Running on %s", demo.local_url)
         if demo.share_url:

@@ -41,6 +41,7 @@ class LoopWatchdog:
         self.ticks = 0  # probe wake-ups since the last reset
         self.max_stall_s = 0.0  # the longest since the last reset
         self.stalls: deque[Stall] = deque(maxlen=50)  # the last stalls over warn_s
+        self.slow = 0  # stalls over warn_s since the last reset
         self._beat = time.monotonic()  # the probe's last wake-up (written on the loop, read by the monitor)
         self._loop_thread: int | None = None
         self._caught: str = ""  # the stack the monitor saw during the current stall
@@ -48,7 +49,7 @@ class LoopWatchdog:
 
     def reset(self) -> None:
         """Forget the figures so far (a test measures one stretch of load)."""
-        self.ticks, self.max_stall_s, self._caught = 0, 0.0, ""
+        self.ticks, self.max_stall_s, self.slow, self._caught = 0, 0.0, 0, ""
         self.stalls.clear()
 
     def report(self) -> str:
@@ -69,6 +70,7 @@ class LoopWatchdog:
             self.ticks += 1
             self.max_stall_s = max(self.max_stall_s, stall)
             if stall > self.warn_s:
+                self.slow += 1
                 self.stalls.append(Stall(self._beat, stall, self._caught))
                 where = f" at:\n{self._caught}" if self._caught else ""
                 logger.warning("the event loop was blocked for %.0f ms%s", stall * 1000, where)
@@ -79,8 +81,20 @@ class LoopWatchdog:
         while not self._stop.wait(self.interval_s):
             overdue = time.monotonic() - self._beat - self.interval_s
             if overdue > self.warn_s and not self._caught and self._loop_thread is not None:
-                frame = sys._current_frames().get(self._loop_thread)
-                self._caught = "".join(traceback.format_stack(frame)) if frame is not None else ""
+                self._caught = self._stacks()
+
+    def _stacks(self) -> str:
+        """The loop thread's stack in full, then the innermost frames of every other thread: a loop
+        waiting in `select` past its timeout is waiting for the GIL, which one of those holds."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        frames = sys._current_frames()
+        loop = frames.get(self._loop_thread)
+        out = ["".join(traceback.format_stack(loop)) if loop is not None else ""]
+        for ident, frame in frames.items():
+            if ident not in (self._loop_thread, threading.get_ident()):
+                top = "".join(traceback.format_stack(frame, limit=3))
+                out.append(f"-- thread {names.get(ident, ident)}:\n{top}")
+        return "\n".join(out)
 
     @contextlib.asynccontextmanager
     async def lifespan(self):
@@ -98,4 +112,9 @@ class LoopWatchdog:
 
     def health(self) -> dict:
         """What /api/health says about the loop."""
-        return {"max_stall_ms": round(self.max_stall_s * 1000, 1), "stalls": len(self.stalls), "stall_ms": self.warn_s * 1000}
+        return {
+            "max_stall_ms": round(self.max_stall_s * 1000, 1),  # the longest wait of the probe past its time
+            "stalls": self.slow,  # probes later than stall_ms
+            "stall_ms": self.warn_s * 1000,
+            "probes": self.ticks,
+        }
