@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ./run.sh            set up .venv if needed, then start the web app on http://127.0.0.1:7860
-# ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff + pytest
-# ./run.sh predict F  the command-line tool (python -m emotion_app predict|batch|make-checkpoint|export-onnx ...)
+# ./run.sh            set up .venv if needed, then start the web app on http://127.0.0.1:7860 (flags: serve's)
+# ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff, the layers, pytest
+# ./run.sh predict F  any command of the command line (emotion-app serve|predict|batch|evaluate|train-head|...)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -12,11 +12,12 @@ setup() {  # $1: requirements file
     echo "Creating virtual environment in $VENV" >&2
     python3 -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-$(cat requirements*.txt "$req" | sha1sum | cut -c1-12)"
+  local stamp="$VENV/.installed-$(cat requirements*.txt pyproject.toml "$req" | sha1sum | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
     echo "Installing $req (first run only)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -r "$req"
+    "$VENV/bin/python" -m pip install -q --no-deps -e .  # the `emotion-app` command, on this checkout
     touch "$stamp"
   fi
 }
@@ -62,7 +63,7 @@ case "${1:-}" in
     "$VENV/bin/lint-imports"  # the layers of the package (pyproject.toml, docs/layout.md)
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
-  predict|batch|make-checkpoint|export-onnx)
+  serve|predict|batch|evaluate|train-head|embed-speaker|make-checkpoint|export-onnx)
     setup requirements.txt
     exec "$VENV/bin/python" -m emotion_app "$@"
     ;;

@@ -6,7 +6,7 @@ the caller translates; nothing is written unless the whole request succeeded.
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 import logging
 import shutil
@@ -14,20 +14,20 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from .analysis.frames import add_to_result, export_files
 from .analysis.options import AnalysisOptions
-from .analysis.report import build_report
-from .audio.source import load_audio
+from .analysis.report import Report, build_report
+from .audio.source import Source, open_source
 from .engine import Engine
 from .errors import EmotionAppError
 from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
 from .request import RequestOptions
+from .results import EmotionResult
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,21 @@ class RequestError(EmotionAppError):
 
 @dataclass
 class Analysis:
-    result: dict  # the content of result.json
+    """One finished request: its typed `report` (what the page reads), its output folder and files."""
+
+    report: Report
     folder: Path
     files: dict[str, Path]  # name -> path in the output folder
-    frames: np.ndarray | None = None  # (T, V) frame probabilities in frame mode, kept for `resmooth`
+
+    @functools.cached_property
+    def result(self) -> dict:
+        """result.json's content (Report.to_json), output_dir included."""
+        return self.report.to_json()
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        """(T, V) frame probabilities in frame mode, kept for `resmooth`; else None."""
+        return self.report.result.frame_probabilities if self.report.frames is not None else None
 
     def response(self) -> dict:
         """What the APIs return: result.json's content plus the download URL of each file."""
@@ -66,6 +77,14 @@ def display_name(name: str | None) -> str:
     return clean[:200] or "<upload>"
 
 
+def open_input(engine: Engine, source, name: str | None = None) -> Source:
+    """A request's input, opened once: anything open_source accepts, named for result.json
+    (`display_name`), its header read (`declared_s`: the page's time-left estimate) and left open for
+    the analysis, which reads it without opening it again. Header faults raise AudioError here."""
+    require_source(source)
+    return open_source(source, max_duration_s=engine.options.max_duration_s, name=display_name(name)).probe()
+
+
 def analyze(
     engine: Engine,
     source,
@@ -76,28 +95,42 @@ def analyze(
     lang: str = "en",
     progress: Progress | None = None,
 ) -> Analysis:
-    """Analyse one input (anything load_audio accepts) as `request` asks (a clip, or a long
-    recording segmented by VAD or windows) and write its output folder. `lang`: the charts'
-    language; `progress(fraction, stage)`."""
-    require_source(source)
-    request = request or RequestOptions()
-    if request.segment is not None:
-        return _analyze_recording(engine, source, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=progress)
+    """Analyse one input (a Source from `open_input`, or anything open_source accepts) as `request`
+    asks (a clip, or a long recording segmented by VAD or windows) and write its output folder.
+    `lang`: the charts' language; `progress(fraction, stage)`."""
     t0 = time.perf_counter()
+    Path(outputs_dir).mkdir(parents=True, exist_ok=True)
+    src = source if isinstance(source, Source) else open_input(engine, source, name)
+    request = request or RequestOptions()
+    try:
+        if request.segment is not None:
+            return _analyze_recording(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress)
+        return _analyze_clip(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress, t0=t0)
+    finally:
+        src.close()
+
+
+def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, lang, progress, t0) -> Analysis:
     now = datetime.now()
-    shown = display_name(name)
-    audio = load_audio(source, max_duration_s=engine.options.max_duration_s, name=shown)
+    audio = src.read()
     decoded = time.perf_counter()
     if progress:
         progress(0.05, "model")
     res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads)
-    report = build_report(res, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
+    report = build_report(res, request.analysis, file=src.name, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
-    report.result["timings"].update(decode=round(decoded - t0, 4), total=round(time.perf_counter() - t0, 4))
-    folder = write_output_folder(outputs_dir, report.result, audio.samples, report.embedding, now, extra)
-    logger.info("%s: %s %.3f -> %s", shown, res.emotion, res.confidence, folder.name)
-    frames = res.frame_probabilities if request.granularity == "frame" else None
-    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder), frames)
+    res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)
+    folder = write_output_folder(outputs_dir, report.to_json(), audio.samples, report.embedding, now, extra)
+    return _finished(report, folder)
+
+
+def _finished(report: Report, folder: Path) -> Analysis:
+    """The Analysis of a written folder; the report keeps no embedding (it is in embedding.npy)."""
+    report.output_dir, report.embedding = folder.name, None
+    if isinstance(report.result, EmotionResult):
+        report.result = replace(report.result, embedding=None)
+    logger.info("%s: %s %.3f -> %s", report.file, report.emotion, report.confidence or 0.0, folder.name)
+    return Analysis(report, folder, folder_files(folder))
 
 
 def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
@@ -109,43 +142,44 @@ def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path,
     audio = analysis.folder / "processed_audio.wav"
     if not audio.is_file():
         raise RequestError("That result's folder has been deleted (results are kept for a while); press Start again.")
-    result = copy.deepcopy({k: v for k, v in analysis.result.items() if k != "output_dir"})
-    fa = add_to_result(result, analysis.frames, tuple(result["probabilities"]), options)
+    kept = analysis.report
+    report = build_report(kept.result, options, file=kept.file, timestamp=kept.timestamp)
     embedding = analysis.folder / "embedding.npy"
     tmp = new_temp_folder(outputs_dir)
     try:
         shutil.copyfile(audio, tmp / "processed_audio.wav")
-        extra = export_files(result, fa, options, lang)
+        extra = report.files(lang)
         embedded = np.load(embedding) if embedding.is_file() else None
-        folder = write_output_folder(outputs_dir, result, tmp / "processed_audio.wav", embedded, datetime.now(), extra, tmp=tmp)
+        content = report.to_json()
+        folder = write_output_folder(outputs_dir, content, tmp / "processed_audio.wav", embedded, datetime.now(), extra, tmp=tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Analysis({**result, "output_dir": folder.name}, folder, folder_files(folder), analysis.frames)
+    return _finished(report, folder)
 
 
-def _analyze_recording(engine, source, request: RequestOptions, *, outputs_dir, name, lang, progress) -> Analysis:
+def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_dir, lang, progress) -> Analysis:
     """A long recording: one result per speech segment (or window); the processed audio is streamed
     into the output folder while the VAD runs."""
     from .longform import analyze_long
 
     now = datetime.now()
-    shown = display_name(name)
+    shown = src.name
     tmp = new_temp_folder(outputs_dir)
     try:
         rec = analyze_long(
-            engine, source, request.segment, name=shown, progress=progress,
+            engine, src, request.segment, progress=progress,
             audio_out=tmp / "processed_audio.wav", extract_embedding=request.extract_embedding, heads=request.heads,
         )  # fmt: skip
         report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
         folder = write_output_folder(
-            outputs_dir, report.result, tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
+            outputs_dir, report.to_json(), tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
         )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("%s: %d segments -> %s", shown, len(rec.spans), folder.name)
-    return Analysis({**report.result, "output_dir": folder.name}, folder, folder_files(folder))
+    logger.info("%s: %d segments", shown, len(rec.spans))
+    return _finished(report, folder)
 
 
 def analyze_batch(

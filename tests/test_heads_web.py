@@ -73,7 +73,8 @@ def test_labels_tab_trains_a_head_that_the_analyze_tab_uses(tiny_engine, sets, t
     result = tab_analyze.run_analysis(tiny_engine, out, None, clip, "utterance", False, lang="en", session_heads=heads)
     assert set(result["heads"]) == {"rate_语速", "rate_语速_2"} and result["heads"]["rate_语速"]["labels"]["slow"]["zh"] == "慢"
     assert "heads" not in tab_analyze.run_analysis(tiny_engine, out, None, clip, "utterance", False, lang="en")
-    shown = heads_html(result, "zh")
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, clip, "utterance", False, (), "en", heads, gr.Progress())
+    shown = heads_html(kept.report, "zh")  # the page draws from the typed report
     assert shown.count('class="ea-head"') == 2 and "慢 slow" in shown and shown.count('class="ea-head-row"') == 6  # 3 labels each
 
 

@@ -1,6 +1,6 @@
 """/api/stream on a real server (conftest's `web`, and `limited` below with --auth, 2 live sessions
 and a 3 s limit), with the `websockets` client: real time, 10x real time, 8 sessions at once, bad
-input, disconnects, the handshake's checks, and the README's example client."""
+input, disconnects, the handshake's checks, and the example client of docs/live.md."""
 
 from __future__ import annotations
 
@@ -236,8 +236,8 @@ def test_auth_origin_busy_and_the_time_limit(limited):
 
 def test_the_readme_client_streams_a_file(web, tmp_path):
     client = (ROOT / "examples" / "live_client.py").read_text(encoding="utf-8")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert client.strip() in readme, "README's example client differs from examples/live_client.py"
+    readme = (ROOT / "docs" / "live.md").read_text(encoding="utf-8")
+    assert client.strip() in readme, "docs/live.md's example client differs from examples/live_client.py"
     wav = write_audio(tmp_path / "talk.wav", speechlike(2.0, 16000), 16000, "wav")
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "live_client.py"), str(wav), "--speed", "10", "--url", ws_url(web.url)],
@@ -248,11 +248,8 @@ def test_the_readme_client_streams_a_file(web, tmp_path):
 
 
 def test_live_flags_and_their_environment_variables(monkeypatch):
-    import importlib.util
+    from emotion_app.cli import serve as app  # app.py's flags: `emotion-app serve`
 
-    spec = importlib.util.spec_from_file_location("app_main", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
     args = app.parse_args([])
     assert (args.max_live_sessions, args.live_max_minutes) == (8, 10.0)
     monkeypatch.setenv("EMOTION_APP_MAX_LIVE_SESSIONS", "3")

@@ -1,8 +1,8 @@
 """A result's frame analysis: smoothing, segments, summary, and the files they export.
 
-Used alike by the page, the REST API, the CLI and batches through `results.Report`:
-`add_to_result` adds to the result.json dict, `export_files` gives the extra files of an output
-folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
+Used alike by the page, the REST API, the CLI and batches through `report.Report`:
+`analyze_frames` reads the frames, `add_to_result` adds the reading to the result.json dict,
+`export_files` gives the extra files of an output folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
 """
 
 from __future__ import annotations
@@ -39,16 +39,14 @@ def analyze_frames(frame_probabilities: np.ndarray, labels, options: AnalysisOpt
     )
 
 
-def add_to_result(result: dict, frame_probabilities: np.ndarray | None, labels, options: AnalysisOptions) -> FrameAnalysis | None:
-    """Add `mixed` (every mode) and, when frame probabilities are given (frame mode), `smoothing`,
-    `segments`, `summary` and each inlined frame's smoothed reading to a result.json dict.
-    Returns the frame analysis in frame mode."""
+def add_to_result(result: dict, fa: FrameAnalysis | None, options: AnalysisOptions) -> None:
+    """Add `mixed` (every mode) and, with a frame analysis (frame mode), `smoothing`, `segments`,
+    `summary` and each inlined frame's smoothed reading to a result.json dict."""
     result["mixed"] = (
         insights.mixed_emotion(result["probabilities"], options.mixed_threshold) if result["probabilities"] else None
     )
-    if frame_probabilities is None:
-        return None
-    fa = analyze_frames(frame_probabilities, labels, options)
+    if fa is None:
+        return
     result["smoothing"] = options.smoothing.to_dict()
     result["segments"] = [s.to_dict() for s in fa.segments]
     result["summary"] = fa.summary
@@ -56,7 +54,6 @@ def add_to_result(result: dict, frame_probabilities: np.ndarray | None, labels, 
         f["smoothed_emotion"] = fa.labels[k]
         f["smoothed_confidence"] = round(float(c), 4)
         f["smoothed_scores"] = rounded(row, fa.labels)
-    return fa
 
 
 def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
@@ -65,17 +62,24 @@ def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
     return charts.png_bytes(charts.scores_chart(probabilities, lang))
 
 
-def export_files(result: dict, fa: FrameAnalysis | None, options: AnalysisOptions, lang: str = "en") -> dict:
-    """name -> content (str or bytes) of the extra files of an output folder."""
+def export_files(
+    fa: FrameAnalysis | None,
+    segments: list[dict] | None,
+    probabilities: dict[str, float],
+    options: AnalysisOptions,
+    lang: str = "en",
+) -> dict:
+    """name -> content (str or bytes) of the extra files of an output folder: `segments` as result.json
+    has them, `probabilities` the file-level ones (empty: no speech)."""
     files: dict[str, str | bytes] = {}
     if fa is not None:
         files["frames.csv"] = exports.frames_csv(fa.raw, fa.labels, fa.smoothed.dominant)
-    if result.get("segments") is not None:
-        files.update(exports.segment_files(result["segments"]))
-    if options.charts and result["probabilities"]:
+    if segments is not None:
+        files.update(exports.segment_files(segments))
+    if options.charts and probabilities:
         from . import charts
 
-        files["scores.png"] = scores_png(result["probabilities"], lang)
+        files["scores.png"] = scores_png(probabilities, lang)
         if fa is not None and len(fa.raw):
             times = np.arange(len(fa.raw)) * FRAME_S
             boundaries = [s.start for s in fa.segments[1:]]

@@ -21,13 +21,15 @@ from .samples import (
     SUPPORTED,
     AudioInfo,
     AudioWarning,
-    _check_finite,
-    _check_length,
-    _check_rate,
-    _fmt_duration,
-    _to_float,
-    _too_long_message,
-    _warnings,
+    audio_warnings,
+    check_finite,
+    check_length,
+    check_rate,
+    downmix,
+    fmt_duration,
+    stream_resampler,
+    to_float,
+    too_long_message,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class AudioStream:
             raise AudioError(
                 f"{self.name}: the audio track has no usable codec (damaged header?). Supported: {SUPPORTED}.", "corrupt"
             )
-        self.rate = _check_rate(ctx.sample_rate)
+        self.rate = check_rate(ctx.sample_rate)
         self.channels = ctx.channels if hasattr(ctx, "channels") else ctx.layout.nb_channels
         if not self.channels:
             raise AudioError(f"{self.name}: the audio track declares 0 channels; the file is corrupt.", "corrupt")
@@ -117,7 +119,7 @@ class AudioStream:
             chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
             if chunk == b"fmt " and pos + 24 <= len(head):
                 try:
-                    _check_rate(int.from_bytes(head[pos + 12 : pos + 16], "little"))
+                    check_rate(int.from_bytes(head[pos + 12 : pos + 16], "little"))
                 except AudioError as exc:
                     raise AudioError(f"{self.name}: the WAV header says: {exc.message}", exc.code) from None
                 byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
@@ -125,7 +127,7 @@ class AudioStream:
                 available = (self._size or 0) - pos - 8
                 # 0 and 0xFFFFFFFF mean "length unknown" (streamed recordings): accepted
                 if self._size and size not in (0, 0xFFFFFFFF) and size > available + 4096:
-                    claim = f" ({_fmt_duration(size / byte_rate)})" if byte_rate else ""
+                    claim = f" ({fmt_duration(size / byte_rate)})" if byte_rate else ""
                     raise AudioError(
                         f"{self.name}: the WAV header declares {_fmt_size(size)} of audio{claim} but the file holds "
                         f"only {_fmt_size(max(available, 0))}; it is truncated or corrupt.",
@@ -171,20 +173,17 @@ class AudioStream:
             needed = declared * ctx.bit_rate / 8
             if needed > 1.05 * self._size + 65536:
                 raise AudioError(
-                    f"{self.name}: the header declares {_fmt_duration(declared)} of audio ({_fmt_size(needed)}) "
+                    f"{self.name}: the header declares {fmt_duration(declared)} of audio ({_fmt_size(needed)}) "
                     f"but the file holds only {_fmt_size(self._size)}; it is truncated or corrupt.",
                     "truncated",
                 )
         if declared > self.max_duration_s + 1:
-            raise AudioError(f"{self.name}: " + _too_long_message(declared, self.max_duration_s), "too_long")
+            raise AudioError(f"{self.name}: " + too_long_message(declared, self.max_duration_s), "too_long")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         import av
-        import soxr
 
-        resampler = (
-            None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        )
+        resampler = stream_resampler(self.rate)
         limit = self.max_duration_s * SAMPLE_RATE + SAMPLE_RATE
         try:
             for frame in self._container.decode(self._stream):
@@ -210,17 +209,15 @@ class AudioStream:
         channels = frame.layout.nb_channels
         if not frame.format.is_planar:
             arr = arr.reshape(-1, channels).T  # packed (1, n*C) -> (C, n)
-        x = _to_float(arr)
-        _check_finite(x, f"{self.name}: ")
-        return x[0] if channels == 1 else x.mean(axis=0, dtype=np.float32)
+        x = to_float(arr)
+        check_finite(x, f"{self.name}: ")
+        return x[0] if channels == 1 else downmix(x)
 
     def _account(self, block: np.ndarray, limit: float) -> np.ndarray:
         self.num_samples += len(block)
         self.peak = max(self.peak, float(np.abs(block).max()))
         if self.num_samples > limit:
-            raise AudioError(
-                f"{self.name}: " + _too_long_message(self.num_samples / SAMPLE_RATE, self.max_duration_s), "too_long"
-            )
+            raise AudioError(f"{self.name}: " + too_long_message(self.num_samples / SAMPLE_RATE, self.max_duration_s), "too_long")
         return np.ascontiguousarray(block, dtype=np.float32)
 
     def _finish(self) -> None:
@@ -229,19 +226,19 @@ class AudioStream:
         decoded = self.num_samples / SAMPLE_RATE
         if self.declared_s and decoded < 0.5 * self.declared_s and self.declared_s - decoded > 2:
             raise AudioError(
-                f"{self.name}: the file declares {_fmt_duration(self.declared_s)} of audio but only "
-                f"{_fmt_duration(decoded)} could be decoded; it is truncated or corrupt.",
+                f"{self.name}: the file declares {fmt_duration(self.declared_s)} of audio but only "
+                f"{fmt_duration(decoded)} could be decoded; it is truncated or corrupt.",
                 "truncated",
             )
         try:
-            _check_length(self.num_samples, self.max_duration_s)
+            check_length(self.num_samples, self.max_duration_s)
         except AudioError as exc:
             raise AudioError(f"{self.name}: {exc.message}", exc.code) from None
         ctx = self._stream.codec_context
         self.info = AudioInfo(
             self.name, self._container.format.name, ctx.name, self.rate, self.channels, decoded, self.rate != SAMPLE_RATE
         )
-        self.warnings = _warnings(self.num_samples, self.peak)
+        self.warnings = audio_warnings(self.num_samples, self.peak)
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

@@ -1,8 +1,9 @@
 """Decoded audio and its facts: `Audio` (mono float32 at 16 kHz), `AudioInfo`, `AudioWarning`.
 
-The checks every input goes through (rate, length, finite samples) and arrays -> `Audio`
-(`audio_from_array`). Files are decoded by decoding.py; source.py opens every accepted input
-(`open_source`, `load_audio`). Every failure raises `AudioError` with a specific message and a
+The checks every input goes through (rate, length, finite samples), PCM to float (`to_float`),
+downmixing and resampling to 16 kHz (`resample`, `stream_resampler`: the only soxr calls), and
+arrays -> `Audio` (`audio_from_array`). Files are decoded by decoding.py; source.py opens every
+accepted input (`open_source`, `load_audio`). Every failure raises `AudioError` with a specific message and a
 stable `code`.
 """
 
@@ -60,13 +61,13 @@ class Audio:
         return len(self.samples) / SAMPLE_RATE
 
 
-def _fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
     h, rem = divmod(int(seconds), 3600)
     m, s = divmod(rem, 60)
     return f"{h} h {m} min" if h else (f"{m} min {s} s" if m else f"{seconds:.2f} s")
 
 
-def _check_rate(rate) -> int:
+def check_rate(rate) -> int:
     try:
         rate = int(rate)
     except (TypeError, ValueError):
@@ -80,8 +81,9 @@ def _check_rate(rate) -> int:
     return rate
 
 
-def _to_float(arr: np.ndarray) -> np.ndarray:
-    """Integer PCM to [-1, 1) float32; float stays float."""
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """Integer PCM (signed or unsigned, any width) to [-1, 1) float32; float stays float. The one
+    conversion of the package: files, arrays, the Live tab's chunks and the WebSocket's frames."""
     if arr.dtype.kind == "f":
         return arr.astype(np.float32, copy=False)
     if arr.dtype.kind == "u":
@@ -92,12 +94,12 @@ def _to_float(arr: np.ndarray) -> np.ndarray:
     raise AudioError(f"Unsupported sample type {arr.dtype}: give float or integer PCM samples.", "bad_array")
 
 
-def _check_finite(block: np.ndarray, prefix: str = "") -> None:
+def check_finite(block: np.ndarray, prefix: str = "") -> None:
     if not np.isfinite(block).all():
         raise AudioError(f"{prefix}The audio contains NaN or infinite sample values; it is corrupt.", "not_finite")
 
 
-def _warnings(num_samples: int, peak: float) -> list[AudioWarning]:
+def audio_warnings(num_samples: int, peak: float) -> list[AudioWarning]:
     out = []
     seconds = num_samples / SAMPLE_RATE
     if seconds < SHORT_AUDIO_S:
@@ -107,24 +109,25 @@ def _warnings(num_samples: int, peak: float) -> list[AudioWarning]:
     return out
 
 
-def _check_length(num_samples: int, max_duration_s: float) -> None:
+def check_length(num_samples: int, max_duration_s: float) -> None:
     if num_samples < MIN_SAMPLES:
         raise AudioError(
             f"The audio is too short ({num_samples / SAMPLE_RATE * 1000:.0f} ms); the model needs at least 25 ms.",
             "too_short",
         )
     if num_samples > max_duration_s * SAMPLE_RATE + SAMPLE_RATE:
-        raise AudioError(_too_long_message(num_samples / SAMPLE_RATE, max_duration_s), "too_long")
+        raise AudioError(too_long_message(num_samples / SAMPLE_RATE, max_duration_s), "too_long")
 
 
-def _too_long_message(seconds: float, max_duration_s: float) -> str:
+def too_long_message(seconds: float, max_duration_s: float) -> str:
     return (
-        f"The audio is too long ({_fmt_duration(seconds)}); the limit is {_fmt_duration(max_duration_s)}. "
+        f"The audio is too long ({fmt_duration(seconds)}); the limit is {fmt_duration(max_duration_s)}. "
         "Cut it into parts or raise the limit."
     )
 
 
-def _resample(x: np.ndarray, rate: int) -> np.ndarray:
+def resample(x: np.ndarray, rate: int) -> np.ndarray:
+    """(n,) float32 at `rate` Hz -> 16 kHz (soxr, high quality); unchanged at 16 kHz."""
     import soxr
 
     if rate == SAMPLE_RATE:
@@ -132,10 +135,24 @@ def _resample(x: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(x, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
 
 
+def stream_resampler(rate: int):
+    """A streaming resampler from `rate` Hz to 16 kHz (soxr, the same quality as `resample`), whose
+    blocks join without seams: `.resample_chunk(x)`, then `.resample_chunk(empty, last=True)` for the
+    tail. None at 16 kHz (nothing to do)."""
+    import soxr
+
+    return None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+
+
+def downmix(x: np.ndarray, channel_axis: int = 0) -> np.ndarray:
+    """(C, n) (or (n, C) with channel_axis=1) float32 -> (n,) mono, the channels averaged; (n,) as is."""
+    return x if x.ndim == 1 else x.mean(axis=channel_axis, dtype=np.float32)
+
+
 def audio_from_array(array, sample_rate, *, max_duration_s: float = DEFAULT_MAX_DURATION_S, name: str = "<array>") -> Audio:
     """Audio from samples at `sample_rate`: shape (N,), (N, C) or (C, N) with C <= 8 channels."""
     arr = np.asarray(array)
-    rate = _check_rate(sample_rate)
+    rate = check_rate(sample_rate)
     if arr.ndim == 2:
         if arr.shape[1] <= 8 and arr.shape[0] > arr.shape[1]:
             arr = arr.T  # (N, C) as Gradio and soundfile give it
@@ -145,13 +162,13 @@ def audio_from_array(array, sample_rate, *, max_duration_s: float = DEFAULT_MAX_
         raise AudioError(f"Expected a 1-D or 2-D array of samples, got shape {arr.shape}.", "bad_array")
     if arr.size == 0:
         raise AudioError("The audio is empty (no samples).", "empty")
-    x = _to_float(arr)
-    _check_finite(x)
+    x = to_float(arr)
+    check_finite(x)
     channels = 1 if x.ndim == 1 else x.shape[0]
-    mono = x if x.ndim == 1 else x.mean(axis=0, dtype=np.float32)
-    _check_length(int(len(mono) * SAMPLE_RATE / rate), max_duration_s)
-    samples = np.ascontiguousarray(_resample(mono, rate), dtype=np.float32)
-    _check_length(len(samples), max_duration_s)
+    mono = downmix(x)
+    check_length(int(len(mono) * SAMPLE_RATE / rate), max_duration_s)
+    samples = np.ascontiguousarray(resample(mono, rate), dtype=np.float32)
+    check_length(len(samples), max_duration_s)
     peak = float(np.abs(samples).max())
     info = AudioInfo(name, None, None, rate, channels, len(samples) / SAMPLE_RATE, rate != SAMPLE_RATE)
-    return Audio(samples, info, _warnings(len(samples), peak))
+    return Audio(samples, info, audio_warnings(len(samples), peak))

@@ -34,7 +34,7 @@ def is_array_input(source) -> bool:
 class Source:
     """An opened input. `audio` is set for in-memory inputs; `data` is a path, bytes or a file
     object for files. `info` and `warnings` are complete after a full read; `declared_s` (the
-    header's duration, when it has one) once `blocks()` has been entered."""
+    header's duration, when it has one) once `probe()` has run or `blocks()` has been entered."""
 
     name: str | None
     max_duration_s: float
@@ -45,10 +45,33 @@ class Source:
     declared_s: float | None = None
     _start: int | None = None  # a seekable file object's starting position, for a second read
     _reads: int = 0
+    _open: object = None  # the stream `probe` opened, handed to the first `blocks()`
 
     @property
     def in_memory(self) -> bool:
         return self.audio is not None
+
+    def probe(self) -> Source:
+        """Open the input and read its header (not its samples): `declared_s` is known after this,
+        and the header's faults (not audio, truncated, too long by its header) are raised here.
+        The stream stays open for the first `blocks()`, so a file is opened once for one pass."""
+        if self.audio is not None:
+            self.declared_s = self.audio.duration_s
+            return self
+        if self._open is None:
+            from .decoding import AudioStream
+
+            self._rewind()
+            stream = AudioStream(self.data, max_duration_s=self.max_duration_s, name=self.name)
+            self._open = stream.__enter__()
+            self.declared_s = stream.declared_s
+        return self
+
+    def close(self) -> None:
+        """Close a stream `probe` opened and no pass read (idempotent)."""
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
     @contextmanager
     def blocks(self) -> Iterator[Iterator[np.ndarray]]:
@@ -58,13 +81,13 @@ class Source:
             x = self.audio.samples
             yield (x[i : i + BLOCK] for i in range(0, len(x), BLOCK))
             return
-        from .decoding import AudioStream
-
-        self._rewind()
-        with AudioStream(self.data, max_duration_s=self.max_duration_s, name=self.name) as stream:
-            self.declared_s = stream.declared_s
+        self.probe()
+        stream, self._open = self._open, None
+        try:
             yield stream
             self.info, self.warnings = stream.info, stream.warnings
+        finally:
+            stream.close()
 
     def read(self) -> Audio:
         """The whole input in memory."""

@@ -1,7 +1,7 @@
 """Many files: run the inputs of a batch (inputs.py) through the engine, group by group.
 
 Used by `python -m emotion_app batch` and the page's batch tab. Every input gets one record, built
-by results.build_report like any other result; one bad file (or archive member) becomes an error
+by analysis.report.build_report like any other result; one bad file (or archive member) becomes an error
 in its row and never stops the batch.
 """
 
@@ -63,7 +63,7 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
             name = items[k].name
             try:
                 rec = analyze_long(engine, items[k].path, request.segment, name=name, heads=request.heads)
-                out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).result, None)
+                out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).to_json(), None)
             except EmotionAppError as exc:
                 out[k] = (None, named_error(name, exc.message, exc.code))
         return out
@@ -76,5 +76,5 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
         if isinstance(res, EmotionAppError):
             out[k] = (None, named_error(name, res.message, res.code))
         else:
-            out[k] = (build_report(res, request.analysis, file=name, timestamp=now).result, None)
+            out[k] = (build_report(res, request.analysis, file=name, timestamp=now).to_json(), None)
     return out

@@ -25,18 +25,17 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
 import ray.data
 
 from ..request import RequestOptions
-from .ray_stages import DecodeConfig, Scorer, collect_rows, decode_rows
+from .ray_stages import DecodeConfig, Scorer, decode_rows
 from .tables import ResultsWriter, summary_text
 
 logger = logging.getLogger(__name__)
@@ -268,46 +267,6 @@ def _stream(todo, request, engine_options, options, scorer, shards: Shards, summ
             ray.shutdown()
 
 
-# -- the command -----------------------------------------------------------------------------------
-def engine_options_from(args, options: RayOptions) -> dict:
-    """The engine's options from the CLI flags (every EngineOptions field that is a flag); on GPU
-    actors CUDA and fp16 unless --device/--dtype say otherwise, on CPU one torch thread per CPU."""
-    from ..engine import EngineOptions
-
-    flags = vars(args)
-    names = {f.name for f in fields(EngineOptions)}
-    out = {name: flags[name] for name in names if name in flags}
-    if "heads" in names and flags.get("head_dirs"):  # --head: folders every actor reads
-        out["heads"] = tuple(str(Path(h).absolute()) for h in flags["head_dirs"])
-    if options.gpus_per_actor > 0:
-        out["device"] = "cuda" if out.get("device", "auto") == "auto" else out["device"]
-        out["dtype"] = "fp16" if out.get("dtype", "auto") == "auto" else out["dtype"]
-    else:
-        if str(out.get("device", "auto")).startswith("cuda"):
-            raise ValueError("--device cuda with --ray needs --gpus-per-actor > 0 (the actors' GPUs)")
-        out["device"] = "cpu"
-        out["threads"] = out.get("threads") or max(1, round(options.cpus_per_actor))
-    return out
-
-
-def _app_error(exc: BaseException):
-    """The EmotionAppError behind a failure (an actor whose engine could not load: Ray wraps it in
-    ActorDiedError -> RayTaskError.cause), if any."""
-    from ..errors import EmotionAppError
-
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        if isinstance(e, EmotionAppError):
-            return e
-        seen.add(id(e))
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
-        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
-    return None
-
-
 def _check_model(engine_options: dict, options: RayOptions) -> None:
     """On a local Ray, resolve the model here first: a wrong folder is one line (not an actor's
     traceback), and a hub model is downloaded once, not by each actor at the same time."""
@@ -316,51 +275,3 @@ def _check_model(engine_options: dict, options: RayOptions) -> None:
     from ..model.hub import resolve_model
 
     resolve_model(engine_options["model"], engine_options.get("hub", "ms"), cache_dir=engine_options.get("cache_dir"))
-
-
-def batch_command(args) -> int:
-    """`batch --ray`: exit 0, 1 when a file failed, 2 for bad options or a model that cannot load."""
-    from ..errors import EmotionAppError
-
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-
-    try:
-        request = RequestOptions.from_fields(vars(args), charts=False)
-        options = RayOptions(
-            address=args.ray_address,
-            actors=args.actors,
-            gpus_per_actor=args.gpus_per_actor,
-            cpus_per_actor=args.cpus_per_actor,
-            cpus_per_decoder=args.cpus_per_decoder,
-            decoder_memory_gb=args.decoder_memory,
-            actor_memory_gb=args.actor_memory,
-        )
-        engine_options = engine_options_from(args, options)
-    except EmotionAppError as exc:
-        return fail(exc.message)
-    except ValueError as exc:
-        return fail(str(exc))
-    rows = collect_rows(args.paths, args.recursive, absolute=bool(args.ray_address))
-    try:
-        summary = run_ray_batch(
-            rows,
-            request,
-            engine_options,
-            Path(args.out),
-            fmt=args.format,
-            overwrite=args.overwrite,
-            options=options,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True),
-        )
-    except Exception as exc:
-        cause = _app_error(exc)
-        if cause is None:
-            raise
-        return fail(cause.message)
-    if summary.done + summary.failed == 0:
-        print(f"{len(rows)} files, all done already in {summary.path} (--overwrite to redo)", file=sys.stderr)
-        return 0
-    print(summary.text(), file=sys.stderr)
-    return 1 if summary.failed else 0

@@ -6,7 +6,7 @@
   and resample it once to 16 kHz mono, and for `--segment vad|window` run the VAD pass and cut the
   segments (`longform.plan_spans` / `cut_segments`), so only speech travels on to the model.
 - `Scorer` (one per actor, holding one engine): the model pass and the record, built exactly as
-  the local batch builds it (`results.build_report`; `longform.score_segments` and
+  the local batch builds it (`analysis.report.build_report`; `longform.score_segments` and
   `recording_result` for segmented recordings), so both paths give the same records.
 
 Rows between them are columns of equal length: `samples` (float32, 16 kHz: the whole file, or
@@ -243,7 +243,7 @@ class Scorer:
             decode_s = rows[k]["meta"]["decode_s"]  # spent in the decode stage, as the local batch counts it
             res.timings["decode"] = res.timings.get("decode", 0.0) + decode_s
             res.timings["total"] = res.timings.get("total", 0.0) + decode_s
-            out[k] = (build_report(res, self.request.analysis, file=name, timestamp=now).result, None)
+            out[k] = (build_report(res, self.request.analysis, file=name, timestamp=now).to_json(), None)
         return out
 
     def _recordings(self, rows: list[dict], now: datetime) -> list[tuple[dict | None, str | None]]:
@@ -263,7 +263,7 @@ class Scorer:
                 continue
             seconds = row["meta"]["decode_s"] + time.perf_counter() - t0
             rec = recording_result(self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds)
-            out.append((build_report(rec, self.request.analysis, file=name, timestamp=now).result, None))
+            out.append((build_report(rec, self.request.analysis, file=name, timestamp=now).to_json(), None))
         return out
 
 

@@ -1,8 +1,8 @@
 """The command line of your own labels: `evaluate DATA` and `train-head DATA --out HEAD_DIR`.
 
-    python -m emotion_app evaluate iemocap.csv --map "ang=angry,hap=happy,exc=happy,neu=neutral,sad=sad"
-    python -m emotion_app train-head my_set/ --out heads/my_labels [--kind mlp] [--names "calm=平静:😌"]
-    python -m emotion_app predict call.wav --head heads/my_labels
+    emotion-app evaluate iemocap.csv --map "ang=angry,hap=happy,exc=happy,neu=neutral,sad=sad"
+    emotion-app train-head my_set/ --out heads/my_labels [--kind mlp] [--names "calm=平静:😌"]
+    emotion-app predict call.wav --head heads/my_labels
 
 Only argparse is imported here, so `--help` stays instant. Exit codes: 0 done, 2 bad input or a
 model that cannot be loaded (one line on stderr saying what to fix). Files that fail to decode
@@ -11,28 +11,18 @@ are listed on stderr and in the outputs, and skipped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from .args import add_model_args, engine_from, fail
 
 DATA_HELP = "a folder with one subfolder per label, a CSV/TSV/JSONL table (path,label[,speaker]; paths relative to it) or a zip"
 MAP_HELP = 'data label=head label, comma-separated: "ang=angry,hap=happy,exc=happy" ("oth=-" leaves oth out)'
 
 
-def add_head_arg(p: argparse.ArgumentParser) -> None:
-    """--head for the commands that analyse audio (predict, batch)."""
-    p.add_argument(
-        "--head",
-        dest="head_dirs",
-        action="append",
-        metavar="HEAD_DIR",
-        help="also apply your own head (a folder from train-head, or a folder of them); repeatable",
-    )
-
-
-def add_head_commands(sub, add_model_args, make_engine) -> None:
-    """The `evaluate` and `train-head` subcommands. `make_engine(args)`: the engine for the model flags."""
+def add_parsers(sub) -> None:
+    """The `evaluate` and `train-head` subcommands."""
     e = sub.add_parser("evaluate", help="score the 9-class head (or your head) on a labelled set: WA, UA, F1, confusion")
     e.add_argument("data", metavar="DATA", help=DATA_HELP)
     e.add_argument("--map", dest="label_map", metavar="MAP", help=MAP_HELP + "; labels left unmapped are reported")
@@ -43,7 +33,7 @@ def add_head_commands(sub, add_model_args, make_engine) -> None:
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     e.add_argument("--no-cache", action="store_true", help="compute every embedding again, store none")
     add_model_args(e)
-    e.set_defaults(func=lambda args: run_evaluate(args, make_engine))
+    e.set_defaults(func=run_evaluate)
 
     t = sub.add_parser("train-head", help="train your own head on a labelled set (cross-validated), for --head")
     t.add_argument("data", metavar="DATA", help=DATA_HELP)
@@ -60,12 +50,7 @@ def add_head_commands(sub, add_model_args, make_engine) -> None:
     t.add_argument("--json", action="store_true", help="print metrics.json's content")
     t.add_argument("--no-cache", action="store_true", help="compute every embedding again, store none")
     add_model_args(t)
-    t.set_defaults(func=lambda args: run_train(args, make_engine))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+    t.set_defaults(func=run_train)
 
 
 def _progress():
@@ -89,7 +74,7 @@ def _skipped(report_failed: list[dict], duplicates: list[dict]) -> None:
         print(f"skipped: {d['file']}: the same audio as {d['same_as']}", file=sys.stderr)
 
 
-def run_evaluate(args, make_engine) -> int:
+def run_evaluate(args) -> int:
     from ..errors import EmotionAppError
     from ..heads.dataset import read_dataset
     from ..heads.evaluate import evaluate_dataset
@@ -99,13 +84,13 @@ def run_evaluate(args, make_engine) -> int:
     try:
         data = read_dataset(args.data)
         head = Head.load(args.eval_head) if args.eval_head else None
-        engine = make_engine(args)
+        engine = engine_from(args)
         bar, update = _progress()
         with bar:
             ev = evaluate_dataset(engine, data, label_map=args.label_map, head=head, cache=not args.no_cache, progress=update)
         folder = write_folder(Path(args.out), ev.files(), "metrics.json")
     except EmotionAppError as exc:
-        return _fail(exc.message)
+        return fail(exc.message)
     _skipped(ev.report["failed"], ev.report["duplicates"])
     if args.json:
         print(json.dumps({**ev.report, "out": str(folder)}, ensure_ascii=False))
@@ -114,7 +99,7 @@ def run_evaluate(args, make_engine) -> int:
     return 0
 
 
-def run_train(args, make_engine) -> int:
+def run_train(args) -> int:
     from ..errors import EmotionAppError
     from ..fields import checked
     from ..heads.dataset import read_dataset
@@ -126,7 +111,7 @@ def run_train(args, make_engine) -> int:
     try:
         options = checked(TrainOptions, args.kind, args.folds, args.c, args.hidden, args.seed)
         data = read_dataset(args.data)
-        engine = make_engine(args)
+        engine = engine_from(args)
         bar, update = _progress()
         with bar:
             run = train_head(
@@ -135,7 +120,7 @@ def run_train(args, make_engine) -> int:
             )  # fmt: skip
         folder = write_folder(out, run.files(), WEIGHTS_FILE)
     except EmotionAppError as exc:
-        return _fail(exc.message)
+        return fail(exc.message)
     m = run.metrics
     _skipped(m["data"]["failed"], m["data"]["duplicates"])
     if args.json:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..audio.samples import downmix, to_float
 from ..errors import AudioError, EmotionAppError
 from ..fields import OptionError, checked, given, parse_choice, parse_float, parse_int
 from ..request import RequestOptions
@@ -169,10 +170,9 @@ def decode_frame(data: bytes, fmt: StreamFormat) -> np.ndarray:
             f"An audio message of {len(data)} bytes is not a whole number of {fmt.format} samples of {fmt.channels} "
             f"channel(s) ({fmt.frame_bytes} bytes each); send whole samples in every message."
         )
-    x = np.frombuffer(data, dtype=FORMATS[fmt.format])
-    x = x.astype(np.float32) / 32768.0 if fmt.format == "pcm_s16le" else x.astype(np.float32)
+    x = to_float(np.frombuffer(data, dtype=FORMATS[fmt.format]))
     if fmt.channels > 1:
-        x = x.reshape(-1, fmt.channels).mean(axis=1, dtype=np.float32)
+        x = downmix(x.reshape(-1, fmt.channels), channel_axis=1)
     if not np.isfinite(x).all():
         raise FrameError("The audio contains NaN or infinite samples.")
     return x

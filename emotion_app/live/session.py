@@ -12,7 +12,7 @@ Threads: a session is thread-safe and blocking. Each method holds the session's 
 whole (short) body and returns plain values, never a generator or a coroutine, so the lock is
 never held across a `yield` or an `await`; and since a method may wait for the lock, write the
 WAV or resample, none is ever called on an event loop (web/stream.py runs them in the hub's
-threads; the page calls them from Gradio's). The README's "Threads and the event loop" has the
+threads; the page calls them from Gradio's). docs/live.md, "Threads and the event loop", has the
 whole rule.
 
 Memory per session: the ring (window_s at 16 kHz, 640 KB at most), the chart history (60 s of
@@ -27,12 +27,12 @@ import shutil
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..audio.samples import MIN_SAMPLES
+from ..audio.samples import MIN_SAMPLES, stream_resampler
 from ..constants import SAMPLE_RATE
 from ..results import label_of, rounded
 from .options import LiveOptions, StreamFormat
@@ -117,8 +117,8 @@ class CausalSmoother:
 
 
 @dataclass
-class _Run:
-    """A run of hops with the same smoothed label."""
+class Run:
+    """A run of hops with the same smoothed label: the take's segments so far."""
 
     start: float  # s
     end: float  # s
@@ -126,9 +126,18 @@ class _Run:
     total: float  # sum of the hops' smoothed confidences
     hops: int = 1
 
+    @property
+    def confidence(self) -> float:
+        """The mean smoothed confidence of the run's hops."""
+        return self.total / self.hops
+
     def to_dict(self) -> dict:
-        confidence = round(self.total / self.hops, 4)
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "emotion": self.emotion, "confidence": confidence}
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+        }
 
 
 class LiveSession:
@@ -147,11 +156,7 @@ class LiveSession:
         self.window_samples = int(round(options.window_s * SAMPLE_RATE))
         self.hop_samples = int(round(options.hop_s * SAMPLE_RATE))
         self._wav = sf.SoundFile(self.wav_path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16")
-        self._resampler = None
-        if fmt.sample_rate != SAMPLE_RATE:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(fmt.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        self._resampler = stream_resampler(fmt.sample_rate)
         self._ring = RingBuffer(self.window_samples)
         self._lock = threading.Lock()
         self._smoother = CausalSmoother(options)
@@ -159,8 +164,8 @@ class LiveSession:
         self._last_end = 0  # end sample of the last window handed out
         self.hops = 0  # hops recorded
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=int(CHART_SPAN_S / options.hop_s) + 2)
-        self.segments: list[_Run] = []
-        self.latest: dict | None = None  # the last hop message
+        self.segments: list[Run] = []
+        self.latest: Hop | None = None  # the last hop
         self.limit_reached = False
         self.ended = False
         self.discarded = False
@@ -246,22 +251,26 @@ class LiveSession:
         hop's label covers the audio that arrived since the hop before it."""
         with self._lock:
             k, confidence, smoothed = self._smoother.update(probabilities)
-            start = self.latest["t_end"] if self.latest else window.t_start
+            start = self.latest.t_end if self.latest else window.t_start
             last = self.segments[-1] if self.segments else None
             if last is not None and last.emotion == self.labels[k]:
                 last.end, last.total, last.hops = window.t_end, last.total + confidence, last.hops + 1
             else:
-                self.segments.append(_Run(start, window.t_end, self.labels[k], confidence))
+                self.segments.append(Run(start, window.t_end, self.labels[k], confidence))
             self.history.append((window.t_end, np.asarray(smoothed, dtype=np.float32)))
             self.hops += 1
-            self.latest = hop_message(window, probabilities, (k, confidence, smoothed), self.labels)
-            return self.latest
+            self.latest = Hop.of(window, probabilities, (k, confidence, smoothed), self.labels)
+            return self.latest.message()
+
+    def runs(self) -> list[Run]:
+        """The segments so far (copies): runs of the smoothed label."""
+        with self._lock:
+            return [replace(run) for run in self.segments]
 
     def segment_list(self) -> list[dict]:
-        """The segments so far: runs of the smoothed label, {start, end, emotion, confidence}
-        (confidence: the mean smoothed confidence of the run's hops)."""
-        with self._lock:
-            return [run.to_dict() for run in self.segments]
+        """The segments so far as JSON: {start, end, emotion, confidence} (confidence: the mean smoothed
+        confidence of the run's hops)."""
+        return [run.to_dict() for run in self.runs()]
 
     def discard(self) -> None:
         """Close and delete the take (idempotent)."""
@@ -272,25 +281,49 @@ class LiveSession:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def hop_message(window: Window, probabilities: np.ndarray, smoothed: tuple[int, float, np.ndarray], labels) -> dict:
-    """What a client gets per hop (WebSocket message and the page's meter)."""
-    k_raw = int(np.argmax(probabilities))
-    k, confidence, scores = smoothed
-    label = label_of(labels[k])
-    return {
-        "event": "hop",
-        "hop": window.index,
-        "t_start": round(window.t_start, 3),
-        "t_end": round(window.t_end, 3),
-        "emotion": labels[k_raw],
-        "confidence": round(float(probabilities[k_raw]), 4),
-        "scores": rounded(probabilities, labels),
-        "smoothed": {
-            "emotion": labels[k],
-            "label_zh": label.zh,
-            "emoji": label.emoji,
-            "confidence": round(confidence, 4),
-            "scores": rounded(scores, labels),
-        },
-        "latency_ms": round((time.perf_counter() - window.due) * 1000, 1),
-    }
+@dataclass(frozen=True)
+class Hop:
+    """One hop scored: the window's own reading and the meter's (smoothed) one."""
+
+    index: int  # from 0
+    t_start: float  # s of the take: the window scored
+    t_end: float
+    labels: tuple[str, ...]
+    probabilities: np.ndarray  # (V,) the window alone
+    smoothed: np.ndarray  # (V,) the meter
+    emotion: str  # the window's top label
+    confidence: float
+    smoothed_emotion: str  # the meter's label
+    smoothed_confidence: float
+    latency_ms: float  # from the hop's last sample arriving to now
+
+    @classmethod
+    def of(cls, window: Window, probabilities: np.ndarray, smoothed: tuple[int, float, np.ndarray], labels) -> Hop:
+        k_raw = int(np.argmax(probabilities))
+        k, confidence, scores = smoothed
+        latency = (time.perf_counter() - window.due) * 1000
+        return cls(
+            window.index, window.t_start, window.t_end, tuple(labels), np.asarray(probabilities), np.asarray(scores),
+            labels[k_raw], float(probabilities[k_raw]), labels[k], float(confidence), latency,
+        )  # fmt: skip
+
+    def message(self) -> dict:
+        """What a client gets per hop (the WebSocket's `hop` message)."""
+        label = label_of(self.smoothed_emotion)
+        return {
+            "event": "hop",
+            "hop": self.index,
+            "t_start": round(self.t_start, 3),
+            "t_end": round(self.t_end, 3),
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+            "scores": rounded(self.probabilities, self.labels),
+            "smoothed": {
+                "emotion": self.smoothed_emotion,
+                "label_zh": label.zh,
+                "emoji": label.emoji,
+                "confidence": round(self.smoothed_confidence, 4),
+                "scores": rounded(self.smoothed, self.labels),
+            },
+            "latency_ms": round(self.latency_ms, 1),
+        }

@@ -14,7 +14,7 @@ one login in flight at a time.
 
 Every caller runs on the server's event loop (the guard and the routes' auth checks, all async),
 so the records live on that one thread and need no lock: a thread lock taken on the loop could
-stop the whole server (the README's "Threads and the event loop").
+stop the whole server (docs/live.md, "Threads and the event loop").
 """
 
 from __future__ import annotations

@@ -141,10 +141,10 @@ def segment_audio(folder: Path, start: float, end: float, lang: str = "en") -> t
 
 def play_segment(kept, lang: str, evt: gr.SelectData):
     """The clicked segment's span of the processed audio, playing."""
-    if kept is None or not kept.result.get("segments"):
+    if kept is None or not kept.report.segments:
         return gr.skip()
-    segment = kept.result["segments"][evt.index[0]]
-    return gr.update(value=segment_audio(kept.folder, segment["start"], segment["end"], lang), visible=True)
+    segment = kept.report.segments[evt.index[0]]
+    return gr.update(value=segment_audio(kept.folder, segment.start, segment.end, lang), visible=True)
 
 
 @contextmanager

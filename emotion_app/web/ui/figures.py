@@ -15,7 +15,8 @@ import html
 
 import numpy as np
 
-from ...constants import COLORS
+from ...analysis.report import Report
+from ...constants import COLORS, FRAME_S
 from ..i18n import t
 from .render import clock, duration_text, label_text, legend_key, time_axis
 
@@ -23,16 +24,6 @@ WIDTH, HEIGHT = 1000, 240  # the SVG's own coordinates; it is stretched to the p
 MAX_POINTS = 800  # per line: block means beyond that
 COLUMNS = 160  # hover columns across the plot
 SHOWN = 0.05  # an emotion gets a line once its probability reaches this somewhere
-
-
-def frame_matrix(result: dict, view: str = "smoothed") -> tuple[np.ndarray, list[str], float]:
-    """((T, V) frame probabilities of `view` (smoothed or raw), the V labels, duration (s)) of a
-    frame-mode result."""
-    frames = result["frames"]
-    labels = list(result["probabilities"])
-    field = "smoothed_scores" if view == "smoothed" and "smoothed_scores" in frames[0] else "scores"
-    probs = np.array([[f[field][k] for k in labels] for f in frames], dtype=np.float64)
-    return probs, labels, float(result.get("duration_s") or frames[-1]["end"])
 
 
 def _thin(probs: np.ndarray) -> tuple[np.ndarray, int]:
@@ -45,12 +36,13 @@ def _thin(probs: np.ndarray) -> tuple[np.ndarray, int]:
     return thin, step
 
 
-def timeline_html(result: dict | None, lang: str = "en", view: str = "smoothed") -> str:
-    """The per-frame scores over time: one line per emotion that reaches 5 %, hover columns with the
-    values, an m:ss axis and a legend of the lines. Empty without frames."""
-    if not result or not result.get("frames"):
+def timeline_html(report: Report | None, lang: str = "en", view: str = "smoothed") -> str:
+    """The per-frame scores over time (`view`: smoothed or raw): one line per emotion that reaches
+    5 %, hover columns with the values, an m:ss axis and a legend of the lines. Empty without frames."""
+    probs = report.frame_probabilities(view) if report is not None else None
+    if probs is None or not len(probs):
         return ""
-    probs, labels, duration = frame_matrix(result, view)
+    probs, labels, duration = np.asarray(probs, dtype=np.float64), list(report.labels), report.duration_s or len(probs) * FRAME_S
     thin, step = _thin(probs)
     frame_s = duration / len(probs)
     times = (np.arange(len(thin)) * step + step / 2) * frame_s

@@ -1,4 +1,4 @@
-"""The Live tab's views: pure functions of a hop message, the chart history and the segments.
+"""The Live tab's views: pure functions of the last hop, the chart history and the segments.
 
 The strip chart is an inline SVG drawn here (nine polylines over the last 60 s), which is light
 enough to redraw at every hop and needs no plotting round trip.
@@ -10,7 +10,9 @@ import html
 
 import numpy as np
 
+from ...analysis.report import Report
 from ...constants import COLORS, LABEL_BY_KEY
+from ...live.session import Hop, Run
 from ...results import label_of
 from ..i18n import t
 
@@ -24,21 +26,21 @@ def _label(key: str, lang: str) -> str:
     return f'<span class="ea-emo">{label.emoji}</span> {html.escape(names)}'
 
 
-def meter_html(latest: dict | None, lang: str = "en") -> str:
+def meter_html(latest: Hop | None, lang: str = "en") -> str:
     """The current (smoothed) emotion, its confidence, and the last window's own reading."""
     if latest is None:
         return f'<div class="ea-card ea-live-meter" data-hop="-1"><div class="ea-note">{t("live_waiting", lang)}</div></div>'
-    s = latest["smoothed"]
-    label = label_of(s["emotion"])
-    raw = f"{t('live_this_window', lang)}: {_label(latest['emotion'], lang)} {latest['confidence'] * 100:.0f}%"
+    emotion = latest.smoothed_emotion
+    label = label_of(emotion)
+    raw = f"{t('live_this_window', lang)}: {_label(latest.emotion, lang)} {latest.confidence * 100:.0f}%"
     return (
-        f'<div class="ea-card ea-live-meter" data-hop="{latest["hop"]}" data-t-end="{latest["t_end"]}" '
-        f'style="border-color:{COLORS.get(s["emotion"], "#888")}">'
+        f'<div class="ea-card ea-live-meter" data-hop="{latest.index}" data-t-end="{round(latest.t_end, 3)}" '
+        f'style="border-color:{COLORS.get(emotion, "#888")}">'
         f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{html.escape(label.zh)}</span> '
-        f'<span class="ea-en">{html.escape(s["emotion"])}</span></div>'
-        f'<div class="ea-conf">{t("confidence", lang)} <b>{s["confidence"] * 100:.1f}%</b></div>'
-        f'<div class="ea-note">{raw} · {latest["t_start"]:.1f}-{latest["t_end"]:.1f} s</div></div>'
+        f'<span class="ea-en">{html.escape(emotion)}</span></div>'
+        f'<div class="ea-conf">{t("confidence", lang)} <b>{latest.smoothed_confidence * 100:.1f}%</b></div>'
+        f'<div class="ea-note">{raw} · {latest.t_start:.1f}-{latest.t_end:.1f} s</div></div>'
     )
 
 
@@ -80,21 +82,20 @@ def chart_html(history, labels, span_s: float, lang: str = "en") -> str:
     return f'{title}{svg}{axis}<div class="ea-legend">{legend}</div>'
 
 
-def segments_html(segments: list[dict], lang: str = "en") -> str:
+def segments_html(segments: list[Run], lang: str = "en") -> str:
     """The segments so far as a band over the take, and the latest ones as a table."""
     if not segments:
         return ""
-    total = segments[-1]["end"] or 1.0
+    total = segments[-1].end or 1.0
     band = "".join(
-        f'<span class="ea-seg" title="{html.escape(s["emotion"])} {s["start"]:.1f}-{s["end"]:.1f} s" '
-        f'style="left:{s["start"] / total * 100:.3f}%;width:{(s["end"] - s["start"]) / total * 100:.3f}%;'
-        f'background:{COLORS.get(s["emotion"], "#888")}"></span>'
+        f'<span class="ea-seg" title="{html.escape(s.emotion)} {s.start:.1f}-{s.end:.1f} s" '
+        f'style="left:{s.start / total * 100:.3f}%;width:{(s.end - s.start) / total * 100:.3f}%;'
+        f'background:{COLORS.get(s.emotion, "#888")}"></span>'
         for s in segments
     )
     head = "".join(f"<th>{t(k, lang)}</th>" for k in ("live_col_start", "live_col_end", "live_col_emotion", "confidence"))
     rows = "".join(
-        f"<tr><td>{s['start']:.1f}</td><td>{s['end']:.1f}</td><td>{_label(s['emotion'], lang)}</td>"
-        f"<td>{s['confidence'] * 100:.0f}%</td></tr>"
+        f"<tr><td>{s.start:.1f}</td><td>{s.end:.1f}</td><td>{_label(s.emotion, lang)}</td><td>{s.confidence * 100:.0f}%</td></tr>"
         for s in reversed(segments[-SEGMENT_ROWS:])
     )
     return (
@@ -104,20 +105,20 @@ def segments_html(segments: list[dict], lang: str = "en") -> str:
     )
 
 
-def status_html(seconds: float, limit_s: float, hops: int, latest: dict | None, limit_reached: bool, lang: str = "en") -> str:
+def status_html(seconds: float, limit_s: float, hops: int, latest: Hop | None, limit_reached: bool, lang: str = "en") -> str:
     """One line: how long the take is, hops scored, the last hop's server latency."""
     if limit_reached:
         return f'<div class="ea-warning">{t("live_limit", lang, minutes=f"{limit_s / 60:g}")}</div>'
-    latency = f"{latest['latency_ms']:.0f}" if latest else "-"
+    latency = f"{latest.latency_ms:.0f}" if latest else "-"
     text = t("live_status", lang, seconds=f"{seconds:.1f}", limit=f"{limit_s:g}", hops=hops, latency=latency)
     return f'<div class="ea-note ea-live-status" data-hops="{hops}" data-seconds="{seconds:.2f}">● {text}</div>'
 
 
-def take_log(result: dict, lang: str = "en") -> str:
+def take_log(report: Report, lang: str = "en") -> str:
     """The whole take's reading and where it was written, for the log box."""
-    lines = [f"{t('live_take', lang)}: {result['duration_s']:.2f} s"]
-    if result.get("emotion"):
-        label = label_of(result["emotion"])
-        lines.append(f"{label.emoji} {result['emotion']} {label.zh} ({result['confidence'] * 100:.1f}%)")
-    lines.append(f"{t('live_folder', lang)}: {result['output_dir']}")
+    lines = [f"{t('live_take', lang)}: {report.duration_s:.2f} s"]
+    if report.emotion:
+        label = report.label
+        lines.append(f"{label.emoji} {report.emotion} {label.zh} ({report.confidence * 100:.1f}%)")
+    lines.append(f"{t('live_folder', lang)}: {report.output_dir}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""HTML and table views of a result for the page: pure functions of result.json's dict.
+"""HTML and table views of a result for the page: pure functions of a typed Report (analysis/report.py).
 
 Times are shown as m:ss (positions) or "8.1 s" / m:ss (lengths), never as raw seconds.
 """
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 
-from ...constants import COLORS, LABEL_BY_KEY
+from ...analysis.report import Report
+from ...constants import COLORS, FRAME_S, LABEL_BY_KEY
 from ..i18n import t, warning_message
 
 BAND_LABELS = 40  # segments named in the band's text alternative
@@ -72,38 +73,37 @@ def error_card(message: str, lang: str) -> str:
     )
 
 
-def emotion_card(result: dict, lang: str = "en") -> str:
+def emotion_card(report: Report, lang: str = "en") -> str:
     warnings = "".join(
-        f'<div class="ea-warning"><span class="ea-emo">⚠️</span> {html.escape(warning_message(w["code"], w["message"], lang))}'
-        "</div>"
-        for w in result.get("warnings", [])
+        f'<div class="ea-warning"><span class="ea-emo">⚠️</span> {html.escape(warning_message(w.code, w.message, lang))}</div>'
+        for w in report.warnings
     )
-    if not result.get("emotion"):  # a recording without speech
+    if not report.emotion:  # a recording without speech
         return f'<div class="ea-card">{warnings}</div>'
-    key = result["emotion"]
+    key = report.emotion
     label = LABEL_BY_KEY[key]
     return (
         f'<div class="ea-card" style="border-color:{COLORS[key]}">'
         f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
-        f'<div class="ea-conf">{t("confidence", lang)} <b>{result["confidence"] * 100:.1f}%</b></div>'
-        f"{mixed_line(result, lang)}{warnings}</div>"
+        f'<div class="ea-conf">{t("confidence", lang)} <b>{report.confidence * 100:.1f}%</b></div>'
+        f"{mixed_line(report, lang)}{warnings}</div>"
     )
 
 
-def mixed_line(result: dict, lang: str = "en") -> str:
-    m = result.get("mixed")
+def mixed_line(report: Report, lang: str = "en") -> str:
+    m = report.mixed
     if not m:
         return ""
-    if m["mixed"]:
-        names = " + ".join(label_html(k, lang) for k in m["emotions"])
-        return f'<div class="ea-mixed">{t("mixed", lang)}: {names} ({t("margin", lang)} {m["margin"] * 100:.1f}%)</div>'
-    return f'<div class="ea-mixed">{t("margin", lang)}: {m["margin"] * 100:.1f}%</div>'
+    if m.mixed:
+        names = " + ".join(label_html(k, lang) for k in m.emotions)
+        return f'<div class="ea-mixed">{t("mixed", lang)}: {names} ({t("margin", lang)} {m.margin * 100:.1f}%)</div>'
+    return f'<div class="ea-mixed">{t("margin", lang)}: {m.margin * 100:.1f}%</div>'
 
 
-def score_bars(result: dict, lang: str = "en") -> str:
+def score_bars(report: Report, lang: str = "en") -> str:
     """All 9 scores as horizontal bars, sorted by score (full-precision probabilities)."""
-    probs = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
+    probs = sorted(report.probabilities.items(), key=lambda kv: -kv[1])
     rows = "".join(
         f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{label_html(k, lang)}</span>'
         f'<span class="ea-track" aria-hidden="true">'
@@ -114,17 +114,9 @@ def score_bars(result: dict, lang: str = "en") -> str:
     return f'<div class="ea-scores">{rows}</div>'
 
 
-def segments(result: dict) -> list[tuple[float, float, str]]:
-    """(start, end, emotion) runs: the smoothed segments, or runs of the raw frame emotions."""
-    if result.get("segments") is not None:
-        return [(s["start"], s["end"], s["emotion"]) for s in result["segments"]]
-    runs: list[tuple[float, float, str]] = []
-    for f in result.get("frames") or []:
-        if runs and runs[-1][2] == f["emotion"]:
-            runs[-1] = (runs[-1][0], f["end"], f["emotion"])
-        else:
-            runs.append((f["start"], f["end"], f["emotion"]))
-    return runs
+def segments(report: Report) -> list[tuple[float, float, str]]:
+    """(start, end, emotion) runs: the smoothed segments (frame mode) or a recording's segments."""
+    return [(s.start, s.end, s.emotion) for s in report.segments or []]
 
 
 def time_ticks(total: float, most: int = 6) -> list[float]:
@@ -142,15 +134,14 @@ def time_axis(total: float) -> str:
     return f'<div class="ea-ticks" aria-hidden="true">{ticks}</div>'
 
 
-def dominant_band(result: dict, lang: str = "en") -> str:
+def dominant_band(report: Report, lang: str = "en") -> str:
     """The dominant emotion over time as coloured spans (gaps: no speech), its time axis, a legend
-    of the emotions that occur, and the spans in words for screen readers. Empty without frames
-    or segments."""
-    frames = result.get("frames") or []
-    if not frames and "segments" not in result:
+    of the emotions that occur, and the spans in words for screen readers. Empty without segments."""
+    if report.segments is None:
         return ""
-    runs = segments(result)
-    total = (frames[-1]["end"] if frames else result.get("duration_s")) or 1.0
+    runs = segments(report)
+    frames = report.frame_probabilities()
+    total = (len(frames) * FRAME_S if frames is not None and len(frames) else report.duration_s) or 1.0
     parts = "".join(
         f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {clock(s)}–{clock(end)}" '
         f'style="left:{s / total * 100:.3f}%;width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
@@ -167,27 +158,24 @@ def dominant_band(result: dict, lang: str = "en") -> str:
     )
 
 
-def segments_table(result: dict, lang: str = "en"):
+def segments_table(report: Report, lang: str = "en"):
     """The segments as a DataFrame for the page, times as m:ss (None without segments)."""
     import pandas as pd
 
-    if not result.get("segments"):
+    if not report.segments:
         return None
     cols = [t(c, lang) for c in ("col_start", "col_end", "col_emotion", "col_confidence")]
-    rows = [
-        (clock(s["start"]), clock(s["end"]), label_text(s["emotion"], lang), f"{s['confidence'] * 100:.1f}%")
-        for s in result["segments"]
-    ]
+    rows = [(clock(s.start), clock(s.end), label_text(s.emotion, lang), f"{s.confidence * 100:.1f}%") for s in report.segments]
     return pd.DataFrame(rows, columns=cols)
 
 
-def summary_html(result: dict, lang: str = "en") -> str:
+def summary_html(report: Report, lang: str = "en") -> str:
     """The summary of frame mode (share of time, changes, trends, the reading from frames) or of a
     segmented recording (share of speech time, coverage, transitions)."""
-    s = result.get("summary")
+    s = report.summary
     if not s:
         return ""
-    share = sorted(((k, v) for k, v in s["share"].items() if v > 0), key=lambda kv: -kv[1])
+    share = sorted(((k, v) for k, v in s.share.items() if v > 0), key=lambda kv: -kv[1])
     parts = "".join(
         f'<span class="ea-share" style="width:{v * 100:.3f}%;background:{COLORS[k]}" '
         f'title="{html.escape(label_text(k, lang))}"></span>'
@@ -196,43 +184,38 @@ def summary_html(result: dict, lang: str = "en") -> str:
     legend = ", ".join(f"{label_html(k, lang)} {v * 100:.0f}%" for k, v in share)
     rows = [
         (t("share", lang), f'<div class="ea-shares" aria-hidden="true">{parts}</div>{legend}'),
-        (t("segments_n", lang), f"{s['num_segments']} · {t('changes_per_min', lang)} {s['changes_per_minute']:.1f}"),
+        (t("segments_n", lang), f"{s.num_segments} · {t('changes_per_min', lang)} {s.changes_per_minute:.1f}"),
     ]
-    if s.get("utterance_from_frames"):
-        u = s["utterance_from_frames"]
-        how = t(f"from_{u['method']}", lang) if u["method"] in ("vote", "mean") else u["method"]
-        rows.append((t("from_frames", lang), f"{label_html(u['emotion'], lang)} {u['confidence'] * 100:.0f}% ({how})"))
-    if s.get("trend_per_minute"):
-        rising = max(s["trend_per_minute"].items(), key=lambda kv: kv[1])
+    if s.from_frames:
+        u = s.from_frames
+        how = t(f"from_{u.method}", lang) if u.method in ("vote", "mean") else u.method
+        rows.append((t("from_frames", lang), f"{label_html(u.emotion, lang)} {u.confidence * 100:.0f}% ({how})"))
+    if s.trend_per_minute:
+        rising = max(s.trend_per_minute.items(), key=lambda kv: kv[1])
         rows.append((t("rising", lang), f"{label_html(rising[0], lang)} {rising[1] * 100:+.1f}% {t('per_min', lang)}"))
-    if "coverage" in s:
-        rows.append((t("speech", lang), f"{duration_text(s['speech_s'], lang)} ({s['coverage'] * 100:.0f}%)"))
-        top = list(s["transitions"].items())[:5]
-        moves = ", ".join(
-            f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}" for (a, b), n in ((k.split("->"), n) for k, n in top)
-        )
+    if s.coverage is not None:
+        rows.append((t("speech", lang), f"{duration_text(s.speech_s, lang)} ({s.coverage * 100:.0f}%)"))
+        moves = ", ".join(f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}" for a, b, n in s.transitions[:5])
         rows.append((t("transitions", lang), moves or "-"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="ea-summary">{body}</table>'
 
 
-def processing_log(result: dict, lang: str = "en") -> str:
-    a = result["audio"]
-    m = result["model"]
+def processing_log(report: Report, lang: str = "en") -> str:
+    a, m, timings = report.audio, report.model, report.timings
     lines = [
-        f"{t('log_file', lang)}: {result['file']}",
-        f"{t('log_format', lang)}: {a['container'] or '-'} / {a['codec'] or '-'}",
-        f"{t('log_source', lang)}: {t('channels', lang, rate=a['sample_rate'], channels=a['channels'])}",
-        f"{t('log_duration', lang)}: {duration_text(result['duration_s'], lang, 2)}",
+        f"{t('log_file', lang)}: {report.file}",
+        f"{t('log_format', lang)}: {a.container or '-'} / {a.codec or '-'}",
+        f"{t('log_source', lang)}: {t('channels', lang, rate=a.sample_rate, channels=a.channels)}",
+        f"{t('log_duration', lang)}: {duration_text(round(report.duration_s, 3), lang, 2)}",
         f"{t('log_resampled', lang)}: "
-        + (t("resampled_yes", lang, rate=a["sample_rate"]) if a["resampled"] else t("resampled_no", lang)),
+        + (t("resampled_yes", lang, rate=a.sample_rate) if a.resampled else t("resampled_no", lang)),
         f"{t('log_device', lang)}: {m.get('id')} / {m.get('device')} ({m.get('dtype')})",
-        f"{t('log_time', lang)}: "
-        + duration_text(result["timings"].get("inference", result["timings"].get("total", 0)), lang, 2),
-        f"{t('log_folder', lang)}: {result['output_dir']}",
+        f"{t('log_time', lang)}: " + duration_text(timings.get("inference", timings.get("total", 0)), lang, 2),
+        f"{t('log_folder', lang)}: {report.output_dir}",
     ]
-    if result.get("warnings"):
+    if report.warnings:
         lines.append(
-            f"{t('log_warnings', lang)}: " + "; ".join(warning_message(w["code"], w["message"], lang) for w in result["warnings"])
+            f"{t('log_warnings', lang)}: " + "; ".join(warning_message(w.code, w.message, lang) for w in report.warnings)
         )
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from ...analysis.options import AnalysisOptions
 from ...analysis.smoothing import METHODS, WINDOW_RANGE, SmoothingOptions
 from ...model.head import Head
 from ...request import RequestOptions
-from ...service import Analysis, analyze, resmooth
+from ...service import Analysis, analyze, open_input, resmooth
 from ..i18n import t
 from . import render
 from .common import Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, play_segment, ready, show_error
@@ -77,14 +77,14 @@ def analyze_clip(
         fields = {"granularity": granularity or "utterance", "extract_embedding": bool(extract_embedding)}
         if fields["granularity"] == "frame":
             fields |= dict(zip(SMOOTHING_NAMES, smoothing))
-        name = Path(path).name if path else None
         request = RequestOptions.from_fields(fields)
         if session_heads:
             request = replace(request, heads=(*engine.heads, *(Head.load(p) for p in session_heads)))
-        report.model_s = pace.estimate(declared_duration(path)) if pace else None
-        analysis = analyze(engine, path, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=report)
+        source = open_input(engine, path, Path(path).name if path else None)  # opened once: its length, then its audio
+        report.model_s = pace.estimate(source.declared_s) if pace else None
+        analysis = analyze(engine, source, request, outputs_dir=outputs_dir, lang=lang, progress=report)
     if pace:
-        pace.learn(analysis.result["duration_s"], analysis.result["timings"].get("total"))
+        pace.learn(analysis.report.duration_s, analysis.report.timings.get("total"))
     return analysis
 
 
@@ -124,21 +124,21 @@ def draw(kept: Analysis | None, lang: str, view: str = "smoothed", granularity: 
     toggle, timeline, segments, segment player, summary, log, downloads."""
     if kept is None:
         return cleared(render.note_card(t("no_result", lang)))
-    result = kept.result
-    frame = result.get("granularity") == "frame"  # past max_inline_frames the frames are in frames.csv only
-    band = render.dominant_band(result, lang) if frame else ""
+    report = kept.report
+    frame = report.granularity == "frame"
+    band = render.dominant_band(report, lang) if frame else ""
     if not frame and granularity != "frame":
         band = f'<div class="ea-note">{t("frame_only", lang)}</div>'
     return [
-        render.emotion_card(result, lang),
-        render.score_bars(result, lang) + heads_html(result, lang),  # with each custom head's card
+        render.emotion_card(report, lang),
+        render.score_bars(report, lang) + heads_html(report, lang),  # with each custom head's card
         band,
         gr.update(visible=frame),
-        timeline_html(result, lang, view),
-        gr.update(value=render.segments_table(result, lang), visible=frame),
+        timeline_html(report, lang, view),
+        gr.update(value=render.segments_table(report, lang), visible=frame),
         gr.update(value=None, visible=False),
-        render.summary_html(result, lang),
-        render.processing_log(result, lang),
+        render.summary_html(report, lang),
+        render.processing_log(report, lang),
         [str(p) for p in kept.files.values()],
     ]
 
@@ -174,14 +174,14 @@ def method_controls(method: str) -> list:
 
 def granularity_changed(granularity: str, kept, lang: str) -> list:
     """[smoothing options, band]: smoothing applies to frames only; the band's note follows the choice."""
-    frame_result = kept is not None and kept.result.get("granularity") == "frame"
+    frame_result = kept is not None and kept.report.granularity == "frame"
     band = gr.skip() if frame_result or kept is None else draw(kept, lang, granularity=granularity)[2]
     return [gr.update(visible=granularity == "frame"), band]
 
 
 def redraw_timeline(kept, lang: str, view: str):
     """The timeline with the smoothed or the raw frame scores."""
-    return timeline_html(kept.result, lang, view) if kept is not None else ""
+    return timeline_html(kept.report, lang, view) if kept is not None else ""
 
 
 @dataclass

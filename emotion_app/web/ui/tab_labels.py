@@ -9,9 +9,6 @@ Analyze tab's gr.State (a list of head folders), never in a global: other users 
 from __future__ import annotations
 
 import html
-import os
-import re
-import shutil
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -22,14 +19,11 @@ import pandas as pd
 from ...errors import EmotionAppError
 from ...heads.dataset import Dataset, read_uploads
 from ...heads.evaluate import evaluate_dataset, left_out_lines
-from ...heads.report import write_folder
-from ...heads.train import TrainOptions, train_head
-from ...model.head import WEIGHTS_FILE
+from ...heads.store import HEADS_DIR, train_and_store
 from ...outputs import write_output_folder
 from ..i18n import error_message, t
 from .common import Texts, bind, guarded
 
-HEADS_DIR = "heads"  # under the outputs folder (the retention sweeper only deletes outputs_* folders)
 KIND_CHOICES = [("kind_logreg", "logreg"), ("kind_mlp", "mlp")]
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".jsonl", "audio", "video"]
 
@@ -56,27 +50,6 @@ def check_data(paths, lang: str = "en"):
     speakers = t("labels_speakers", lang, n=len(data.speakers)) if data.has_speakers else ""
     status = t("labels_checked", lang, files=len(data.items), labels=len(data.labels), speakers=speakers)
     return counts_table(data, lang), status
-
-
-def head_folder_name(name: str | None) -> str:
-    """A safe folder (and head) name from what the user typed."""
-    clean = re.sub(r"[^\w-]+", "_", str(name or "")).strip("_")[:40]
-    return clean or "my_labels"
-
-
-def reserve_head_folder(outputs_dir: Path, name: str) -> Path:
-    """An empty new folder `<outputs>/heads/<name>` (`_2`, `_3`, ... when taken): claimed atomically,
-    so two sessions training heads of one name never overwrite each other."""
-    root = Path(outputs_dir) / HEADS_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        folder = root / (name if n == 1 else f"{name}_{n}")
-        try:
-            os.mkdir(folder)
-            return folder
-        except FileExistsError:
-            continue
-    raise EmotionAppError(f"too many heads named {name}; choose another name")
 
 
 def embedding_progress(progress, lang: str, done: int, total: int) -> None:
@@ -132,16 +105,10 @@ def train_labels(
     lang = lang or "en"
     with guarded(engine, load_error, lang, "training"):
         data = read_data(paths, lang)
-        folder = reserve_head_folder(outputs_dir, head_folder_name(name))
-        try:
-            run = train_head(
-                engine, data, name=folder.name, names=names or None, options=TrainOptions(kind=kind or "logreg"),
-                progress=partial(embedding_progress, progress, lang),
-            )  # fmt: skip
-            write_folder(folder, run.files(), WEIGHTS_FILE)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing half-written
-            raise
+        folder, run = train_and_store(
+            engine, data, outputs_dir, name, kind=kind or "logreg", names=names or None,
+            progress=partial(embedding_progress, progress, lang),
+        )  # fmt: skip
     files = sorted(str(p) for p in folder.iterdir() if p.is_file())
     heads = [*(h for h in session_heads or [] if h != str(folder)), str(folder)]
     status = t("labels_trained", lang, name=folder.name, folder=f"{HEADS_DIR}/{folder.name}")

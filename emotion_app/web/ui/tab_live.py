@@ -24,6 +24,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from ...audio.samples import downmix, to_float
 from ...errors import EmotionAppError
 from ...live import LiveHub, LiveOptions, LiveSession, StreamFormat
 from ...live.session import CHART_SPAN_S
@@ -65,12 +66,7 @@ def discard_take(hub: LiveHub | None, take: LiveTake) -> None:
 
 def mono_float(data: np.ndarray) -> np.ndarray:
     """Gradio's (n,) or (n, channels) integer or float samples -> (n,) float32 in [-1, 1]."""
-    x = np.asarray(data)
-    if x.dtype.kind in "iu":
-        bits = x.dtype.itemsize * 8
-        x = (x.astype(np.float64) - (2 ** (bits - 1) if x.dtype.kind == "u" else 0)) / 2 ** (bits - 1)
-    x = x.astype(np.float32)
-    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
+    return downmix(to_float(np.asarray(data)), channel_axis=1)
 
 
 def views(hub: LiveHub, session: LiveSession | None, lang: str) -> tuple:
@@ -81,7 +77,7 @@ def views(hub: LiveHub, session: LiveSession | None, lang: str) -> tuple:
     return (
         live_view.meter_html(latest, lang),
         live_view.chart_html(session.history, session.labels, CHART_SPAN_S, lang),
-        live_view.segments_html(session.segment_list(), lang),
+        live_view.segments_html(session.runs(), lang),
         live_view.status_html(session.seconds, hub.max_seconds, session.hops, latest, session.limit_reached, lang),
     )
 
@@ -154,7 +150,7 @@ def draw_take(take, result: dict | None, lang: str) -> tuple:
     analysis = getattr(take, "analysis", None)
     if not result or analysis is None:
         return "", None
-    return live_view.take_log(analysis.result, lang), [str(path) for path in analysis.files.values()]
+    return live_view.take_log(analysis.report, lang), [str(path) for path in analysis.files.values()]
 
 
 def clear_take() -> tuple:

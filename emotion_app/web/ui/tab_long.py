@@ -91,14 +91,14 @@ def draw_recording(kept: Analysis | None, lang: str) -> list:
     """[card, band, segments table, segment player, summary, log, downloads] of a kept recording."""
     if kept is None:
         return cleared(render.note_card(t("no_result_long", lang)))
-    result = kept.result
+    report = kept.report
     return [
-        render.emotion_card(result, lang),
-        render.dominant_band(result, lang),
-        gr.update(value=render.segments_table(result, lang), visible=bool(result["segments"])),
+        render.emotion_card(report, lang),
+        render.dominant_band(report, lang),
+        gr.update(value=render.segments_table(report, lang), visible=bool(report.segments)),
         gr.update(value=None, visible=False),
-        render.summary_html(result, lang),
-        render.processing_log(result, lang),
+        render.summary_html(report, lang),
+        render.processing_log(report, lang),
         [str(p) for p in kept.files.values()],
     ]
 

@@ -1,0 +1,154 @@
+"""The flags several commands share, defined once: the model flags, the analysis flags, `--head`.
+
+Only argparse is imported here; the option classes are read when a command runs, so `--help` stays
+instant. The analysis flags' dest is the option field's name and a flag left out is absent, so
+RequestOptions.from_fields takes every default (and refuses conflicting flags) in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..constants import DEFAULT_MODEL, SMOOTHING_METHODS
+
+OFF = argparse.SUPPRESS  # a flag left out is absent from the namespace
+
+
+def fail(message: str) -> int:
+    """One line on stderr saying what was wrong; exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _env(name: str, default, use_env: bool):
+    return os.environ.get(f"EMOTION_APP_{name}", default) if use_env else default
+
+
+def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
+    """--model, --hub, --device, --dtype, --backend, --batch-size. `env`: defaults from the
+    environment (EMOTION_APP_MODEL, ...), as the server takes them."""
+    p.add_argument(
+        "--model",
+        default=_env("MODEL", DEFAULT_MODEL, env),
+        help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hub", choices=["ms", "hf"], default=_env("HUB", "ms", env), help="ModelScope or Hugging Face (default: %(default)s)"
+    )
+    p.add_argument("--device", default=_env("DEVICE", "auto", env), help="auto, cpu or cuda (default: %(default)s)")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default=_env("DTYPE", "auto", env),
+        help="auto = fp32 (FunASR's numbers); bf16 on CUDA or a CPU with native bf16 (about 2x faster); fp16 on CUDA",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default=_env("BACKEND", "torch", env),
+        help="onnx: --model is a folder from export-onnx (default: torch)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=int(_env("BATCH_SIZE", "0", env)),
+        help="inputs per model call (default: 4 on CPU, 16 on CUDA)",
+    )
+
+
+def add_head_arg(p: argparse.ArgumentParser, *, env: bool = False) -> None:
+    """--head for the commands that analyse audio (predict, batch, serve); `env`: EMOTION_APP_HEADS
+    (folders joined by the path separator) adds to them."""
+    heads = [h for h in os.environ.get("EMOTION_APP_HEADS", "").split(os.pathsep) if h] if env else None
+    p.add_argument(
+        "--head",
+        dest="head_dirs",
+        action="append",
+        default=heads,
+        metavar="HEAD_DIR",
+        help="also apply your own head (a folder from train-head, or a folder of them); repeatable",
+    )
+
+
+def engine_options(args) -> dict:
+    """Engine keyword arguments from the model flags (and --head)."""
+    return {
+        "model": args.model, "hub": args.hub, "device": args.device, "dtype": args.dtype, "backend": args.backend,
+        "batch_size": args.batch_size, "heads": tuple(getattr(args, "head_dirs", None) or ()),
+    }  # fmt: skip
+
+
+def engine_from(args):
+    """The engine for the model flags (raises ModelLoadError with the reason)."""
+    from ..engine import Engine
+
+    return Engine(**engine_options(args))
+
+
+def request_from(args):
+    """RequestOptions from the analysis flags; the CLI draws no charts."""
+    from ..request import RequestOptions
+
+    return RequestOptions.from_fields(vars(args), charts=False)
+
+
+def add_request_args(p: argparse.ArgumentParser) -> None:
+    """The analysis flags (granularity, frame smoothing, mixed threshold, segmentation)."""
+    from ..analysis.smoothing import SmoothingOptions
+    from ..audio.segmenter import SegmentOptions
+
+    sm, sg = SmoothingOptions(), SegmentOptions()
+    p.add_argument(
+        "--granularity",
+        choices=["utterance", "frame"],
+        default=OFF,
+        help="frame adds 50 Hz per-frame scores (default: utterance)",
+    )
+    g = p.add_argument_group("frame analysis (with --granularity frame: smoothing, segments and summary)")
+    g.add_argument("--smoothing", dest="method", choices=SMOOTHING_METHODS, default=OFF, help=f"(default: {sm.method})")
+    g.add_argument("--window", type=int, default=OFF, help=f"frames, odd, 3-51 (default: {sm.window} = {sm.window * 20} ms)")
+    g.add_argument("--alpha", type=float, default=OFF, help=f"EWMA weight of the new frame, (0, 1] (default: {sm.alpha})")
+    g.add_argument(
+        "--causal", dest="zero_phase", action="store_const", const=False, default=OFF,
+        help="EWMA forward only (default: zero-phase, no time shift)",
+    )  # fmt: skip
+    g.add_argument(
+        "--min-duration",
+        dest="min_duration_s",
+        type=float,
+        default=OFF,
+        help=f"shortest segment in s (default: {sm.min_duration_s})",
+    )
+    g.add_argument(
+        "--utterance-from", choices=["vote", "mean"], default=OFF, help="utterance reading from smoothed frames (default: vote)"
+    )
+    p.add_argument("--mixed-threshold", type=float, default=OFF, help="top-two margin for a mixed reading (default: 0.1)")
+    s = p.add_argument_group("segmentation of long recordings (one utterance result per segment)")
+    s.add_argument("--segment", choices=["vad", "window", "none"], default=OFF, help="(default: none)")
+    s.add_argument(
+        "--vad-threshold", dest="threshold", type=float, default=OFF, help=f"speech probability (default: {sg.threshold})"
+    )
+    s.add_argument(
+        "--min-speech", dest="min_speech_s", type=float, default=OFF, help=f"shortest speech in s (default: {sg.min_speech_s})"
+    )
+    s.add_argument(
+        "--min-silence",
+        dest="min_silence_s",
+        type=float,
+        default=OFF,
+        help=f"shortest pause that splits, s (default: {sg.min_silence_s})",
+    )
+    s.add_argument(
+        "--max-segment",
+        dest="max_segment_s",
+        type=float,
+        default=OFF,
+        help=f"longer speech is split, s (default: {sg.max_segment_s})",
+    )
+    s.add_argument(
+        "--speech-pad", dest="speech_pad_s", type=float, default=OFF, help=f"added around speech, s (default: {sg.speech_pad_s})"
+    )
+    s.add_argument("--window-s", type=float, default=OFF, help=f"fixed window length, s (default: {sg.window_s})")
+    s.add_argument("--hop-s", type=float, default=OFF, help="fixed window hop, s (default: the window length)")
