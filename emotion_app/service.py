@@ -23,6 +23,7 @@ import numpy as np
 from .analysis.options import AnalysisOptions
 from .analysis.report import Report, build_report
 from .audio.source import Source, open_source
+from .constants import SAMPLE_RATE
 from .engine import Engine
 from .errors import EmotionAppError
 from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
@@ -131,6 +132,18 @@ def _finished(report: Report, folder: Path) -> Analysis:
         report.result = replace(report.result, embedding=None)
     logger.info("%s: %s %.3f -> %s", report.file, report.emotion, report.confidence or 0.0, folder.name)
     return Analysis(report, folder, folder_files(folder))
+
+
+def segment_clip(analysis: Analysis, start: float, end: float) -> tuple[int, np.ndarray] | None:
+    """(16000, int16 samples) of [start, end) s of an analysis's processed audio, for a player; None
+    when its output folder is gone (deleted after --keep-hours)."""
+    import soundfile as sf
+
+    path = analysis.folder / "processed_audio.wav"
+    if not path.is_file():
+        return None
+    samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
+    return rate, samples
 
 
 def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:

@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from ...errors import EmotionAppError
+from ...service import segment_clip
 from ..i18n import error_message, t
 
 logger = logging.getLogger(__name__)
@@ -126,25 +125,15 @@ def show_error(message: str | None) -> None:
         raise gr.Error(message)
 
 
-def segment_audio(folder: Path, start: float, end: float, lang: str = "en") -> tuple[int, np.ndarray]:
-    """(rate, int16 samples) of [start, end) s of an output folder's processed_audio.wav, for a player."""
-    import soundfile as sf
-
-    from ...constants import SAMPLE_RATE
-
-    path = Path(folder) / "processed_audio.wav"
-    if not path.is_file():
-        raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
-    samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
-    return rate, samples
-
-
 def play_segment(kept, lang: str, evt: gr.SelectData):
     """The clicked segment's span of the processed audio, playing."""
     if kept is None or not kept.report.segments:
         return gr.skip()
     segment = kept.report.segments[evt.index[0]]
-    return gr.update(value=segment_audio(kept.folder, segment.start, segment.end, lang), visible=True)
+    clip = segment_clip(kept, segment.start, segment.end)
+    if clip is None:
+        raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
+    return gr.update(value=clip, visible=True)
 
 
 @contextmanager
