@@ -50,7 +50,8 @@ class EngineOptions:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     cache_weights: bool = True  # keep a safetensors copy of the converted weights
     cache_dir: str | None = None  # hub download cache (None: the hub's default)
-    heads: tuple = ()  # your own heads: head folders, folders of heads, or Head objects (heads/head.py)
+    heads: tuple = ()  # your own heads: head folders, folders of heads, or Head objects (model/head.py)
+    speaker_model: str = "campplus"  # CAM++ for telling speakers apart: alias, hub id or folder (loaded on first use)
 
     def __post_init__(self):  # one path or a list for `heads`: a tuple, so the options stay hashable
         one = isinstance(self.heads, (str, Path)) or hasattr(self.heads, "labels")
@@ -120,6 +121,8 @@ class Engine:
         self.max_batch_samples = int((opts.max_batch_s or (480.0 if cuda else 60.0)) * SAMPLE_RATE)
         self._frames_per_window = window_frames(opts.window_s)
         self._lock = threading.Lock()
+        self._speakers = None  # the CAM++ model, once a conversation asks for it
+        self._speakers_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "model %s ready on %s (%s, %s) in %.1f s", opts.model, self.device, opts.backend, self.dtype, self.load_seconds
@@ -154,6 +157,24 @@ class Engine:
         the head is part of the model)."""
         with self._lock:
             return self.backend.head_probabilities(mean)
+
+    def speaker_model(self):
+        """CAM++ (speakers/model.py), loaded on the first conversation that needs it, on this engine's
+        device; its calls are serialised like the emotion model's."""
+        with self._speakers_lock:
+            if self._speakers is None:
+                if self.options.backend == "onnx":
+                    raise ModelLoadError(
+                        "telling speakers apart by voice needs torch (CAM++), which the ONNX backend does not load; "
+                        "use speakers=channels or a turns file, or --backend torch"
+                    )
+                from .speakers.model import SpeakerModel
+
+                device = "cuda" if str(self.device).startswith("cuda") else "cpu"
+                self._speakers = _Serialised(
+                    SpeakerModel(self.options.speaker_model, self.options.hub, device=device, cache_dir=self.options.cache_dir)
+                )
+            return self._speakers
 
     # -- public API -----------------------------------------------------------------------------
     def predict(
@@ -299,6 +320,24 @@ class Engine:
             model=self.model_info,
             heads=read_heads(work.heads, mean, [work.head_frames[s] for s in sorted(work.head_frames)] or None),
         )
+
+
+class _Serialised:
+    """A model whose calls take turns (one per process, many request threads), its attributes as is."""
+
+    def __init__(self, model):
+        self._model, self._lock = model, threading.Lock()
+
+    def __getattr__(self, name):
+        value = getattr(self._model, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return call
 
 
 _shared: dict[EngineOptions, Engine] = {}

@@ -49,6 +49,10 @@ FILES = (
     "segments.vtt",
     "scores.png",
     "timeline.png",
+    "turns.csv",
+    "conversation.vtt",
+    "conversation.srt",
+    "conversation.png",
 )
 
 

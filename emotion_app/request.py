@@ -20,16 +20,22 @@ combinations that would silently ignore something:
 | window_s / hop_s without segment=window   | refused                                              |
 | mixed_threshold, charts                   | apply to every mode                                  |
 | head (names of loaded heads, all, none)   | every mode: each custom head's reading beside the 9-class result |
+| speakers=channels/auto/N (+ names)        | segments with their speaker (segment=vad implied; auto/N: window too) |
+| speakers=channels with segment=window     | refused: channels are cut by each channel's own VAD |
+| turns (a turns file, + names)             | a conversation on the file's turns: no VAD or windows (a segment field is refused) |
+| speakers or turns with granularity=frame  | refused, as for segment=vad/window                   |
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .analysis.options import FRAME_FIELDS, AnalysisOptions
 from .audio.segmenter import SEGMENT_FIELDS, VAD_FIELDS, WINDOW_FIELDS, SegmentOptions
 from .fields import OptionError, given, parse_bool, parse_choice, parse_heads
+from .speakers.options import SpeakerOptions
+from .speakers.turns import TurnsFile
 
 GRANULARITIES = ("utterance", "frame")
 
@@ -43,8 +49,10 @@ class RequestOptions:
     segment: SegmentOptions | None = None
     analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
     heads: tuple | None = None  # custom heads: None all the engine's, else names (field `head`) or Head objects
+    speakers: SpeakerOptions | None = None  # who speaks (a conversation); None: voices not told apart
+    turns: TurnsFile | None = None  # turns someone already has: the segments, with their speakers and text
 
-    FIELDS = ("granularity", "extract_embedding", "segment", "head")
+    FIELDS = ("granularity", "extract_embedding", "segment", "head", *SpeakerOptions.FIELDS, "turns", "turns_name")
 
     @classmethod
     def from_fields(cls, mapping: Mapping | None = None, **defaults) -> RequestOptions:
@@ -54,11 +62,21 @@ class RequestOptions:
         values = {**given(defaults, defaults), **given(mapping, [*cls.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS])}
         granularity = parse_choice(values.get("granularity", cls.granularity), "granularity", GRANULARITIES, "bad_granularity")
         embedding = parse_bool(values.get("extract_embedding", cls.extract_embedding), "extract_embedding")
+        turns = TurnsFile.of(values["turns"], values.get("turns_name")) if "turns" in values else None
+        speakers = SpeakerOptions.from_fields(values, turns=turns is not None)
         mode = parse_choice(values.get("segment", "none"), "segment", ("none", "vad", "window"))
+        if turns is not None and (mode != "none" or any(k in values for k in SEGMENT_FIELDS)):
+            raise OptionError("a turns file gives the segments itself: drop segment and its fields, or drop the turns file.")
+        if speakers is not None and speakers.mode == "channels" and mode == "window":
+            raise OptionError("speakers=channels cuts each channel by its own voice activity: use segment=vad (or leave it out).")
+        if speakers is not None and speakers.mode != "turns" and mode == "none":
+            mode = "vad"  # speakers are told apart on speech segments
         frame_only = [k for k in FRAME_FIELDS if k in given(mapping, FRAME_FIELDS)]
-        if mode != "none" and granularity == "frame":
+        segmented = mode != "none" or turns is not None
+        if segmented and granularity == "frame":
+            how = f"segment={mode}" if turns is None and "segment" in values else ("a turns file" if turns else "speakers")
             raise OptionError(
-                f"granularity=frame cannot be combined with segment={mode}: a segmented recording gives one result per "
+                f"granularity=frame cannot be combined with {how}: a segmented recording gives one result per "
                 "segment. Use segment=none for per-frame scores, or granularity=utterance with segmentation."
             )
         if frame_only and granularity != "frame":
@@ -73,8 +91,18 @@ class RequestOptions:
             needs = "segment=vad" if stray[0] in VAD_FIELDS else "segment=window"
             raise OptionError(f"{', '.join(stray)}: these apply to {needs} only; set it or leave them out.")
         segment = SegmentOptions.from_fields(values, mode) if mode != "none" else None
+        if turns is not None:
+            segment = SegmentOptions("none")  # the turns are the segments
         heads = parse_heads(values["head"]) if "head" in values else None
-        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads)
+        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads, speakers, turns)
+
+    def with_turns(self, turns: TurnsFile | None) -> RequestOptions:
+        """This request on `turns` (None: each input's own, found beside it by the batch): the turns
+        are the segments, with the speakers' names kept."""
+        if self.granularity == "frame":
+            raise OptionError("granularity=frame cannot be combined with a turns file: a turn gives one result; drop one.")
+        names = self.speakers.names if self.speakers is not None else ()
+        return replace(self, segment=SegmentOptions("none"), speakers=SpeakerOptions("turns", None, names), turns=turns)
 
     def to_dict(self) -> dict:
         return {
@@ -83,4 +111,6 @@ class RequestOptions:
             "segment": self.segment.to_dict() if self.segment is not None else None,
             "analysis": self.analysis.to_dict(),
             "heads": None if self.heads is None else [getattr(h, "name", h) for h in self.heads],
+            "speakers": self.speakers.to_dict() if self.speakers is not None else None,
+            "turns": self.turns.name if self.turns is not None else None,
         }

@@ -141,6 +141,15 @@ class RecordingResult:
     timings: dict[str, float] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
     granularity: str = "segments"
+    speakers: list[str | None] | None = None  # a conversation: each segment's speaker (None: nobody's)
+    channels: list[int | None] | None = None  # speakers=channels: each segment's channel, from 1
+    texts: list[str | None] | None = None  # turns from a transcript: each segment's text
+    diarization: dict | None = None  # how the speakers were found: mode, speakers, names, model
+
+    @property
+    def conversation(self) -> bool:
+        """Whether the segments carry who speaks."""
+        return self.speakers is not None
 
     @property
     def durations_s(self) -> np.ndarray:
@@ -176,9 +185,21 @@ class RecordingResult:
                 "scores": r.scores(),
                 "probabilities": {k: float(p) for k, p in zip(r.labels, r.probabilities)},
                 **({"heads": {name: h.brief() for name, h in r.heads.items()}} if r.heads else {}),
+                **self._who(i),
             }
-            for (a, b), r in zip(self.spans, self.results)
+            for i, ((a, b), r) in enumerate(zip(self.spans, self.results))
         ]
+
+    def _who(self, i: int) -> dict:
+        """A conversation's segment `i`: its speaker, and its channel and text when known."""
+        out: dict = {}
+        if self.speakers is not None:
+            out["speaker"] = self.speakers[i]
+        if self.channels is not None and self.channels[i] is not None:
+            out["channel"] = self.channels[i]
+        if self.texts is not None and self.texts[i] is not None:
+            out["text"] = self.texts[i]
+        return out
 
     def summary(self, segments: list[dict]) -> dict:
         """Share of speech time per emotion, transitions between consecutive segments, coverage."""
@@ -209,6 +230,7 @@ class RecordingResult:
             "labels": _labels_table(self.labels),
             "granularity": self.granularity,
             "segmentation": dict(self.segmentation),
+            **({"diarization": dict(self.diarization)} if self.diarization is not None else {}),
             "duration_s": round(self.audio.duration_s, 3),
             "audio": self.audio.to_dict(),
             "warnings": _warnings(self.warnings),

@@ -28,7 +28,7 @@ from .engine import Engine
 from .errors import EmotionAppError
 from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
 from .request import RequestOptions
-from .results import EmotionResult
+from .results import EmotionResult, RecordingResult
 
 logger = logging.getLogger(__name__)
 
@@ -134,29 +134,47 @@ def _finished(report: Report, folder: Path) -> Analysis:
     return Analysis(report, folder, folder_files(folder))
 
 
-def segment_clip(analysis: Analysis, start: float, end: float) -> tuple[int, np.ndarray] | None:
-    """(16000, int16 samples) of [start, end) s of an analysis's processed audio, for a player; None
-    when its output folder is gone (deleted after --keep-hours)."""
+def segment_clip(analysis: Analysis, start: float, end: float, channel: int | None = None) -> tuple[int, np.ndarray] | None:
+    """(16000, int16 samples) of [start, end) s of an analysis's processed audio, for a player (of
+    `channel`, from 1, when the audio kept its channels); None when its output folder is gone
+    (deleted after --keep-hours)."""
     import soundfile as sf
 
     path = analysis.folder / "processed_audio.wav"
     if not path.is_file():
         return None
     samples, rate = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="int16")
+    if channel is not None and samples.ndim == 2:
+        samples = np.ascontiguousarray(samples[:, channel - 1])
     return rate, samples
 
 
-def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
-    """A frame-mode analysis read again with other `options` from its kept frame probabilities, with
-    no model call: a new output folder (result.json, segments, exports, charts; the processed audio
-    and the embedding copied from the first folder). Used when the page's smoothing changes."""
-    if analysis.frames is None:
-        raise RequestError("Only a frame-granularity result can be smoothed again; press Start.", "bad_request")
+def rename_speakers(analysis: Analysis, names, *, outputs_dir: Path, lang: str = "en") -> Analysis:
+    """A conversation's speakers renamed in order of first appearance (`names`: "Agent,Customer" or a
+    list), with no model call: a new output folder (result.json and every file with the new names;
+    the processed audio and the embedding copied from the first folder)."""
+    from .speakers.options import parse_names
+
+    rec = analysis.report.result
+    if not isinstance(rec, RecordingResult) or not rec.conversation:
+        raise RequestError("Only a recording analysed with speakers can have its speakers renamed.", "bad_request")
+    new = parse_names(names)
+    old = list(dict.fromkeys(n for n in rec.speakers if n is not None))
+    mapping = {o: (new[i] if i < len(new) else o) for i, o in enumerate(old)}
+    if len(set(mapping.values())) != len(mapping):
+        raise RequestError(f"Two speakers would share a name: {', '.join(mapping.values())}; give each its own.", "bad_option")
+    how = dict(rec.diarization or {}, speakers=[mapping.get(n, n) for n in (rec.diarization or {}).get("speakers", old)])
+    renamed = replace(rec, speakers=[mapping.get(n, n) if n is not None else None for n in rec.speakers], diarization=how)
+    kept = analysis.report
+    return _rewritten(analysis, build_report(renamed, kept.options, file=kept.file, timestamp=kept.timestamp), outputs_dir, lang)
+
+
+def _rewritten(analysis: Analysis, report: Report, outputs_dir: Path, lang: str) -> Analysis:
+    """`report` written into a new output folder beside `analysis`'s, whose processed audio and
+    embedding it copies (a re-reading: no model call)."""
     audio = analysis.folder / "processed_audio.wav"
     if not audio.is_file():
         raise RequestError("That result's folder has been deleted (results are kept for a while); press Start again.")
-    kept = analysis.report
-    report = build_report(kept.result, options, file=kept.file, timestamp=kept.timestamp)
     embedding = analysis.folder / "embedding.npy"
     tmp = new_temp_folder(outputs_dir)
     try:
@@ -171,6 +189,16 @@ def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path,
     return _finished(report, folder)
 
 
+def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
+    """A frame-mode analysis read again with other `options` from its kept frame probabilities, with
+    no model call: a new output folder (result.json, segments, exports, charts; the processed audio
+    and the embedding copied from the first folder). Used when the page's smoothing changes."""
+    if analysis.frames is None:
+        raise RequestError("Only a frame-granularity result can be smoothed again; press Start.", "bad_request")
+    kept = analysis.report
+    return _rewritten(analysis, build_report(kept.result, options, file=kept.file, timestamp=kept.timestamp), outputs_dir, lang)
+
+
 def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_dir, lang, progress) -> Analysis:
     """A long recording: one result per speech segment (or window); the processed audio is streamed
     into the output folder while the VAD runs."""
@@ -181,8 +209,8 @@ def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_
     tmp = new_temp_folder(outputs_dir)
     try:
         rec = analyze_long(
-            engine, src, request.segment, progress=progress,
-            audio_out=tmp / "processed_audio.wav", extract_embedding=request.extract_embedding, heads=request.heads,
+            engine, src, request.segment, progress=progress, audio_out=tmp / "processed_audio.wav",
+            extract_embedding=request.extract_embedding, heads=request.heads, speakers=request.speakers, turns=request.turns,
         )  # fmt: skip
         report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
         folder = write_output_folder(

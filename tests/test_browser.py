@@ -161,3 +161,37 @@ def test_batch_tab_table_with_a_bad_file_and_zip(page, tmp_path):
     assert "pack.zip/z.wav" in table and "bad.wav" in table and "not an audio" in table
     assert "3 done, 1 failed, 4 files" in page.inner_text("#batch-status")
     page.locator("#batch-downloads td[aria-label='results.zip']").wait_for(timeout=10_000)
+
+
+def test_long_recording_tab_shows_the_conversation_and_renames_its_speakers(page, web, tmp_path):
+    import soundfile as sf
+    from conversation_audio import call
+
+    path = tmp_path / "call.wav"
+    sf.write(path, call(2).stereo(), 16000)
+    page.get_by_role("tab", name="Long recording").click()
+    page.locator("#long-file input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#long-file td[aria-label='call.wav']")
+    page.locator("#long-speakers input").click()
+    page.get_by_role("option", name="one per channel (calls)").click()
+    page.locator("#long-names input, #long-names textarea").first.fill("Agent,Customer")
+    page.click("#long-start")
+    page.wait_for_selector("#long-band .ea-lane", timeout=60_000)
+    assert [page.locator("#long-band .ea-lane-name").nth(i).inner_text() for i in range(2)] == ["Agent", "Customer"]
+    assert page.locator("#long-band .ea-lane[data-speaker='Agent'] .ea-seg").count() == 2
+    assert page.locator("#long-band .ea-speakers tr[data-speaker]").count() == 2
+    table = page.inner_text("#long-segments")
+    assert "Speaker" in table and table.count("Agent") == 2 and table.count("Customer") == 2
+    page.locator("#long-segments [role=gridcell][aria-rowindex='3'][aria-colindex='2']").click()  # a turn of the customer's
+    page.wait_for_selector(
+        "#long-segment-audio audio, #long-segment-audio [data-testid='waveform-x']", state="attached", timeout=15_000
+    )
+    assert page.locator("#long-segment-audio").is_visible()
+    first = page.input_value("#long-log textarea").split("Output folder: ")[1].split()[0]
+    page.locator("#long-names input, #long-names textarea").first.fill("Alice,Bob")
+    page.click("#long-rename")
+    page.wait_for_function("document.querySelector('#long-band .ea-lane-name')?.innerText === 'Alice'", timeout=30_000)
+    folder = page.input_value("#long-log textarea").split("Output folder: ")[1].split()[0]
+    saved = json.loads((web.outputs / folder / "result.json").read_text(encoding="utf-8"))
+    assert folder != first and [s["name"] for s in saved["speakers"]] == ["Alice", "Bob"]
+    assert "<v Bob>" in (web.outputs / folder / "conversation.vtt").read_text(encoding="utf-8")

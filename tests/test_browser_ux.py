@@ -30,7 +30,7 @@ ALLOWED = [
     r"\d+(\.\d+)?\s?(s|ms|Hz|kB|KB|MB|GB|B|min)\b",
     r"\b(Hz|m:ss|pcm_\w+|wav|flac|ogg|vorbis|mp3|cpu|fp32|model|tiny)\b",
     r"\b(emotion2vec\+?|Gradio|API|MCP|EWMA|alpha|VAD|zip|CSV|JSONL|MLP|English|Language)\b",
-    r"\b(WAV|MP3|M4A|FLAC|OGG|OPUS|WEBM|AIFF|MP4|MKV|MOV)\b",
+    r"\b(WAV|MP3|M4A|FLAC|OGG|OPUS|WEBM|AIFF|MP4|MKV|MOV|RTTM|WebVTT|SRT|JSON|whisper)\b",  # formats
     r"\w+=[^,，\s]*",  # examples of what to type, such as ang=angry
     r"\b(" + "|".join(LABEL_KEYS) + r")\b",
     r"\bcommon\.complete\b",  # Gradio's own status key, which its zh locale does not translate

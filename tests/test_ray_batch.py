@@ -129,6 +129,38 @@ def test_ray_records_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp
         assert talk["summary"]["num_segments"] == 2 and talk["audio"]["source"] == talk["file"]
 
 
+@pytest.mark.parametrize("mode", ["channels", "turns"])
+def test_ray_conversations_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp_path, mode):
+    """Stereo calls (one party per channel) and recordings with their turns beside them: Ray's
+    records, speakers and conversation blocks included, are the local batch's."""
+    import soundfile as sf
+    from conversation_audio import call
+
+    root = tmp_path / "calls"
+    root.mkdir()
+    for k in range(2):
+        c = call(2 + k)
+        if mode == "channels":
+            sf.write(root / f"call{k}.wav", c.stereo(), 16000)
+        else:
+            sf.write(root / f"call{k}.wav", c.mono(), 16000)
+            (root / f"call{k}.srt").write_text(c.srt(), encoding="utf-8")
+    request = RequestOptions.from_fields(
+        {"speakers": "channels", "names": "Agent,Customer"} if mode == "channels" else {}, charts=False
+    )
+    if mode == "turns":
+        request = request.with_turns(None)  # each file's turns beside it
+    want = local_records(tiny_engine, [root], request, tmp_path / "local")
+    summary = run_ray_batch(
+        collect_rows([root]), request, {"model": str(tiny_dir), "device": "cpu"}, tmp_path / "ray", options=SMALL
+    )
+    got = read_jsonl(tmp_path / "ray" / "results.jsonl")
+    assert summary.done == 2 and [r["file"] for r in got] == [r["file"] for r in want]
+    for g, w in zip(got, want):
+        assert_same(g, w)
+    assert [s["name"] for s in got[0]["speakers"]] == ["Agent", "Customer"] and got[1]["conversation"]["num_speakers"] == 2
+
+
 def test_resume_merges_a_killed_runs_shards(local_ray, tiny_dir, tmp_path):
     paths = mixed_set(tmp_path / "data")
     rows = collect_rows(paths)

@@ -241,7 +241,7 @@ def test_language_switch_relabels_every_labelled_component(tiny_engine, out, mon
         assert any(w and CHINESE.search(w) for w in words), update
     assert all(CHINESE.search(v) for v in zh[-views:] if isinstance(v, str) and v)  # the placeholders
     hidden = [u for c, u in zip(registered, zh[2:-views]) if u.get("visible") is False]
-    assert len(hidden) == 6  # the uploads and the recorder, remounted so that Gradio's own texts follow
+    assert len(hidden) == 7  # the uploads (a turns file's too) and the recorder, remounted so that Gradio's own texts follow
     en = event.fn("en", *kept)
     for component, update in zip(registered, en[2:-views]):  # back to the words the page was built with
         assert update.get("label", getattr(component, "label", None)) == getattr(component, "label", None)
@@ -255,7 +255,7 @@ def test_every_string_has_both_languages_and_chinese_is_chinese():
     assert same <= {"language"}, same  # "Language / 语言" says both
     latin = re.compile(r"[A-Za-z][\w.+]*")  # words, file names, "emotion2vec+"
     allowed = {"emotion2vec", "emotion2vec+", "Language", "embedding.npy", "EWMA", "alpha", "VAD", "MLP", "Hz"}  # names, units
-    allowed |= {"zip", "CSV", "JSONL"}  # formats
+    allowed |= {"zip", "CSV", "JSONL", "RTTM", "WebVTT", "SRT", "whisper", "JSON"}  # formats
     syntax = re.compile(r"\{[a-z_]+\}|`[^`]*`|\w+=[^,，\s]*")  # placeholders, code, examples such as ang=angry
     for key, text in ZH.items():
         words = set(latin.findall(syntax.sub("", text))) - allowed
@@ -278,7 +278,7 @@ def test_gradio_api_signatures(tiny_engine, out):
         ("min_duration_s", 0.2),
     ]
     assert [p["parameter_name"] for p in api["/recording"]["parameters"]] == [
-        "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s"
+        "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s", "speakers", "names", "turns"
     ]  # fmt: skip
     for name in ("run_analysis", "start_analysis", "start_recording", "start_compare", "start_batch"):
         assert page_event(demo, name).tracks_progress, name

@@ -126,6 +126,32 @@ def _band_colors(dominant: np.ndarray, labels) -> np.ndarray:
     return palette[dominant[::step]][None] if len(dominant) else np.ones((1, 1, 3))
 
 
+def conversation_chart(segments: list[dict], duration_s: float, lang: str = "en", title: str = ""):
+    """One lane per speaker (in order of first appearance): each segment a bar coloured by its
+    emotion, so who speaks when, over whom (overlaps sit one above the other) and feeling what can be
+    read at a glance; a legend of the emotions that occur."""
+    from matplotlib.patches import Patch
+
+    names = list(dict.fromkeys(s.get("speaker") for s in sorted(segments, key=lambda s: s["start"])))
+    rows = {n: i for i, n in enumerate(names)}
+    fig = _figure(9.6, 1.2 + 0.55 * max(1, len(names)))
+    ax = fig.add_subplot()
+    for s in segments:
+        y = len(names) - 1 - rows[s.get("speaker")]
+        ax.broken_barh([(s["start"], s["end"] - s["start"])], (y - 0.38, 0.76), color=COLORS.get(s["emotion"], "#888"), lw=0)
+    ax.set_yticks(range(len(names)), [str(n) if n is not None else "?" for n in reversed(names)])
+    ax.set_xlim(0, max(duration_s, max((s["end"] for s in segments), default=1.0)))
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set_xlabel("time (s)" if lang == "en" else "时间（秒）")
+    ax.spines[["top", "right"]].set_visible(False)
+    present = list(dict.fromkeys(s["emotion"] for s in segments))
+    handles = [Patch(color=COLORS.get(k, "#888"), label=chart_label(k, lang)) for k in present]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def radar_chart(named: list[tuple[str, dict[str, float]]], lang: str = "en", title: str = ""):
     """Score distributions of several clips on one radar (one polygon per clip). The radius runs
     to just above the highest score, so small scores are not crammed at the centre."""

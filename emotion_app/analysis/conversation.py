@@ -347,3 +347,18 @@ def conversation_srt(segments: list[dict]) -> str:
         lines = [str(i), f"{srt_time(s['start'])} --> {srt_time(s['end'])}", f"{speaker}: {reading}" if speaker else reading]
         blocks.append("\n".join([*lines, *([text] if text else [])]) + "\n")
     return "\n".join(blocks)
+
+
+def conversation_files(segments: list[dict], labels, duration_s: float, charts: bool = True, lang: str = "en") -> dict:
+    """A conversation's files in an output folder: turns.csv, conversation.vtt, conversation.srt and
+    (with `charts`) conversation.png, one lane per speaker."""
+    files: dict[str, str | bytes] = {
+        "turns.csv": turns_csv(segments, labels),
+        "conversation.vtt": conversation_vtt(segments),
+        "conversation.srt": conversation_srt(segments),
+    }
+    if charts and segments:
+        from . import charts as drawing
+
+        files["conversation.png"] = drawing.png_bytes(drawing.conversation_chart(segments, duration_s, lang))
+    return files

@@ -18,6 +18,7 @@ from ..audio.samples import AudioInfo, AudioWarning
 from ..constants import FRAME_S, Label
 from ..results import EmotionResult, HeadReading, RecordingResult, label_of
 from . import insights
+from .conversation import conversation_files, conversation_report
 from .frames import FrameAnalysis, add_to_result, analyze_frames, export_files
 from .options import AnalysisOptions
 
@@ -48,6 +49,54 @@ class Segment:
     confidence: float
     probabilities: dict[str, float] = field(default_factory=dict)  # recordings: the segment's own 9 scores
     heads: dict[str, HeadReading] = field(default_factory=dict)  # recordings: each custom head's reading
+    speaker: str | None = None  # conversations: who speaks
+    channel: int | None = None  # speakers=channels: the channel, from 1
+    text: str | None = None  # turns from a transcript: what was said
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One speaker of a conversation (analysis/conversation.py defines every number)."""
+
+    name: str
+    talk_s: float
+    share_of_talk: float
+    turns: int
+    emotion: str  # the talk-time-weighted top emotion
+    confidence: float
+    probabilities: dict[str, float]
+    share: dict[str, float]  # of the speaker's talk time, per emotion
+    interruptions: int  # made
+    interrupted: int  # suffered
+
+
+@dataclass(frozen=True)
+class Interruption:
+    by: str
+    of: str
+    at: float  # s
+    overlap_s: float
+
+
+@dataclass(frozen=True)
+class Escalation:
+    speaker: str
+    before: float  # the smoothed negative share before ("from" in result.json)
+    after: float  # and after ("to")
+    at: float  # s
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Who spoke, how much, over whom, and when someone's negative share rose across the threshold."""
+
+    speakers: tuple[Speaker, ...]
+    duration_s: float
+    talk_s: float
+    silence_s: float
+    overlap_s: float
+    interruptions: tuple[Interruption, ...]
+    escalations: tuple[Escalation, ...]
 
 
 @dataclass(frozen=True)
@@ -151,10 +200,56 @@ class Report:
             return [Segment(s.start, s.end, s.emotion, s.confidence) for s in self.frames.segments]
         if isinstance(self.result, RecordingResult):
             return [
-                Segment(s["start"], s["end"], s["emotion"], s["confidence"], s["probabilities"], r.heads)
+                Segment(
+                    s["start"],
+                    s["end"],
+                    s["emotion"],
+                    s["confidence"],
+                    s["probabilities"],
+                    r.heads,
+                    s.get("speaker"),
+                    s.get("channel"),
+                    s.get("text"),
+                )  # fmt: skip
                 for s, r in zip(self.result.segments(), self.result.results)
             ]
         return None
+
+    @property
+    def conversation(self) -> Conversation | None:
+        """A recording whose segments carry who speaks: per speaker and for the whole conversation."""
+        blocks = self._conversation()
+        if blocks is None:
+            return None
+        speakers, c = blocks
+        return Conversation(
+            tuple(
+                Speaker(
+                    d["name"],
+                    d["talk_s"],
+                    d["share_of_talk"],
+                    d["turns"],
+                    d["emotion"],
+                    d["confidence"],
+                    d["probabilities"],
+                    d["share"],
+                    d["interruptions"],
+                    d["interrupted"],
+                )  # fmt: skip
+                for d in speakers
+            ),
+            c["duration_s"],
+            c["talk_s"],
+            c["silence_s"],
+            c["overlap_s"],
+            tuple(Interruption(i["by"], i["of"], i["at"], i["overlap_s"]) for i in c["interruptions"]),
+            tuple(Escalation(e["speaker"], e["from"], e["to"], e["at"]) for e in c["escalations"]),
+        )
+
+    def _conversation(self) -> tuple[list[dict], dict] | None:
+        if not isinstance(self.result, RecordingResult) or not self.result.conversation:
+            return None
+        return conversation_report(self.result.segments(), self.labels, self.result.audio.duration_s)
 
     @property
     def summary(self) -> Summary | None:
@@ -194,6 +289,8 @@ class Report:
             result["frames_file"] = "frames.csv"
         result["file"] = self.file
         add_to_result(result, self.frames, options)
+        if (blocks := self._conversation()) is not None:
+            result["speakers"], result["conversation"] = blocks
         result["timestamp"] = self.timestamp.isoformat(timespec="seconds")
         if self.output_dir is not None:
             result["output_dir"] = self.output_dir
@@ -205,7 +302,10 @@ class Report:
             segments = [s.to_dict() for s in self.frames.segments]
         else:
             segments = self.result.segments() if isinstance(self.result, RecordingResult) else None
-        return export_files(self.frames, segments, self.probabilities, self.options, lang)
+        files = export_files(self.frames, segments, self.probabilities, self.options, lang)
+        if self._conversation() is not None:
+            files.update(conversation_files(segments, self.labels, self.result.audio.duration_s, self.options.charts, lang))
+        return files
 
 
 def build_report(

@@ -46,7 +46,8 @@ def _fmt_size(n_bytes: float) -> str:
 
 
 class AudioStream:
-    """Decode a file block by block: iterate to get (n,) float32 blocks at 16 kHz, mono.
+    """Decode a file block by block: iterate to get (n,) float32 blocks at 16 kHz, mono, or with
+    `keep_channels` (n, C) blocks, each channel resampled on its own (C: `channels`).
 
     Use as a context manager. `info` and `warnings` are complete once iteration has ended.
     """
@@ -59,6 +60,7 @@ class AudioStream:
         self.peak = 0.0
         self.info: AudioInfo | None = None
         self.warnings: list[AudioWarning] = []
+        self.keep_channels = False
 
     def __enter__(self) -> AudioStream:
         import av
@@ -183,7 +185,8 @@ class AudioStream:
     def __iter__(self) -> Iterator[np.ndarray]:
         import av
 
-        resampler = stream_resampler(self.rate)
+        width = self.channels if self.keep_channels else 1
+        resampler = stream_resampler(self.rate, width)
         limit = self.max_duration_s * SAMPLE_RATE + SAMPLE_RATE
         try:
             for frame in self._container.decode(self._stream):
@@ -195,7 +198,7 @@ class AudioStream:
                 if block.size:
                     yield self._account(block, limit)
             if resampler is not None:
-                tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                tail = resampler.resample_chunk(np.zeros((0, width) if self.keep_channels else 0, np.float32), last=True)
                 if tail.size:
                     yield self._account(tail, limit)
         except AudioError:
@@ -211,6 +214,12 @@ class AudioStream:
             arr = arr.reshape(-1, channels).T  # packed (1, n*C) -> (C, n)
         x = to_float(arr)
         check_finite(x, f"{self.name}: ")
+        if self.keep_channels:
+            if channels != self.channels:
+                raise AudioError(
+                    f"{self.name}: the number of channels changes inside the stream; the file is corrupt.", "corrupt"
+                )
+            return np.ascontiguousarray(x.T)  # (n, C)
         return x[0] if channels == 1 else downmix(x)
 
     def _account(self, block: np.ndarray, limit: float) -> np.ndarray:

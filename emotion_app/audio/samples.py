@@ -50,11 +50,13 @@ class AudioWarning:
 
 @dataclass
 class Audio:
-    """Decoded audio: `samples` is (N,) float32 mono at 16 kHz."""
+    """Decoded audio: `samples` is (N,) float32 mono at 16 kHz; `channels`, for an input of several
+    channels that was given as an array, each channel at 16 kHz, (N, C) (calls: one speaker each)."""
 
     samples: np.ndarray
     info: AudioInfo
     warnings: list[AudioWarning] = field(default_factory=list)
+    channels: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -127,7 +129,7 @@ def too_long_message(seconds: float, max_duration_s: float) -> str:
 
 
 def resample(x: np.ndarray, rate: int) -> np.ndarray:
-    """(n,) float32 at `rate` Hz -> 16 kHz (soxr, high quality); unchanged at 16 kHz."""
+    """(n,) or (n, channels) float32 at `rate` Hz -> 16 kHz (soxr, high quality); unchanged at 16 kHz."""
     import soxr
 
     if rate == SAMPLE_RATE:
@@ -135,13 +137,13 @@ def resample(x: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(x, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
 
 
-def stream_resampler(rate: int):
+def stream_resampler(rate: int, channels: int = 1):
     """A streaming resampler from `rate` Hz to 16 kHz (soxr, the same quality as `resample`), whose
-    blocks join without seams: `.resample_chunk(x)`, then `.resample_chunk(empty, last=True)` for the
-    tail. None at 16 kHz (nothing to do)."""
+    blocks join without seams: `.resample_chunk(x)` ((n,) or (n, channels)), then
+    `.resample_chunk(empty, last=True)` for the tail. None at 16 kHz (nothing to do)."""
     import soxr
 
-    return None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    return None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, channels, dtype="float32", quality="HQ")
 
 
 def downmix(x: np.ndarray, channel_axis: int = 0) -> np.ndarray:
@@ -171,4 +173,5 @@ def audio_from_array(array, sample_rate, *, max_duration_s: float = DEFAULT_MAX_
     check_length(len(samples), max_duration_s)
     peak = float(np.abs(samples).max())
     info = AudioInfo(name, None, None, rate, channels, len(samples) / SAMPLE_RATE, rate != SAMPLE_RATE)
-    return Audio(samples, info, audio_warnings(len(samples), peak))
+    per_channel = np.ascontiguousarray(resample(np.ascontiguousarray(x.T), rate), dtype=np.float32) if channels > 1 else None
+    return Audio(samples, info, audio_warnings(len(samples), peak), per_channel)

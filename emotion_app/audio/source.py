@@ -73,19 +73,31 @@ class Source:
             self._open.close()
             self._open = None
 
+    @property
+    def channels(self) -> int:
+        """The input's channel count (after `probe()` for files)."""
+        if self.audio is not None:
+            return self.audio.info.channels if self.audio.channels is not None else 1
+        return self.probe()._open.channels if self._open is not None else self.info.channels
+
     @contextmanager
-    def blocks(self) -> Iterator[Iterator[np.ndarray]]:
-        """Yield an iterator of (n,) float32 blocks at 16 kHz; may be entered again for another pass."""
+    def blocks(self, channels: bool = False) -> Iterator[Iterator[np.ndarray]]:
+        """Yield an iterator of (n,) float32 blocks at 16 kHz, or with `channels` (n, C) blocks with
+        every channel; may be entered again for another pass."""
         if self.audio is not None:
             self.info, self.warnings, self.declared_s = self.audio.info, self.audio.warnings, self.audio.duration_s
             x = self.audio.samples
+            if channels:
+                x = self.audio.channels if self.audio.channels is not None else x[:, None]
             yield (x[i : i + BLOCK] for i in range(0, len(x), BLOCK))
             return
         self.probe()
         stream, self._open = self._open, None
+        stream.keep_channels = channels
         try:
             yield stream
-            self.info, self.warnings = stream.info, stream.warnings
+            if stream.info is not None:  # a pass that stopped early (the last span cut) leaves the first pass's facts
+                self.info, self.warnings = stream.info, stream.warnings
         finally:
             stream.close()
 

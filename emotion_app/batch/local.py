@@ -16,6 +16,7 @@ from ..engine import Engine
 from ..errors import EmotionAppError, ErrorText
 from ..longform import analyze_long
 from ..request import RequestOptions
+from ..speakers.turns import TurnsFile
 from .inputs import BatchInput, Extractor
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def iter_batch(
     group: int = GROUP,
 ) -> Iterator[tuple[int, dict | None, str | None]]:
     """(index, result.json dict or None, error or None) per input, in input order, group by group.
-    Archive members are extracted by `extractor` when their group comes, and removed after it."""
+    Archive members are extracted by `extractor` when their group comes, and removed after it.
+    A request on turns without a turns file (`RequestOptions.with_turns(None)`) reads each file's
+    turns beside it (call.wav: call.rttm, call.vtt, call.srt or call.json; none: an error row)."""
     for lo in range(0, len(inputs), group):
         idx = range(lo, min(lo + group, len(inputs)))
         for i in idx:
@@ -62,7 +65,13 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
         for k in ready:
             name = items[k].name
             try:
-                rec = analyze_long(engine, items[k].path, request.segment, name=name, heads=request.heads)
+                turns = request.turns
+                if request.speakers is not None and request.speakers.mode == "turns" and turns is None:
+                    turns = TurnsFile.beside(items[k].path, name)
+                rec = analyze_long(
+                    engine, items[k].path, request.segment, name=name, heads=request.heads, speakers=request.speakers,
+                    turns=turns,
+                )  # fmt: skip
                 out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).to_json(), None)
             except EmotionAppError as exc:
                 out[k] = (None, named_error(name, exc.message, exc.code))

@@ -37,8 +37,10 @@ from ..audio.samples import Audio, AudioInfo, AudioWarning
 from ..audio.segmenter import SegmentOptions
 from ..audio.source import load_audio, open_source
 from ..errors import AudioError, EmotionAppError
-from ..longform import Scan, cut_segments, plan_spans, recording_result, score_segments
+from ..longform import Plan, Scan, cut_segments, plan, plan_spans, recording_result, score_segments, sliced, speaker_turns
 from ..request import RequestOptions
+from ..speakers.options import SpeakerOptions
+from ..speakers.turns import TurnsFile
 from .inputs import BatchInput, Extractor, _unique, collect_inputs
 from .local import named_error
 
@@ -57,6 +59,7 @@ class DecodeConfig:
     segment: SegmentOptions | None
     max_duration_s: float
     vad_file: str | None = None
+    speakers: SpeakerOptions | None = None  # a conversation: channels and turns are planned here, voices by the actors
 
 
 # -- input rows ----------------------------------------------------------------------------------------
@@ -160,22 +163,46 @@ def _opened(row: dict) -> Iterator:
 def _decode_one(row: dict, config: DecodeConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """(samples, spans, meta) of one input; raises AudioError, _RowError."""
     t0 = time.perf_counter()
+    who: dict = {}
     with _opened(row) as source:
-        audio = load_audio(source, name=row["name"], max_duration_s=config.max_duration_s)
-    samples, spans, total = audio.samples, NO_SPANS, len(audio.samples)
-    if config.segment is not None:  # pass 1 (VAD) and the cutting, both from memory: decoded once
-        src = open_source(audio)
-        _, planned, vad = plan_spans(src, config.segment, vad_file=Path(config.vad_file) if config.vad_file else None)
-        pieces = list(cut_segments(src, planned, vad))
-        samples = np.concatenate([x for _, x in pieces]) if pieces else NO_SAMPLES
-        spans = np.array([span for span, _ in pieces], dtype=np.int64).reshape(-1)
+        if config.speakers is not None and config.segment is not None:  # a conversation: planned from the file
+            src = open_source(source, name=row["name"], max_duration_s=config.max_duration_s)
+            samples, spans, total, who = _conversation(src, row, config)
+            info, warnings = src.info, src.warnings
+        else:
+            audio = load_audio(source, name=row["name"], max_duration_s=config.max_duration_s)
+            samples, spans, total, info, warnings = audio.samples, NO_SPANS, len(audio.samples), audio.info, audio.warnings
+            if config.segment is not None:  # pass 1 (VAD) and the cutting, both from memory: decoded once
+                src = open_source(audio)
+                _, planned, vad = plan_spans(src, config.segment, vad_file=Path(config.vad_file) if config.vad_file else None)
+                pieces = list(cut_segments(src, planned, vad))
+                samples = np.concatenate([x for _, x in pieces]) if pieces else NO_SAMPLES
+                spans = np.array([span for span, _ in pieces], dtype=np.int64).reshape(-1)
     meta = {
-        "info": audio.info.to_dict(),
-        "warnings": [asdict(w) for w in audio.warnings],
+        "info": info.to_dict(),
+        "warnings": [asdict(w) for w in warnings],
         "total": total,
         "decode_s": time.perf_counter() - t0,
+        "who": who,
     }
     return samples, spans, meta
+
+
+def _conversation(src, row: dict, config: DecodeConfig) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """A conversation's segments: per channel, or the turns beside the file, planned and cut here;
+    for auto/N the speech segments, whose voices the actors tell apart. (samples, spans, total, who)."""
+    speakers, turns = config.speakers, None
+    if speakers.mode == "turns":
+        if not row["path"]:
+            raise _RowError(f"{row['name']}: turns are read beside local files only, not inside archives or from URIs.")
+        turns = TurnsFile.beside(Path(row["path"]), row["name"])
+    vad_file = Path(config.vad_file) if config.vad_file else None
+    scan, planned = plan(src, config.segment, speakers, turns, vad_file=vad_file)
+    pieces = list(cut_segments(src, planned.spans, planned.tighten, planned.channels))
+    samples = np.concatenate([x for _, x in pieces]) if pieces else NO_SAMPLES
+    spans = np.array([span for span, _ in pieces], dtype=np.int64).reshape(-1)
+    who = {"speakers": planned.speakers, "channels": planned.channels, "texts": planned.texts, "how": planned.diarization}
+    return samples, spans, scan.total, who
 
 
 def decode_rows(batch: dict, config: DecodeConfig) -> Iterator[dict]:
@@ -257,14 +284,27 @@ class Scorer:
             bounds = np.cumsum([0] + [b - a for a, b in spans])
             pieces = [(span, row["samples"][bounds[i] : bounds[i + 1]]) for i, span in enumerate(spans)]
             try:
+                planned = self._who(row["meta"].get("who") or {}, pieces)
+                if planned is not None and self.request.speakers.diarize:
+                    pieces = list(sliced(pieces, planned.spans))
                 used, results = score_segments(self.engine, pieces, len(pieces), name, heads=self.request.heads)
             except EmotionAppError as exc:
                 out.append((None, named_error(name, exc.message, exc.code)))
                 continue
             seconds = row["meta"]["decode_s"] + time.perf_counter() - t0
-            rec = recording_result(self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds)
+            rec = recording_result(self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds, planned)
             out.append((build_report(rec, self.request.analysis, file=name, timestamp=now).to_json(), None))
         return out
+
+    def _who(self, who: dict, pieces) -> Plan | None:
+        """The plan of a conversation: the decode stage's (channels, turns), or the voices told apart here."""
+        speakers = self.request.speakers
+        if speakers is None:
+            return None
+        if speakers.diarize:
+            return speaker_turns(self.engine, pieces, len(pieces), speakers)
+        channels = who.get("channels")
+        return Plan([span for span, _ in pieces], None, channels, who.get("speakers"), who.get("texts"), who.get("how"))
 
 
 def _audio(row: dict) -> Audio:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..constants import LABEL_KEYS
 
-COLUMNS = ["file", "duration_s", "emotion", "confidence", *LABEL_KEYS, "heads", "error"]  # heads: "name=label p; ..."
+# heads: "name=label p; ..."; speakers (conversations): "name=emotion p share-of-talk; ..."
+COLUMNS = ["file", "duration_s", "emotion", "confidence", *LABEL_KEYS, "heads", "speakers", "error"]
 
 
 def table_row(file: str, result: dict | None, error: str | None) -> dict:
@@ -21,6 +22,9 @@ def table_row(file: str, result: dict | None, error: str | None) -> dict:
         row.update(duration_s=result["duration_s"], emotion=result["emotion"] or "", confidence=result["confidence"] or "")
         row.update(result.get("scores") or {})
         row["heads"] = "; ".join(f"{n}={h['emotion']} {h['confidence']:.4f}" for n, h in (result.get("heads") or {}).items())
+        row["speakers"] = "; ".join(
+            f"{s['name']}={s['emotion']} {s['confidence']:.4f} {s['share_of_talk']:.0%}" for s in result.get("speakers") or []
+        )
     row["error"] = (error or "").replace("\n", " ")
     return row
 

@@ -56,6 +56,12 @@ def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
         default=int(_env("BATCH_SIZE", "0", env)),
         help="inputs per model call (default: 4 on CPU, 16 on CUDA)",
     )
+    p.add_argument(
+        "--speaker-model",
+        default=_env("SPEAKER_MODEL", "campplus", env),
+        metavar="DIR|ID",
+        help="CAM++ for --speakers auto|N: folder with campplus_cn_common.bin, hub id or alias (default: %(default)s)",
+    )
 
 
 def add_head_arg(p: argparse.ArgumentParser, *, env: bool = False) -> None:
@@ -77,6 +83,7 @@ def engine_options(args) -> dict:
     return {
         "model": args.model, "hub": args.hub, "device": args.device, "dtype": args.dtype, "backend": args.backend,
         "batch_size": args.batch_size, "heads": tuple(getattr(args, "head_dirs", None) or ()),
+        "speaker_model": getattr(args, "speaker_model", "campplus"),
     }  # fmt: skip
 
 
@@ -152,3 +159,13 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--window-s", type=float, default=OFF, help=f"fixed window length, s (default: {sg.window_s})")
     s.add_argument("--hop-s", type=float, default=OFF, help="fixed window hop, s (default: the window length)")
+    c = p.add_argument_group("conversations: who felt what, when (segment results with their speaker)")
+    c.add_argument(
+        "--speakers", default=OFF, metavar="MODE",
+        help="channels (one speaker per channel), auto (mono, the number estimated) or a number of speakers",
+    )  # fmt: skip
+    c.add_argument("--names", default=OFF, help="the speakers' names in order, comma-separated: Agent,Customer")
+    c.add_argument(
+        "--turns", default=OFF, metavar="FILE",
+        help="use these turns (RTTM, WebVTT, SRT, whisper/whisperX JSON); batch: `beside` (call.rttm|vtt|srt|json by call.wav)",
+    )  # fmt: skip

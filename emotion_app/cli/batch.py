@@ -55,7 +55,7 @@ def run(args) -> int:
     from ..errors import EmotionAppError
 
     try:
-        request = request_from(args)
+        request = batch_request(args)
     except EmotionAppError as exc:
         return fail(exc.message)
     inputs = collect_inputs(args.paths, args.recursive, absolute=True)
@@ -93,6 +93,19 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
+def batch_request(args):
+    """The batch's RequestOptions; `--turns beside`: each file on the turns file beside it."""
+    from ..fields import OptionError
+
+    turns = getattr(args, "turns", None)
+    if turns is not None and turns != "beside":
+        raise OptionError("batch reads each file's turns beside it: --turns beside (call.wav with call.rttm|.vtt|.srt|.json)")
+    if turns == "beside":
+        del args.turns
+    request = request_from(args)
+    return request.with_turns(None) if turns == "beside" else request
+
+
 def run_ray(args) -> int:
     """`batch --ray`: exit 0, 1 when a file failed, 2 for bad options or a model that cannot load."""
     from ..errors import EmotionAppError
@@ -103,7 +116,7 @@ def run_ray(args) -> int:
     except ImportError as exc:
         return fail(f"--ray needs Ray Data ({exc}); install it with: pip install -r requirements-ray.txt")
     try:
-        request = request_from(args)
+        request = batch_request(args)
         options = RayOptions(
             address=args.ray_address,
             actors=args.actors,

@@ -4,6 +4,7 @@
     predict FILE...  one result per file          batch PATH...  a results table (--ray: on Ray Data)
     evaluate DATA    the 9-class head or yours     train-head DATA --out HEAD_DIR
     make-checkpoint DIR                            export-onnx OUT_DIR
+    embed-speaker FILE...  CAM++ speaker embeddings (or their similarities)
 
 Each command lives in its own module of this package; the flags they share (the model's, the
 analysis's) are defined once in args.py. Only argparse is imported up front, so `--help` is
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import batch, heads, predict, serve, tools
+from . import batch, heads, predict, serve, speakers, tools
 
 PROG = "emotion-app"
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     tools.add_parsers(sub)
     heads.add_parsers(sub)
+    speakers.add_parser(sub)
     return parser
 
 

@@ -29,13 +29,20 @@ def add_parser(sub) -> None:
 
 
 def human(report: dict) -> str:
+    """One line per file: the top emotion, custom heads, length, segments, and for a conversation each
+    speaker's emotion and share of the talk."""
     warn = "".join(f"  [{w['message']}]" for w in report["warnings"])
     if report["emotion"] is None:
         return f"{report['file']}: no speech found  {report['duration_s']:.1f} s{warn}"
     seg = f", {len(report['segments'])} segments" if report["granularity"] == "segments" else ""
     head = f"{report['emoji']} {report['emotion']} ({report['label_zh']}) {report['confidence']:.1%}"
     heads = "".join(f"  [{name}: {h['emotion']} {h['confidence']:.1%}]" for name, h in report.get("heads", {}).items())
-    return f"{report['file']}: {head}{heads}  {report['duration_s']:.1f} s{seg}{warn}"
+    who = "".join(
+        f"\n  {s['name']}: {s['emotion']} {s['confidence']:.1%}, {s['share_of_talk']:.0%} of the talk, {s['turns']} turns"
+        + (f", interrupted {s['interruptions']}x" if s["interruptions"] else "")
+        for s in report.get("speakers", [])
+    )
+    return f"{report['file']}: {head}{heads}  {report['duration_s']:.1f} s{seg}{warn}{who}"
 
 
 def run(args) -> int:
@@ -43,6 +50,8 @@ def run(args) -> int:
     from ..batch.local import iter_batch
     from ..errors import EmotionAppError
 
+    if getattr(args, "turns", None) and len(args.files) > 1:
+        return fail("--turns gives the turns of one recording: give one FILE with it (batch: --turns beside each file)")
     try:
         request = request_from(args)
         engine = engine_from(args)

@@ -180,6 +180,8 @@ class SpeakerModel:
             torch.set_num_threads(threads)
         self.device = _torch_device(device)
         self.model_dir = resolve_speaker_model(str(model), hub, cache_dir)
+        # as result.json names it: a hub id as given, a local folder by its name only
+        self.model_id = Path(str(model)).name if Path(str(model)).is_dir() else str(model)
         path = self.model_dir / WEIGHTS_FILE
         network = CAMPPlus()
         state = check_state_dict(read_state_dict(path), network.state_dict(), path)

@@ -91,6 +91,45 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class TurnsFile:
+    """A turns file as a request carries it (its bytes and name), read once to check it when the
+    request is parsed and again against the recording's duration when it is analysed."""
+
+    data: bytes
+    name: str
+
+    @classmethod
+    def of(cls, value, name: str | None = None) -> TurnsFile:
+        """From a path, bytes (an upload: give its `name`) or a TurnsFile; checked now (TurnsError)."""
+        if isinstance(value, TurnsFile):
+            return value
+        if isinstance(value, (bytes, bytearray)):
+            turns = cls(bytes(value), name or "turns")
+        else:
+            path = Path(value)
+            if not path.is_file():
+                raise TurnsError(f"{path.name}: no such turns file; give an RTTM, WebVTT, SRT or whisper JSON file.")
+            turns = cls(path.read_bytes(), path.name)
+        turns.read()
+        return turns
+
+    def read(self, duration_s: float | None = None) -> list[Turn]:
+        return read_turns(self.data, name=self.name, duration_s=duration_s)
+
+    @classmethod
+    def beside(cls, audio: Path, shown: str | None = None) -> TurnsFile:
+        """The turns file beside an audio file: its name with .rttm, .vtt, .srt or .json (TurnsError
+        naming the names looked for when there is none)."""
+        audio = Path(audio)
+        for suffix in SUFFIXES:
+            candidate = audio.with_suffix(suffix)
+            if candidate.is_file():
+                return cls.of(candidate)
+        looked = ", ".join(audio.with_suffix(x).name for x in SUFFIXES)
+        raise TurnsError(f"{shown or audio.name}: no turns file beside it (looked for {looked}).")
+
+
+@dataclass(frozen=True)
 class _Raw:
     where: str  # "line 7" or "segments[2]"
     shown: str | None  # the line, quoted in messages

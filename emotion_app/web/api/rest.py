@@ -2,7 +2,8 @@
 
 Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
 `granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
-`head`: which loaded custom heads to apply, default all);
+`head`: which loaded custom heads to apply, default all; `speakers` channels|auto|N and `names`, or
+a `turns` file, for a conversation);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
 `--auth`) is throttled per client address (throttle.py). Body size and time limits, the Host check
@@ -37,7 +38,7 @@ from .throttle import LoginThrottle, retry_message
 
 logger = logging.getLogger(__name__)
 
-STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_request": 400, "model_load": 503}
+STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_turns": 422, "bad_request": 400, "model_load": 503}
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 HTTP_CODES |= {408: "timeout", 413: "too_large", 422: "bad_request", 429: "too_many_attempts", 503: "unavailable"}
 # An absolute POSIX path in a message (not a URL's path): shown as its last part only.
@@ -180,7 +181,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         if engine is None:
             return _error(EmotionAppError(load_error or "model not loaded", "model_load"), lang)
         try:
-            async with request.form(max_files=1, max_fields=32) as form:
+            async with request.form(max_files=2, max_fields=32) as form:
                 lang = _lang(request, form.get("lang") or request.query_params.get("lang"))
                 upload = form.get("audio")
                 if not isinstance(upload, UploadFile):
@@ -188,6 +189,9 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 fields = {k: v for k, v in form.items() if isinstance(v, str)}
                 if len(form.getlist("head")) > 1:  # head=a&head=b as well as head=a,b
                     fields["head"] = ",".join(v for v in form.getlist("head") if isinstance(v, str))
+                turns = form.get("turns")  # a turns file (RTTM, WebVTT, SRT, whisper JSON), optional
+                if isinstance(turns, UploadFile):
+                    fields["turns"], fields["turns_name"] = await turns.read(), turns.filename or "turns"
                 data, filename = await upload.read(), upload.filename
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)

@@ -130,7 +130,7 @@ def play_segment(kept, lang: str, evt: gr.SelectData):
     if kept is None or not kept.report.segments:
         return gr.skip()
     segment = kept.report.segments[evt.index[0]]
-    clip = segment_clip(kept, segment.start, segment.end)
+    clip = segment_clip(kept, segment.start, segment.end, segment.channel)
     if clip is None:
         raise gr.Error(t("audio_gone", lang))  # deleted after --keep-hours
     return gr.update(value=clip, visible=True)

@@ -24,6 +24,7 @@ STAGES = {
     "decode": "progress_decode",
     "model": "progress_model",
     "voice activity": "progress_vad",
+    "speakers": "progress_speakers",
     "segments": "progress_segments",
     "files": "progress_files",
     "done": "progress_done",

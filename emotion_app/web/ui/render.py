@@ -166,6 +166,12 @@ def segments_table(report: Report, lang: str = "en"):
         return None
     cols = [t(c, lang) for c in ("col_start", "col_end", "col_emotion", "col_confidence")]
     rows = [(clock(s.start), clock(s.end), label_text(s.emotion, lang), f"{s.confidence * 100:.1f}%") for s in report.segments]
+    if report.conversation is not None:  # a conversation: who speaks, and what was said when known
+        cols.insert(0, t("col_speaker", lang))
+        rows = [(s.speaker or "-", *row) for s, row in zip(report.segments, rows)]
+        if any(s.text for s in report.segments):
+            cols.append(t("col_text", lang))
+            rows = [(*row, s.text or "") for s, row in zip(report.segments, rows)]
     return pd.DataFrame(rows, columns=cols)
 
 

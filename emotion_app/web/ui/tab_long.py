@@ -14,13 +14,17 @@ import gradio as gr
 
 from ...audio.segmenter import SegmentOptions
 from ...request import RequestOptions
-from ...service import Analysis, analyze
+from ...service import Analysis, analyze, rename_speakers
 from ..i18n import t
 from . import render
 from .common import KeptTab, Texts, audio_upload, bind, busy, download_list, guarded, play_segment, ready, show_error
+from .conversation_view import conversation_html
 from .progress import Reporter
 
 MODE_CHOICES = [("seg_vad", "vad"), ("seg_window", "window")]
+SPEAKER_CHOICES = [("spk_none", "none"), ("spk_channels", "channels"), ("spk_auto", "auto"), ("spk_2", "2"), ("spk_3", "3"),
+                   ("spk_4", "4")]  # fmt: skip
+TURN_TYPES = [".rttm", ".vtt", ".srt", ".json"]
 
 
 def run_recording(
@@ -36,40 +40,62 @@ def run_recording(
     window_s,
     hop_s,
     lang="en",
+    speakers="none",
+    names="",
+    turns=None,
     progress=gr.Progress(),
 ) -> dict:
     """Segment and analyse a long recording; returns result.json's content with download URLs.
-    Only the options of the chosen mode are sent (the form always has both sets)."""
+    Only the options of the chosen mode are sent (the form always has both sets). `speakers`
+    (none, channels, auto, a number) and `names`, or a `turns` file (RTTM, WebVTT, SRT, whisper JSON):
+    who speaks in each segment, and the conversation's readings."""
     options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
-    return analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress).response()
+    who = (speakers, names, turns)
+    return analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who).response()
 
 
-def analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress) -> Analysis:
+def analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who=("none", "", None)) -> Analysis:
     """One recording through the service, with progress (segments done, time left)."""
     lang = lang or "en"
     threshold, min_speech, min_silence, max_segment, window_s, hop_s = options
+    speakers, names, turns = who
     with guarded(engine, load_error, lang, "recording analysis"), Reporter(progress, lang) as report:
         report(0.01, "start")  # at once: the first stage reports once the VAD model is loaded
-        if mode == "vad":
-            fields = dict(threshold=threshold, min_speech_s=min_speech, min_silence_s=min_silence, max_segment_s=max_segment)
+        if turns:  # the turns are the segments: no segmentation options
+            fields = {"turns": turns, "names": names}
+        elif mode == "vad":
+            fields = dict(segment="vad", threshold=threshold, min_speech_s=min_speech, min_silence_s=min_silence)
+            fields["max_segment_s"] = max_segment
         else:
-            fields = dict(window_s=window_s, hop_s=hop_s)
+            fields = {"segment": mode, "window_s": window_s, "hop_s": hop_s}
+        if not turns and (speakers or "none") != "none":
+            fields |= {"speakers": speakers, "names": names}
         name = Path(path).name if path else None
-        request = RequestOptions.from_fields({"segment": mode, **fields})
+        request = RequestOptions.from_fields(fields)
         return analyze(engine, path, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=report)
 
 
 def start_recording(
     engine, outputs_dir, load_error, path, mode, threshold, min_speech, min_silence, max_segment, window_s, hop_s, lang,
-    progress=gr.Progress(),
+    speakers="none", names="", turns=None, progress=gr.Progress(),
 ) -> list:  # fmt: skip
     """The page's button: [kept analysis, *views, button, error]."""
     options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
     try:
-        kept = analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress)
+        kept = analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, (speakers, names, turns))
     except gr.Error as exc:
         return [None, render.error_card(exc.message, lang), *cleared()[1:], ready(), exc.message]
     return [kept, *draw_recording(kept, lang), ready(), ""]
+
+
+def rename(engine, outputs_dir, load_error, kept, names, lang) -> list:
+    """The names typed after the analysis: the conversation re-read with them into a new output
+    folder (no model call). [kept, *views]."""
+    if kept is None or kept.report.conversation is None:
+        return [gr.skip()] * (1 + len(cleared()))
+    with guarded(engine, load_error, lang, "renaming speakers"):
+        kept = rename_speakers(kept, names, outputs_dir=outputs_dir, lang=lang)
+    return [kept, *draw_recording(kept, lang)]
 
 
 def cleared(note: str = "") -> list:
@@ -94,7 +120,7 @@ def draw_recording(kept: Analysis | None, lang: str) -> list:
     report = kept.report
     return [
         render.emotion_card(report, lang),
-        render.dominant_band(report, lang),
+        render.dominant_band(report, lang) + conversation_html(report, lang),  # a conversation: its lanes
         gr.update(value=render.segments_table(report, lang), visible=bool(report.segments)),
         gr.update(value=None, visible=False),
         render.summary_html(report, lang),
@@ -111,6 +137,15 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
             with gr.Column(scale=1, min_width=300):
                 file_in = audio_upload(texts, "long_file", "long-file", remount=True)
                 mode = texts(gr.Radio, label_key="segmentation", choice_keys=MODE_CHOICES, value="vad", elem_id="long-mode")
+                speakers = texts(
+                    gr.Dropdown, label_key="speakers", choice_keys=SPEAKER_CHOICES, value="none", elem_id="long-speakers"
+                )
+                with gr.Row():
+                    names = texts(gr.Textbox, label_key="speaker_names", value="", elem_id="long-names", scale=3)
+                    rename_button = texts(gr.Button, value_key="rename_speakers", elem_id="long-rename", scale=1, size="sm")
+                turns = texts(
+                    gr.File, label_key="turns_file", file_types=TURN_TYPES, type="filepath", elem_id="long-turns", remount=True
+                )
                 start = texts(gr.Button, value_key="long_start", variant="primary", elem_id="long-start")
                 with texts(gr.Accordion, label_key="seg_options", open=False):
                     options = [
@@ -138,15 +173,20 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         tab = KeptTab(gr.State(None), draw_recording, [card, band, table, player, summary, log, downloads])
         private = {"api_visibility": "private"}
         form = [file_in, mode, *options]
+        who = [speakers, names, turns]
         api.click(
-            bind(run_recording, engine, outputs_dir, load_error), [*form, lang_state], result_json, api_name="recording",
-            concurrency_limit=1, concurrency_id="recording",
+            bind(run_recording, engine, outputs_dir, load_error), [*form, lang_state, *who], result_json,
+            api_name="recording", concurrency_limit=1, concurrency_id="recording",
         )  # fmt: skip
         error = gr.State("")
         start.click(begin, lang_state, [start, tab.kept, *tab.views], queue=False, **private).then(
-            bind(start_recording, engine, outputs_dir, load_error), [*form, lang_state], [tab.kept, *tab.views, start, error],
-            show_progress_on=card, concurrency_limit=1, concurrency_id="recording", **private,
+            bind(start_recording, engine, outputs_dir, load_error), [*form, lang_state, *who],
+            [tab.kept, *tab.views, start, error], show_progress_on=card, concurrency_limit=1, concurrency_id="recording",
+            **private,
         ).then(show_error, error, None, **private)  # fmt: skip
+        rename_button.click(
+            bind(rename, engine, outputs_dir, load_error), [tab.kept, names, lang_state], [tab.kept, *tab.views], **private
+        )
         file_in.change(new_file, lang_state, [tab.kept, *tab.views], **private)
         table.select(play_segment, [tab.kept, lang_state], player, **private)
     return tab
