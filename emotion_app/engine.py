@@ -171,8 +171,11 @@ class Engine:
                 from .speakers.model import SpeakerModel
 
                 device = "cuda" if str(self.device).startswith("cuda") else "cpu"
+                dtype = self.dtype if self.dtype in ("bf16", "fp16") else "fp32"
                 self._speakers = _Serialised(
-                    SpeakerModel(self.options.speaker_model, self.options.hub, device=device, cache_dir=self.options.cache_dir)
+                    SpeakerModel(
+                        self.options.speaker_model, self.options.hub, device=device, dtype=dtype, cache_dir=self.options.cache_dir
+                    )
                 )
             return self._speakers
 

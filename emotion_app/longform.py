@@ -49,7 +49,7 @@ from .speakers.options import SpeakerOptions
 from .speakers.turns import TurnsFile
 
 GROUP_SAMPLES = 120 * SAMPLE_RATE  # segments sent to the engine at once (about 2 min of audio)
-EMBED_BATCH = 64  # CAM++ windows per forward pass (96 s of audio)
+EMBED_BATCH = 16  # CAM++ windows per forward pass (24 s of audio: about 100 MB of activations)
 NO_SPEECH = AudioWarning("no_speech", "No speech was found; try a lower VAD threshold or fixed windows.")
 
 Progress = Callable[[float, str], None]

@@ -181,6 +181,18 @@ def test_embed_batch_equals_one_at_a_time(speaker, monkeypatch):
     assert not np.allclose(one_by_one[0], one_by_one[2], atol=1e-3)  # different audio, different embeddings
 
 
+def test_bf16_embeddings_point_the_same_way(campplus_dir, speaker):
+    half = SpeakerModel(campplus_dir, dtype="bf16")
+    assert str(next(half.network.parameters()).dtype) == "torch.bfloat16"
+    pieces = [varied(1.5, seed) for seed in range(20, 28)]
+    full, low = speaker.embed_batch(pieces), half.embed_batch(pieces)
+    assert low.dtype == np.float32 and np.abs(low - full).max() > 0  # computed in bf16, not fp32
+    cosine = (full * low).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(low, axis=1)
+    assert cosine.min() >= 0.999, cosine
+    with pytest.raises(ValueError, match="fp32, bf16, fp16"):
+        SpeakerModel(campplus_dir, dtype="int4")
+
+
 def test_bad_input_is_refused_clearly(speaker):
     with pytest.raises(AudioError, match="too short for a speaker embedding"):
         speaker.embed(np.zeros(700, np.float32))
