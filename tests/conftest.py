@@ -110,3 +110,22 @@ def web(tmp_path_factory, tiny_dir):
         },
     )  # fmt: skip
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def plus_large(tmp_path_factory):
+    """A random checkpoint with plus_large's exact layout (650 MB of fp32 weights) as an fp32 engine,
+    and its ONNX export. Its model.pt is deleted once loaded (the engine holds the weights)."""
+    import shutil
+
+    from emotion_app import Engine, build_random_checkpoint
+    from emotion_app.model.config import read_tokens
+    from emotion_app.tools.onnx_export import export_model
+
+    root = tmp_path_factory.mktemp("plus_large")
+    model_dir = build_random_checkpoint(root / "model", "plus_large", seed=5)
+    engine = Engine(model=str(model_dir), device="cpu", cache_weights=False)
+    folder = export_model(engine.model, read_tokens(model_dir), root / "onnx", "plus_large")
+    (model_dir / "model.pt").unlink()  # the engine holds its weights; free the disk
+    yield engine, folder
+    shutil.rmtree(root, ignore_errors=True)

@@ -24,6 +24,17 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, extra, expected):
     assert cpu_has_native_bf16(path) is expected
 
 
+@pytest.mark.parametrize("extra, expected", [("avx512_vnni", True), ("avx_vnni", True), ("avx512f", False), ("", False)])
+def test_int8_dot_products_are_read_from_the_cpu_flags(tmp_path, extra, expected):
+    from emotion_app.model.quantize import cpu_has_int8_dot
+
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO.format(i=0, extra=extra))
+    assert cpu_has_int8_dot(path) is expected
+    path.write_text(f"processor\t: 0\nFeatures\t: fp asimd {'asimddp' if expected else ''}\n")  # ARM's line
+    assert cpu_has_int8_dot(path) is expected
+
+
 def test_without_proc_cpuinfo_torch_probes_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     for native in (True, False):
@@ -42,6 +53,7 @@ def test_without_proc_cpuinfo_torch_probes_the_cpu(tmp_path, monkeypatch):
         ("bf16", "cpu", True, "bf16"),
         ("bf16", torch.device("cpu"), True, "bf16"),
         ("fp16", "cuda", False, "fp16"),
+        ("int8", "cpu", False, "int8"),
     ],
 )
 def test_resolve_dtype(monkeypatch, requested, device, native, expected):
@@ -54,7 +66,8 @@ def test_resolve_dtype(monkeypatch, requested, device, native, expected):
     [
         ("bf16", "cpu", False, r"emulated .* slower than fp32; use --dtype fp32"),
         ("fp16", "cpu", True, r"fp16 is for CUDA"),
-        ("int8", "cpu", True, r"unknown dtype 'int8'"),
+        ("int8", "cuda", True, r"int8 is a CPU mode; on a GPU use --dtype fp16 or bf16"),
+        ("int4", "cpu", True, r"unknown dtype 'int4'"),
     ],
 )
 def test_resolve_dtype_refuses_with_the_reason(monkeypatch, requested, device, native, message):

@@ -186,22 +186,6 @@ def test_missing_packages_give_the_install_hint(tiny_onnx, tiny_engine, tmp_path
         export_model(tiny_engine.model, ["a", "b"], tmp_path / "never", "tiny")
 
 
-@pytest.fixture(scope="module")
-def plus_large(tmp_path_factory):
-    """A random checkpoint with plus_large's exact layout (650 MB of fp32 weights), and its export."""
-    from emotion_app import Engine, build_random_checkpoint
-    from emotion_app.model.config import read_tokens
-    from emotion_app.tools.onnx_export import export_model
-
-    root = tmp_path_factory.mktemp("plus_large")
-    model_dir = build_random_checkpoint(root / "model", "plus_large", seed=5)
-    engine = Engine(model=str(model_dir), device="cpu", cache_weights=False)
-    folder = export_model(engine.model, read_tokens(model_dir), root / "onnx", "plus_large")
-    (model_dir / "model.pt").unlink()  # the engine holds its weights; free the disk
-    yield engine, folder
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def test_plus_large_layout_matches_torch(plus_large):
     engine, folder = plus_large
     model = OnnxModel(folder)

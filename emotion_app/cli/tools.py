@@ -21,6 +21,9 @@ def add_parsers(sub) -> None:
     x.add_argument("--hub", choices=["ms", "hf"], default="ms", help="ModelScope or Hugging Face (default: %(default)s)")
     x.add_argument("--frame-embeddings", action="store_true", help="add the output frame_embeddings (batch, frames, D)")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 or later (default: %(default)s)")
+    x.add_argument(
+        "--int8", action="store_true", help="int8 weights for the linear layers: a third of the size, faster on most CPUs"
+    )
     x.set_defaults(func=run_export_onnx)
 
 
@@ -38,7 +41,7 @@ def run_export_onnx(args) -> int:
 
     try:
         folder, diff = export_onnx(
-            args.model, args.out_dir, hub=args.hub, frame_embeddings=args.frame_embeddings, opset=args.opset
+            args.model, args.out_dir, hub=args.hub, frame_embeddings=args.frame_embeddings, opset=args.opset, int8=args.int8
         )
     except (EmotionAppError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,9 +13,23 @@ from ..errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
+DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16", "int8")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 flags in /proc/cpuinfo
 CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (x86 `flags`, ARM `Features`); empty elsewhere."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
 
 
 def cpu_has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
@@ -26,16 +40,8 @@ def cpu_has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
     "AVX512" on CPUs with and without bf16 (Skylake-X has AVX-512 but no AVX512_BF16).
     ARM CPUs with the BF16 extension are reported False: not measured here.
     """
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    if text:
-        flags: set[str] = set()
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                flags.update(value.split())
+    flags = cpu_flags(cpuinfo)
+    if flags:
         return bool(flags & NATIVE_BF16_FLAGS)
     try:
         import torch
@@ -52,13 +58,15 @@ def _device_kind(device) -> str:
 
 
 def resolve_dtype(requested: str, device) -> str:
-    """The dtype ("fp32", "fp16" or "bf16") to run the model in on `device`, or ModelLoadError.
+    """The dtype ("fp32", "fp16", "bf16" or "int8") to run the model in on `device`, or ModelLoadError.
 
     - fp32: always.
     - bf16: on CUDA; on the CPU only when it computes bf16 natively (`cpu_has_native_bf16`).
       Without AVX512_BF16/AMX, torch emulates bf16 through fp32 conversions, which is slower
       than plain fp32 and less accurate, so it is refused rather than silently slow.
     - fp16: on CUDA only (CPU fp16 matmuls are emulated).
+    - int8: on the CPU only (model/quantize.py: int8 linear layers; for CPUs without bf16, and
+      the smallest weights). GPUs have fp16/bf16 for that.
     - auto: fp32 on every device. fp32 is the mode whose numbers are FunASR's (parity tested to
       1e-5 in probability); bf16 moves probabilities by up to a few 1e-2 (tests/test_devices.py)
       and can flip a close top label, so lower precision is something a caller asks for.
@@ -76,6 +84,10 @@ def resolve_dtype(requested: str, device) -> str:
                 "dtype bf16 on this CPU would be emulated (it lacks AVX512_BF16 and AMX-BF16), "
                 "which is slower than fp32; use --dtype fp32"
             )
+    if requested == "int8":
+        if kind == "cpu":
+            return "int8"
+        raise ModelLoadError("dtype int8 is a CPU mode; on a GPU use --dtype fp16 or bf16")
     if requested == "fp16":
         if kind == "cuda":
             return "fp16"

@@ -246,7 +246,7 @@ class Emotion2vec(nn.Module):
         b, n = wav.shape
         if lengths is None:
             lengths = torch.full((b,), n, dtype=torch.long)
-        dtype = self.feature_proj.weight.dtype
+        dtype = self.extra_tokens.dtype  # the model's float type (its linears may be int8)
         x = self.normalize(wav, lengths).to(dtype)
         x = self.features(x, lengths)  # (B, T, C)
         x = self.feature_proj(layer_norm_fp32(x, self.feature_norm, x.shape[-1]))  # (B, T, D)

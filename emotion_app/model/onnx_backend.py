@@ -83,9 +83,17 @@ class OnnxModel:
     providers (default: the CPU).
     """
 
-    def __init__(self, folder, *, threads: int = 0, providers: Sequence[str] | None = None):
+    def __init__(self, folder, *, threads: int = 0, providers: Sequence[str] | None = None, dtype: str = "auto"):
         self.folder = folder = Path(folder)
         self.meta = meta = read_labels(folder)
+        self.dtype = meta.get("dtype", "fp32")  # fp32, or int8 for `export-onnx --int8`
+        if dtype not in ("auto", self.dtype):
+            other = "export-onnx --int8" if dtype == "int8" else "export-onnx (without --int8)"
+            raise ModelLoadError(
+                f"{folder} holds an {self.dtype} export, and the ONNX backend runs an export in its own dtype: "
+                f"drop --dtype {dtype}, or make a folder with `{other}`"
+                + (", or use --backend torch" if dtype not in ("fp32", "int8") else "")
+            )
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         # "extended", not "all": the layout optimisations "all" adds copy the 650 MB of weights into
@@ -127,7 +135,7 @@ class OnnxModel:
     @property
     def info(self) -> dict[str, str]:
         device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
-        return {"id": self.model_id, "path": str(self.folder), "device": device, "dtype": "fp32", "backend": "onnx"}
+        return {"id": self.model_id, "path": str(self.folder), "device": device, "dtype": self.dtype, "backend": "onnx"}
 
     def run_chunks(self, chunks: Sequence[np.ndarray], keep_frames: bool = False) -> list[ChunkOutput]:
         """Run 16 kHz mono float32 chunks (each at most a window long) in one padded batch.

@@ -52,7 +52,8 @@ def load_model(model_dir: Path, device, dtype, cache_weights: bool = True):
 
 class TorchModel:
     """The native emotion2vec+ graph of `model_dir` on `device` ("auto", "cpu", "cuda[:N]") in
-    `dtype` ("auto", "fp32", "bf16", "fp16"; see devices.resolve_dtype)."""
+    `dtype` ("auto", "fp32", "bf16", "fp16", "int8"; see devices.resolve_dtype). int8: loaded in
+    fp32, then its linear layers quantized (quantize.py)."""
 
     backend = "torch"
 
@@ -65,8 +66,12 @@ class TorchModel:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
+        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}[self.dtype]
         self.model, tokens = load_model(Path(model_dir), self.device, torch_dtype, cache_weights)
+        if self.dtype == "int8":
+            from .quantize import quantize_linears
+
+            quantize_linears(self.model)
         keep = [i for i, t in enumerate(tokens) if not t.startswith("unuse")]
         self._keep = np.array(keep)
         self.tokens = tokens
@@ -95,6 +100,6 @@ class TorchModel:
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(mean.astype(np.float32)).to(self.device, self.model.feature_proj.weight.dtype)
+            x = torch.from_numpy(mean.astype(np.float32)).to(self.device, self.model.extra_tokens.dtype)
             logits = self.model.head_logits(x).float()
             return torch.softmax(logits, -1)[self._keep].cpu().numpy()

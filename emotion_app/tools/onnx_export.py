@@ -7,6 +7,9 @@
   outputs `utterance_probabilities (batch, V)`, `frame_probabilities (batch, frames, V)`,
   `embedding (batch, D)` (mean real frame feature), `num_frames (batch,)` int64 and, with
   `--frame-embeddings`, `frame_embeddings (batch, frames, D)`. Batch and length are dynamic.
+- with `--int8`, `model.onnx` holds int8 weights for the linear layers (onnxruntime's dynamic
+  quantizer, per output channel; the convs, attention products and the head stay fp32): a third of
+  the file, a faster load, and labels.json says `"dtype": "int8"`.
 - `labels.json` (the V labels in output order, model id, embed dim, sample rate, fingerprint),
   `head.npz` (the head's weight and bias, to score a mean feature with numpy) and `README.md`.
 
@@ -56,6 +59,7 @@ MIN_OPSET = 14  # scaled_dot_product_attention exports from opset 14
 # bytes: protobuf cannot serialise 2 GB; above this the weights go to model.onnx.data
 MAX_INLINE_BYTES = 2 * 1024**3 - 64 * 1024**2
 CHECK_TOLERANCE = 1e-4  # |dp| between onnxruntime and torch fp32 (measured: ~1e-6)
+INT8_CHECK_TOLERANCE = 0.1  # the same for an int8 export (measured on plus_large: ~0.01; tests/test_int8.py)
 
 
 def frame_counts(lengths: torch.Tensor, layers) -> torch.Tensor:
@@ -250,8 +254,10 @@ def export_model(
     frame_embeddings: bool = False,
     opset: int = DEFAULT_OPSET,
     max_inline_bytes: int = MAX_INLINE_BYTES,
+    int8: bool = False,
 ) -> Path:
-    """Write the ONNX folder for an fp32 `model` (see the module docstring) and return its path.
+    """Write the ONNX folder for an fp32 `model` (see the module docstring) and return its path;
+    `int8`: quantize its linear layers (quantize_graph).
 
     The files are written to a temporary folder inside `out_dir` and moved into place at the
     end, so a failed export leaves an earlier export in `out_dir` as it was.
@@ -275,10 +281,18 @@ def export_model(
         proto = onnx.load(str(tmp / "traced" / ONNX_FILE))  # with its weights, wherever they are
         onnx.helper.set_model_props(proto, {"fingerprint": fingerprint, "model_id": model_id, "format": FORMAT})
         proto.doc_string = f"emotion2vec+ {model_id}: waveform (batch, samples) 16 kHz -> emotion probabilities"
-        onnx.save_model(proto, str(tmp / ONNX_FILE), save_as_external_data=external, location=ONNX_DATA_FILE)
-        del proto
+        if int8:
+            onnx.save_model(proto, str(tmp / "traced" / "float.onnx"), save_as_external_data=external, location="float.onnx.data")
+            del proto
+            external = quantize_graph(
+                tmp / "traced" / "float.onnx", tmp / ONNX_FILE, (weight.shape[0], weight.shape[1]), max_inline_bytes
+            )
+        else:
+            onnx.save_model(proto, str(tmp / ONNX_FILE), save_as_external_data=external, location=ONNX_DATA_FILE)
+            del proto
         np.savez(tmp / HEAD_FILE, weight=weight, bias=bias)
         meta = labels_json(model, tokens, keep, model_id, fingerprint, frame_embeddings, opset, external)
+        meta["dtype"] = "int8" if int8 else "fp32"
         (tmp / LABELS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         frame_row = f"| output `{FRAME_EMBEDDINGS}` | (batch, frames, {meta['embed_dim']}) | per-frame features |\n"
         readme = README_TEXT.format(
@@ -298,6 +312,44 @@ def export_model(
                 (out / name).unlink()
     logger.info("exported %s to %s (fingerprint %s)", model_id, out, fingerprint[:12])
     return out
+
+
+def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_inline_bytes: int) -> bool:
+    """onnxruntime's dynamic quantizer on `source`: int8 weights per output channel for every MatMul
+    with a weight matrix except the head's (the attention products multiply two activations and
+    stay fp32; so do the convs). Writes `target`; returns whether its weights went to an external file.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto = onnx.load(str(source), load_external_data=False)
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    head = {head_shape, head_shape[::-1]}
+    keep_float = [n.name for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and head & {shapes.get(i) for i in n.input}]
+    if len(keep_float) != 2:  # the utterance head (Gemm) and the frame head (MatMul)
+        raise RuntimeError(f"expected the head in two nodes of the graph, found {keep_float}")
+    del proto
+    external = source.stat().st_size // 4 > max_inline_bytes  # int8 weights: about a quarter of the fp32 graph
+    advice = _DropAdvice()  # the quantizer's root-logger advice to run its shape pre-processing (no gain here)
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(
+            source,
+            target,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=keep_float,
+            use_external_data_format=external,
+        )
+    finally:
+        logging.getLogger().removeFilter(advice)
+    return external
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider to run pre-processing")
 
 
 def labels_json(model, tokens, keep, model_id, fingerprint, frame_embeddings, opset, external) -> dict:
@@ -331,10 +383,12 @@ def export_onnx(
     frame_embeddings: bool = False,
     opset: int = DEFAULT_OPSET,
     cache_dir: str | None = None,
+    int8: bool = False,
 ) -> tuple[Path, float]:
-    """Resolve `model` (hub id, alias or local folder), load it in fp32 and export it to `out_dir`.
+    """Resolve `model` (hub id, alias or local folder), load it in fp32 and export it to `out_dir`
+    (`int8`: with int8 linear layers).
 
-    Returns the folder and the largest |p_onnx - p_torch| on a generated test batch (the
+    Returns the folder and the largest |p_onnx - p_torch fp32| on a generated test batch (the
     export is checked with onnxruntime before it is reported done).
     """
     from ..model.hub import resolve_model
@@ -342,9 +396,9 @@ def export_onnx(
 
     model_dir = resolve_model(model, hub, cache_dir=cache_dir)
     native, tokens = load_model(model_dir, torch.device("cpu"), torch.float32)
-    folder = export_model(native, tokens, out_dir, model, frame_embeddings=frame_embeddings, opset=opset)
+    folder = export_model(native, tokens, out_dir, model, frame_embeddings=frame_embeddings, opset=opset, int8=int8)
     diff = max_difference(native, folder)
-    if diff > CHECK_TOLERANCE:
+    if diff > (INT8_CHECK_TOLERANCE if int8 else CHECK_TOLERANCE):
         logger.warning("the ONNX graph differs from the torch model by %.1e in probability", diff)
     return folder, diff
 

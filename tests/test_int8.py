@@ -1,0 +1,122 @@
+"""--dtype int8 (model/quantize.py) and `export-onnx --int8`: the gates against fp32 on the
+plus_large layout, and the mode end to end on the tiny checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from audio_files import speechlike  # noqa: E402
+from test_onnx import signal  # noqa: E402
+
+from emotion_app import Engine  # noqa: E402
+from emotion_app.errors import ModelLoadError  # noqa: E402
+from emotion_app.model.chunking import ChunkOutput  # noqa: E402
+from emotion_app.model.config import read_tokens  # noqa: E402
+from emotion_app.model.onnx_backend import OnnxModel  # noqa: E402
+from emotion_app.model.quantize import Int8Linear, quantize_linears  # noqa: E402
+
+# The gates. Measured on the plus_large layout (random weights, the clips below): utterance |dp|
+# 0.013 (torch) / 0.007 (onnxruntime), frames 0.04 / 0.03, embedding cosine 0.999. int8 keeps about
+# 1/127 of each row's largest value per weight and per activation; over 13 layers of 4 products the
+# logits move by a few hundredths, and the softmax halves that (see test_devices' bf16 argument).
+UTTERANCE_BOUND = 0.05
+FRAME_BOUND = 0.15
+MIN_COSINE = 0.99
+MIN_SAME_TOP = 0.99  # share of utterances with a clear winner in fp32 whose top label stays
+CLEAR_MARGIN = 2 * UTTERANCE_BOUND  # a clear winner: top probability ahead of the second by this
+# Random weights give many near-ties (margins of 0.04 on this checkpoint): a label whose lead is
+# smaller than what int8 may move can flip, and did (2 of 24, at margins 0.046 and 0.042).
+MIN_SAME_TOP_FRAMES = 0.9
+
+
+def clips() -> list[np.ndarray]:
+    """24 clips of 1-10 s: speech-like voices, chirps, tones and noise."""
+    out = [speechlike(1.0 + 0.75 * k, seed=k) for k in range(12)]
+    out += [signal(kind, 1.0 + 1.5 * k, seed=k) for k in range(4) for kind in ("chirp", "tone", "noise")]
+    return out
+
+
+def run(model, clip: np.ndarray):
+    with torch.inference_mode():
+        out = model(torch.from_numpy(clip)[None], torch.tensor([len(clip)]))
+    keep = ~model.label_mask
+    return (
+        torch.softmax(out.utterance_logits, -1)[0, keep].numpy(),
+        torch.softmax(out.frame_logits, -1)[0][:, keep].numpy(),
+        out.mean[0].numpy(),
+    )
+
+
+def gates(reference: list[tuple], candidate: list[tuple], what: str) -> dict:
+    """Assert the issue's gates; return the measured figures."""
+    dp = max(np.abs(a[0] - b[0]).max() for a, b in zip(reference, candidate))
+    dp_frames = max(np.abs(a[1] - b[1]).max() for a, b in zip(reference, candidate))
+    cosine = min(float(a[2] @ b[2] / np.linalg.norm(a[2]) / np.linalg.norm(b[2])) for a, b in zip(reference, candidate))
+    clear = [(a, b) for a, b in zip(reference, candidate) if np.diff(np.sort(a[0])[-2:])[0] > CLEAR_MARGIN]
+    assert len(clear) >= len(reference) // 2, f"only {len(clear)} clear winners: the gate would say little"
+    same_top = np.mean([a[0].argmax() == b[0].argmax() for a, b in clear])
+    frames_top = np.mean(np.concatenate([a[1].argmax(-1) == b[1].argmax(-1) for a, b in zip(reference, candidate)]))
+    figures = {"dp": dp, "dp_frames": dp_frames, "cosine": cosine, "same_top": same_top, "frames_top": frames_top}
+    assert 0 < dp <= UTTERANCE_BOUND and 0 < dp_frames <= FRAME_BOUND, (what, figures)  # > 0: really int8
+    assert cosine >= MIN_COSINE and same_top >= MIN_SAME_TOP and frames_top >= MIN_SAME_TOP_FRAMES, (what, figures)
+    return figures
+
+
+@pytest.fixture(scope="module")
+def reference(plus_large):
+    engine, _ = plus_large
+    return [run(engine.model, c) for c in clips()]
+
+
+def test_torch_int8_passes_the_gates_on_plus_large(plus_large, reference):
+    engine, _ = plus_large
+    model = quantize_linears(copy.deepcopy(engine.model))
+    layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    assert len(layers) == 12 * 4 + 1  # 4 prenet + 8 blocks (qkv, proj, fc1, fc2) and feature_proj
+    assert isinstance(model.head, torch.nn.Linear) and model.head.weight.dtype == torch.float32
+    gates(reference, [run(model, c) for c in clips()], "torch int8")
+
+
+def test_onnx_int8_export_passes_the_gates_on_plus_large(plus_large, reference, tmp_path):
+    from emotion_app.tools.onnx_export import export_model
+
+    engine, fp32_folder = plus_large
+    folder = export_model(engine.model, read_tokens(engine.model_dir), tmp_path / "int8", "plus_large", int8=True)
+    assert json.loads((folder / "labels.json").read_text(encoding="utf-8"))["dtype"] == "int8"
+    size, fp32_size = (folder / "model.onnx").stat().st_size, (fp32_folder / "model.onnx").stat().st_size
+    assert size < 0.35 * fp32_size, (size, fp32_size)  # int8 weights: 195 of 649 MB
+    model = OnnxModel(folder)
+    assert model.dtype == "int8" and model.info["dtype"] == "int8"
+    candidate = []
+    for clip in clips():
+        out: ChunkOutput = model.run_chunks([clip])[0]
+        candidate.append((out.probabilities, out.frame_probabilities, out.mean))
+    gates(reference, candidate, "onnx int8")
+
+
+def test_int8_engine_end_to_end(tiny_dir, tmp_path):
+    """Engine(dtype="int8"): results say int8, numbers near fp32's; the CLI exports an int8 folder
+    that the onnx backend runs, and refuses the wrong dtype for a folder by name."""
+    from emotion_app.cli.main import main
+
+    fp32, int8 = Engine(model=str(tiny_dir), device="cpu"), Engine(model=str(tiny_dir), device="cpu", dtype="int8")
+    assert int8.dtype == "int8" and int8.model_info["dtype"] == "int8"
+    x = speechlike(3.0, seed=3)
+    a, b = fp32.predict(x, sample_rate=16000, granularity="frame"), int8.predict(x, sample_rate=16000, granularity="frame")
+    assert b.emotion == a.emotion and 0 < np.abs(np.array(a.probabilities) - np.array(b.probabilities)).max() <= UTTERANCE_BOUND
+
+    folder = tmp_path / "onnx_int8"
+    assert main(["export-onnx", str(folder), "--model", str(tiny_dir), "--int8"]) == 0
+    onnx = Engine(model=str(folder), backend="onnx")
+    assert onnx.dtype == "int8" and onnx.predict(x, sample_rate=16000).emotion == a.emotion
+    with pytest.raises(ModelLoadError, match=r"holds an int8 export.*drop --dtype fp32.*export-onnx \(without --int8\)"):
+        Engine(model=str(folder), backend="onnx", dtype="fp32")
