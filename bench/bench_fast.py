@@ -1,6 +1,6 @@
-"""Fast CPU modes against fp32 and FunASR 1.4.16, in one run: torch fp32, torch bf16, onnx fp32.
+"""Fast CPU modes against fp32 and FunASR 1.4.16, in one run: torch fp32 / bf16 / int8, onnx fp32 / int8.
 
-    python bench/bench_fast.py [--model DIR] [--modes torch-fp32,torch-bf16,onnx-fp32]
+    python bench/bench_fast.py [--model DIR] [--modes torch-fp32,torch-bf16,torch-int8,onnx-fp32,onnx-int8]
                                [--clips 200] [--recording-minutes 60] [--no-funasr]
 
 Each scenario runs in a fresh process (bench_engine.py and bench_batch.py workers): import to the
@@ -8,8 +8,8 @@ first 10 s result, steady 3/10/30 s clips (median of 3), a batch of `--clips` WA
 through the batch tool's path, a spoken recording of `--recording-minutes` with VAD, and the peak
 RSS of each. FunASR runs the cold start, steady clips and the batch (one file at a time, its only
 way) on the same checkpoint. DIR defaults to checkpoints/plus_large_random (built if missing); the
-ONNX mode exports it once to DIR_onnx. onnxruntime has no bf16 kernels for these ops on the CPU,
-so there is no onnx-bf16 mode. Prints a markdown table for docs/benchmarks.md.
+ONNX modes export it once to DIR_onnx (and DIR_onnx_int8 with --int8). onnxruntime has no bf16
+kernels for these ops on the CPU, so there is no onnx-bf16 mode. Prints a markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ import bench_batch  # noqa: E402
 import bench_engine  # noqa: E402
 from bench_engine import fmt  # noqa: E402
 
-MODES = {"torch-fp32": ("torch", "fp32"), "torch-bf16": ("torch", "bf16"), "onnx-fp32": ("onnx", "fp32")}
+MODES = {
+    "torch-fp32": ("torch", "fp32"),
+    "torch-bf16": ("torch", "bf16"),
+    "torch-int8": ("torch", "int8"),
+    "onnx-fp32": ("onnx", "fp32"),
+    "onnx-int8": ("onnx", "int8"),
+}
 
 
 def prepare(model: Path, modes: list[str]) -> dict[str, str]:
@@ -40,13 +46,14 @@ def prepare(model: Path, modes: list[str]) -> dict[str, str]:
 
         build_random_checkpoint(model, "plus_large", training_state=True)
     folders = {m: str(model) for m in modes}
-    if "onnx-fp32" in modes:
-        onnx_dir = model.parent / f"{model.name}_onnx"
-        if not (onnx_dir / "model.onnx").exists():
-            from emotion_app.cli.main import main as cli
+    for mode, suffix, extra in (("onnx-fp32", "_onnx", []), ("onnx-int8", "_onnx_int8", ["--int8"])):
+        if mode in modes:
+            onnx_dir = model.parent / f"{model.name}{suffix}"
+            if not (onnx_dir / "model.onnx").exists():
+                from emotion_app.cli.main import main as cli
 
-            assert cli(["export-onnx", str(onnx_dir), "--model", str(model)]) == 0
-        folders["onnx-fp32"] = str(onnx_dir)
+                assert cli(["export-onnx", str(onnx_dir), "--model", str(model), *extra]) == 0
+            folders[mode] = str(onnx_dir)
     return folders
 
 
@@ -78,6 +85,7 @@ def table(results: dict[str, dict], clips: int, minutes: float) -> None:
         print(f"| {label} | " + " | ".join(get(results[n]) for n in names) + " |")
 
     row("import to first 10 s result", lambda r: fmt(r["cold"].get("cold_total_s")))
+    row("process start to exit, one 10 s clip", lambda r: fmt(r["cold"].get("process_wall_s")))
     for s in (3, 10, 30):
         row(f"steady, {s} s clip", lambda r, s=s: fmt(r["steady"].get(f"steady_{s}s")))
     row(f"batch of {clips} clips: x real time", lambda r: f"{r['batch'].get('x_real_time', 0):.1f}x")
