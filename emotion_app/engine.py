@@ -21,6 +21,7 @@ from .audio.vad import ONNX_NAME as VAD_ONNX
 from .audio.vad import silero_onnx_file
 from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, FRAME_HOP, SAMPLE_RATE
 from .errors import AudioError, EmotionAppError, ModelLoadError
+from .labelset import LabelSet
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
 from .model.devices import cpu_has_native_bf16
 from .model.head import engine_model_id, frame_readings, load_heads, select_heads
@@ -89,6 +90,7 @@ class _Work:
     heads: list = field(default_factory=list)  # the custom heads to apply (heads/head.py)
     head_frames: dict = field(default_factory=dict)  # chunk start -> {head name: (T, V)}, frame mode
     keep_features: bool = False  # keep the (T, D) frame features (the embedding was asked for)
+    labels: LabelSet | None = None  # the label set the result is given in (labelset.py); None: all
 
 
 class Engine:
@@ -198,12 +200,13 @@ class Engine:
         sample_rate: int | None = None,
         name: str | None = None,
         heads: Sequence | None = None,
+        labels=None,
     ) -> EmotionResult:
         """Predict one input (path, bytes, file object, array + sample_rate, (rate, array), Audio).
-        `heads`: as for predict_batch."""
+        `heads`, `labels`: as for predict_batch."""
         if isinstance(source, np.ndarray):
             source = open_source(source, sample_rate, max_duration_s=self.options.max_duration_s, name=name)
-        return self.predict_batch([source], granularity, extract_embedding, names=[name], heads=heads)[0]
+        return self.predict_batch([source], granularity, extract_embedding, names=[name], heads=heads, labels=labels)[0]
 
     def predict_batch(
         self,
@@ -214,13 +217,15 @@ class Engine:
         errors: str = "raise",
         names: Sequence[str | None] | None = None,
         heads: Sequence | None = None,
+        labels=None,
     ) -> list:
         """Predict many inputs, batched by length. Each result equals the one-at-a-time result.
 
         errors="raise" stops at the first bad input; errors="return" puts the EmotionAppError in
         that input's place and goes on. `heads`: the custom heads whose readings each result gets
         (`EmotionResult.heads`): None for all the engine's heads, else names of loaded heads or Head
-        objects; in frame mode each head also reads every frame.
+        objects; in frame mode each head also reads every frame. `labels`: a label set (names, a
+        comma-separated string or a LabelSet; labelset.py): every probability renormalised over it.
         """
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be 'utterance' or 'frame', not {granularity!r}")
@@ -229,12 +234,13 @@ class Engine:
         sources = list(sources)
         names = list(names) if names is not None else [None] * len(sources)
         chosen = select_heads(self.heads, heads, engine_model_id(self), self.embed_dim)
+        label_set = self.label_set(labels)
         keep_frames = granularity == "frame" and (extract_embedding or bool(chosen))
         results: list = [None] * len(sources)
         pending: list[tuple[int, np.ndarray, _Work]] = []  # short inputs waiting to be batched
         for i, src in enumerate(sources):
             try:
-                work = _Work(time.perf_counter(), heads=chosen, keep_features=extract_embedding)
+                work = _Work(time.perf_counter(), heads=chosen, keep_features=extract_embedding, labels=label_set)
                 single = self._feed(src, names[i], work, keep_frames)
                 if single is not None:
                     pending.append((i, single, work))
@@ -249,6 +255,14 @@ class Engine:
                 results[i] = exc
         self._flush(pending, results, granularity, extract_embedding, keep_frames)
         return results
+
+    def label_set(self, labels) -> LabelSet | None:
+        """`labels` (None, names, a comma-separated string or a LabelSet) checked against this model's labels."""
+        if labels is None or isinstance(labels, LabelSet):
+            if labels is not None:
+                LabelSet.parse(labels.keys, self.labels)  # a set made for another model is refused here
+            return labels
+        return LabelSet.parse(labels, self.labels)
 
     # -- internals ------------------------------------------------------------------------------
     def _feed(self, src, name, work: _Work, keep_frames) -> np.ndarray | None:
@@ -323,10 +337,14 @@ class Engine:
         embedding = None
         if extract_embedding:
             embedding = work.acc.frames() if granularity == "frame" else mean
+        labels, frames = self.labels, work.acc.frame_probabilities()
+        if work.labels is not None:
+            probs, frames = work.labels.restrict(labels, probs), work.labels.restrict(labels, frames)
+            labels = work.labels.keys
         return EmotionResult(
-            labels=self.labels,
+            labels=labels,
             probabilities=probs,
-            frame_probabilities=work.acc.frame_probabilities(),
+            frame_probabilities=frames,
             granularity=granularity,
             duration_s=work.info.duration_s,
             embedding=embedding,
@@ -336,6 +354,7 @@ class Engine:
             timings={"decode": work.decode, "inference": work.infer, "total": time.perf_counter() - work.t0},
             model=self.model_info,
             heads=read_heads(work.heads, mean, [work.head_frames[s] for s in sorted(work.head_frames)] or None),
+            label_set=work.labels.keys if work.labels is not None else None,
         )
 
 

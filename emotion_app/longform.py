@@ -40,6 +40,7 @@ from .constants import RECEPTIVE_FIELD, SAMPLE_RATE
 from .engine import Engine
 from .errors import AudioError, EmotionAppError
 from .fields import OptionError
+from .labelset import LabelSet
 from .results import RecordingResult
 from .speakers.channels import ChannelLevels, bleed, is_bleed
 from .speakers.cluster import cluster_speakers
@@ -87,12 +88,14 @@ def analyze_long(
     heads=None,
     speakers: SpeakerOptions | None = None,
     turns: TurnsFile | None = None,
+    labels: LabelSet | None = None,
 ) -> RecordingResult:
     """Segment `source` (anything open_source accepts) and predict each segment.
     `audio_out`: where to write the 16 kHz audio (streamed; the channels kept with speakers=channels);
     `progress(fraction, stage)`; `extract_embedding`: keep each segment's mean feature
     (RecordingResult.embedding, (S, D)); `heads`: the custom heads that read each segment (as in
-    Engine.predict_batch); `speakers`, `turns`: who speaks (see the module docstring)."""
+    Engine.predict_batch); `speakers`, `turns`: who speaks (see the module docstring); `labels`: the
+    label set of every result (labelset.py)."""
     t0 = time.perf_counter()
     step = progress or _quiet
     src = open_source(source, max_duration_s=engine.options.max_duration_s, name=name)
@@ -101,9 +104,9 @@ def analyze_long(
         planned = diarize(engine, src, planned, speakers, step)
     pieces = cut_segments(src, planned.spans, planned.tighten, planned.channels)
     first = 0.45 if speakers is not None and speakers.diarize else 0.3
-    used, results = score_segments(engine, pieces, len(planned.spans), src.name, step, extract_embedding, heads, first)
+    used, results = score_segments(engine, pieces, len(planned.spans), src.name, step, extract_embedding, heads, first, labels)
     step(1.0, "done")
-    return recording_result(engine, options, scan, used, results, time.perf_counter() - t0, planned)
+    return recording_result(engine, options, scan, used, results, time.perf_counter() - t0, planned, labels)
 
 
 def _quiet(fraction: float, stage: str) -> None:
@@ -152,6 +155,7 @@ def recording_result(
     results: list,
     seconds: float,
     planned: Plan | None = None,
+    labels: LabelSet | None = None,
 ) -> RecordingResult:
     """The RecordingResult of scored spans (a `no_speech` warning when there are none), with who
     speaks in each when `planned` says."""
@@ -160,7 +164,7 @@ def recording_result(
         channels = [c + 1 for c in planned.channels] if planned.channels is not None else None
         names = {"speakers": planned.speakers, "channels": channels, "texts": planned.texts, "diarization": planned.diarization}
     return RecordingResult(
-        labels=engine.labels,
+        labels=labels.keys if labels is not None else engine.labels,
         spans=spans,
         results=results,
         segmentation=options.to_dict(),
@@ -168,6 +172,7 @@ def recording_result(
         warnings=list(scan.warnings) + ([] if results else [NO_SPEECH]),
         timings={"total": seconds},
         model=engine.model_info,
+        label_set=labels.keys if labels is not None else None,
         **names,
     )
 
@@ -219,6 +224,7 @@ def score_segments(
     embedding: bool = False,
     heads=None,
     first: float = 0.3,
+    labels: LabelSet | None = None,
 ) -> tuple[list[tuple[int, int]], list]:
     """Pass 2's scoring: `pieces` ((span, samples), `count` of them) through the engine in groups of
     about GROUP_SAMPLES, in order. Returns (spans, results); a segment that fails fails the file.
@@ -228,7 +234,9 @@ def score_segments(
     group: list[np.ndarray] = []
 
     def run():
-        outs = engine.predict_batch([(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return", heads=heads)
+        outs = engine.predict_batch(
+            [(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return", heads=heads, labels=labels
+        )
         for r in outs:
             if isinstance(r, EmotionAppError):
                 raise AudioError(f"{name or 'audio'}: a segment could not be analysed: {r.message}", r.code)

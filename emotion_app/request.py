@@ -23,6 +23,8 @@ combinations that would silently ignore something:
 | speakers=channels/auto/N (+ names)        | segments with their speaker (segment=vad implied; auto/N: window too) |
 | speakers=channels with segment=window     | refused: channels are cut by each channel's own VAD |
 | turns (a turns file, + names)             | a conversation on the file's turns: no VAD or windows (a segment field is refused) |
+| labels (a label set: names or iemocap4)   | every mode: every probability renormalised over the set (labelset.py) |
+| sentiment, sentiment_map                  | every mode: a sentiment block beside each reading (sentiment.py) |
 | speakers or turns with granularity=frame  | refused, as for segment=vad/window                   |
 """
 
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from .analysis.options import FRAME_FIELDS, AnalysisOptions
 from .audio.segmenter import SEGMENT_FIELDS, VAD_FIELDS, WINDOW_FIELDS, SegmentOptions
 from .fields import OptionError, given, parse_bool, parse_choice, parse_heads
+from .labelset import LabelSet
 from .speakers.options import SpeakerOptions
 from .speakers.turns import TurnsFile
 
@@ -51,8 +54,9 @@ class RequestOptions:
     heads: tuple | None = None  # custom heads: None all the engine's, else names (field `head`) or Head objects
     speakers: SpeakerOptions | None = None  # who speaks (a conversation); None: voices not told apart
     turns: TurnsFile | None = None  # turns someone already has: the segments, with their speakers and text
+    labels: LabelSet | None = None  # the label set of every result; None: all the model's labels
 
-    FIELDS = ("granularity", "extract_embedding", "segment", "head", *SpeakerOptions.FIELDS, "turns", "turns_name")
+    FIELDS = ("granularity", "extract_embedding", "segment", "head", *SpeakerOptions.FIELDS, "turns", "turns_name", "labels")
 
     @classmethod
     def from_fields(cls, mapping: Mapping | None = None, **defaults) -> RequestOptions:
@@ -94,7 +98,8 @@ class RequestOptions:
         if turns is not None:
             segment = SegmentOptions("none")  # the turns are the segments
         heads = parse_heads(values["head"]) if "head" in values else None
-        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads, speakers, turns)
+        labels = LabelSet.parse(values.get("labels"))
+        return cls(granularity, embedding, segment, AnalysisOptions.from_fields(values), heads, speakers, turns, labels)
 
     def with_turns(self, turns: TurnsFile | None) -> RequestOptions:
         """This request on `turns` (None: each input's own, found beside it by the batch): the turns
@@ -113,4 +118,5 @@ class RequestOptions:
             "heads": None if self.heads is None else [getattr(h, "name", h) for h in self.heads],
             "speakers": self.speakers.to_dict() if self.speakers is not None else None,
             "turns": self.turns.name if self.turns is not None else None,
+            "labels": self.labels.to_list() if self.labels is not None else None,
         }

@@ -67,6 +67,7 @@ class EmotionResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, inference, total
     model: dict[str, str] = field(default_factory=dict)  # id, device, dtype
     heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (heads/head.py)
+    label_set: tuple[str, ...] | None = None  # the labels chosen (labelset.py), when not all of them
 
     @property
     def emotion(self) -> str:
@@ -108,6 +109,7 @@ class EmotionResult:
             "file": self.audio.source if self.audio else None,
             **_top(self.probabilities, self.labels),
             "labels": _labels_table(self.labels),
+            **({"label_set": list(self.label_set)} if self.label_set else {}),
             "granularity": self.granularity,
             "duration_s": round(self.duration_s, 3),
             "num_frames": int(len(self.frame_probabilities)),
@@ -145,6 +147,7 @@ class RecordingResult:
     channels: list[int | None] | None = None  # speakers=channels: each segment's channel, from 1
     texts: list[str | None] | None = None  # turns from a transcript: each segment's text
     diarization: dict | None = None  # how the speakers were found: mode, speakers, names, model
+    label_set: tuple[str, ...] | None = None  # the labels chosen (labelset.py), when not all of them
 
     @property
     def conversation(self) -> bool:
@@ -228,6 +231,7 @@ class RecordingResult:
             "file": self.audio.source,
             **_top(self.probabilities, self.labels),
             "labels": _labels_table(self.labels),
+            **({"label_set": list(self.label_set)} if self.label_set else {}),
             "granularity": self.granularity,
             "segmentation": dict(self.segmentation),
             **({"diarization": dict(self.diarization)} if self.diarization is not None else {}),

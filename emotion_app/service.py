@@ -117,7 +117,7 @@ def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, 
     decoded = time.perf_counter()
     if progress:
         progress(0.05, "model")
-    res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads)
+    res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads, labels=request.labels)
     report = build_report(res, request.analysis, file=src.name, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
     res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)
@@ -211,6 +211,7 @@ def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_
         rec = analyze_long(
             engine, src, request.segment, progress=progress, audio_out=tmp / "processed_audio.wav",
             extract_embedding=request.extract_embedding, heads=request.heads, speakers=request.speakers, turns=request.turns,
+            labels=request.labels,
         )  # fmt: skip
         report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
         folder = write_output_folder(
@@ -238,7 +239,7 @@ def analyze_batch(
     holds tables.COLUMNS and `error_code` (the error's code, for translation)."""
     from .batch.inputs import Extractor, collect_inputs
     from .batch.local import iter_batch
-    from .batch.tables import rows_csv, table_row, zip_bytes
+    from .batch.tables import columns_for, rows_csv, table_row, zip_bytes
 
     request = request or RequestOptions()
     now = datetime.now()
@@ -261,7 +262,7 @@ def analyze_batch(
                 if progress:
                     progress(len(rows), len(inputs))
         extra["results.jsonl"] = "\n".join(jsonl) + "\n"
-        extra["results.csv"] = rows_csv(rows)
+        extra["results.csv"] = rows_csv(rows, columns_for(request))
         folder = write_output_folder(outputs_dir, None, None, None, now, extra | {"results.zip": zip_bytes(extra)}, tmp=tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -112,7 +112,9 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("fields", [{"granularity": "frame"}, {"segment": "vad"}], ids=["frame", "vad"])
+@pytest.mark.parametrize(
+    "fields", [{"granularity": "frame"}, {"segment": "vad", "labels": "iemocap4", "sentiment": True}], ids=["frame", "vad"]
+)
 def test_ray_records_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp_path, fields):
     paths = mixed_set(tmp_path / "data")
     request = RequestOptions.from_fields(fields, charts=False)
@@ -127,6 +129,10 @@ def test_ray_records_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp
     if "segment" in fields:
         talk = next(r for r in got if r["file"].endswith("talk.wav"))
         assert talk["summary"]["num_segments"] == 2 and talk["audio"]["source"] == talk["file"]
+        assert (
+            talk["label_set"] == ["angry", "happy", "neutral", "sad"] and list(talk["segments"][0]["scores"]) == talk["label_set"]
+        )
+        assert all(s["sentiment"]["label"] in ("positive", "negative", "neutral") for s in talk["segments"])
 
 
 @pytest.mark.parametrize("mode", ["channels", "turns"])

@@ -120,7 +120,7 @@ def test_a_new_file_clears_the_result_and_a_long_one_points_to_the_long_tab(tmp_
 def test_start_shows_an_error_where_the_result_goes(tiny_engine, out, bad_file):
     assert tab_analyze.begin("en")[0]["interactive"] is False
     kept, card, *views, button, error = tab_analyze.start_analysis(
-        tiny_engine, out, None, None, str(bad_file), "utterance", False, *SMOOTHING, "zh", None, "smoothed"
+        tiny_engine, out, None, None, str(bad_file), "utterance", False, *SMOOTHING, [], False, "zh", None, "smoothed"
     )
     assert kept is None and 'role="alert"' in card and "无法解码" in card and views[-1] is None
     assert button["interactive"] is True and error.startswith("无法解码")
@@ -276,9 +276,12 @@ def test_gradio_api_signatures(tiny_engine, out):
         ("alpha", 0.2),
         ("zero_phase", True),
         ("min_duration_s", 0.2),
+        ("labels", []),
+        ("sentiment", False),
     ]
     assert [p["parameter_name"] for p in api["/recording"]["parameters"]] == [
-        "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s", "speakers", "names", "turns"
+        "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s",
+        "speakers", "names", "turns", "labels", "sentiment",
     ]  # fmt: skip
     for name in ("run_analysis", "start_analysis", "start_recording", "start_compare", "start_batch"):
         assert page_event(demo, name).tracks_progress, name
@@ -313,3 +316,29 @@ def test_progress_names_the_stage_counts_and_estimates_the_time_left(monkeypatch
     assert pace.estimate(100) == pytest.approx(30) and pace.estimate(None) is None
     pace.learn(100, 10)
     assert pace.estimate(100) == pytest.approx(20)  # halfway to what this server showed
+
+
+def test_a_label_set_and_sentiment_on_the_page(tiny_engine, out, clip, tmp_path):
+    """The page's label set (any order ticked) and sentiment switch: 4 score rows in the model's
+    order renormalised, the card's sentiment line in the page's language, the same numbers as the engine."""
+    kept, card, scores, *views, button, error = tab_analyze.start_analysis(
+        tiny_engine, out, None, None, str(clip), "utterance", False, *SMOOTHING, ["sad", "neutral", "angry", "happy"], True,
+        "zh", None, "smoothed",
+    )  # fmt: skip
+    result = kept.result
+    expected = tiny_engine.predict(clip, labels="angry,happy,neutral,sad")
+    assert error == "" and result["label_set"] == ["angry", "happy", "neutral", "sad"] and result["emotion"] == expected.emotion
+    assert list(result["scores"]) == result["label_set"] and sum(result["scores"].values()) == pytest.approx(1, abs=0.01)
+    assert (
+        scores.count('class="ea-row"') == 4
+        and "情感倾向" in card
+        and result["sentiment"]["label"] in ("positive", "negative", "neutral")
+    )
+    long = tmp_path / "talk.wav"
+    write_audio(long, speechlike(3.0, seed=4), 16000, "wav")
+    kept, card, band, table, *rest = tab_long.start_recording(
+        tiny_engine, out, None, str(long), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en", labels=["happy", "sad"], sentiment=True
+    )  # fmt: skip
+    segments = kept.result["segments"]
+    assert {s["emotion"] for s in segments} <= {"happy", "sad"} and all(set(s["scores"]) == {"happy", "sad"} for s in segments)
+    assert all("sentiment" in s for s in segments) and "Sentiment" in card

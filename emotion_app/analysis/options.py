@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..fields import checked, given, parse_bool, parse_choice, parse_float, parse_int
+from ..sentiment import Sentiment
 from . import insights
 from .smoothing import SmoothingOptions
 
@@ -23,8 +24,9 @@ class AnalysisOptions:
     utterance_from: str = "vote"  # utterance reading from smoothed frames: vote or mean
     charts: bool = True  # save scores.png (and timeline.png in frame mode) into the output folder
     max_inline_frames: int = MAX_INLINE_FRAMES  # frames inlined in result.json; beyond: frames.csv only; 0: all
+    sentiment: Sentiment | None = None  # a sentiment block beside each reading (sentiment.py); None: none
 
-    FIELDS = (*FRAME_FIELDS, "mixed_threshold", "charts")
+    FIELDS = (*FRAME_FIELDS, "mixed_threshold", "charts", "sentiment", "sentiment_map")
 
     def __post_init__(self):
         if not 0 <= self.mixed_threshold <= 1:
@@ -38,7 +40,7 @@ class AnalysisOptions:
     def from_fields(cls, mapping: Mapping | None = None) -> AnalysisOptions:
         """From form fields or flags (strings or typed values); missing fields keep the defaults.
         Names: method, window, alpha, zero_phase, min_duration_s, utterance_from, max_inline_frames,
-        mixed_threshold, charts."""
+        mixed_threshold, charts, sentiment, sentiment_map."""
         v = given(mapping, cls.FIELDS)
         d, ds = cls(), SmoothingOptions()
         smoothing = checked(
@@ -56,6 +58,7 @@ class AnalysisOptions:
             parse_choice(v.get("utterance_from", d.utterance_from), "utterance_from", insights.UTTERANCE_FROM),
             parse_bool(v.get("charts", d.charts), "charts"),
             parse_int(v.get("max_inline_frames", d.max_inline_frames), "max_inline_frames"),
+            Sentiment.parse(v.get("sentiment"), v.get("sentiment_map")),
         )
 
     def to_dict(self) -> dict:
@@ -65,4 +68,5 @@ class AnalysisOptions:
             "utterance_from": self.utterance_from,
             "charts": self.charts,
             "max_inline_frames": self.max_inline_frames,
+            "sentiment": self.sentiment.to_dict() if self.sentiment is not None else None,
         }

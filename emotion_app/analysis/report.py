@@ -17,6 +17,7 @@ import numpy as np
 from ..audio.samples import AudioInfo, AudioWarning
 from ..constants import FRAME_S, Label
 from ..results import EmotionResult, HeadReading, RecordingResult, label_of
+from ..sentiment import Sentiment
 from . import insights
 from .conversation import conversation_files, conversation_report
 from .frames import FrameAnalysis, add_to_result, analyze_frames, export_files
@@ -165,6 +166,12 @@ class Report:
         return label_of(self.emotion) if self.emotion else None
 
     @property
+    def sentiment(self) -> dict | None:
+        """{label, score, positive, negative, neutral} when sentiment was asked for (sentiment.py)."""
+        s = self.options.sentiment
+        return s.of(self.probabilities) if s is not None and self.probabilities else None
+
+    @property
     def mixed(self) -> Mixed | None:
         return Mixed.of(self.probabilities, self.options.mixed_threshold) if self.probabilities else None
 
@@ -291,6 +298,8 @@ class Report:
         add_to_result(result, self.frames, options)
         if (blocks := self._conversation()) is not None:
             result["speakers"], result["conversation"] = blocks
+        if options.sentiment is not None:
+            add_sentiment(result, options.sentiment, self.frames)
         result["timestamp"] = self.timestamp.isoformat(timespec="seconds")
         if self.output_dir is not None:
             result["output_dir"] = self.output_dir
@@ -306,6 +315,25 @@ class Report:
         if self._conversation() is not None:
             files.update(conversation_files(segments, self.labels, self.result.audio.duration_s, self.options.charts, lang))
         return files
+
+
+def add_sentiment(result: dict, sentiment: Sentiment, frames: FrameAnalysis | None) -> None:
+    """A `sentiment` block (sentiment.py) beside the result's reading, each segment's and each
+    speaker's; a frame-mode segment's is that of its smoothed frames' mean."""
+    if result.get("probabilities"):
+        result["sentiment"] = sentiment.of(result["probabilities"])
+    for seg in result.get("segments") or []:
+        if seg.get("probabilities"):
+            seg["sentiment"] = sentiment.of(seg["probabilities"])
+        elif frames is not None:
+            a, b = (
+                int(round(seg["start"] / FRAME_S)),
+                max(int(round(seg["start"] / FRAME_S)) + 1, int(round(seg["end"] / FRAME_S))),
+            )
+            mean = frames.smoothed.probabilities[a:b].mean(0)
+            seg["sentiment"] = sentiment.of(dict(zip(frames.labels, map(float, mean))))
+    for speaker in result.get("speakers") or []:
+        speaker["sentiment"] = sentiment.of(speaker["probabilities"])
 
 
 def build_report(

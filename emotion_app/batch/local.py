@@ -70,7 +70,7 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
                     turns = TurnsFile.beside(items[k].path, name)
                 rec = analyze_long(
                     engine, items[k].path, request.segment, name=name, heads=request.heads, speakers=request.speakers,
-                    turns=turns,
+                    turns=turns, labels=request.labels,
                 )  # fmt: skip
                 out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).to_json(), None)
             except EmotionAppError as exc:
@@ -78,7 +78,7 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
         return out
     results = engine.predict_batch(
         [items[k].path for k in ready], request.granularity, errors="return", names=[items[k].name for k in ready],
-        heads=request.heads,
+        heads=request.heads, labels=request.labels,
     )  # fmt: skip
     for k, res in zip(ready, results):
         name = items[k].name

@@ -36,7 +36,7 @@ import ray.data
 
 from ..request import RequestOptions
 from .ray_stages import DecodeConfig, Scorer, decode_rows
-from .tables import ResultsWriter, summary_text
+from .tables import ResultsWriter, columns_for, summary_text
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def run_ray_batch(
     """Run `rows` (collect_rows) through the pipeline into OUT/results.<fmt>, resuming what is done
     there. Uses the running Ray if there is one, else `connect(options)`. `on_error(message)` is
     called for each failed file as its block arrives."""
-    writer = ResultsWriter(Path(out_dir), fmt, overwrite)
+    writer = ResultsWriter(Path(out_dir), fmt, overwrite, columns_for(request))
     shards = Shards(Path(out_dir))
     if overwrite:
         shards.clear()

@@ -260,7 +260,7 @@ class Scorer:
         audios = [_audio(rows[k]) for k in ready]
         names = [rows[k]["name"] for k in ready]
         results = self.engine.predict_batch(
-            audios, self.request.granularity, errors="return", names=names, heads=self.request.heads
+            audios, self.request.granularity, errors="return", names=names, heads=self.request.heads, labels=self.request.labels
         )
         for k, res in zip(ready, results):
             name = rows[k]["name"]
@@ -287,12 +287,16 @@ class Scorer:
                 planned = self._who(row["meta"].get("who") or {}, pieces)
                 if planned is not None and self.request.speakers.diarize:
                     pieces = list(sliced(pieces, planned.spans))
-                used, results = score_segments(self.engine, pieces, len(pieces), name, heads=self.request.heads)
+                used, results = score_segments(
+                    self.engine, pieces, len(pieces), name, heads=self.request.heads, labels=self.request.labels
+                )
             except EmotionAppError as exc:
                 out.append((None, named_error(name, exc.message, exc.code)))
                 continue
             seconds = row["meta"]["decode_s"] + time.perf_counter() - t0
-            rec = recording_result(self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds, planned)
+            rec = recording_result(
+                self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds, planned, self.request.labels
+            )
             out.append((build_report(rec, self.request.analysis, file=name, timestamp=now).to_json(), None))
         return out
 

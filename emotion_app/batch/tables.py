@@ -10,17 +10,37 @@ from collections import Counter
 from pathlib import Path
 
 from ..constants import LABEL_KEYS
+from ..errors import EmotionAppError
 
-# heads: "name=label p; ..."; speakers (conversations): "name=emotion p share-of-talk; ..."
-COLUMNS = ["file", "duration_s", "emotion", "confidence", *LABEL_KEYS, "heads", "speakers", "error"]
+
+def columns(labels=LABEL_KEYS, sentiment: bool = False) -> list[str]:
+    """The table's columns: a score column per label of the result's label set, and the sentiment's
+    label and score when asked for. heads: "name=label p; ..."; speakers: "name=emotion p share-of-talk; ..."."""
+    return [
+        "file", "duration_s", "emotion", "confidence", *labels, *(("sentiment", "sentiment_score") if sentiment else ()),
+        "heads", "speakers", "error",
+    ]  # fmt: skip
+
+
+COLUMNS = columns()
+ALL_COLUMNS = columns(sentiment=True)
+
+
+def columns_for(request) -> list[str]:
+    """The columns of a batch run with `request` (RequestOptions)."""
+    labels = request.labels.keys if request.labels is not None else LABEL_KEYS
+    return columns(labels, request.analysis.sentiment is not None)
 
 
 def table_row(file: str, result: dict | None, error: str | None) -> dict:
-    row = dict.fromkeys(COLUMNS, "")
+    """One file's row: every column of any run ("" where it has no value; a writer keeps its own)."""
+    row = dict.fromkeys(ALL_COLUMNS, "")
     row["file"] = file
     if result is not None:
         row.update(duration_s=result["duration_s"], emotion=result["emotion"] or "", confidence=result["confidence"] or "")
         row.update(result.get("scores") or {})
+        if result.get("sentiment"):
+            row.update(sentiment=result["sentiment"]["label"], sentiment_score=result["sentiment"]["score"])
         row["heads"] = "; ".join(f"{n}={h['emotion']} {h['confidence']:.4f}" for n, h in (result.get("heads") or {}).items())
         row["speakers"] = "; ".join(
             f"{s['name']}={s['emotion']} {s['confidence']:.4f} {s['share_of_talk']:.0%}" for s in result.get("speakers") or []
@@ -40,9 +60,9 @@ def summary_text(done: int, failed: int, skipped: int, path: Path, audio_s: floa
     )
 
 
-def rows_csv(rows: list[dict]) -> str:
+def rows_csv(rows: list[dict], names: list[str] = COLUMNS) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n", extrasaction="ignore")  # rows may carry error_code
+    w = csv.DictWriter(buf, names, restval="", lineterminator="\n", extrasaction="ignore")  # rows may carry error_code
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
@@ -62,7 +82,7 @@ class ResultsWriter:
     it goes. `done` holds the files that already succeeded there (for resuming); earlier failed
     records are dropped, since those files run again."""
 
-    def __init__(self, out_dir: Path, fmt: str = "csv", overwrite: bool = False):
+    def __init__(self, out_dir: Path, fmt: str = "csv", overwrite: bool = False, names: list[str] = COLUMNS):
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"format must be csv or jsonl, not {fmt!r}")
         self.fmt = fmt
@@ -70,10 +90,20 @@ class ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if overwrite and self.path.exists():
             self.path.unlink()
+        if fmt == "csv" and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, encoding="utf-8", newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != list(names):
+                raise EmotionAppError(
+                    f"{self.path} has other columns ({', '.join(header[4:-3])}) than this run "
+                    f"({', '.join(names[4:-3])}): it was written with other labels or sentiment; "
+                    "use --overwrite, or another output folder",
+                    "bad_request",
+                )
         self.done: set[str] = self._keep_done()
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._f = open(self.path, "a", encoding="utf-8", newline="")
-        self._csv = csv.DictWriter(self._f, COLUMNS, extrasaction="ignore") if fmt == "csv" else None
+        self._csv = csv.DictWriter(self._f, names, restval="", extrasaction="ignore") if fmt == "csv" else None
         if self._csv is not None and new:
             self._csv.writeheader()
 

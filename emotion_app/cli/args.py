@@ -99,7 +99,24 @@ def request_from(args):
     """RequestOptions from the analysis flags; the CLI draws no charts."""
     from ..request import RequestOptions
 
-    return RequestOptions.from_fields(vars(args), charts=False)
+    fields = vars(args).copy()
+    if fields.get("sentiment_map"):
+        fields["sentiment_map"] = read_small_file(fields["sentiment_map"], "--sentiment-map")
+    return RequestOptions.from_fields(fields, charts=False)
+
+
+def read_small_file(path: str, flag: str, limit: int = 64 * 1024) -> str:
+    """A small text file named on the command line, or an OptionError saying what is wrong with it."""
+    from ..fields import OptionError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(limit + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OptionError(f"{flag} {path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    if len(text) > limit:
+        raise OptionError(f"{flag} {path}: larger than {limit // 1024} KB; it should be a small JSON object")
+    return text
 
 
 def add_request_args(p: argparse.ArgumentParser) -> None:
@@ -133,6 +150,18 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
         "--utterance-from", choices=["vote", "mean"], default=OFF, help="utterance reading from smoothed frames (default: vote)"
     )
     p.add_argument("--mixed-threshold", type=float, default=OFF, help="top-two margin for a mixed reading (default: 0.1)")
+    p.add_argument(
+        "--labels", default=OFF, metavar="LIST",
+        help="a label set: results over these labels only, renormalised (angry,happy,neutral,sad; or iemocap4)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sentiment", action="store_const", const=True, default=OFF,
+        help="add {label: positive|negative|neutral, score in [-1, 1]} to each result, segment and speaker",
+    )  # fmt: skip
+    p.add_argument(
+        "--sentiment-map", default=OFF, metavar="FILE",
+        help='your own mapping of emotions to sentiment, a JSON object: {"surprised": "positive"} (implies --sentiment)',
+    )  # fmt: skip
     s = p.add_argument_group("segmentation of long recordings (one utterance result per segment)")
     s.add_argument("--segment", choices=["vad", "window", "none"], default=OFF, help="(default: none)")
     s.add_argument(

@@ -51,7 +51,7 @@ def run(args) -> int:
 
     from ..batch.inputs import Extractor, collect_inputs
     from ..batch.local import iter_batch
-    from ..batch.tables import ResultsWriter, summary_text
+    from ..batch.tables import ResultsWriter, columns_for, summary_text
     from ..errors import EmotionAppError
 
     try:
@@ -59,7 +59,10 @@ def run(args) -> int:
     except EmotionAppError as exc:
         return fail(exc.message)
     inputs = collect_inputs(args.paths, args.recursive, absolute=True)
-    writer = ResultsWriter(Path(args.out), args.format, args.overwrite)
+    try:
+        writer = ResultsWriter(Path(args.out), args.format, args.overwrite, columns_for(request))
+    except EmotionAppError as exc:
+        return fail(exc.message)
     todo = [item for item in inputs if item.name not in writer.done]
     skipped = len(inputs) - len(todo)
     if not todo:

@@ -28,6 +28,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--map", dest="label_map", metavar="MAP", help=MAP_HELP + "; labels left unmapped are reported")
     e.add_argument("--head", dest="eval_head", metavar="HEAD_DIR", help="evaluate this head instead of the 9-class head")
     e.add_argument(
+        "--labels", metavar="LIST",
+        help="score the 9-class head over these labels only (softmax over them): angry,happy,neutral,sad or iemocap4",
+    )  # fmt: skip
+    e.add_argument(
         "--out", default="evaluation", help="metrics.json, confusion.csv/.png, errors.csv, predictions.csv (default: %(default)s)"
     )
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -87,7 +91,9 @@ def run_evaluate(args) -> int:
         engine = engine_from(args)
         bar, update = _progress()
         with bar:
-            ev = evaluate_dataset(engine, data, label_map=args.label_map, head=head, cache=not args.no_cache, progress=update)
+            ev = evaluate_dataset(
+                engine, data, label_map=args.label_map, head=head, cache=not args.no_cache, progress=update, labels=args.labels
+            )
         folder = write_folder(Path(args.out), ev.files(), "metrics.json")
     except EmotionAppError as exc:
         return fail(exc.message)

@@ -37,12 +37,18 @@ def human(report: dict) -> str:
     seg = f", {len(report['segments'])} segments" if report["granularity"] == "segments" else ""
     head = f"{report['emoji']} {report['emotion']} ({report['label_zh']}) {report['confidence']:.1%}"
     heads = "".join(f"  [{name}: {h['emotion']} {h['confidence']:.1%}]" for name, h in report.get("heads", {}).items())
+    mood = _sentiment(report.get("sentiment"))
     who = "".join(
         f"\n  {s['name']}: {s['emotion']} {s['confidence']:.1%}, {s['share_of_talk']:.0%} of the talk, {s['turns']} turns"
         + (f", interrupted {s['interruptions']}x" if s["interruptions"] else "")
+        + (f", {_sentiment(s.get('sentiment')).strip()}" if s.get("sentiment") else "")
         for s in report.get("speakers", [])
     )
-    return f"{report['file']}: {head}{heads}  {report['duration_s']:.1f} s{seg}{warn}{who}"
+    return f"{report['file']}: {head}{heads}{mood}  {report['duration_s']:.1f} s{seg}{warn}{who}"
+
+
+def _sentiment(block: dict | None) -> str:
+    return f"  sentiment {block['label']} {block['score']:+.2f}" if block else ""
 
 
 def run(args) -> int:

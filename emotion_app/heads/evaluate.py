@@ -53,11 +53,17 @@ def evaluate_dataset(
     head: Head | None = None,
     cache: EmbeddingCache | bool | None = True,
     progress=None,
+    labels=None,
 ) -> Evaluation:
-    """Classify every file of `dataset` with `head` (default: the model's 9-class head) and score it."""
+    """Classify every file of `dataset` with `head` (default: the model's 9-class head) and score it.
+    `labels`: a label set for the model's head (labelset.py): its predictions over those labels only
+    (the 4-class protocol: labels="angry,happy,neutral,sad", label_map="exc=happy,...")."""
     require_sklearn()
     mapping = parse_label_map(label_map) if isinstance(label_map, str) or label_map is None else dict(label_map)
-    targets = head.labels if head is not None else tuple(engine.labels)
+    label_set = engine.label_set(labels)
+    if label_set is not None and head is not None:
+        raise DatasetError("a label set applies to the model's 9-class head, not to your head (it has its own labels)")
+    targets = head.labels if head is not None else (label_set.keys if label_set else tuple(engine.labels))
     if head is not None:
         head.check(engine_model_id(engine), engine.embed_dim)
     mapped, unmapped = apply_label_map(dataset, mapping, targets)
@@ -70,6 +76,8 @@ def evaluate_dataset(
     emb = embed_dataset(engine, mapped, cache, progress)
     check_counts(Dataset(mapped.source, emb.items, mapped.layout), min_labels=2, min_files=1, what="evaluation")
     probs = head.probabilities(emb.features) if head is not None else emb.probabilities
+    if label_set is not None:
+        probs = label_set.restrict(engine.labels, probs)
     best = probs.argmax(axis=1)
     predicted = [targets[i] for i in best]
     truth = emb.labels
@@ -85,6 +93,7 @@ def evaluate_dataset(
         "model": dict(engine.model_info),
         "data": Dataset(dataset.source, emb.items, dataset.layout).summary(),
         "label_map": {k: v for k, v in mapping.items()},
+        "protocol": protocol(targets, mapping, unmapped, label_set is not None, len(emb.items)),
         "unmapped": unmapped,
         "failed": emb.failed,
         "duplicates": emb.duplicates,
@@ -95,6 +104,21 @@ def evaluate_dataset(
         "timestamp": datetime.now().isoformat(timespec="seconds"),
     }
     return Evaluation(report)
+
+
+def protocol(targets, mapping: dict, unmapped: dict, restricted: bool, scored: int) -> str:
+    """The evaluation protocol in one sentence, as a paper would state it."""
+    merged: dict[str, list[str]] = {}
+    for source, target in mapping.items():
+        if source != target:
+            merged.setdefault(target, []).append(source)
+    parts = [f"{len(targets)}-class ({', '.join(targets)})"]
+    if merged:
+        parts.append("data labels mapped: " + "; ".join(f"{', '.join(sorted(s))} -> {t}" for t, s in sorted(merged.items())))
+    parts.append("softmax over these classes only" if restricted else "argmax over the head's classes")
+    if unmapped:
+        parts.append(f"left out: {', '.join(f'{k} ({n})' for k, n in unmapped.items())}")
+    return f"{'; '.join(parts)}; {scored} files scored"
 
 
 def left_out_lines(report: dict) -> list[str]:
@@ -114,6 +138,7 @@ def summary_text(r: dict) -> str:
     head = f"{r['head']} ({len(r['head_labels'])} labels)"
     lines = [
         f"{head} on {r['data']['source']}: {r['n']} files",
+        f"protocol: {r['protocol']}",
         f"WA {r['wa']:.3f}   UA {r['ua']:.3f}   macro F1 {r['macro_f1']:.3f}",
         "",
         scores_table(r),

@@ -71,8 +71,9 @@ class LiveHub:
         """Sessions running now (no lock: safe to read anywhere, the event loop included)."""
         return len(self._sessions)
 
-    def open(self, options: LiveOptions, fmt: StreamFormat, *, idle_expiry_s: float | None = None) -> LiveSession:
-        """A new session, or LiveBusyError when `max_sessions` are running. With `idle_expiry_s`,
+    def open(self, options: LiveOptions, fmt: StreamFormat, *, idle_expiry_s: float | None = None, request=None) -> LiveSession:
+        """A new session, or LiveBusyError when `max_sessions` are running. `request` (RequestOptions):
+        its label set and sentiment apply to the hops too. With `idle_expiry_s`,
         the session is discarded when another one opens after it received no audio that long
         (the page's sessions: a closed tab may never say goodbye)."""
         session = None
@@ -84,7 +85,11 @@ class LiveHub:
             if len(self._sessions) < self.max_sessions:
                 folder = new_temp_folder(self.outputs_dir)
                 try:
-                    session = LiveSession(options, fmt, self.engine.labels, folder, self.max_seconds)
+                    session = LiveSession(
+                        options, fmt, self.engine.labels, folder, self.max_seconds,
+                        label_set=request.labels if request is not None else None,
+                        sentiment=request.analysis.sentiment if request is not None else None,
+                    )  # fmt: skip
                 except BaseException:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise

@@ -145,11 +145,17 @@ class LiveSession:
     The page's stream and stop events may overlap, a WebSocket records one hop while it feeds the
     next audio, and the hub may discard a session another thread is feeding."""
 
-    def __init__(self, options: LiveOptions, fmt: StreamFormat, labels, folder: Path, max_seconds: float):
+    def __init__(
+        self, options: LiveOptions, fmt: StreamFormat, labels, folder: Path, max_seconds: float, *, label_set=None, sentiment=None
+    ):
+        """`labels`: the model's; `label_set` (labelset.py): the hops' labels, renormalised over
+        them; `sentiment` (sentiment.py): a sentiment block in every hop message."""
         import soundfile as sf
 
         self.id = next(_ids)
-        self.options, self.format, self.labels = options, fmt, tuple(labels)
+        self.options, self.format, self.model_labels = options, fmt, tuple(labels)
+        self.label_set, self.sentiment = label_set, sentiment
+        self.labels = label_set.keys if label_set is not None else self.model_labels
         self.folder = Path(folder)
         self.wav_path = self.folder / "take.wav"
         self.max_samples = int(max_seconds * SAMPLE_RATE)
@@ -249,6 +255,8 @@ class LiveSession:
     def record(self, window: Window, probabilities: np.ndarray) -> dict:
         """The hop message for `window` scored as `probabilities` (V,); call in window order. A
         hop's label covers the audio that arrived since the hop before it."""
+        if self.label_set is not None:
+            probabilities = self.label_set.restrict(self.model_labels, probabilities)
         with self._lock:
             k, confidence, smoothed = self._smoother.update(probabilities)
             start = self.latest.t_end if self.latest else window.t_start
@@ -260,7 +268,7 @@ class LiveSession:
             self.history.append((window.t_end, np.asarray(smoothed, dtype=np.float32)))
             self.hops += 1
             self.latest = Hop.of(window, probabilities, (k, confidence, smoothed), self.labels)
-            return self.latest.message()
+            return self.latest.message(self.sentiment)
 
     def runs(self) -> list[Run]:
         """The segments so far (copies): runs of the smoothed label."""
@@ -307,10 +315,11 @@ class Hop:
             labels[k_raw], float(probabilities[k_raw]), labels[k], float(confidence), latency,
         )  # fmt: skip
 
-    def message(self) -> dict:
-        """What a client gets per hop (the WebSocket's `hop` message)."""
+    def message(self, sentiment=None) -> dict:
+        """What a client gets per hop (the WebSocket's `hop` message); `sentiment` (sentiment.py):
+        with a sentiment block for the window and for the meter."""
         label = label_of(self.smoothed_emotion)
-        return {
+        out = {
             "event": "hop",
             "hop": self.index,
             "t_start": round(self.t_start, 3),
@@ -327,3 +336,7 @@ class Hop:
             },
             "latency_ms": round(self.latency_ms, 1),
         }
+        if sentiment is not None:
+            out["sentiment"] = sentiment.of(dict(zip(self.labels, map(float, self.probabilities))))
+            out["smoothed"]["sentiment"] = sentiment.of(dict(zip(self.labels, map(float, self.smoothed))))
+        return out

@@ -30,8 +30,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...constants import LABELS
 from ...errors import EmotionAppError
+from ...labelset import PRESETS
 from ...outputs import output_file
 from ...request import RequestOptions
+from ...sentiment import DEFAULT_MAPPING
 from ...service import analyze
 from ..i18n import error_message
 from .throttle import LoginThrottle, retry_message
@@ -51,9 +53,26 @@ def _lang(request: Request, form_lang: str | None) -> str:
     return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
 
 
+def _top_level() -> frozenset[str]:
+    try:
+        return frozenset(os.listdir("/"))
+    except OSError:
+        return frozenset()
+
+
+TOP_LEVEL = _top_level()  # the root's entries, read once at import (never on the event loop)
+
+
 def public_text(text: str) -> str:
-    """`text` with each absolute path cut to its last part ("/home/me/models/x" -> "x")."""
-    return ABSOLUTE_PATH.sub(r"\1", text)
+    """`text` with each path of this machine cut to its last part ("/home/me/models/x" -> "x"). A
+    path is this machine's when its first part is an entry of / (home, tmp, work...); advice such
+    as "/path/to/emotion2vec_plus_large" and URL paths such as "/api/v1/models" stay as written."""
+
+    def cut(match: re.Match) -> str:
+        first = match.group(0).lstrip("/").split("/", 1)[0]
+        return match.group(1) if first in TOP_LEVEL else match.group(0)
+
+    return ABSOLUTE_PATH.sub(cut, text)
 
 
 def public_model_info(info: dict) -> dict:
@@ -151,6 +170,8 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         model_health = {
             "model": public_model_info(engine.info),
             "labels": [label.key for label in LABELS],
+            "label_sets": {name: list(keys) for name, keys in PRESETS.items()},  # `labels=iemocap4` or any names
+            "sentiment_mapping": dict(DEFAULT_MAPPING),  # `sentiment=true`; `sentiment_map` changes it
             "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
             "max_upload_mb": settings.max_upload_mb,
         }

@@ -12,6 +12,9 @@ from .en import EN
 from .zh import ZH, ZH_ERRORS
 
 GRADIO_LOCALES = {"en": "en", "zh": "zh-CN"}  # the page language -> Gradio's frontend locale
+# Gradio's own texts that its locale files leave untranslated (its zh-CN file lacks the status
+# tracker's "common.complete", so the key itself was shown): added to its locales at launch.
+GRADIO_MISSING = {"zh-CN": {"common": {"complete": "完成"}}, "zh-TW": {"common": {"complete": "完成"}}}
 TABLES = {"en": EN, "zh": ZH}
 
 

@@ -12,6 +12,7 @@ from functools import partial
 
 import gradio as gr
 
+from ...constants import LABELS
 from ...errors import EmotionAppError
 from ...service import segment_clip
 from ..i18n import error_message, t
@@ -102,6 +103,24 @@ def audio_upload(texts: Texts, label_key: str, elem_id: str, *, multiple: bool =
 def granularity_radio(texts: Texts, **props) -> gr.Radio:
     """utterance (one result) or frame (50 a second)."""
     return texts(gr.Radio, label_key="granularity", choice_keys=GRANULARITY_CHOICES, value="utterance", **props)
+
+
+def label_set_inputs(texts: Texts, prefix: str) -> list:
+    """[labels, sentiment]: a label set (several of the 9 emotions; none: all) and the sentiment
+    switch, as the `labels` and `sentiment` fields of a request (labelset.py, sentiment.py), in a
+    closed accordion (placed below the start button, which stays in view on a phone)."""
+    choices = [(f"{label.emoji} {label.key} · {label.zh}", label.key) for label in LABELS]
+    with texts(gr.Accordion, label_key="label_options", open=False, elem_id=f"{prefix}-label-options"):
+        labels = texts(
+            gr.Dropdown, choices=choices, value=[], multiselect=True, label_key="label_set", elem_id=f"{prefix}-labels"
+        )
+        sentiment = texts(gr.Checkbox, False, label_key="sentiment_box", elem_id=f"{prefix}-sentiment")
+    return [labels, sentiment]
+
+
+def label_set_fields(labels, sentiment) -> dict:
+    """The request fields of label_set_inputs' values."""
+    return {"labels": ",".join(labels or []), "sentiment": bool(sentiment)}
 
 
 def download_list(texts: Texts, elem_id: str) -> gr.File:

@@ -87,8 +87,15 @@ def emotion_card(report: Report, lang: str = "en") -> str:
         f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{report.confidence * 100:.1f}%</b></div>'
-        f"{mixed_line(report, lang)}{warnings}</div>"
+        f"{mixed_line(report, lang)}{sentiment_line(report.sentiment, lang)}{warnings}</div>"
     )
+
+
+def sentiment_line(block: dict | None, lang: str = "en") -> str:
+    """The sentiment of a reading: its label and score (-1 to +1), when it was asked for."""
+    if not block:
+        return ""
+    return f'<div class="ea-mixed">{t("sentiment", lang)}: <b>{t("s_" + block["label"], lang)}</b> ({block["score"]:+.2f})</div>'
 
 
 def mixed_line(report: Report, lang: str = "en") -> str:

@@ -1,7 +1,8 @@
 """The page's Analyze tab: one clip -> emotion card, 9 scores, frame timeline, segments, log, downloads.
 
 `run_analysis` is the Gradio API's `predict` (api_name="predict"): (path, granularity,
-extract_embedding, and optionally method, window, alpha, zero_phase, min_duration_s) -> result JSON.
+extract_embedding, and optionally method, window, alpha, zero_phase, min_duration_s, labels (a list
+of emotions: the label set), sentiment) -> result JSON.
 It hangs on a hidden trigger; the page's Start button runs three steps instead: `begin` (the
 button disabled, the old result cleared), `start_analysis` (progress on the card; an error shown
 where the result goes) and `show_error` (the same error as a toast). The page keeps the last
@@ -24,7 +25,20 @@ from ...request import RequestOptions
 from ...service import Analysis, analyze, open_input, resmooth
 from ..i18n import t
 from . import render
-from .common import Texts, audio_upload, bind, busy, download_list, granularity_radio, guarded, play_segment, ready, show_error
+from .common import (
+    Texts,
+    audio_upload,
+    bind,
+    busy,
+    download_list,
+    granularity_radio,
+    guarded,
+    label_set_fields,
+    label_set_inputs,
+    play_segment,
+    ready,
+    show_error,
+)  # fmt: skip
 from .figures import timeline_html
 from .heads_view import heads_html
 from .progress import Pace, Reporter, declared_duration
@@ -51,6 +65,8 @@ def run_analysis(
     alpha=DEFAULT.alpha,
     zero_phase=DEFAULT.zero_phase,
     min_duration_s=DEFAULT.min_duration_s,
+    labels=None,
+    sentiment=False,
     lang="en",
     session_heads=None,
     progress=gr.Progress(),
@@ -62,22 +78,25 @@ def run_analysis(
     sends them)."""
     smoothing = (method, window, alpha, zero_phase, min_duration_s)
     analysis = analyze_clip(
-        engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress
-    )
+        engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress,
+        extra=label_set_fields(labels, sentiment),
+    )  # fmt: skip
     return analysis.response()
 
 
 def analyze_clip(
-    engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress, pace=None
-) -> Analysis:
-    """One clip through the service with progress (the time left from `pace` while the model runs)."""
+    engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress, pace=None,
+    extra=None,
+) -> Analysis:  # fmt: skip
+    """One clip through the service with progress (the time left from `pace` while the model runs);
+    `extra`: more request fields (the label set and sentiment)."""
     lang = lang or "en"
     with guarded(engine, load_error, lang, "prediction"), Reporter(progress, lang) as report:
         report(0.01, "decode")  # at once
         fields = {"granularity": granularity or "utterance", "extract_embedding": bool(extract_embedding)}
         if fields["granularity"] == "frame":
             fields |= dict(zip(SMOOTHING_NAMES, smoothing))
-        request = RequestOptions.from_fields(fields)
+        request = RequestOptions.from_fields(fields | (extra or {}))
         if session_heads:
             request = replace(request, heads=(*engine.heads, *(Head.load(p) for p in session_heads)))
         source = open_input(engine, path, Path(path).name if path else None)  # opened once: its length, then its audio
@@ -90,15 +109,16 @@ def analyze_clip(
 
 def start_analysis(
     engine, outputs_dir, load_error, pace, path, granularity, extract_embedding, method, window, alpha, zero_phase,
-    min_duration_s, lang, session_heads, view, progress=gr.Progress(),
+    min_duration_s, labels, sentiment, lang, session_heads, view, progress=gr.Progress(),
 ) -> list:  # fmt: skip
     """The page's Start: [kept analysis, *views, start button, error]. An error is drawn where the
     result goes (no earlier result stays beside it) and returned for the toast."""
     smoothing = (method, window, alpha, zero_phase, min_duration_s)
     try:
         kept = analyze_clip(
-            engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress, pace
-        )
+            engine, outputs_dir, load_error, path, granularity, extract_embedding, smoothing, lang, session_heads, progress, pace,
+            label_set_fields(labels, sentiment),
+        )  # fmt: skip
     except gr.Error as exc:
         return [None, *failed(exc.message, lang), ready(), exc.message]
     return [kept, *draw(kept, lang, view, granularity), ready(), ""]
@@ -231,6 +251,7 @@ def _layout(texts: Texts) -> dict:
             c["granularity"] = granularity_radio(texts, elem_id="granularity")
             c["embedding"] = texts(gr.Checkbox, False, label_key="embedding")
             c["start"] = texts(gr.Button, value_key="start", variant="primary", elem_id="start")
+            c["label_set"] = label_set_inputs(texts, "analyze")
             c["smooth_box"], c["smoothing"] = smoothing_inputs(texts)
         with gr.Column(scale=1, min_width=300):
             card = gr.HTML(render.note_card(t("no_result", lang)), elem_id="emotion-card")
@@ -258,7 +279,7 @@ def _layout(texts: Texts) -> dict:
 def _wire(c: dict, tab: AnalyzeTab, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> None:
     private = {"api_visibility": "private"}
     kept, views, start = tab.kept, tab.views, c["start"]
-    form = [c["file_in"], c["granularity"], c["embedding"], *c["smoothing"], lang_state, tab.heads_state]
+    form = [c["file_in"], c["granularity"], c["embedding"], *c["smoothing"], *c["label_set"], lang_state, tab.heads_state]
     c["api"].click(
         bind(run_analysis, engine, outputs_dir, load_error), form, tab.result_json, api_name="predict",
         concurrency_limit=2, concurrency_id="analyze",

@@ -17,7 +17,20 @@ from ...request import RequestOptions
 from ...service import Analysis, analyze, rename_speakers
 from ..i18n import t
 from . import render
-from .common import KeptTab, Texts, audio_upload, bind, busy, download_list, guarded, play_segment, ready, show_error
+from .common import (
+    KeptTab,
+    Texts,
+    audio_upload,
+    bind,
+    busy,
+    download_list,
+    guarded,
+    label_set_fields,
+    label_set_inputs,
+    play_segment,
+    ready,
+    show_error,
+)
 from .conversation_view import conversation_html
 from .progress import Reporter
 
@@ -43,19 +56,25 @@ def run_recording(
     speakers="none",
     names="",
     turns=None,
+    labels=None,
+    sentiment=False,
     progress=gr.Progress(),
 ) -> dict:
     """Segment and analyse a long recording; returns result.json's content with download URLs.
     Only the options of the chosen mode are sent (the form always has both sets). `speakers`
     (none, channels, auto, a number) and `names`, or a `turns` file (RTTM, WebVTT, SRT, whisper JSON):
-    who speaks in each segment, and the conversation's readings."""
+    who speaks in each segment, and the conversation's readings; `labels` (a label set) and `sentiment`."""
     options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
     who = (speakers, names, turns)
-    return analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who).response()
+    extra = label_set_fields(labels, sentiment)
+    return analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who, extra).response()
 
 
-def analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who=("none", "", None)) -> Analysis:
-    """One recording through the service, with progress (segments done, time left)."""
+def analyze_recording(
+    engine, outputs_dir, load_error, path, mode, options, lang, progress, who=("none", "", None), extra=None
+) -> Analysis:
+    """One recording through the service, with progress (segments done, time left); `extra`: more
+    request fields (the label set and sentiment)."""
     lang = lang or "en"
     threshold, min_speech, min_silence, max_segment, window_s, hop_s = options
     speakers, names, turns = who
@@ -71,18 +90,19 @@ def analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang
         if not turns and (speakers or "none") != "none":
             fields |= {"speakers": speakers, "names": names}
         name = Path(path).name if path else None
-        request = RequestOptions.from_fields(fields)
+        request = RequestOptions.from_fields(fields | (extra or {}))
         return analyze(engine, path, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=report)
 
 
 def start_recording(
     engine, outputs_dir, load_error, path, mode, threshold, min_speech, min_silence, max_segment, window_s, hop_s, lang,
-    speakers="none", names="", turns=None, progress=gr.Progress(),
+    speakers="none", names="", turns=None, labels=None, sentiment=False, progress=gr.Progress(),
 ) -> list:  # fmt: skip
     """The page's button: [kept analysis, *views, button, error]."""
     options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
+    who, extra = (speakers, names, turns), label_set_fields(labels, sentiment)
     try:
-        kept = analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, (speakers, names, turns))
+        kept = analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who, extra)
     except gr.Error as exc:
         return [None, render.error_card(exc.message, lang), *cleared()[1:], ready(), exc.message]
     return [kept, *draw_recording(kept, lang), ready(), ""]
@@ -147,6 +167,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
                     gr.File, label_key="turns_file", file_types=TURN_TYPES, type="filepath", elem_id="long-turns", remount=True
                 )
                 start = texts(gr.Button, value_key="long_start", variant="primary", elem_id="long-start")
+                label_set = label_set_inputs(texts, "long")
                 with texts(gr.Accordion, label_key="seg_options", open=False):
                     options = [
                         texts(gr.Slider, 0.05, 0.95, value=d.threshold, step=0.05, label_key="vad_threshold"),
@@ -173,7 +194,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         tab = KeptTab(gr.State(None), draw_recording, [card, band, table, player, summary, log, downloads])
         private = {"api_visibility": "private"}
         form = [file_in, mode, *options]
-        who = [speakers, names, turns]
+        who = [speakers, names, turns, *label_set]
         api.click(
             bind(run_recording, engine, outputs_dir, load_error), [*form, lang_state, *who], result_json,
             api_name="recording", concurrency_limit=1, concurrency_id="recording",
