@@ -163,3 +163,49 @@ def test_kill_during_a_long_recording_leaves_nothing_partial(tiny_dir, tmp_path)
         }
     finally:
         stop(proc)
+
+
+def test_offline_the_health_and_the_page_keep_the_advice_and_hide_real_paths(tmp_path):
+    """No network: the default model cannot be downloaded. /api/health and the page say so, with
+    the advice's placeholder path intact and without this machine's paths."""
+    port = free_port()
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_ETAG_TIMEOUT": "2",
+           "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HUB_OFFLINE": "0"}  # fmt: skip
+    proc = start(["--port", str(port), "--hub", "hf", "--outputs", str(tmp_path / "outs")], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_health(url, proc, timeout=120)
+        error = health.json()["error"]
+        assert health.status_code == 503 and "Could not download model" in error and "Hugging Face" in error
+        assert "--model /path/to/emotion2vec_plus_large (containing config.yaml, tokens.txt, model.pt)" in error
+        assert str(tmp_path) not in error and "/tmp/" not in error
+        config = httpx.get(url + "/config").text
+        assert "/path/to/emotion2vec_plus_large" in config and str(tmp_path / "hf") not in config
+    finally:
+        stop(proc)
+
+
+def test_gradio_settings_from_the_environment_cannot_bypass_the_guard(tiny_dir, tmp_path):
+    """GRADIO_NUM_WORKERS would start upload and file servers of Gradio's own on the next ports,
+    without the guard; GRADIO_SSR_MODE a Node proxy in front of it. Neither starts: every upload
+    still meets the guard's limit and host check."""
+    port = free_port()
+    env = {"GRADIO_NUM_WORKERS": "2", "GRADIO_SSR_MODE": "true", "EMOTION_APP_MODEL": str(tiny_dir)}
+    proc = start(["--port", str(port), "--outputs", str(tmp_path / "outs"), "--max-upload-mb", "1"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_health(url, proc).status_code == 200
+        big = {"files": ("big.wav", b"\0" * (2 << 20))}
+        refused = httpx.post(url + "/gradio_api/upload", files=big, timeout=30)
+        assert refused.status_code == 413 and refused.json()["code"] == "too_large"
+        wrong_host = httpx.get(url + "/config", headers={"Host": "evil.example"}, timeout=10)
+        assert wrong_host.status_code == 421
+        for other in (port + 1, port + 2):  # where Gradio's static workers would listen
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{other}/gradio_api/upload", files=big, timeout=5)
+            except httpx.TransportError:
+                continue
+            raise AssertionError(f"something answers on port {other}: {answer.status_code}")
+    finally:
+        out = stop(proc)
+    assert "Static file workers" not in out

@@ -67,6 +67,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-live-sessions", type=int, default=live, help="live takes at once (page and /api/stream)")
     minutes = env("EMOTION_APP_LIVE_MAX_MINUTES", "10")
     p.add_argument("--live-max-minutes", type=float, default=minutes, help="time limit of one live take, in minutes")
+    p.add_argument(
+        "--mcp", action="store_true", default=env("EMOTION_APP_MCP", "") == "1",
+        help="serve the MCP tools (predict, analyze_recording, compare_clips) at /mcp for LLM agents",
+    )  # fmt: skip
+    p.add_argument(
+        "--mcp-allow-urls", action="store_true", default=env("EMOTION_APP_MCP_ALLOW_URLS", "") == "1",
+        help="let the MCP tools fetch audio from http(s) URLs (off: a fetching server can be turned against your network)",
+    )  # fmt: skip
     add_head_arg(p, env=True)
     _name_env_variables(p)
 
@@ -120,6 +128,8 @@ def run(args) -> int:
         allowed_hosts=_names(args.allowed_hosts),
         max_live_sessions=args.max_live_sessions,
         live_max_minutes=args.live_max_minutes,
+        mcp=args.mcp or args.mcp_allow_urls,
+        mcp_allow_urls=args.mcp_allow_urls,
     )
     engine, error = load_engine(**engine_options(args))
     launch(engine, settings, error, args.lang)

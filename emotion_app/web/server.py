@@ -39,6 +39,8 @@ class AppSettings:
     sweep_interval_s: float | None = None  # None: retention.SWEEP_INTERVAL_S
     max_live_sessions: int = 8  # live takes at once, page and /api/stream together
     live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
+    mcp: bool = False  # serve the MCP tools at /mcp (api/mcp_server.py)
+    mcp_allow_urls: bool = False  # let the MCP tools fetch http(s) URLs
 
 
 def load_engine(**options):
@@ -54,12 +56,15 @@ def load_engine(**options):
 
 def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
     """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
+    import gradio as gr
+
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
-    from .api.rest import add_rest_routes
-    from .api.stream import add_stream_routes
+    from .api.rest import add_rest_routes, auth_check
+    from .api.stream import MAX_MESSAGE_BYTES, add_stream_routes, capped_send_buffer
     from .api.throttle import LoginThrottle
     from .api.watchdog import LoopWatchdog
+    from .i18n import GRADIO_MISSING
     from .ui.page import build_demo, stylesheet
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
@@ -84,12 +89,18 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     app.state.live = live
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
+    lifespans = []
+    if settings.mcp:
+        from .api.mcp_server import add_mcp_routes
+
+        denied = auth_check(settings.auth, throttle)
+        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
     demo.launch(
         _app=app,
-        app_kwargs={"lifespan": _lifespan(sweeper, app.state.watchdog)},  # they start and stop with the server
+        app_kwargs={"lifespan": _lifespan(sweeper, app.state.watchdog, *lifespans)},  # they start and stop with the server
         server_name=settings.host,
         server_port=settings.port,
         auth=settings.auth,
@@ -104,7 +115,20 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
         # which a busy 2-core machine hits while the full-size model's server starts (the server
         # then dies with advice about share=True); `_wait_until_served` checks with patience instead.
         _frontend=False,
+        # Set here, so that Gradio's environment variables cannot: GRADIO_NUM_WORKERS would start
+        # upload and file servers of its own on the next ports, and GRADIO_SSR_MODE a Node proxy,
+        # each outside the guard.
+        num_workers=0,
+        ssr_mode=False,
+        i18n=gr.I18n(**GRADIO_MISSING),
     )
+    # A WebSocket message larger than the live stream's limit is refused as its header arrives
+    # (close 1009) instead of being read whole first (uvicorn's default reads up to 16 MiB). Gradio
+    # creates uvicorn's config itself; uvicorn reads both settings for each new connection. A live
+    # connection's kernel send buffer is fixed, so a client that stops reading is noticed after a
+    # bound that is the same on every machine (web/api/stream.py).
+    demo.server.config.ws_max_size = MAX_MESSAGE_BYTES
+    demo.server.config.ws_protocol_class = capped_send_buffer(demo.server.config.ws_protocol_class)
     _wait_until_served(demo.local_url)
     # Everything made so far (the model, Gradio's blocks, the imported modules) lives as long as the
     # server: kept out of the garbage collector's full passes, which stop every thread (the event
@@ -121,12 +145,15 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     return demo
 
 
-def _lifespan(sweeper, watchdog):
-    """The server's lifespan: the retention sweeper's thread and the event loop's watchdog."""
+def _lifespan(sweeper, watchdog, *others):
+    """The server's lifespan: the retention sweeper's thread, the event loop's watchdog and `others`
+    (functions giving async context managers: the MCP transport's)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app=None):
-        async with sweeper.lifespan(), watchdog.lifespan():
+        async with sweeper.lifespan(), watchdog.lifespan(), contextlib.AsyncExitStack() as stack:
+            for other in others:
+                await stack.enter_async_context(other())
             yield
 
     return lifespan
@@ -159,6 +186,14 @@ def _guarded_app(settings: AppSettings, throttle, private_dir: Path | None):
     options = {k: v for k, v in options.items() if v is not None}
     options |= {"max_upload_mb": settings.max_upload_mb, "hosts": hosts, "cors_origins": settings.cors_origins}
     options |= {"throttle": throttle if settings.auth else None, "private_dir": private_dir}
+    if settings.auth:  # the login form shows a throttled login's answer (throttle.LOGIN_SCRIPT)
+        from .api.throttle import LOGIN_SCRIPT
+
+        options |= {"page_script": LOGIN_SCRIPT}
+    if settings.mcp:  # a data URL carries the audio in base64: 4/3 of its bytes, in JSON
+        from .api.mcp_server import PATH, envelope_bytes
+
+        options |= {"larger_bodies": {PATH: envelope_bytes(settings.max_upload_mb)}}
 
     class GuardedApp(App):
         def build_middleware_stack(self):

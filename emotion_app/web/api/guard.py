@@ -153,12 +153,17 @@ class Guard:
         private_dir: Path | None = None,
         receive_timeout_s: float = RECEIVE_TIMEOUT_S,
         body_timeout_s: float = BODY_TIMEOUT_S,
+        larger_bodies: dict[str, int] | None = None,
+        page_script: str | None = None,
     ):
         self.app = app
         self.max_upload_mb = max_upload_mb
         # The whole body, form fields included, as the REST check on Content-Length always did; so
         # it is passed before Gradio's own per-file check (same limit) and the answer is always ours.
         self.max_body = int(max_upload_mb * 1024 * 1024)
+        # path -> its own limit in bytes: the MCP route, whose JSON carries the upload in base64
+        self.larger_bodies = dict(larger_bodies or {})
+        self.page_script = page_script.encode() if page_script else None  # added to the page's HTML (GET /)
         self.hosts = hosts
         self.cors_origins = frozenset(o.strip().lower().rstrip("/") for o in cors_origins if o.strip())
         self.throttle = throttle
@@ -189,7 +194,7 @@ class Guard:
         if login:
             wait = self.throttle.begin(client)
             if wait:
-                return await self._reply(send, origin, too_many(wait))
+                return await self._reply(send, origin, too_many(wait, request_lang(scope, headers)))
         status = 0
         try:
             status = await _Exchange(self, scope, receive, send, headers, origin).run()
@@ -239,12 +244,23 @@ class Guard:
         await send({"type": "http.response.start", "status": reply.status, "headers": self.cors_headers(origin, raw)})
         await send({"type": "http.response.body", "body": body})
 
+    def max_body_for(self, path: str) -> int:
+        return self.larger_bodies.get(path.rstrip("/") or "/", self.max_body)
+
     def too_large(self) -> _Reply:
         return _Reply(413, "too_large", f"The upload is larger than the limit of {self.max_upload_mb:g} MB.")
 
 
-def too_many(wait: float) -> _Reply:
-    seconds, message = retry_message(wait)
+def request_lang(scope, headers: Headers) -> str:
+    """zh for `lang=zh` in the query or a browser asking for Chinese first (Accept-Language), else en."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "lang=zh" in query or headers.get("accept-language", "").lower().startswith("zh"):
+        return "zh"
+    return "en"
+
+
+def too_many(wait: float, lang: str = "en") -> _Reply:
+    seconds, message = retry_message(wait, lang)
     return _Reply(429, "too_many_attempts", message, {"retry-after": str(seconds)})
 
 
@@ -261,12 +277,17 @@ class _Exchange:
         self.refusal: _Reply | None = None
         self.started = False
         self.status = 0
+        self.max_body = guard.max_body_for(scope["path"])
+        page = scope["method"] == "GET" and scope["path"] in ("/", "")
+        self.script = guard.page_script if page else None
+        self.held: dict | None = None  # the page's response start, held until its body has the script
+        self.body = b""
 
     async def run(self) -> int:
         """Run the app; the status sent to the client (0 when none)."""
         declared = self.headers.get("content-length")
         chunked = "transfer-encoding" in self.headers  # then Content-Length means nothing
-        if declared is not None and not chunked and declared.strip().isdigit() and int(declared) > self.guard.max_body:
+        if declared is not None and not chunked and declared.strip().isdigit() and int(declared) > self.max_body:
             self.refusal = self.guard.too_large()
         else:
             try:
@@ -280,10 +301,7 @@ class _Exchange:
         return self.status
 
     def _lang(self) -> str:
-        query = self.scope.get("query_string", b"").decode("latin-1")
-        if "lang=zh" in query or self.headers.get("accept-language", "").lower().startswith("zh"):
-            return "zh"
-        return "en"
+        return request_lang(self.scope, self.headers)
 
     async def receive(self):
         if self.body_done:
@@ -307,7 +325,7 @@ class _Exchange:
             self.body_done = True  # http.disconnect
             return message
         self.received += len(message.get("body", b""))
-        if self.received > self.guard.max_body:
+        if self.received > self.max_body:
             self.refusal = self.guard.too_large()
             raise _Refused
         self.body_done = not message.get("more_body", False)
@@ -320,4 +338,22 @@ class _Exchange:
             self.started = True
             self.status = message["status"]
             message = {**message, "headers": self.guard.cors_headers(self.origin, list(message.get("headers", [])))}
+            if self.script is not None and any(
+                k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in message["headers"]
+            ):
+                self.held = message
+                return
+        elif self.held is not None and message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            return await self._send_page()
         await self._send(message)
+
+    async def _send_page(self) -> None:
+        """The held page with the script before </head>, its Content-Length counted again."""
+        body = self.body.replace(b"</head>", self.script + b"</head>", 1)
+        headers = [(k, v) for k, v in self.held["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({**self.held, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})

@@ -15,7 +15,11 @@ one is scored, so TCP slows the sender down (back-pressure) and memory stays bou
 scheduler takes one window per session per model call, so a fast client never delays the
 others by more than one window's share of a batch. A client that stops reading is dropped: once
 `MAX_OUTBOX` messages wait for it, or one send waits `SEND_TIMEOUT_S`, its take is discarded and
-its slot freed (no error message: it would not read it). Beyond `--max-live-sessions` a client
+its slot freed (no error message: it would not read it). The final result and the close frame
+wait at most `SEND_TIMEOUT_S` too (the take is saved; only the message is lost). The kernel's
+send buffer of a connection is fixed at `SEND_BUFFER_BYTES` (server.py), so what waits for a
+client is bounded alike on every machine, not by the kernel's autotuning (up to 4 MB on Linux).
+Beyond `--max-live-sessions` a client
 gets `{"event": "error", "code": "busy"}` and close 1013 at once.
 """
 
@@ -25,6 +29,7 @@ import asyncio
 import functools
 import json
 import logging
+import socket
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -32,6 +37,7 @@ from fastapi.responses import JSONResponse
 
 from ...errors import EmotionAppError
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
+from ...live.options import MAX_FRAME_BYTES
 from ..i18n import error_message
 from .rest import auth_check, public_text
 from .throttle import LoginThrottle
@@ -40,9 +46,11 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_TIMEOUT_S = 10.0  # from the handshake to the settings message
 IDLE_TIMEOUT_S = 30.0  # longest wait for the next message during a take
+MAX_MESSAGE_BYTES = MAX_FRAME_BYTES  # the largest WebSocket message the server reads (server.py sets it)
 MAX_PENDING = 4  # windows of one connection waiting for the model before its socket is not read
 MAX_OUTBOX = 64  # messages waiting for a client that does not read; one more and it is dropped
 SEND_TIMEOUT_S = 10.0  # longest wait to hand one message to a client's socket before it is dropped
+SEND_BUFFER_BYTES = 16 * 1024  # the kernel's send buffer of a live connection (server.py; Linux doubles it)
 CLOSE_CODES = {"busy": 1013, "internal": 1011, "frame_too_large": 1009, "model_load": 1011}  # else 1008
 
 
@@ -123,13 +131,13 @@ class Connection:
             if self.hub is None:
                 raise EmotionAppError(public_text(self.load_error or "model not loaded"), "model_load")
             stream = await self._settings()
-            session = await self._call(self.hub.open, stream.live, stream.format)
+            session = await self._call(self.hub.open, stream.live, stream.format, request=stream.request)
             await self.ws.send_json(ready_message(session, self.hub))
             await self._take(session, stream)
             analysis = await self._call(self.hub.finish, session, stream.request, lang=stream.lang)
             text = await self._call(json.dumps, {"event": "result", "result": analysis.response()}, ensure_ascii=False)
-            await self.ws.send_text(text)
-            await self.ws.close(1000)
+            await _bounded(self.ws.send_text(text), "the result")
+            await _bounded(self.ws.close(1000), "the close frame")
         except WebSocketDisconnect:
             logger.info("live client left%s", f" during session {session.id}" if session else "")
         except SlowConsumer as exc:  # it is not reading: no message or close frame could reach it
@@ -223,10 +231,7 @@ class Connection:
 
     async def _send(self, outbox: asyncio.Queue) -> None:
         while (message := await outbox.get()) is not None:
-            try:
-                await asyncio.wait_for(self.ws.send_json(message), SEND_TIMEOUT_S)
-            except (TimeoutError, asyncio.TimeoutError):
-                raise SlowConsumer(f"a message waited {SEND_TIMEOUT_S:g} s to be sent") from None
+            await _bounded(self.ws.send_json(message), "a message")
 
     async def _fail(self, code: str, message: str) -> None:
         try:
@@ -234,6 +239,29 @@ class Connection:
             await asyncio.wait_for(self.ws.close(CLOSE_CODES.get(code, 1008)), SEND_TIMEOUT_S)
         except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError, asyncio.TimeoutError):
             pass  # the client is gone already, or not reading
+
+
+async def _bounded(send, what: str) -> None:
+    """Await a send for at most SEND_TIMEOUT_S; longer means the client stopped reading."""
+    try:
+        await asyncio.wait_for(send, SEND_TIMEOUT_S)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise SlowConsumer(f"{what} waited {SEND_TIMEOUT_S:g} s to be sent") from None
+
+
+def capped_send_buffer(protocol_class: type) -> type:
+    """The ASGI server's WebSocket protocol class, with each connection's kernel send buffer fixed
+    at SEND_BUFFER_BYTES as it is made (a fixed SO_SNDBUF also turns the kernel's autotuning off)."""
+
+    class Capped(protocol_class):
+        def connection_made(self, transport) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            super().connection_made(transport)
+
+    Capped.__name__ = Capped.__qualname__ = f"Capped{protocol_class.__name__}"
+    return Capped
 
 
 def _post(outbox: asyncio.Queue, message: dict | None) -> None:

@@ -24,11 +24,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..i18n import t
+
 FREE_FAILURES = 5
 FIRST_WAIT_S = 1.0
 MAX_WAIT_S = 120.0
 WINDOW_S = 900.0  # failures older than this (since the last one) no longer count
 MAX_CLIENTS = 10_000  # records kept; the stalest go first when a flood of addresses fills the table
+
+# Gradio's login form says "incorrect credentials" for a 400 and nothing at all for any other
+# answer, so a throttled login would fail in silence. The guard adds this script to the page (it
+# sees the HTML on its way out): a 429 from /login shows the answer's message, which the guard wrote
+# in the browser's language (Accept-Language), where the form is.
+LOGIN_SCRIPT = """<script>(() => {
+  const fetch0 = window.fetch;
+  window.fetch = async (...args) => {
+    const answer = await fetch0(...args);
+    try {
+      const url = new URL(String(args[0] && args[0].url || args[0]), location.href);
+      if (answer.status === 429 && /\\/login\\/?$/.test(url.pathname)) {
+        const body = await answer.clone().json();
+        let box = document.getElementById("ea-login-wait");
+        if (!box) {
+          box = document.createElement("p");
+          box.id = "ea-login-wait";
+          box.setAttribute("role", "alert");
+          box.style.cssText = "position:fixed;top:16px;left:50%;transform:translateX(-50%);z-index:1000;" +
+            "margin:0;padding:10px 16px;border-radius:8px;background:#fef2f2;color:#991b1b;font:600 15px sans-serif";
+          document.body.appendChild(box);
+        }
+        box.textContent = body.error;
+      }
+    } catch (e) {}
+    return answer;
+  };
+})();</script>"""
 
 
 @dataclass
@@ -114,7 +144,7 @@ class LoginThrottle:
             del self._records[stalest]
 
 
-def retry_message(wait: float) -> tuple[int, str]:
-    """(whole seconds for Retry-After, the error message) for a client that must wait `wait` s."""
+def retry_message(wait: float, lang: str = "en") -> tuple[int, str]:
+    """(whole seconds for Retry-After, the error message in `lang`) for a client that must wait `wait` s."""
     seconds = max(1, math.ceil(wait))
-    return seconds, f"Too many failed logins from this address; try again in {seconds} s."
+    return seconds, t("login_wait", lang, seconds=seconds)

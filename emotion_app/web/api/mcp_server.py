@@ -1,0 +1,352 @@
+"""The MCP server (`serve --mcp`): the app's analyses as tools an LLM agent can call, at `/mcp` on
+the same server (MCP's streamable HTTP transport), behind the same guard, login and limits as the
+REST API.
+
+Tools: `predict` (one clip), `analyze_recording` (a long recording: segments, and who speaks when
+asked) and `compare_clips` (two clips side by side). Each takes audio as a string:
+
+- a base64 data URL, `data:audio/wav;base64,...` (for agents that share no file system with the
+  server): at most --max-upload-mb once decoded; a larger one is the REST API's `too_large` error;
+- a file uploaded to this server: the path `POST /gradio_api/upload` returned (only files inside
+  Gradio's upload folder are read), or a download link of a result of this server
+  (`/api/outputs/<folder>/<key>/<name>`, checked like a download);
+- an http(s) URL, only when the operator allows fetching (`--mcp-allow-urls`): a server that fetches
+  any URL it is given can be turned against the network it stands in.
+
+The tools answer with result.json's content (typed: the fields an agent acts on are declared, the
+rest pass through) and the results' download links as absolute URLs. The SDK runs a tool on the
+event loop, so each tool hands its work (decoding, the model, the output folder) to a worker thread.
+"""
+
+# No `from __future__ import annotations` here: the SDK evaluates a tool's annotations in the module's
+# globals, and the tools' `Context` is imported inside build_mcp (the SDK is imported only with --mcp).
+import base64
+import binascii
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ...compare import compare
+from ...errors import EmotionAppError
+from ...outputs import output_file
+from ...request import RequestOptions
+from ...service import analyze
+
+logger = logging.getLogger(__name__)
+
+PATH = "/mcp"
+FETCH_TIMEOUT_S = 30.0
+MAX_REDIRECTS = 3
+AUDIO_HELP = (
+    "the audio: a base64 data URL (data:audio/wav;base64,...; WAV, FLAC, MP3, OGG, M4A, WEBM...), the path that "
+    "POST /gradio_api/upload on this server returned, or a download link of this server's results"
+)
+LABELS_HELP = 'a label set: results over these emotions only, e.g. "angry,happy,neutral,sad" or "iemocap4"; empty: all 9'
+SENTIMENT_HELP = "add a sentiment block {label: positive|negative|neutral, score in [-1, 1]} to each reading"
+
+
+class SentimentBlock(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    label: Literal["positive", "negative", "neutral"]
+    score: float = Field(description="P(positive) - P(negative), in [-1, 1]")
+
+
+class Reading(BaseModel):
+    """An emotion reading (the model's 9 labels, or the label set's)."""
+
+    model_config = ConfigDict(extra="allow")
+    emotion: str | None = Field(description="the top emotion (English key); null when no speech was found")
+    confidence: float | None = Field(description="its probability, 0-1")
+    scores: dict[str, float] = Field(description="every label's probability, rounded to 3 decimals")
+    sentiment: SentimentBlock | None = None
+
+
+class ClipResult(Reading):
+    """result.json of one clip: the reading, the audio's length, warnings and the result's files."""
+
+    duration_s: float | None = Field(None, description="s")
+    label_set: list[str] | None = Field(None, description="the labels the scores are over, when a set was chosen")
+    warnings: list[dict] = Field(default_factory=list, description="e.g. short or silent audio: {code, message}")
+    files: dict[str, str] = Field(default_factory=dict, description="download links of the result's files")
+
+
+class Segment(Reading):
+    start: float = Field(description="s")
+    end: float = Field(description="s")
+    speaker: str | None = Field(None, description="who speaks (with speakers)")
+
+
+class Speaker(BaseModel):
+    """One speaker of a conversation: talk and the talk-time-weighted reading."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    talk_s: float
+    share_of_talk: float
+    turns: int
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+    sentiment: SentimentBlock | None = None
+
+
+class RecordingResult(ClipResult):
+    """result.json of a recording: its segments (speech by VAD, or each speaker's turns) and summary."""
+
+    segments: list[Segment]
+    summary: dict = Field(description="share of speech time per emotion, transitions, coverage")
+    speakers: list[Speaker] | None = Field(None, description="with speakers: each speaker's reading and talk")
+    conversation: dict | None = Field(None, description="with speakers: talk, silence, overlap, interruptions, escalations")
+
+
+class Comparison(BaseModel):
+    clips: list[ClipResult] = Field(description="the two clips' readings, in order")
+    similarity: float = Field(description="cosine similarity of the two clips' utterance embeddings, -1 to 1")
+
+
+class AudioRefs:
+    """Turns a tool's `audio` string into what service.analyze reads (bytes or a path), or an
+    EmotionAppError saying what was wrong and what to send instead."""
+
+    def __init__(self, outputs_dir: Path, max_upload_mb: float, allow_urls: bool, upload_dir: Path | None = None):
+        self.outputs_dir, self.max_bytes, self.allow_urls = Path(outputs_dir), int(max_upload_mb * 1024 * 1024), allow_urls
+        self.max_upload_mb = max_upload_mb
+        self.upload_dir = Path(upload_dir).resolve() if upload_dir is not None else _gradio_upload_dir()
+
+    def too_large(self) -> EmotionAppError:
+        return EmotionAppError(f"The upload is larger than the limit of {self.max_upload_mb:g} MB.", "too_large")
+
+    def open(self, ref: str) -> tuple[bytes | Path, str]:
+        """(bytes or a path, the name shown in results). Blocking: call it in a worker thread."""
+        ref = (ref or "").strip()
+        if ref.startswith("data:"):
+            return self._data_url(ref), "audio"
+        parts = urlsplit(ref)
+        if parts.path.startswith("/api/outputs/") and (not parts.scheme or parts.scheme in ("http", "https")):
+            return self._download_link(parts.path)
+        if parts.scheme in ("http", "https"):
+            if not self.allow_urls:
+                raise EmotionAppError(
+                    "This server does not fetch URLs (its operator can allow it with --mcp-allow-urls); "
+                    "send the audio as a base64 data URL: data:audio/wav;base64,...",
+                    "url_not_allowed",
+                )
+            return self._fetch(ref), Path(parts.path).name or "audio"
+        if ref and not parts.scheme:
+            return self._uploaded(ref)
+        raise EmotionAppError(f"audio: unsupported reference; send {AUDIO_HELP}", "no_audio")
+
+    def _data_url(self, ref: str) -> bytes:
+        head, sep, payload = ref.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise EmotionAppError("audio: a data URL must be base64: data:audio/wav;base64,<the file's bytes>", "no_audio")
+        if len(payload) > (self.max_bytes + 2) // 3 * 4 + 4:  # before decoding: base64 is 4/3 of the bytes
+            raise self.too_large()
+        try:
+            data = base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise EmotionAppError(f"audio: the data URL's base64 cannot be decoded ({exc})", "no_audio") from None
+        if len(data) > self.max_bytes:
+            raise self.too_large()
+        if not data:
+            raise EmotionAppError("audio: the data URL holds no bytes", "no_audio")
+        return data
+
+    def _download_link(self, path: str) -> tuple[Path, str]:
+        parts = path.split("/")  # "", "api", "outputs", folder, key, name
+        found = output_file(self.outputs_dir, *parts[3:6]) if len(parts) == 6 else None
+        if found is None:  # a wrong key reads like a missing file, as for a download
+            raise EmotionAppError("audio: no such result file on this server", "not_found")
+        return found, found.name
+
+    def _uploaded(self, ref: str) -> tuple[Path, str]:
+        path = Path(os.path.abspath(ref))
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            resolved = None
+        inside = resolved is not None and self.upload_dir in resolved.parents and resolved.is_file()
+        if not inside:
+            raise EmotionAppError(
+                f"audio: {Path(ref).name!r} is not a file uploaded to this server; send {AUDIO_HELP}", "no_audio"
+            )
+        return resolved, resolved.name
+
+    def _fetch(self, url: str) -> bytes:
+        import httpx
+
+        data = bytearray()
+        try:
+            with httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=True, max_redirects=MAX_REDIRECTS) as client:
+                with client.stream("GET", url) as response:
+                    response.raise_for_status()
+                    for chunk in response.iter_bytes():
+                        data += chunk
+                        if len(data) > self.max_bytes:
+                            raise self.too_large()
+        except httpx.HTTPError as exc:
+            raise EmotionAppError(f"audio: fetching {url} failed ({exc.__class__.__name__}: {exc})", "fetch_failed") from None
+        return bytes(data)
+
+
+def _gradio_upload_dir() -> Path:
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
+    """The MCP server and its tools (mcp's FastMCP; the transport is mounted by `add_mcp_routes`)."""
+    from mcp.server.fastmcp import Context, FastMCP
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    server = FastMCP(
+        "emotion_app",
+        instructions=(
+            "Speech emotion recognition (emotion2vec+): the emotion of a voice clip, of each segment of a long "
+            "recording and of each speaker of a conversation; 9 emotions (angry, disgusted, fearful, happy, neutral, "
+            "other, sad, surprised, unknown). Send audio as a base64 data URL."
+        ),
+        streamable_http_path="/",
+        stateless_http=True,  # no session state kept between calls
+        json_response=True,
+        max_request_body_size=envelope_bytes(settings.max_upload_mb),
+        # the guard checks the Host header for every route (guard.HostPolicy, --allowed-hosts)
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+
+    def ready():
+        if engine is None:
+            raise EmotionAppError(load_error or "model not loaded", "model_load")
+
+    def links(ctx: Context, body: dict) -> dict:
+        """The result's relative download links made absolute for the caller."""
+        request = getattr(ctx.request_context, "request", None)
+        if isinstance(request, Request) and body.get("files"):
+            base = str(request.base_url).rstrip("/")
+            body["files"] = {name: base + url for name, url in body["files"].items()}
+        return body
+
+    def run(ref: str, fields: dict) -> dict:
+        data, name = refs.open(ref)
+        request = RequestOptions.from_fields(fields, charts=False)
+        return analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
+
+    @server.tool(
+        name="predict",
+        title="Emotion of a voice clip",
+        description=(
+            "The emotion of one voice clip (up to a few minutes): the top emotion, its confidence and all scores, "
+            "optionally over a label set and with sentiment. For long recordings use analyze_recording."
+        ),
+    )
+    async def predict(
+        ctx: Context,
+        audio: Annotated[str, Field(description=AUDIO_HELP)],
+        labels: Annotated[str, Field(description=LABELS_HELP)] = "",
+        sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
+    ) -> ClipResult:
+        ready()
+        body = await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment})
+        return ClipResult.model_validate(links(ctx, body))
+
+    @server.tool(
+        name="analyze_recording",
+        title="Emotions through a recording or conversation",
+        description=(
+            "A long recording cut into speech segments (voice activity), each with its emotion, plus the share of "
+            "each emotion. With speakers: who felt what, when: 'channels' for a stereo call (one party per channel), "
+            "'auto' to tell voices apart, or the number of speakers; names in order, e.g. 'Agent,Customer'."
+        ),
+    )
+    async def analyze_recording(
+        ctx: Context,
+        audio: Annotated[str, Field(description=AUDIO_HELP)],
+        speakers: Annotated[str, Field(description="'', 'channels', 'auto' or a number of speakers (2-10)")] = "",
+        names: Annotated[str, Field(description="the speakers' names in order, comma-separated")] = "",
+        labels: Annotated[str, Field(description=LABELS_HELP)] = "",
+        sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
+    ) -> RecordingResult:
+        ready()
+        fields = {"segment": "vad", "speakers": speakers, "names": names, "labels": labels, "sentiment": sentiment}
+        if speakers and not names:
+            fields.pop("names")
+        body = await run_in_threadpool(run, audio, fields)
+        return RecordingResult.model_validate(links(ctx, body))
+
+    @server.tool(
+        name="compare_clips",
+        title="Compare two voice clips",
+        description="Two clips' emotions side by side, and how similar they sound (cosine of their embeddings).",
+    )
+    async def compare_clips(
+        audio_a: Annotated[str, Field(description=AUDIO_HELP)],
+        audio_b: Annotated[str, Field(description=AUDIO_HELP)],
+        labels: Annotated[str, Field(description=LABELS_HELP)] = "",
+    ) -> Comparison:
+        ready()
+
+        def both() -> Comparison:
+            (a, _), (b, _) = refs.open(audio_a), refs.open(audio_b)
+            request = RequestOptions.from_fields({"labels": labels})
+            cmp = compare(engine, [a, b], ["a", "b"], labels=request.labels)
+            if cmp.errors:
+                which, message = next(iter(cmp.errors.items()))
+                raise EmotionAppError(f"clip {which}: {message}", cmp.codes.get(which))
+            clips = [
+                ClipResult(emotion=e, confidence=round(max(p.values()), 4), scores={k: round(v, 3) for k, v in p.items()},
+                           label_set=request.labels.to_list() if request.labels else None)
+                for e, p in zip(cmp.emotions, cmp.probabilities)
+            ]  # fmt: skip
+            return Comparison(clips=clips, similarity=round(float(cmp.similarity[0, 1]), 4))
+
+        return await run_in_threadpool(both)
+
+    return server
+
+
+def envelope_bytes(max_upload_mb: float) -> int:
+    """The largest MCP request the guard lets through: a data URL of --max-upload-mb of audio
+    (base64: 4/3 of the bytes) plus the JSON around it."""
+    return int(max_upload_mb * 1024 * 1024 * 4 / 3) + 64 * 1024
+
+
+class _Authorised:
+    """The MCP transport behind the REST API's login check (HTTP Basic, throttled)."""
+
+    def __init__(self, app, denied):
+        self.app, self.denied = app, denied
+
+    async def __call__(self, scope, receive, send):
+        refusal = self.denied(Request(scope))
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def add_mcp_routes(app, engine, settings, load_error: str | None, denied, allow_urls: bool = False):
+    """Serve the MCP tools at /mcp; returns the lifespan context the transport needs."""
+    from mcp.server.fastmcp.server import StreamableHTTPASGIApp
+    from starlette.routing import Route
+
+    refs = AudioRefs(settings.outputs_dir, settings.max_upload_mb, allow_urls)
+    server = build_mcp(engine, settings, load_error, refs)
+    server.streamable_http_app()  # makes the session manager
+    endpoint = _Authorised(StreamableHTTPASGIApp(server.session_manager), denied)
+    for path in (PATH, PATH + "/"):
+        app.router.routes.insert(0, Route(path, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
+    logger.info("MCP tools at %s (fetching URLs %s)", PATH, "allowed" if allow_urls else "off")
+
+    @contextlib.asynccontextmanager
+    async def lifespan():
+        async with server.session_manager.run():
+            yield
+
+    return lifespan
