@@ -77,7 +77,9 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
     else:
         from funasr import AutoModel
 
-        fm = AutoModel(model=model, disable_update=True, device=device, disable_pbar=True, log_level="ERROR")
+        fm = AutoModel(
+            model=model, disable_update=True, device=device, disable_pbar=True, log_level="ERROR", ncpu=os.cpu_count() or 1
+        )  # FunASR's default is 4 threads: on 2 cores that runs a 10 s clip in 30 s instead of 1.5 s
     if scenario == "batch":
         files = sorted(Path(data).glob("clip*.wav"))
         if impl == "ours":

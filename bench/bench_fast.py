@@ -36,7 +36,9 @@ MODES = {
     "torch-int8": ("torch", "int8"),
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int8": ("onnx", "int8"),
+    "torch-fp16": ("torch", "fp16"),  # CUDA only (bench/gpu.sh)
 }
+CPU_MODES = [m for m in MODES if m != "torch-fp16"]
 
 
 def prepare(model: Path, modes: list[str]) -> dict[str, str]:
@@ -126,7 +128,7 @@ def profile(model: str, dtype: str, rows: int = 12) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "plus_large_random"))
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=",".join(CPU_MODES))
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--recording-minutes", type=float, default=60.0)
     parser.add_argument("--no-funasr", action="store_true")
