@@ -192,10 +192,12 @@ def _rewritten(analysis: Analysis, report: Report, outputs_dir: Path, lang: str)
 def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
     """A frame-mode analysis read again with other `options` from its kept frame probabilities, with
     no model call: a new output folder (result.json, segments, exports, charts; the processed audio
-    and the embedding copied from the first folder). Used when the page's smoothing changes."""
+    and the embedding copied from the first folder). Used when the page's smoothing changes: only
+    `options.smoothing` is read; the rest (sentiment, mixed threshold, charts) stays as first asked."""
     if analysis.frames is None:
         raise RequestError("Only a frame-granularity result can be smoothed again; press Start.", "bad_request")
     kept = analysis.report
+    options = replace(kept.options, smoothing=options.smoothing)
     return _rewritten(analysis, build_report(kept.result, options, file=kept.file, timestamp=kept.timestamp), outputs_dir, lang)
 
 

@@ -121,6 +121,13 @@ def test_compare_two_clips(server, speech, tmp_path):
     assert len(out["clips"]) == 2 and -1 <= out["similarity"] < 0.9999
     same = call_tool(server, "compare_clips", {"audio_a": data_url(speech), "audio_b": data_url(speech)}).structuredContent
     assert same["similarity"] == pytest.approx(1.0, abs=1e-4) and same["clips"][0]["emotion"] == out["clips"][0]["emotion"]
+    both = {"audio_a": data_url(speech), "audio_b": data_url(other), "labels": "iemocap4", "sentiment": True}
+    four = call_tool(server, "compare_clips", both).structuredContent
+    from emotion_app.sentiment import Sentiment
+
+    for clip in four["clips"]:
+        assert list(clip["scores"]) == FOUR and clip["label_set"] == FOUR
+        assert clip["sentiment"]["score"] == pytest.approx(Sentiment().of(clip["scores"])["score"], abs=0.01)
 
 
 def test_limits_and_refused_references(server, speech, tmp_path):
@@ -183,3 +190,41 @@ def test_urls_are_fetched_only_when_allowed(server, speech, tmp_path):
             AudioRefs(tmp_path, 2, allow_urls=False, upload_dir=tmp_path).open(url)
     finally:
         httpd.shutdown()
+
+
+def test_errors_are_worded_as_the_rest_api_words_them(server, speech, monkeypatch):
+    """An EmotionAppError reaches the agent with this machine's paths cut; anything else is an
+    internal error (logged), never the exception's own text."""
+    import emotion_app.web.api.mcp_server as mcp_server
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tensor shape mismatch in /work/secret/engine.py")
+
+    monkeypatch.setattr(mcp_server, "analyze", broken)
+    result = call_tool(server, "predict", {"audio": data_url(speech)})
+    text = result.content[0].text  # the SDK puts "Error executing tool predict: " before it
+    assert result.isError and text.endswith(mcp_server.INTERNAL) and "secret" not in text and "mismatch" not in text
+
+    def refused(*args, **kwargs):
+        raise EmotionAppError("cannot read /work/models/emotion2vec/model.pt", "model_load")
+
+    monkeypatch.setattr(mcp_server, "analyze", refused)
+    result = call_tool(server, "predict", {"audio": data_url(speech)})
+    assert result.isError and "model.pt" in result.content[0].text and "/work/models" not in result.content[0].text
+    monkeypatch.undo()
+    assert not call_tool(server, "predict", {"audio": data_url(speech)}).isError
+
+
+def test_a_data_url_past_the_inline_limit_names_the_upload(tmp_path):
+    """Data URLs are parsed on the event loop by the SDK: past MAX_INLINE_MB (under the upload limit)
+    the error says how to send a larger file."""
+    from emotion_app.web.api.mcp_server import MAX_INLINE_MB, AudioRefs, envelope_bytes
+
+    refs = AudioRefs(tmp_path, max_upload_mb=100, allow_urls=False, upload_dir=tmp_path)
+    payload = base64.b64encode(b"\0" * int((MAX_INLINE_MB + 0.5) * 2**20)).decode()
+    with pytest.raises(EmotionAppError) as err:
+        refs.open("data:audio/wav;base64," + payload)
+    assert err.value.code == "too_large" and f"at most {MAX_INLINE_MB:g} MB" in err.value.message
+    assert "POST /gradio_api/upload" in err.value.message
+    assert envelope_bytes(100) < 2.7 * MAX_INLINE_MB * 2**20  # two data URLs and the JSON, not 100 MB
+    assert len(refs.open("data:audio/wav;base64," + base64.b64encode(b"RIFF" * 1000).decode())[0]) == 4000

@@ -342,3 +342,17 @@ def test_a_label_set_and_sentiment_on_the_page(tiny_engine, out, clip, tmp_path)
     segments = kept.result["segments"]
     assert {s["emotion"] for s in segments} <= {"happy", "sad"} and all(set(s["scores"]) == {"happy", "sad"} for s in segments)
     assert all("sentiment" in s for s in segments) and "Sentiment" in card
+
+
+def test_resmoothing_keeps_the_label_set_and_sentiment(tiny_engine, out, clip):
+    kept = tab_analyze.analyze_clip(
+        tiny_engine, out, None, str(clip), "frame", False, SMOOTHING, "en", None, None,
+        extra={"labels": "happy,neutral,sad", "sentiment": True},
+    )  # fmt: skip
+    again, *views = tab_analyze.resmooth_views(
+        tiny_engine, out, None, kept, "majority", 5, 0.2, True, 0.2, "en", "smoothed", "frame"
+    )
+    first, second = kept.result, again.result
+    assert second["smoothing"]["method"] == "majority" and second["output_dir"] != first["output_dir"]
+    assert second["label_set"] == ["happy", "neutral", "sad"] and second["sentiment"] == first["sentiment"]
+    assert second["segments"] and all(s["sentiment"]["label"] in ("positive", "negative", "neutral") for s in second["segments"])

@@ -6,7 +6,9 @@ Tools: `predict` (one clip), `analyze_recording` (a long recording: segments, an
 asked) and `compare_clips` (two clips side by side). Each takes audio as a string:
 
 - a base64 data URL, `data:audio/wav;base64,...` (for agents that share no file system with the
-  server): at most --max-upload-mb once decoded; a larger one is the REST API's `too_large` error;
+  server): at most MAX_INLINE_MB (or --max-upload-mb, if smaller) once decoded, since the SDK
+  parses a request's JSON on the event loop; a larger one is the REST API's `too_large` error,
+  which names the way for larger files: upload them first;
 - a file uploaded to this server: the path `POST /gradio_api/upload` returned (only files inside
   Gradio's upload folder are read), or a download link of a result of this server
   (`/api/outputs/<folder>/<key>/<name>`, checked like a download);
@@ -15,7 +17,9 @@ asked) and `compare_clips` (two clips side by side). Each takes audio as a strin
 
 The tools answer with result.json's content (typed: the fields an agent acts on are declared, the
 rest pass through) and the results' download links as absolute URLs. The SDK runs a tool on the
-event loop, so each tool hands its work (decoding, the model, the output folder) to a worker thread.
+event loop, so each tool hands its work (decoding, the model, the output folder, checking its
+answer) to a worker thread. Errors reach the agent as the REST API words them: an EmotionAppError's
+message with this machine's paths cut, anything else as "Internal server error" and logged.
 """
 
 # No `from __future__ import annotations` here: the SDK evaluates a tool's annotations in the module's
@@ -38,10 +42,13 @@ from ...errors import EmotionAppError
 from ...outputs import output_file
 from ...request import RequestOptions
 from ...service import analyze
+from .rest import public_text
 
 logger = logging.getLogger(__name__)
 
 PATH = "/mcp"
+MAX_INLINE_MB = 16.0  # audio in one data URL: 21 MB of JSON, parsed on the loop in about 30 ms
+INTERNAL = "Internal server error; see the server's log."
 FETCH_TIMEOUT_S = 30.0
 MAX_REDIRECTS = 3
 AUDIO_HELP = (
@@ -116,12 +123,19 @@ class AudioRefs:
     EmotionAppError saying what was wrong and what to send instead."""
 
     def __init__(self, outputs_dir: Path, max_upload_mb: float, allow_urls: bool, upload_dir: Path | None = None):
-        self.outputs_dir, self.max_bytes, self.allow_urls = Path(outputs_dir), int(max_upload_mb * 1024 * 1024), allow_urls
-        self.max_upload_mb = max_upload_mb
+        self.outputs_dir, self.allow_urls = Path(outputs_dir), allow_urls
+        self.max_upload_mb, self.max_inline_mb = max_upload_mb, inline_mb(max_upload_mb)
+        self.max_bytes = int(max_upload_mb * 1024 * 1024)
         self.upload_dir = Path(upload_dir).resolve() if upload_dir is not None else _gradio_upload_dir()
 
-    def too_large(self) -> EmotionAppError:
-        return EmotionAppError(f"The upload is larger than the limit of {self.max_upload_mb:g} MB.", "too_large")
+    def too_large(self, limit_mb: float | None = None) -> EmotionAppError:
+        message = f"The upload is larger than the limit of {limit_mb or self.max_upload_mb:g} MB."
+        if limit_mb is not None and limit_mb < self.max_upload_mb:
+            message += (
+                f" A data URL carries at most {limit_mb:g} MB of audio: send a larger file (up to"
+                f" {self.max_upload_mb:g} MB) with POST /gradio_api/upload and pass the path it returns."
+            )
+        return EmotionAppError(message, "too_large")
 
     def open(self, ref: str) -> tuple[bytes | Path, str]:
         """(bytes or a path, the name shown in results). Blocking: call it in a worker thread."""
@@ -147,14 +161,15 @@ class AudioRefs:
         head, sep, payload = ref.partition(",")
         if not sep or not head.endswith(";base64"):
             raise EmotionAppError("audio: a data URL must be base64: data:audio/wav;base64,<the file's bytes>", "no_audio")
-        if len(payload) > (self.max_bytes + 2) // 3 * 4 + 4:  # before decoding: base64 is 4/3 of the bytes
-            raise self.too_large()
+        limit = int(self.max_inline_mb * 1024 * 1024)
+        if len(payload) > (limit + 2) // 3 * 4 + 4:  # before decoding: base64 is 4/3 of the bytes
+            raise self.too_large(self.max_inline_mb)
         try:
             data = base64.b64decode(payload, validate=False)
         except (binascii.Error, ValueError) as exc:
             raise EmotionAppError(f"audio: the data URL's base64 cannot be decoded ({exc})", "no_audio") from None
-        if len(data) > self.max_bytes:
-            raise self.too_large()
+        if len(data) > limit:
+            raise self.too_large(self.max_inline_mb)
         if not data:
             raise EmotionAppError("audio: the data URL holds no bytes", "no_audio")
         return data
@@ -234,10 +249,12 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
             body["files"] = {name: base + url for name, url in body["files"].items()}
         return body
 
-    def run(ref: str, fields: dict) -> dict:
+    def run(ref: str, fields: dict, ctx: Context, answer: type[BaseModel]) -> BaseModel:
+        """In a worker thread: the reference opened, analysed, and the answer checked."""
         data, name = refs.open(ref)
         request = RequestOptions.from_fields(fields, charts=False)
-        return analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
+        body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
+        return answer.model_validate(links(ctx, body))
 
     @server.tool(
         name="predict",
@@ -253,9 +270,9 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
     ) -> ClipResult:
-        ready()
-        body = await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment})
-        return ClipResult.model_validate(links(ctx, body))
+        with answered():
+            ready()
+            return await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment}, ctx, ClipResult)
 
     @server.tool(
         name="analyze_recording",
@@ -274,12 +291,12 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
     ) -> RecordingResult:
-        ready()
         fields = {"segment": "vad", "speakers": speakers, "names": names, "labels": labels, "sentiment": sentiment}
         if speakers and not names:
             fields.pop("names")
-        body = await run_in_threadpool(run, audio, fields)
-        return RecordingResult.model_validate(links(ctx, body))
+        with answered():
+            ready()
+            return await run_in_threadpool(run, audio, fields, ctx, RecordingResult)
 
     @server.tool(
         name="compare_clips",
@@ -290,32 +307,57 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         audio_a: Annotated[str, Field(description=AUDIO_HELP)],
         audio_b: Annotated[str, Field(description=AUDIO_HELP)],
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
+        sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
     ) -> Comparison:
-        ready()
-
         def both() -> Comparison:
             (a, _), (b, _) = refs.open(audio_a), refs.open(audio_b)
-            request = RequestOptions.from_fields({"labels": labels})
+            request = RequestOptions.from_fields({"labels": labels, "sentiment": sentiment})
             cmp = compare(engine, [a, b], ["a", "b"], labels=request.labels)
             if cmp.errors:
                 which, message = next(iter(cmp.errors.items()))
                 raise EmotionAppError(f"clip {which}: {message}", cmp.codes.get(which))
+            mood = request.analysis.sentiment
             clips = [
                 ClipResult(emotion=e, confidence=round(max(p.values()), 4), scores={k: round(v, 3) for k, v in p.items()},
-                           label_set=request.labels.to_list() if request.labels else None)
+                           label_set=request.labels.to_list() if request.labels else None,
+                           sentiment=mood.of(p) if mood is not None else None)
                 for e, p in zip(cmp.emotions, cmp.probabilities)
             ]  # fmt: skip
             return Comparison(clips=clips, similarity=round(float(cmp.similarity[0, 1]), 4))
 
-        return await run_in_threadpool(both)
+        with answered():
+            ready()
+            return await run_in_threadpool(both)
 
     return server
 
 
+def inline_mb(max_upload_mb: float) -> float:
+    """The most audio one data URL may carry."""
+    return min(MAX_INLINE_MB, max_upload_mb)
+
+
 def envelope_bytes(max_upload_mb: float) -> int:
-    """The largest MCP request the guard lets through: a data URL of --max-upload-mb of audio
-    (base64: 4/3 of the bytes) plus the JSON around it."""
-    return int(max_upload_mb * 1024 * 1024 * 4 / 3) + 64 * 1024
+    """The largest MCP request the guard lets through: two data URLs of the inline limit (compare_clips;
+    base64: 4/3 of the bytes) plus the JSON around them."""
+    return int(2 * inline_mb(max_upload_mb) * 1024 * 1024 * 4 / 3) + 64 * 1024
+
+
+@contextlib.contextmanager
+def answered():
+    """A tool's errors as the REST API words them: an EmotionAppError's message with this machine's
+    paths cut; anything else logged with its traceback and answered as an internal error."""
+    from mcp.server.fastmcp.exceptions import ToolError
+
+    try:
+        yield
+    except ToolError:
+        raise
+    except EmotionAppError as exc:
+        raise ToolError(public_text(exc.message)) from None
+    except Exception:
+        logger.exception("MCP tool failed")
+        raise ToolError(INTERNAL) from None
 
 
 class _Authorised:
