@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 from audio_files import speechlike, write_audio
@@ -48,9 +49,15 @@ def test_a_users_mapping_and_its_errors():
 def test_a_clip_and_its_frame_segments_carry_sentiment(tiny_engine, tmp_path):
     path = write_audio(tmp_path / "c.wav", speechlike(3.0, seed=1), 16000, "wav")
     request = RequestOptions.from_fields({"granularity": "frame", "sentiment": "true"})
-    result = analyze(tiny_engine, str(path), request, outputs_dir=tmp_path / "out").result
+    analysis = analyze(tiny_engine, str(path), request, outputs_dir=tmp_path / "out")
+    result, frames = analysis.result, analysis.report.frames
     assert result["sentiment"] == Sentiment().of(result["probabilities"])
-    assert result["segments"] and all(s["sentiment"]["label"] in ("positive", "negative", "neutral") for s in result["segments"])
+    assert result["segments"]
+    times = np.arange(len(frames.smoothed.probabilities)) * 0.02  # each frame's start
+    for seg in result["segments"]:  # the mean of the smoothed frames inside the segment
+        inside = (times >= seg["start"] - 0.005) & (times < seg["end"] - 0.005)
+        mean = dict(zip(frames.labels, frames.smoothed.probabilities[inside].mean(0)))
+        assert seg["sentiment"] == pytest.approx(Sentiment().of(mean), abs=1e-3), seg
     plain = analyze(tiny_engine, str(path), RequestOptions.from_fields({}), outputs_dir=tmp_path / "out").result
     assert "sentiment" not in plain
 

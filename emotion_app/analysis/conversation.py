@@ -53,9 +53,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..constants import LABEL_BY_KEY
+from ..sentiment import DEFAULT_MAPPING
 from .exports import vtt_time
 
-NEGATIVE_LABELS = ("angry", "disgusted", "fearful", "sad")
+# the default sentiment mapping's negative emotions (a user's sentiment_map changes the sentiment
+# blocks, not what counts as an escalation: that stays comparable between runs)
+NEGATIVE_LABELS = tuple(k for k, polarity in DEFAULT_MAPPING.items() if polarity == "negative")
 
 
 @dataclass(frozen=True)
