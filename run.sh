@@ -30,9 +30,12 @@ system_packages() {  # $1: "test" adds Debian's chromium and espeak-ng for the t
     command -v chromium >/dev/null || missing+=(chromium)
     command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   fi
-  fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
-  fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
-  fc-list 2>/dev/null | grep -qi "Symbola" || missing+=(fonts-symbola)
+  # the list read once: `fc-list | grep -q` under pipefail fails at random (grep -q stops reading early)
+  local fonts
+  fonts=$(fc-list 2>/dev/null || true)
+  grep -qi "Noto Sans CJK" <<<"$fonts" || missing+=(fonts-noto-cjk)
+  grep -qi "Noto Color Emoji" <<<"$fonts" || missing+=(fonts-noto-color-emoji)
+  grep -qi "Symbola" <<<"$fonts" || missing+=(fonts-symbola)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
