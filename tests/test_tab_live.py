@@ -26,7 +26,9 @@ def chunks(seconds: float, rate: int = 48000, size: float = 0.1):
 def feed(hub, take, pieces, **options):
     out = []
     for chunk in pieces:
-        out.append(live_chunk(hub, None, chunk, take, options.get("window_s", 3.0), options.get("hop_s", 0.5), "ewma", "en"))
+        window_s, hop_s = options.get("window_s", 3.0), options.get("hop_s", 0.5)
+        labels, sentiment = options.get("labels", []), options.get("sentiment", False)
+        out.append(live_chunk(hub, None, chunk, take, window_s, hop_s, "ewma", labels, sentiment, "en"))
         time.sleep(0.01)
     return out
 
@@ -36,7 +38,7 @@ def settle(hub, take, timeout=10.0):
     end = time.monotonic() + timeout
     while take.pending and not all(f.done() for _, f in take.pending) and time.monotonic() < end:
         time.sleep(0.02)
-    live_chunk(hub, None, (48000, np.zeros(0, np.int16)), take, 3.0, 0.5, "ewma", "en")
+    live_chunk(hub, None, (48000, np.zeros(0, np.int16)), take, 3.0, 0.5, "ewma", [], False, "en")
     assert not take.pending
     return tab_live.views(hub, take.session, "en")
 
@@ -76,7 +78,7 @@ def test_a_take_past_the_limit_and_a_closed_tab(tiny_engine, tmp_path):
     with pytest.raises(gr.Error, match="No audio reached the server"):
         live_stop(hub, None, LiveTake(), "utterance", "en")
     with pytest.raises(gr.Error, match="model could not be loaded"):
-        live_chunk(None, "offline", chunks(0.1)[0], LiveTake(), 3.0, 0.5, "ewma", "en")
+        live_chunk(None, "offline", chunks(0.1)[0], LiveTake(), 3.0, 0.5, "ewma", [], False, "en")
 
 
 def test_the_language_switch_redraws_the_tab(tiny_engine, tmp_path):
@@ -87,3 +89,16 @@ def test_the_language_switch_redraws_the_tab(tiny_engine, tmp_path):
     meter, chart, segments, status, log, downloads = tab.redraw("zh", take, None)
     assert "置信度" in meter and "最近 60 秒" in chart and "实时" in status and log == "" and downloads is None
     hub.discard(take.session)
+
+
+def test_a_label_set_and_sentiment_on_the_live_tab(tiny_engine, tmp_path):
+    """The tab's label set and sentiment switch, read when the take starts: the hops' scores over the
+    set, the meter's sentiment line, and the final analysis in the same set."""
+    hub, take = LiveHub(tiny_engine, tmp_path), LiveTake()
+    feed(hub, take, chunks(2.2), labels=["sad", "happy"], sentiment=True)
+    meter, chart, segments, status = settle(hub, take)
+    hop = take.session.latest
+    assert hop.labels == ("happy", "sad") and hop.probabilities.sum() == pytest.approx(1, abs=1e-4)
+    assert "Sentiment" in meter and chart.count("<polyline") == 2
+    result = live_stop(hub, None, take, "utterance", "en")
+    assert result["label_set"] == ["happy", "sad"] and list(result["scores"]) == ["happy", "sad"] and "sentiment" in result

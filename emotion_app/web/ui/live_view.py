@@ -15,6 +15,7 @@ from ...constants import COLORS, LABEL_BY_KEY
 from ...live.session import Hop, Run
 from ...results import label_of
 from ..i18n import t
+from .render import sentiment_line
 
 CHART_W, CHART_H = 720, 180  # SVG user units
 SEGMENT_ROWS = 8  # the latest segments listed under the band
@@ -26,12 +27,14 @@ def _label(key: str, lang: str) -> str:
     return f'<span class="ea-emo">{label.emoji}</span> {html.escape(names)}'
 
 
-def meter_html(latest: Hop | None, lang: str = "en") -> str:
-    """The current (smoothed) emotion, its confidence, and the last window's own reading."""
+def meter_html(latest: Hop | None, lang: str = "en", sentiment=None) -> str:
+    """The current (smoothed) emotion, its confidence, and the last window's own reading; with
+    `sentiment` (sentiment.py), the meter's sentiment."""
     if latest is None:
         return f'<div class="ea-card ea-live-meter" data-hop="-1"><div class="ea-note">{t("live_waiting", lang)}</div></div>'
     emotion = latest.smoothed_emotion
     label = label_of(emotion)
+    mood = sentiment.of(dict(zip(latest.labels, map(float, latest.smoothed)))) if sentiment is not None else None
     raw = f"{t('live_this_window', lang)}: {_label(latest.emotion, lang)} {latest.confidence * 100:.0f}%"
     return (
         f'<div class="ea-card ea-live-meter" data-hop="{latest.index}" data-t-end="{round(latest.t_end, 3)}" '
@@ -40,6 +43,7 @@ def meter_html(latest: Hop | None, lang: str = "en") -> str:
         f'<div class="ea-names"><span class="ea-zh">{html.escape(label.zh)}</span> '
         f'<span class="ea-en">{html.escape(emotion)}</span></div>'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{latest.smoothed_confidence * 100:.1f}%</b></div>'
+        f"{sentiment_line(mood, lang)}"
         f'<div class="ea-note">{raw} · {latest.t_start:.1f}-{latest.t_end:.1f} s</div></div>'
     )
 

@@ -31,7 +31,7 @@ from ...live.session import CHART_SPAN_S
 from ...request import RequestOptions
 from ..i18n import t
 from . import live_view
-from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded
+from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded, label_set_fields, label_set_inputs
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
 MAX_PENDING = 3  # windows of one page session queued for the model; older ones are dropped
@@ -50,6 +50,7 @@ class LiveTake:
         self.stopped_at = 0.0
         self.shown: tuple | None = None  # (session id, hops, limit reached) of the views last drawn
         self.analysis = None  # the last finished take (service.Analysis): its files are the downloads
+        self.fields: dict = {}  # the take's label set and sentiment, as request fields (for its final analysis)
         self.lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # Gradio copies a State's value for each browser
@@ -75,17 +76,21 @@ def views(hub: LiveHub, session: LiveSession | None, lang: str) -> tuple:
         return live_view.meter_html(None, lang), live_view.chart_html([], (), CHART_SPAN_S, lang), "", ""
     latest = session.latest
     return (
-        live_view.meter_html(latest, lang),
+        live_view.meter_html(latest, lang, session.sentiment),
         live_view.chart_html(session.history, session.labels, CHART_SPAN_S, lang),
         live_view.segments_html(session.runs(), lang),
         live_view.status_html(session.seconds, hub.max_seconds, session.hops, latest, session.limit_reached, lang),
     )
 
 
-def live_chunk(hub: LiveHub | None, load_error: str | None, chunk, take: LiveTake, window_s, hop_s, smoothing, lang="en"):
+def live_chunk(
+    hub: LiveHub | None, load_error: str | None, chunk, take: LiveTake, window_s, hop_s, smoothing, labels=None, sentiment=False,
+    lang="en",
+):  # fmt: skip
     """One microphone chunk `(rate, samples)`: feed it, queue the windows it completes, record the
     hops scored since the last call and return the views (meter, chart, segments, status), or
-    gr.skip() for each when no hop was scored since."""
+    gr.skip() for each when no hop was scored since. `labels`, `sentiment`: the take's label set and
+    sentiment switch (read when the take starts; they apply to its hops and its final analysis)."""
     lang = lang or "en"
     with guarded(hub, load_error, lang, "live meter"):
         with take.lock:
@@ -97,7 +102,9 @@ def live_chunk(hub: LiveHub | None, load_error: str | None, chunk, take: LiveTak
             if session is None or session.ended:
                 options = LiveOptions.from_fields({"window_s": window_s, "hop_s": hop_s, "smoothing": smoothing})
                 fmt = StreamFormat(int(rate), "pcm_s16le", 1)
-                session = take.session = hub.open(options, fmt, idle_expiry_s=PAGE_IDLE_S)
+                take.fields = label_set_fields(labels, sentiment)
+                request = RequestOptions.from_fields(take.fields)
+                session = take.session = hub.open(options, fmt, idle_expiry_s=PAGE_IDLE_S, request=request)
                 take.pending.clear()
             for window in session.feed(x):
                 take.pending.append((window, hub.submit(session, window)))
@@ -136,7 +143,7 @@ def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, granu
             take.pending.clear()
         if session is None:
             raise EmotionAppError(t("live_no_take", lang), "no_audio")
-        request = RequestOptions.from_fields({"granularity": granularity or "utterance"})
+        request = RequestOptions.from_fields({"granularity": granularity or "utterance", **take.fields})
         try:
             take.analysis = hub.finish(session, request, lang=lang)
         finally:
@@ -194,7 +201,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
     mic.start_recording(clear_take, None, log_out, queue=False, **private)
     mic.stream(
         bind(live_chunk, hub, load_error),
-        [mic, take, c["window"], c["hop"], c["smoothing"], lang_state],
+        [mic, take, c["window"], c["hop"], c["smoothing"], *c["label_set"], lang_state],
         tab.views[:4],
         stream_every=STREAM_EVERY_S,
         time_limit=int(hub.max_seconds) if hub else None,
@@ -222,6 +229,7 @@ def _layout(texts: Texts) -> dict:
                 c["hop"] = texts(gr.Slider, 0.5, 5.0, value=0.5, step=0.5, label_key="live_hop", elem_id="live-hop")
                 c["smoothing"] = texts(gr.Radio, label_key="live_smoothing", choice_keys=SMOOTHING_CHOICES, value="ewma")
                 c["granularity"] = texts(gr.Radio, label_key="live_final", choice_keys=GRANULARITY_CHOICES, value="frame")
+            c["label_set"] = label_set_inputs(texts, "live")
             c["status"] = gr.HTML(elem_id="live-status")
         with gr.Column(scale=1):
             c["meter"] = gr.HTML(live_view.meter_html(None, texts.lang), elem_id="live-meter")
