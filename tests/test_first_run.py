@@ -149,3 +149,19 @@ def test_pip_install_dot_serves_from_the_wheel(fresh_copy, tiny_dir, tmp_path):
     app = fresh_copy / ".venv" / "bin" / "emotion-app"
     serve_and_check([str(app), "serve", "--model", str(tiny_dir)], elsewhere, tmp_path / "outputs", tmp_path / "serve.log")
     assert re.search(r"Running on http://127\.0\.0\.1:\d+", (tmp_path / "serve.log").read_text())
+
+
+def test_the_server_refuses_to_start_without_a_websocket_library(monkeypatch, capsys, tmp_path):
+    """Said at once, before the model loads, with what to install."""
+    import importlib.util
+
+    from emotion_app.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("websockets", "wsproto") else real(name, *a)
+    )
+    assert main(["serve", "--model", str(tmp_path / "no-model"), "--outputs", str(tmp_path / "out")]) == 1
+    said = capsys.readouterr().err  # serve configures logging to stderr
+    assert "No WebSocket library is installed" in said and "pip install websockets" in said
+    assert not (tmp_path / "out").exists()  # nothing was started
