@@ -122,17 +122,15 @@ def descendants(root: int) -> set[int]:
             parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):  # a process that ended meanwhile
             continue
-    found, grown = {root}, True
-    while grown:
-        below = {pid for pid, parent in parents.items() if parent in found} - found
+    found = {root}
+    while below := {pid for pid, parent in parents.items() if parent in found} - found:
         found |= below
-        grown = bool(below)
     return found
 
 
 def listening_sockets(pids: set[int]) -> list[tuple[int, str, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
     """(pid, process name, local address) of each TCP socket in LISTEN state that one of `pids` holds,
-    from /proc/net/tcp{,6} (addresses in hex, 32-bit words in host order) and the processes' fds."""
+    from /proc/net/tcp{,6} (addresses in hex, 32-bit words little-endian) and the processes' fds."""
     owner = {}
     for pid in pids:
         try:
