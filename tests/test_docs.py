@@ -226,10 +226,10 @@ def assets(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("doc_assets")
     rate = 16000
 
-    def clip(name: str, seconds: float = 2.0, seed: int = 0, fmt: str | None = None):
+    def clip(name: str, seconds: float = 2.0, seed: int = 0):
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_audio(path, speechlike(seconds, rate, seed), rate, fmt or path.suffix[1:])
+        write_audio(path, speechlike(seconds, rate, seed), rate, path.suffix[1:])
 
     for name in ("speech.wav", "call.mp3", "clip.wav", "clip.m4a", "clip.webm", "a.wav", "b.mp3", "c.wav"):
         clip(name, seed=len(name))
@@ -241,7 +241,7 @@ def assets(tmp_path_factory) -> Path:
     shutil.copy(root / "meeting.m4a", root / "meetings" / "standup.m4a")
     write_audio(root / "interview.wav", meeting.mono(), rate)
     (root / "interview.rttm").write_text(meeting.rttm())
-    for name in ("calls/monday.wav", "calls/week2/tuesday.mp3", "corpus/one.wav"):
+    for name in ("calls/monday.wav", "calls/week2/tuesday.mp3"):
         clip(name, seed=7)
     with zipfile.ZipFile(root / "more_calls.zip", "w") as z:
         z.write(root / "a.wav", "wednesday.wav")
