@@ -1,7 +1,7 @@
 """The inference engine: load the model once, then predict single inputs or batches.
 
-Decoding happens before the model call (audio.py), assembling results after it (chunking.py,
-results.py); `Engine.run_chunks` is the only place that touches the model.
+Decoding happens before the model call (audio/source.py), assembling results after it
+(model/chunking.py, results.py); `Engine.run_chunks` is the only place that touches the model.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class _Work:
     decode: float = 0.0
     info: AudioInfo | None = None
     warnings: list[AudioWarning] = field(default_factory=list)
-    heads: list = field(default_factory=list)  # the custom heads to apply (heads/head.py)
+    heads: list = field(default_factory=list)  # the custom heads to apply (model/head.py)
     head_frames: dict = field(default_factory=dict)  # chunk start -> {head name: (T, V)}, frame mode
     keep_features: bool = False  # keep the (T, D) frame features (the embedding was asked for)
     labels: LabelSet | None = None  # the label set the result is given in (labelset.py); None: all

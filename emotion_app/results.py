@@ -66,7 +66,7 @@ class EmotionResult:
     chunks: int = 1  # model windows the audio was split into
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, inference, total
     model: dict[str, str] = field(default_factory=dict)  # id, device, dtype
-    heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (heads/head.py)
+    heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (model/head.py)
     label_set: tuple[str, ...] | None = None  # the labels chosen (labelset.py), when not all of them
 
     @property

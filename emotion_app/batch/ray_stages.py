@@ -1,4 +1,4 @@
-"""The input rows and the two stages of the Ray batch (ray_batch.py): plain Python, no Ray here.
+"""The input rows and the two stages of the Ray batch (ray_pipeline.py): plain Python, no Ray here.
 
 - `collect_rows` (the driver): the local batch's inputs (`collect_inputs`, same names, same
   order) plus pyarrow URIs (s3://, gs://, file://: a file or a folder's audio files), as rows.

@@ -11,7 +11,7 @@ tail's windows; `discard()` removes the take's folder.
 Threads: a session is thread-safe and blocking. Each method holds the session's lock for its
 whole (short) body and returns plain values, never a generator or a coroutine, so the lock is
 never held across a `yield` or an `await`; and since a method may wait for the lock, write the
-WAV or resample, none is ever called on an event loop (web/stream.py runs them in the hub's
+WAV or resample, none is ever called on an event loop (web/api/stream.py runs them in the hub's
 threads; the page calls them from Gradio's). docs/live.md, "Threads and the event loop", has the
 whole rule.
 

@@ -55,7 +55,8 @@ def load_engine(**options):
 
 
 def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
-    """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
+    """Serve the page and the REST API. Blocks until the server stops unless `block=False`, which returns
+    the running Blocks (`.local_url`, `.close()`) once the server answers."""
     import gradio as gr
 
     from ..outputs import read_secret

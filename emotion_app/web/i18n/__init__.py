@@ -1,5 +1,5 @@
-"""The page's words: one table of strings per language, the same keys in each (text_en.EN,
-text_zh.ZH; add a string to both), looked up by `t(key, lang)`; and errors in the user's language.
+"""The page's words: one table of strings per language, the same keys in each (en.EN, zh.ZH;
+add a string to both), looked up by `t(key, lang)`; and errors in the user's language.
 
 Gradio's own texts (upload area, recorder, toasts, footer) come from Gradio's locale files; the
 page switches Gradio's locale with its own language (page.py).

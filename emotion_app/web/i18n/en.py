@@ -1,4 +1,4 @@
-"""The page's words in English: the table every other language follows (i18n.py)."""
+"""The page's words in English: the table every other language follows (web/i18n/__init__.py)."""
 
 from __future__ import annotations
 

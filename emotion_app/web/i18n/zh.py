@@ -1,4 +1,4 @@
-"""The page's words in Chinese (the keys of text_en.EN), and a sentence for each error and warning code."""
+"""The page's words in Chinese (the keys of en.EN), and a sentence for each error and warning code."""
 
 from __future__ import annotations
 
