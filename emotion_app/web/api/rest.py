@@ -188,7 +188,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         return {
             "status": "ok",
             **model_health,
-            **({"live": {"sessions": live.active, "max_sessions": live.max_sessions}} if live is not None else {}),
+            **({"live": live.health()} if live is not None else {}),
             **({"event_loop": watchdog.health()} if watchdog is not None else {}),
         }
 

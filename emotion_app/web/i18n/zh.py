@@ -176,6 +176,7 @@ ZH: dict[str, str] = {
     "live_col_end": "结束（秒）",
     "live_col_emotion": "情感",
     "live_status": "实时 · 已录 {seconds} 秒（上限 {limit} 秒）· {hops} 次评分 · 服务器延迟 {latency} 毫秒",
+    "live_slowed": "服务器繁忙：仪表每 {hop} 秒更新一次",
     "live_limit": "已达到时长上限（{minutes} 分钟）：请点击停止以分析整段录音。",
     "live_take": "整段录音",
     "live_folder": "输出文件夹",
