@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError, error_code
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
 from ...live.options import MAX_FRAME_BYTES
 from ..i18n import error_message
@@ -51,7 +51,6 @@ MAX_PENDING = 4  # windows of one connection waiting for the model before its so
 MAX_OUTBOX = 64  # messages waiting for a client that does not read; one more and it is dropped
 SEND_TIMEOUT_S = 10.0  # longest wait to hand one message to a client's socket before it is dropped
 SEND_BUFFER_BYTES = 16 * 1024  # the kernel's send buffer of a live connection (server.py; Linux doubles it)
-CLOSE_CODES = {"busy": 1013, "internal": 1011, "frame_too_large": 1009, "model_load": 1011}  # else 1008
 
 
 def add_stream_routes(
@@ -146,7 +145,7 @@ class Connection:
             await self._fail(exc.code, public_text(error_message(exc, self.lang)))
         except Exception:
             logger.exception("live stream failed")
-            await self._fail("internal", "Internal server error; see the server's log.")
+            await self._fail("internal", ERRORS["internal"].en)
         finally:
             if session is not None:
                 await self._call(self.hub.discard, session)  # a take that was not finished is deleted
@@ -236,7 +235,7 @@ class Connection:
     async def _fail(self, code: str, message: str) -> None:
         try:
             await asyncio.wait_for(self.ws.send_json({"event": "error", "code": code, "error": message}), SEND_TIMEOUT_S)
-            await asyncio.wait_for(self.ws.close(CLOSE_CODES.get(code, 1008)), SEND_TIMEOUT_S)
+            await asyncio.wait_for(self.ws.close(error_code(code).close), SEND_TIMEOUT_S)
         except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError, asyncio.TimeoutError):
             pass  # the client is gone already, or not reading
 
