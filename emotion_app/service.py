@@ -117,7 +117,13 @@ def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, 
     decoded = time.perf_counter()
     if progress:
         progress(0.05, "model")
-    res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads, labels=request.labels)
+    res = engine.predict(
+        audio,
+        granularity=request.granularity,
+        extract_embedding=request.extract_embedding,
+        heads=request.heads,
+        labels=request.labels,
+    )
     report = build_report(res, request.analysis, file=src.name, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
     res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)
