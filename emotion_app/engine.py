@@ -86,9 +86,9 @@ class EngineOptions:
             parse_choice(getattr(self, name), name, choices)
         if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N (N: the GPU's index), not {self.device!r}")
-        for name in ("model", "speaker_model"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
-                raise OptionError(f"{name} must be a hub id, an alias or a local folder, not {getattr(self, name)!r}")
+        for name, value in (("model", self.model), ("speaker_model", self.speaker_model)):
+            if not isinstance(value, str) or not value.strip():
+                raise OptionError(f"{name} must be a hub id, an alias or a local folder, not {value!r}")
         _check_number(self.window_s, "window_s", "seconds above 0", positive=True)
         _check_number(self.max_duration_s, "max_duration_s", "seconds above 0", positive=True)
         _check_number(self.max_batch_s, "max_batch_s", "seconds, 0 for automatic")
