@@ -176,6 +176,7 @@ def test_the_boundaries_read_the_registry():
     assert error_message(exc, "zh") == f"{ERRORS['empty'].zh}（x.wav: the file is empty (0 bytes).）"
     assert error_message(exc, "en") == exc.message
     assert short_error("x", "bad_zip", "zh") == ERRORS["bad_zip"].zh and short_error("x", "bad_zip", "en") == "x"
+    assert short_error("x", None, "zh") == short_error("x", "no_such_code", "zh") == ERRORS["error"].zh
     assert warning_message("silent", "quiet", "zh") == WARNINGS["silent"].zh
     assert (error_code("busy").close, error_code("frame_too_large").close, error_code("bad_settings").close) == (1013, 1009, 1008)
     assert (error_code("bad_labels").status, error_code("model_load").status, error_code("no_audio").status) == (422, 503, 400)

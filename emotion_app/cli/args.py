@@ -37,7 +37,7 @@ def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
     p.add_argument(
         "--hub", choices=HUBS, default=_env("HUB", "ms", env), help="ModelScope or Hugging Face (default: %(default)s)"
     )
-    p.add_argument("--device", default=_env("DEVICE", "auto", env), help="auto, cpu or cuda (default: %(default)s)")
+    p.add_argument("--device", default=_env("DEVICE", "auto", env), help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument(
         "--dtype",
         choices=DTYPES,

@@ -8,7 +8,7 @@ page switches Gradio's locale with its own language (page.py).
 
 from __future__ import annotations
 
-from ...errors import ERRORS, WARNINGS, EmotionAppError
+from ...errors import ERRORS, WARNINGS, EmotionAppError, error_code
 from .en import EN
 from .zh import ZH
 
@@ -37,7 +37,7 @@ def short_error(message: str, code: str | None, lang: str = "en") -> str:
     (the English detail stays in the downloads)."""
     if lang != "zh":
         return message
-    return ERRORS[code].zh if code in ERRORS else ZH["failed"]
+    return error_code(code).zh  # an unknown code: the generic "error"
 
 
 def warning_message(code: str, message: str, lang: str = "en") -> str:
