@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio.samples import AudioInfo, AudioWarning
-from .constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Label
+from .constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Granularity, Label
 
 
 def rounded(probs, labels, digits: int = 3) -> dict[str, float]:
@@ -58,7 +58,7 @@ class EmotionResult:
     labels: tuple[str, ...]  # English keys, in the model's output order
     probabilities: np.ndarray  # (V,) utterance probabilities, full precision
     frame_probabilities: np.ndarray  # (T, V) per-frame probabilities
-    granularity: str  # "utterance" or "frame"
+    granularity: Granularity  # "utterance" or "frame"
     duration_s: float
     embedding: np.ndarray | None = None  # (D,) for utterance, (T, D) for frame; only on request
     audio: AudioInfo | None = None

@@ -259,8 +259,9 @@ class Scorer:
         ready = [k for k, row in enumerate(rows) if not row["error"]]
         audios = [_audio(rows[k]) for k in ready]
         names = [rows[k]["name"] for k in ready]
+        request = self.request
         results = self.engine.predict_batch(
-            audios, self.request.granularity, errors="return", names=names, heads=self.request.heads, labels=self.request.labels
+            audios, granularity=request.granularity, errors="return", names=names, heads=request.heads, labels=request.labels
         )
         for k, res in zip(ready, results):
             name = rows[k]["name"]

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError, error_code
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
 from ...live.options import MAX_FRAME_BYTES
 from ..i18n import error_message
@@ -57,7 +57,6 @@ MAX_OUTBOX = 64  # messages waiting for a client that does not read; one more an
 SEND_TIMEOUT_S = 10.0  # longest wait to hand one message to a client's socket before it is dropped
 SEND_BUFFER_BYTES = 16 * 1024  # the kernel's send buffer of a live connection (server.py; Linux doubles it)
 NORMAL_CLOSES = (1000, 1001, 1005)  # done, going away, no code given
-CLOSE_CODES = {"busy": 1013, "internal": 1011, "frame_too_large": 1009, "model_load": 1011}  # else 1008
 
 
 def add_stream_routes(
@@ -155,7 +154,7 @@ class Connection:
             await self._fail(exc.code, public_text(error_message(exc, self.lang)), session)
         except Exception:
             logger.exception("live stream failed")
-            await self._fail("internal", "Internal server error; see the server's log.", session)
+            await self._fail("internal", ERRORS["internal"].en, session)
         finally:
             if session is not None:
                 await self._call(self.hub.discard, session)  # a take that was not finished is deleted
@@ -243,7 +242,7 @@ class Connection:
             await _bounded(self.ws.send_json(message), "a message")
 
     async def _fail(self, code: str, message: str, session: LiveSession | None = None) -> None:
-        close = CLOSE_CODES.get(code, 1008)
+        close = error_code(code).close
         if self.hub is not None:
             self.hub.closed_abnormally(close, session)
         try:
