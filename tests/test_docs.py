@@ -63,7 +63,12 @@ SKIP = {
         "starts a Ray runtime (about 20 s on 2 cores); tests/test_ray_batch.py runs --ray on a local one"
     ),
     "docs/ray.md: emotion-app batch corpus/ --out results/ --ray --actors 2 --gpus-per-a": "a GPU (and Ray)",
+    "docs/ray.md: ray get-auth-token --generate": CLUSTER,
     "docs/ray.md: export RAY_AUTH_MODE=token": CLUSTER,
+    "docs/ray.md: export RAY_AUTH_TOKEN=TOKEN": CLUSTER,
+    "docs/ray.md: ``` [2026-12-06 20:06:58,479 E 8398 8398] core_worker.cc:2465: Actor with": (
+        "a log line Ray prints, quoted; tests/test_ray_batch.py runs --ray"
+    ),
     "docs/ray.md: ray start --head --port=6379 --node-ip-address=HEAD_IP": CLUSTER,
     "docs/ray.md: ray start --address=HEAD_IP:6379": CLUSTER,
     "docs/ray.md: emotion-app batch /shared/calls/ s3://bucket/calls/ --recursive --out": f"{CLUSTER}, a shared folder, S3",
