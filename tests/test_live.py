@@ -312,7 +312,11 @@ def test_the_hub_refuses_past_capacity_with_busy_and_counts_it(tmp_path):
     assert hub.health()["sessions"] == 4
     hub.discard(sessions[0])
     hub.discard(light)
-    assert hub.health()["sessions"] == 2 and hub.open(LiveOptions(), StreamFormat(16000)).id > light.id
+    assert hub.health()["sessions"] == 2 and hub.health()["load"] == pytest.approx(1.2)
+    idle = hub.open(LiveOptions(), StreamFormat(16000), idle_expiry_s=0.0)  # a page's take whose tab went away
+    time.sleep(0.01)
+    hub.open(LiveOptions(), StreamFormat(16000))  # the idle take expires: its demand goes with it, so this one fits
+    assert idle.discarded and hub.health()["sessions"] == 3 and hub.health()["load"] == pytest.approx(1.8)
 
 
 def test_the_live_status_says_when_the_meter_is_slowed():

@@ -81,7 +81,8 @@ class LiveHub:
         return len(self._sessions)
 
     def open(self, options: LiveOptions, fmt: StreamFormat, *, idle_expiry_s: float | None = None, request=None) -> LiveSession:
-        """A new session, or LiveBusyError when `max_sessions` are running. `request` (RequestOptions):
+        """A new session, or LiveBusyError when `max_sessions` are running or the engine cannot carry
+        another take with every meter's delay bounded (capacity.py). `request` (RequestOptions):
         its label set and sentiment apply to the hops too. With `idle_expiry_s`,
         the session is discarded when another one opens after it received no audio that long
         (the page's sessions: a closed tab may never say goodbye)."""
@@ -91,6 +92,8 @@ class LiveHub:
             expired = [s for s, expiry in self._sessions.values() if expiry is not None and now - s.last_active > expiry]
             for old in expired:
                 del self._sessions[old.id]
+            if expired:
+                self._demand = demand_of(s.options for s, _ in self._sessions.values())
             demand = self._demand.plus(options.window_s, options.hop_s)
             full = len(self._sessions) >= self.max_sessions
             if not full and (not self._sessions or self.capacity.admits(demand)):  # the first take always: it slows no one
@@ -107,8 +110,6 @@ class LiveHub:
                 self._sessions[session.id] = (session, idle_expiry_s)
                 self._demand = demand
                 self._restretch()
-            elif expired:
-                self._demand = demand_of(s.options for s, _ in self._sessions.values())
         for old in expired:
             logger.info("live session %d expired after %.0f s without audio", old.id, now - old.last_active)
             self._close(old)
