@@ -268,12 +268,19 @@ def test_capacity_stretches_only_when_windows_are_late_and_steps_back_down(monke
     c = cap.Capacity(0.1)  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6
     two = cap.Demand().plus(3.0, 0.5).plus(3.0, 0.5)  # asks 1.2: past the target
     assert c.update(two) == 1  # nothing was late yet: no stretch on a forecast alone
-    c.observe(0.3, 3.0, late_due=99.0)  # a window cut at 99.0 waited past LATE_S
+    c.observe(0.3, 3.0, late_due=98.9)  # a window cut at 98.9 waited past LATE_S: a pause, maybe
+    assert c.update(two) == 1
+    c.observe(0.3, 3.0)  # the next batch in time: it was a pause
+    c.observe(0.3, 3.0, late_due=99.0)
+    assert c.update(two) == 1
+    c.observe(0.3, 3.0, late_due=99.1)  # two late batches in a row: a backlog
     assert c.update(two) == 2 and c.load(two, 2) <= cap.TARGET_LOAD
     c.observe(0.3, 3.0, late_due=99.5)  # cut before the raise (at 100.0): its lateness was already acted on
+    c.observe(0.3, 3.0, late_due=99.6)
     assert c.update(two) == 2
     clock[0] = 101.0
     c.observe(0.3, 3.0, late_due=100.5)  # cut after the raise and still late (an upload holds the engine)
+    c.observe(0.3, 3.0, late_due=100.6)
     assert c.update(two) == 3
     one = cap.Demand().plus(3.0, 0.5)
     assert c.update(one) == 3  # load fell, but a window was late less than QUIET_S ago

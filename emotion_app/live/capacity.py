@@ -8,8 +8,8 @@ up. The unit is seconds of model time per second of window audio scored, so sess
 window lengths add up.
 
 Each session asks for `window_s / hop_s` seconds of audio to be scored per second (its demand).
-While the windows are scored in time, every hop is scored as asked. When windows wait for the
-model longer than `LATE_S`, the hops **stretch** for every session alike, by a whole factor k (a
+While the windows are scored in time, every hop is scored as asked. When windows of two batches
+wait for the model longer than `LATE_S`, the hops **stretch** for every session alike, by a whole factor k (a
 0.5 s hop becomes 1 s, 1.5 s, ...): the smallest that brings the sessions' demand times the cost
 under `TARGET_LOAD`, and one more than before at least. The meter reads less often instead of
 falling behind the voice. When nothing was late for `QUIET_S` and the load at the smaller factor
@@ -43,6 +43,7 @@ MAX_STRETCH = 4  # hops stretch to at most 4x what the session asked (0.5 s -> 2
 DELAY_BOUND_S = 1.0  # s: one window of every session, due together, scored within this
 COST_SAMPLES = 15  # batches whose median cost is the cost
 LATE_S = 0.5  # s a window may wait for the model before the meter counts as falling behind
+LATE_BATCHES = 2  # batches in a row with such a window before the hops stretch (one alone is a passing pause)
 QUIET_S = 5.0  # s without a late window before the stretch steps down
 REFERENCE_WINDOW = (3.0, 0.5)  # s: the default window and hop, for the capacity reported in /api/health
 
@@ -93,7 +94,7 @@ class Capacity:
         self.cost = cost  # the same, from the last batches: what the stretch reads
         self.stretch = 1  # the factor in force
         self._samples: deque[float] = deque([cost], maxlen=COST_SAMPLES)
-        self._late = False  # a window cut under the stretch in force waited past LATE_S, not yet acted on
+        self._late = 0  # batches with a window cut under the stretch in force that waited past LATE_S
         self._late_at = -math.inf  # time.perf_counter() of the last late window
         self._raised_at = -math.inf  # when the stretch last went up
 
@@ -104,9 +105,11 @@ class Capacity:
         if audio_s > 0:
             self._samples.append(seconds / audio_s)
             self.cost = statistics.median(self._samples)
-        if late_due is not None:
+        if late_due is None:
+            self._late = 0  # in time again: the late batches must come one after another
+        else:
             self._late_at = time.perf_counter()
-            self._late = self._late or late_due > self._raised_at  # windows cut before the last raise do not count
+            self._late += late_due > self._raised_at  # windows cut before the last raise do not count
 
     def load(self, demand: Demand, stretch: int = 1, cost: float | None = None) -> float:
         """The model's busy share if `demand` is scored with hops stretched by `stretch` (at the
@@ -114,14 +117,15 @@ class Capacity:
         return (self.cost if cost is None else cost) * demand.rate / stretch
 
     def update(self, demand: Demand) -> int:
-        """Set and return the stretch for `demand`. It goes up when windows wait past LATE_S: to the
+        """Set and return the stretch for `demand`. It goes up when windows of LATE_BATCHES batches in a
+        row waited past LATE_S (one slow batch is a pause, two are a backlog): to the
         smallest factor that brings the load under TARGET_LOAD, and by one at least (an upload that
         holds the engine makes the meter late at any load). It steps down by one when nothing was late
         for QUIET_S and the smaller factor keeps the load under RELAX_LOAD."""
         now = time.perf_counter()
         need = min(MAX_STRETCH, max(1, math.ceil(self.load(demand) / TARGET_LOAD - 1e-9)))
-        if self._late:
-            self._late = False
+        if self._late >= LATE_BATCHES:
+            self._late = 0
             raised = min(MAX_STRETCH, max(need, self.stretch + 1))
             if raised > self.stretch:
                 self.stretch, self._raised_at = raised, now
