@@ -103,7 +103,7 @@ class Segment:
     channel: int | None = optional(doc="speakers=channels: the channel, from 1")
     text: str | None = optional(doc="turns from a transcript: what was said")
     sentiment: SentimentReading | None = optional()
-    conversation: bool = internal(False)  # whether `speaker` is written
+    conversation: bool = internal(False, written="speaker")  # a conversation's: `speaker` is written, even null
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,7 @@ class Conversation:
 class Report:
     """One analysed input (see the module docstring): the fields both kinds share."""
 
+    schema_version: int = named(default=SCHEMA_VERSION, doc="result.json's schema version (analysis/schema.py)")
     file: str | None = named(doc="the input's name as shown (never a path)")
     emotion: str | None = named(doc="the top emotion (English key); null when no speech was found")
     label_zh: str | None = named()

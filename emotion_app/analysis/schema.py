@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import types
 import typing
 from datetime import datetime
@@ -42,9 +43,11 @@ def named(*, doc: str | None = None, key: str | None = None, default=dataclasses
     return dataclasses.field(default=default, metadata=_meta(doc=doc, key=key))
 
 
-def internal(default=None):
-    """A field kept for the page and the output files, never written to result.json."""
-    return dataclasses.field(default=default, metadata={"json": False}, compare=False, repr=False)
+def internal(default=None, *, written: str | None = None):
+    """A field kept for the page and the output files, never written to result.json. `written`: a
+    flag saying whether that key is written (a rule of `optional(omit=...)`); `from_json` sets it to
+    whether the key is there."""
+    return dataclasses.field(default=default, metadata=_meta(json=False, written=written), compare=False, repr=False)
 
 
 def _meta(**kw) -> dict:
@@ -100,7 +103,7 @@ def _parts(tp) -> tuple[Any, tuple]:
 def from_json(cls, data: dict):
     """The dataclass `cls` read from its JSON (what `to_json` wrote; internal fields stay None)."""
     hints = _hints(cls)
-    values = {}
+    values = {f.name: f.metadata["written"] in data for f in dataclasses.fields(cls) if "written" in f.metadata}
     for f in json_fields(cls):
         if key_of(f) in data:
             values[f.name] = _read(hints[f.name], data[key_of(f)])
@@ -147,7 +150,8 @@ def json_schema(tp, defs: dict[str, dict]) -> dict:
         return {"type": "string", "format": "date-time"}
     origin, args = _parts(tp)
     if origin is Literal:
-        return {"enum": list(args)}
+        kinds = {simple[type(a)] for a in args}
+        return {"type": kinds.pop(), "enum": list(args)} if len(kinds) == 1 else {"enum": list(args)}
     if origin is types.UnionType:
         options = [json_schema(a, defs) for a in args]
         if all(set(o) == {"type"} for o in options):
@@ -160,10 +164,20 @@ def json_schema(tp, defs: dict[str, dict]) -> dict:
     raise TypeError(f"no JSON Schema for {tp!r}: give the field a JSON type")
 
 
+def _without_none(tp):
+    origin, args = _parts(tp)
+    if origin is not types.UnionType or type(None) not in args:
+        return tp
+    return functools.reduce(operator.or_, [a for a in args if a is not type(None)])
+
+
 def _object_schema(cls, defs: dict[str, dict]) -> dict:
     hints, properties, required = _hints(cls), {}, []
     for f in json_fields(cls):
-        prop = json_schema(hints[f.name], defs)
+        tp = hints[f.name]
+        if f.metadata.get("omit") is True:  # left out rather than null: the key, when there, has a value
+            tp = _without_none(tp)
+        prop = json_schema(tp, defs)
         if doc := f.metadata.get("doc"):
             prop = {"description": doc, **prop}
         properties[key_of(f)] = prop
