@@ -34,7 +34,6 @@ from pathlib import Path
 import ray
 import ray.data
 
-from ..analysis.report import report_from_json
 from ..request import RequestOptions
 from .ray_stages import DecodeConfig, Scorer, decode_rows
 from .tables import ResultsWriter, columns_for, summary_text
@@ -123,7 +122,7 @@ class Shards:
                     if keep_failed:
                         writer.write(name, None, record["error"])
                 elif name not in writer.done and name not in done:
-                    writer.write(name, report_from_json(record["result"]), None)
+                    writer.write(name, record["result"], None)
                     done.add(name)
             shard.unlink()
         for tmp in self.dir.glob("*.tmp"):  # a shard the driver was writing when it was killed

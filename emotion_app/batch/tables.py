@@ -9,7 +9,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from ..analysis.report import Report
+from ..analysis.report import Report, report_from_json
 from ..constants import LABEL_KEYS
 from ..errors import EmotionAppError
 
@@ -125,12 +125,15 @@ class ResultsWriter:
             tmp.replace(self.path)
         return {r["file"] for r in rows if not r.get("error")}
 
-    def write(self, file: str, report: Report | None, error: str | None) -> None:
-        """One file's record: its row (CSV) or result.json's content (JSONL); `error` when it failed."""
+    def write(self, file: str, result: Report | dict | None, error: str | None) -> None:
+        """One file's record: its row (CSV) or result.json's content (JSONL); `error` when it failed.
+        `result`: a Report, or result.json's content as Ray's shards hold it (written as it is)."""
         if self._csv is not None:
+            report = report_from_json(result) if isinstance(result, dict) else result
             self._csv.writerow(table_row(file, report, error))
         else:
-            record = report.to_json() if report is not None else {"file": file, "error": error}
+            record = result.to_json() if isinstance(result, Report) else result
+            record = record if record is not None else {"file": file, "error": error}
             self._f.write(json.dumps({**record, "file": file}, ensure_ascii=False) + "\n")
         self._f.flush()
 
