@@ -244,8 +244,7 @@ class Report:
 
     def files(self, lang: str = "en") -> dict[str, str | bytes]:
         """The output folder's extra files (name -> content): CSVs, WebVTT, charts."""
-        # the segment files hold the segments as result.json has them, without their sentiment
-        segments = None if self.segments is None else [schema.to_json(replace(s, sentiment=None)) for s in self.segments]
+        segments = None if self.segments is None else plain_segments(self.segments)
         files = export_files(self.frame_analysis, segments, self.probabilities, self.options, lang)
         if self.conversation is not None:
             files.update(conversation_files(segments, self.labels, self.audio.duration_s, self.options.charts, lang))
@@ -391,8 +390,7 @@ def _recording_report(res: RecordingResult, mood: Sentiment | None, common: dict
     duration_s = res.audio.duration_s
     speakers = conversation = None
     if res.conversation:  # computed once, here
-        plain = [schema.to_json(replace(s, sentiment=None)) for s in segments]
-        people, shape = conversation_report(plain, res.labels, duration_s)
+        people, shape = conversation_report(plain_segments(segments), res.labels, duration_s)
         speakers = tuple(replace(schema.from_json(Speaker, p), sentiment=_sentiment(mood, p["probabilities"])) for p in people)
         conversation = schema.from_json(Conversation, shape)
     return RecordingReport(
@@ -408,6 +406,12 @@ def _recording_report(res: RecordingResult, mood: Sentiment | None, common: dict
         speakers=speakers,
         conversation=conversation,
     )
+
+
+def plain_segments(segments: tuple[Segment, ...]) -> list[dict]:
+    """The segments as the exports and conversation.py read them: as result.json has them, without
+    their sentiment (the segment files stay the same with sentiment on or off)."""
+    return [schema.to_json(replace(s, sentiment=None)) for s in segments]
 
 
 def _top(probabilities: np.ndarray | None, labels) -> dict:

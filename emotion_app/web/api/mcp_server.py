@@ -70,16 +70,14 @@ SENTIMENT_HELP = "add a sentiment block {label: positive|negative|neutral, score
 # The tools answer with result.json's content: typed by the result model's dataclasses
 # (analysis/report.py), whose types and descriptions `answer_model` derives for the fields an agent
 # acts on (DECLARED; every field of the blocks not named here); the other keys pass through as they are.
+READING = ("emotion", "confidence", "scores", "label_set", "sentiment")
+CLIP = (*READING, "duration_s", "warnings")
 DECLARED: dict[type, tuple[str, ...]] = {
-    ClipReport: ("emotion", "confidence", "scores", "label_set", "sentiment", "duration_s", "warnings"),
-    RecordingReport: (
-        "emotion", "confidence", "scores", "label_set", "sentiment", "duration_s", "warnings",
-        "segments", "summary", "speakers", "conversation",
-    ),
+    ClipReport: CLIP,
+    RecordingReport: (*CLIP, "segments", "summary", "speakers", "conversation"),
     Segment: ("start", "end", "emotion", "confidence", "scores", "speaker", "sentiment"),
     Speaker: ("name", "talk_s", "share_of_talk", "turns", "emotion", "confidence", "probabilities", "sentiment"),
-}  # fmt: skip
-FILES_HELP = "download links of the result's files"
+}
 
 
 @functools.cache
@@ -117,15 +115,15 @@ def _answer_type(tp):
     return tp
 
 
-ClipAnswer = create_model(
-    "ClipResult", __base__=answer_model(ClipReport), files=(dict[str, str], Field(default_factory=dict, description=FILES_HELP))
-)
-RecordingAnswer = create_model(
-    "RecordingResult",
-    __base__=answer_model(RecordingReport),
-    files=(dict[str, str], Field(default_factory=dict, description=FILES_HELP)),
-)
-ClipReading = answer_model(ClipReport, ("emotion", "confidence", "scores", "label_set", "sentiment"), "ClipReading")
+def _with_files(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """`model` and the APIs' addition to result.json: the result's download links."""
+    links = Field(default_factory=dict, description="download links of the result's files")
+    return create_model(name, __base__=model, files=(dict[str, str], links))
+
+
+ClipAnswer = _with_files(answer_model(ClipReport), "ClipResult")
+RecordingAnswer = _with_files(answer_model(RecordingReport), "RecordingResult")
+ClipReading = answer_model(ClipReport, READING, "ClipReading")  # compare_clips' clips
 
 
 class Comparison(BaseModel):
