@@ -3,6 +3,7 @@
 # ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff, the layers, pytest
 # ./run.sh predict F  any command of the command line (emotion-app serve|predict|batch|evaluate|train-head|...)
 set -euo pipefail
+CALLER=$PWD  # the command line's file arguments are the caller's paths
 cd "$(dirname "$0")"
 VENV=.venv
 
@@ -68,7 +69,9 @@ case "${1:-}" in
     ;;
   serve|predict|batch|evaluate|train-head|embed-speaker|make-checkpoint|export-onnx)
     setup requirements.txt
-    exec "$VENV/bin/python" -m emotion_app "$@"
+    python="$PWD/$VENV/bin/python"
+    cd "$CALLER"
+    exec "$python" -m emotion_app "$@"
     ;;
   *)
     system_packages || true

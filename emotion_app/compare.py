@@ -31,7 +31,7 @@ def cosine_matrix(x: np.ndarray) -> np.ndarray:
 def compare(engine: Engine, sources: list, names: list[str], labels=None) -> Comparison:
     """Run the clips in one batch (utterance granularity, with embeddings) and compare them;
     `labels`: a label set (as for Engine.predict_batch)."""
-    results = engine.predict_batch(sources, "utterance", True, errors="return", names=names, labels=labels)
+    results = engine.predict_batch(sources, extract_embedding=True, errors="return", names=names, labels=labels)
     ok = [(n, r) for n, r in zip(names, results) if not isinstance(r, EmotionAppError)]
     errors = {n: r.message for n, r in zip(names, results) if isinstance(r, EmotionAppError)}
     emb = np.stack([r.embedding for _, r in ok]) if ok else np.zeros((0, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 SAMPLE_RATE = 16_000  # Hz: the model's input rate
 FRAME_HOP = 320  # samples between frames (20 ms at 16 kHz)
@@ -16,6 +17,16 @@ DEFAULT_MAX_DURATION_S = 2 * 3600.0  # audio longer than this is refused
 SHORT_AUDIO_S = 1.0  # below this, results are flagged as unreliable
 SMOOTHING_METHODS = ("none", "majority", "moving_average", "ewma")  # see smoothing.py
 SILENCE_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which audio counts as silent
+
+# The engine's choices, each a type and its tuple of values (for checks, CLI choices and messages).
+Granularity = Literal["utterance", "frame"]  # one result per input, or 50 Hz frame scores as well
+GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
+Dtype = Literal["auto", "fp32", "fp16", "bf16", "int8"]  # model/devices.py says which runs where
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
+Backend = Literal["torch", "onnx"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+Hub = Literal["ms", "hf"]  # ModelScope, Hugging Face
+HUBS: tuple[Hub, ...] = get_args(Hub)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
 """The inference engine: load the model once, then predict single inputs or batches.
 
-Decoding happens before the model call (audio.py), assembling results after it (chunking.py,
-results.py); `Engine.run_chunks` is the only place that touches the model.
+Decoding happens before the model call (audio/source.py), assembling results after it
+(model/chunking.py, results.py); `Engine.run_chunks` is the only place that touches the model.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -19,8 +21,23 @@ from .audio.samples import AudioInfo, AudioWarning
 from .audio.source import open_source
 from .audio.vad import ONNX_NAME as VAD_ONNX
 from .audio.vad import silero_onnx_file
-from .constants import DEFAULT_MAX_DURATION_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, FRAME_HOP, SAMPLE_RATE
+from .constants import (
+    BACKENDS,
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MODEL,
+    DEFAULT_WINDOW_S,
+    DTYPES,
+    FRAME_HOP,
+    GRANULARITIES,
+    HUBS,
+    SAMPLE_RATE,
+    Backend,
+    Dtype,
+    Granularity,
+    Hub,
+)
 from .errors import AudioError, EmotionAppError, ModelLoadError
+from .fields import OptionError, parse_choice
 from .labelset import LabelSet
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
 from .model.devices import cpu_has_native_bf16
@@ -29,9 +46,8 @@ from .results import EmotionResult, read_heads
 
 logger = logging.getLogger(__name__)
 
-GRANULARITIES = ("utterance", "frame")
-DTYPES = ("auto", "fp32", "fp16", "bf16", "int8")
-BACKENDS = ("torch", "onnx")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # cuda:N is the GPU of index N
+ERRORS_MODES = ("raise", "return")  # predict_batch's `errors`
 MAX_FRAME_EMBEDDING_S = 600.0  # per-frame embeddings are kept in memory: (T, D) float32, 12 MB a minute at D=1024
 MAX_FRAME_EMBEDDING_SAMPLES = int(MAX_FRAME_EMBEDDING_S * SAMPLE_RATE)
 
@@ -44,15 +60,17 @@ MAX_PADDING = 1.25
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How to load and run the model. `Engine(dict)` and `Engine(**kwargs)` are accepted too."""
+    """How to load and run the model. `Engine(dict)` and `Engine(**kwargs)` are accepted too.
+    Every option is checked here, when the options are made (OptionError naming the valid values);
+    what depends on the machine (a dtype this device cannot run, a missing GPU) is checked at load."""
 
     model: str = DEFAULT_MODEL  # hub id, alias (emotion2vec_plus_large|base|seed) or local folder
-    hub: str = "ms"  # "ms" (ModelScope) or "hf" (Hugging Face)
+    hub: Hub = "ms"  # "ms" (ModelScope) or "hf" (Hugging Face)
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
     # auto (= fp32, FunASR's numbers; with onnx: the export's), fp32, bf16 (CUDA, or a CPU with native bf16),
     # fp16 (CUDA), int8 (CPU: int8 linear layers; with onnx: an `export-onnx --int8` folder)
-    dtype: str = "auto"
-    backend: str = "torch"  # torch, or onnx: `model` is then a folder from `export-onnx`
+    dtype: Dtype = "auto"
+    backend: Backend = "torch"  # torch, or onnx: `model` is then a folder from `export-onnx`
     window_s: float = DEFAULT_WINDOW_S  # longer audio is processed in chunks of this length
     batch_size: int = 0  # inputs per model call; 0: 4 on CPU, 16 on CUDA
     max_batch_s: float = 0.0  # padded seconds per model call; 0: 60 on CPU, 480 on CUDA
@@ -63,18 +81,40 @@ class EngineOptions:
     heads: tuple = ()  # your own heads: head folders, folders of heads, or Head objects (model/head.py)
     speaker_model: str = "campplus"  # CAM++ for telling speakers apart: alias, hub id or folder (loaded on first use)
 
-    def __post_init__(self):  # one path or a list for `heads`: a tuple, so the options stay hashable
+    def __post_init__(self):
+        for name, choices in (("hub", HUBS), ("dtype", DTYPES), ("backend", BACKENDS)):
+            parse_choice(getattr(self, name), name, choices)
+        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
+            raise OptionError(f"device must be auto, cpu, cuda or cuda:N (N: the GPU's index), not {self.device!r}")
+        for name, value in (("model", self.model), ("speaker_model", self.speaker_model)):
+            if not isinstance(value, str) or not value.strip():
+                raise OptionError(f"{name} must be a hub id, an alias or a local folder, not {value!r}")
+        _check_number(self.window_s, "window_s", "seconds above 0", positive=True)
+        _check_number(self.max_duration_s, "max_duration_s", "seconds above 0", positive=True)
+        _check_number(self.max_batch_s, "max_batch_s", "seconds, 0 for automatic")
+        _check_number(self.batch_size, "batch_size", "a whole number, 0 for automatic", whole=True)
+        _check_number(self.threads, "threads", "a whole number, 0 for torch's default", whole=True)
+        # one path or a list for `heads`: a tuple, so the options stay hashable
         one = isinstance(self.heads, (str, Path)) or hasattr(self.heads, "labels")
         object.__setattr__(self, "heads", (self.heads,) if one else tuple(self.heads or ()))
 
     @classmethod
-    def make(cls, options=None, **overrides) -> EngineOptions:
+    def make(cls, options: EngineOptions | dict | None = None, **overrides) -> EngineOptions:
+        """`options` (EngineOptions, a dict of its fields or None: the defaults) with `overrides`."""
         if isinstance(options, dict):
-            unknown = set(options) - {f.name for f in fields(cls)}
-            if unknown:
-                raise ValueError(f"unknown engine options: {', '.join(sorted(unknown))}")
-            options = cls(**options)
+            options, overrides = None, {**options, **overrides}
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise OptionError(f"unknown engine options: {', '.join(sorted(unknown))}; the options are {known}")
         return replace(options or cls(), **overrides)
+
+
+def _check_number(value, name: str, wanted: str, *, positive: bool = False, whole: bool = False) -> None:
+    """OptionError unless `value` is a number (an int if `whole`), above 0 if `positive`, else 0 or more."""
+    kinds = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (value > 0 if positive else value >= 0):
+        raise OptionError(f"{name} must be {wanted}, not {value!r}")
 
 
 @dataclass
@@ -87,7 +127,7 @@ class _Work:
     decode: float = 0.0
     info: AudioInfo | None = None
     warnings: list[AudioWarning] = field(default_factory=list)
-    heads: list = field(default_factory=list)  # the custom heads to apply (heads/head.py)
+    heads: list = field(default_factory=list)  # the custom heads to apply (model/head.py)
     head_frames: dict = field(default_factory=dict)  # chunk start -> {head name: (T, V)}, frame mode
     keep_features: bool = False  # keep the (T, D) frame features (the embedding was asked for)
     labels: LabelSet | None = None  # the label set the result is given in (labelset.py); None: all
@@ -99,10 +139,6 @@ class Engine:
     def __init__(self, options: EngineOptions | dict | None = None, **overrides):
         self.options = opts = EngineOptions.make(options, **overrides)
         t0 = time.perf_counter()
-        if opts.dtype not in DTYPES:
-            raise ModelLoadError(f"unknown dtype {opts.dtype!r}: use one of {', '.join(DTYPES)}")
-        if opts.backend not in BACKENDS:
-            raise ModelLoadError(f"unknown backend {opts.backend!r}: use torch or onnx")
         if opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
             from .model.onnx_backend import OnnxModel
 
@@ -122,6 +158,8 @@ class Engine:
             )
             self.device, self.dtype = self.backend.device, self.backend.dtype
             self.vad_file = None  # Silero's TorchScript model
+        shown = Path(opts.model).name if Path(opts.model).is_dir() else opts.model  # a local folder by its name only
+        self._model_info = {"id": shown, "device": str(self.device), "dtype": self.dtype, "backend": opts.backend}
         self.labels = self.backend.labels
         self.embed_dim = self.backend.embed_dim
         self.heads = load_heads(opts.heads, engine_model_id(self), self.embed_dim)  # name -> Head
@@ -143,16 +181,10 @@ class Engine:
         return self.backend.model
 
     @property
-    def info(self) -> dict[str, str]:
-        """The model's id, local path, device and dtype (the path is for logs, never for responses)."""
-        return {**self.model_info, "path": str(self.model_dir)}
-
-    @property
     def model_info(self) -> dict[str, str]:
-        """What result.json's `model` says: id (a local folder by its name only), device, dtype, backend."""
-        model = self.options.model
-        shown = Path(model).name if Path(model).is_dir() else model
-        return {"id": shown, "device": str(self.device), "dtype": self.dtype, "backend": self.options.backend}
+        """The model as result.json's `model` and /api/health say it: id (a local folder by its name
+        only: no path of this machine), device, dtype, backend. `model_dir` is the local folder."""
+        return dict(self._model_info)
 
     # -- the model call -------------------------------------------------------------------------
     def run_chunks(self, chunks: Sequence[np.ndarray], keep_frames: bool = False) -> list[ChunkOutput]:
@@ -194,43 +226,46 @@ class Engine:
     def predict(
         self,
         source,
-        granularity: str = "utterance",
-        extract_embedding: bool = False,
         *,
+        granularity: Granularity = "utterance",
+        extract_embedding: bool = False,
         sample_rate: int | None = None,
         name: str | None = None,
         heads: Sequence | None = None,
         labels=None,
     ) -> EmotionResult:
         """Predict one input (path, bytes, file object, array + sample_rate, (rate, array), Audio).
-        `heads`, `labels`: as for predict_batch."""
+        `granularity`, `extract_embedding`, `heads`, `labels`: as for predict_batch."""
         if isinstance(source, np.ndarray):
             source = open_source(source, sample_rate, max_duration_s=self.options.max_duration_s, name=name)
-        return self.predict_batch([source], granularity, extract_embedding, names=[name], heads=heads, labels=labels)[0]
+        results = self.predict_batch(
+            [source], granularity=granularity, extract_embedding=extract_embedding, names=[name], heads=heads, labels=labels
+        )
+        return results[0]
 
     def predict_batch(
         self,
         sources: Iterable,
-        granularity: str = "utterance",
-        extract_embedding: bool = False,
         *,
-        errors: str = "raise",
+        granularity: Granularity = "utterance",
+        extract_embedding: bool = False,
+        errors: Literal["raise", "return"] = "raise",
         names: Sequence[str | None] | None = None,
         heads: Sequence | None = None,
         labels=None,
-    ) -> list:
+    ) -> list[EmotionResult | EmotionAppError]:
         """Predict many inputs, batched by length. Each result equals the one-at-a-time result.
 
+        `granularity`: "utterance" (one reading per input) or "frame" (50 Hz frame probabilities as
+        well); `extract_embedding`: the (D,) utterance feature, or (T, D) frame features in frame mode.
         errors="raise" stops at the first bad input; errors="return" puts the EmotionAppError in
         that input's place and goes on. `heads`: the custom heads whose readings each result gets
         (`EmotionResult.heads`): None for all the engine's heads, else names of loaded heads or Head
         objects; in frame mode each head also reads every frame. `labels`: a label set (names, a
         comma-separated string or a LabelSet; labelset.py): every probability renormalised over it.
         """
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be 'utterance' or 'frame', not {granularity!r}")
-        if errors not in ("raise", "return"):
-            raise ValueError("errors must be 'raise' or 'return'")
+        granularity = parse_choice(granularity, "granularity", GRANULARITIES, "bad_granularity")
+        parse_choice(errors, "errors", ERRORS_MODES)
         sources = list(sources)
         names = list(names) if names is not None else [None] * len(sources)
         chosen = select_heads(self.heads, heads, engine_model_id(self), self.embed_dim)

@@ -235,7 +235,7 @@ def score_segments(
 
     def run():
         outs = engine.predict_batch(
-            [(SAMPLE_RATE, x) for x in group], "utterance", embedding, errors="return", heads=heads, labels=labels
+            [(SAMPLE_RATE, x) for x in group], extract_embedding=embedding, errors="return", heads=heads, labels=labels
         )
         for r in outs:
             if isinstance(r, EmotionAppError):

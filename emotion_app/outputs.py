@@ -26,6 +26,7 @@ import shutil
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -70,6 +71,19 @@ def new_temp_folder(outputs_dir: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def temp_folder(outputs_dir: Path, tmp: Path | None = None) -> Iterator[Path]:
+    """`tmp` (or a new `new_temp_folder`) for a `with` block that builds an output folder in it:
+    deleted with its content when the block raises (KeyboardInterrupt too), so that a failure
+    leaves nothing behind; on success write_output_folder has renamed it into place."""
+    tmp = tmp or new_temp_folder(outputs_dir)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def in_flight(path) -> bool:
     """Whether `path` is a temp folder of a request still running in this process (however long it
     takes: a 2-hour recording on 2 cores models for over 15 minutes). Forgets folders that are gone."""
@@ -93,8 +107,7 @@ def write_output_folder(
     import soundfile as sf
 
     base = f"outputs_{now:%Y%m%d_%H%M%S}"
-    tmp = tmp or new_temp_folder(outputs_dir)
-    try:
+    with temp_folder(outputs_dir, tmp) as tmp:
         if isinstance(samples, np.ndarray):
             sf.write(tmp / "processed_audio.wav", samples, SAMPLE_RATE, subtype="PCM_16")
         elif samples is not None and Path(samples) != tmp / "processed_audio.wav":
@@ -118,9 +131,6 @@ def write_output_folder(
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
         raise OSError(f"no free output folder name for {base}")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _relative(name: str) -> Path:

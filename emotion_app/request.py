@@ -35,19 +35,18 @@ from dataclasses import dataclass, field, replace
 
 from .analysis.options import FRAME_FIELDS, AnalysisOptions
 from .audio.segmenter import SEGMENT_FIELDS, VAD_FIELDS, WINDOW_FIELDS, SegmentOptions
+from .constants import GRANULARITIES, Granularity
 from .fields import OptionError, given, parse_bool, parse_choice, parse_heads
 from .labelset import LabelSet
 from .speakers.options import SpeakerOptions
 from .speakers.turns import TurnsFile
-
-GRANULARITIES = ("utterance", "frame")
 
 
 @dataclass(frozen=True)
 class RequestOptions:
     """What one analysis request asks for. `segment` None: the input whole (long input is chunked)."""
 
-    granularity: str = "utterance"
+    granularity: Granularity = "utterance"
     extract_embedding: bool = False
     segment: SegmentOptions | None = None
     analysis: AnalysisOptions = field(default_factory=AnalysisOptions)

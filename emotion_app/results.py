@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio.samples import AudioInfo, AudioWarning
-from .constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Label
+from .constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Granularity, Label
 
 
 def rounded(probs, labels, digits: int = 3) -> dict[str, float]:
@@ -33,7 +33,7 @@ class EmotionResult:
     labels: tuple[str, ...]  # English keys, in the model's output order
     probabilities: np.ndarray  # (V,) utterance probabilities, full precision
     frame_probabilities: np.ndarray  # (T, V) per-frame probabilities
-    granularity: str  # "utterance" or "frame"
+    granularity: Granularity  # "utterance" or "frame"
     duration_s: float
     embedding: np.ndarray | None = None  # (D,) for utterance, (T, D) for frame; only on request
     audio: AudioInfo | None = None
@@ -41,7 +41,7 @@ class EmotionResult:
     chunks: int = 1  # model windows the audio was split into
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, inference, total
     model: dict[str, str] = field(default_factory=dict)  # id, device, dtype
-    heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (heads/head.py)
+    heads: dict = field(default_factory=dict)  # name -> HeadReading of each custom head (model/head.py)
     label_set: tuple[str, ...] | None = None  # the labels chosen (labelset.py), when not all of them
 
     @property

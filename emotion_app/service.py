@@ -26,7 +26,7 @@ from .audio.source import Source, open_source
 from .constants import SAMPLE_RATE
 from .engine import Engine
 from .errors import EmotionAppError
-from .outputs import download_urls, folder_files, new_temp_folder, write_output_folder
+from .outputs import download_urls, folder_files, temp_folder, write_output_folder
 from .request import RequestOptions
 from .results import EmotionResult, RecordingResult
 
@@ -117,7 +117,13 @@ def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, 
     decoded = time.perf_counter()
     if progress:
         progress(0.05, "model")
-    res = engine.predict(audio, request.granularity, request.extract_embedding, heads=request.heads, labels=request.labels)
+    res = engine.predict(
+        audio,
+        granularity=request.granularity,
+        extract_embedding=request.extract_embedding,
+        heads=request.heads,
+        labels=request.labels,
+    )
     report = build_report(res, request.analysis, file=src.name, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
     res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)  # kept for re-readings (resmooth)
@@ -176,16 +182,12 @@ def _rewritten(analysis: Analysis, report: Report, outputs_dir: Path, lang: str)
     if not audio.is_file():
         raise RequestError("That result's folder has been deleted (results are kept for a while); press Start again.")
     embedding = analysis.folder / "embedding.npy"
-    tmp = new_temp_folder(outputs_dir)
-    try:
+    with temp_folder(outputs_dir) as tmp:
         shutil.copyfile(audio, tmp / "processed_audio.wav")
         extra = report.files(lang)
         embedded = np.load(embedding) if embedding.is_file() else None
         content = report.to_json()
         folder = write_output_folder(outputs_dir, content, tmp / "processed_audio.wav", embedded, datetime.now(), extra, tmp=tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _finished(report, folder)
 
 
@@ -208,8 +210,7 @@ def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_
 
     now = datetime.now()
     shown = src.name
-    tmp = new_temp_folder(outputs_dir)
-    try:
+    with temp_folder(outputs_dir) as tmp:
         rec = analyze_long(
             engine, src, request.segment, progress=progress, audio_out=tmp / "processed_audio.wav",
             extract_embedding=request.extract_embedding, heads=request.heads, speakers=request.speakers, turns=request.turns,
@@ -219,9 +220,6 @@ def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_
         folder = write_output_folder(
             outputs_dir, report.to_json(), tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
         )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("%s: %d segments", shown, len(rec.spans))
     return _finished(report, folder)
 
@@ -247,9 +245,8 @@ def analyze_batch(
     now = datetime.now()
     shown = [display_name(n) for n in (names or [Path(p).name for p in paths])]
     inputs = collect_inputs(paths, names=shown)
-    tmp = new_temp_folder(outputs_dir)
     rows: list[dict] = []
-    try:
+    with temp_folder(outputs_dir) as tmp:
         extra: dict[str, str] = {}
         jsonl = []
         with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as zips:
@@ -266,7 +263,4 @@ def analyze_batch(
         extra["results.jsonl"] = "\n".join(jsonl) + "\n"
         extra["results.csv"] = rows_csv(rows, columns_for(request))
         folder = write_output_folder(outputs_dir, None, None, None, now, extra | {"results.zip": zip_bytes(extra)}, tmp=tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return rows, folder

@@ -1,4 +1,5 @@
 """Stream a WAV file or the microphone to /api/stream and print the live meter.
+Needs `pip install websockets` (requirements-onnx.txt has it).
 
 python examples/live_client.py speech.wav               # at real time
 python examples/live_client.py speech.wav --speed 10    # 10x faster than real time

@@ -15,6 +15,7 @@ from audio_files import speechlike, write_audio
 from emotion_app import AudioError, Engine, EngineOptions, ModelLoadError
 from emotion_app.analysis.report import build_report
 from emotion_app.constants import LABEL_KEYS
+from emotion_app.fields import OptionError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,77 @@ def test_concurrent_callers_get_their_own_results(tiny_engine):
 
 
 def test_options_are_validated(tiny_dir):
-    with pytest.raises(ModelLoadError, match="fp16 is for CUDA"):
+    with pytest.raises(ModelLoadError, match="fp16 is for CUDA"):  # what depends on the machine: at load
         Engine(model=str(tiny_dir), dtype="fp16")
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         Engine(model=str(tiny_dir), device="cuda")
-    with pytest.raises(ValueError, match="unknown engine options: colour"):
+    with pytest.raises(ValueError, match="unknown engine options: colour; the options are model, hub, device"):
         Engine({"model": str(tiny_dir), "colour": "red"})
-    with pytest.raises(ValueError, match="granularity"):
+    with pytest.raises(OptionError, match="unknown engine options: speed"):
+        Engine(model=str(tiny_dir), speed=2)
+    with pytest.raises(OptionError, match="granularity must be one of utterance, frame, not 'word'") as err:
         Engine(model=str(tiny_dir)).predict(speechlike(1.0), sample_rate=16000, granularity="word")
+    assert err.value.code == "bad_granularity"
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("hub", "xx", "hub must be one of ms, hf, not 'xx'"),
+        ("dtype", "int4", "dtype must be one of auto, fp32, fp16, bf16, int8, not 'int4'"),
+        ("backend", "tensorrt", "backend must be one of torch, onnx, not 'tensorrt'"),
+        ("device", "gpu", r"device must be auto, cpu, cuda or cuda:N \(N: the GPU's index\), not 'gpu'"),
+        ("device", "cuda:x", "device must be auto, cpu, cuda or cuda:N"),
+        ("model", "", "model must be a hub id, an alias or a local folder, not ''"),
+        ("window_s", 0, "window_s must be seconds above 0, not 0"),
+        ("max_duration_s", -1.0, "max_duration_s must be seconds above 0, not -1.0"),
+        ("max_batch_s", -5, "max_batch_s must be seconds, 0 for automatic, not -5"),
+        ("batch_size", 2.5, "batch_size must be a whole number, 0 for automatic, not 2.5"),
+        ("threads", -1, "threads must be a whole number, 0 for torch's default, not -1"),
+    ],
+)
+def test_every_option_is_checked_when_the_options_are_made(option, value, message):
+    """Before any model is read: EngineOptions alone refuses the value, naming the valid ones."""
+    with pytest.raises(OptionError, match=message) as err:
+        EngineOptions(**{option: value})
+    assert err.value.code == "bad_option"
+    with pytest.raises(OptionError, match=message):  # the dict form and the overrides go through the same check
+        EngineOptions.make({option: value})
+    for good in ("cuda:1", "cpu", "auto"):
+        assert EngineOptions(device=good).device == good
+
+
+def test_predict_takes_its_options_by_keyword(tiny_engine):
+    clip = speechlike(1.0)
+    with pytest.raises(TypeError):
+        tiny_engine.predict((16000, clip), "frame")
+    with pytest.raises(TypeError):
+        tiny_engine.predict_batch([(16000, clip)], "frame", True)
+    assert tiny_engine.predict((16000, clip), granularity="frame").granularity == "frame"
+
+
+def test_model_info_names_the_model_without_a_local_path(tiny_engine, tiny_dir):
+    info = tiny_engine.model_info
+    assert info == {"id": tiny_dir.name, "device": "cpu", "dtype": "fp32", "backend": "torch"}
+    info["id"] = "changed"  # a copy: the engine's own is kept
+    assert tiny_engine.model_info["id"] == tiny_dir.name
+    assert tiny_engine.predict((16000, speechlike(1.0))).model == tiny_engine.model_info
+    assert not hasattr(tiny_engine, "info")
+
+
+def test_one_list_of_granularities():
+    from emotion_app.cli.main import build_parser
+    from emotion_app.constants import GRANULARITIES
+    from emotion_app.request import RequestOptions
+
+    assert GRANULARITIES == ("utterance", "frame")
+    parser = build_parser()
+    assert parser.parse_args(["predict", "x.wav", "--granularity", "frame"]).granularity == "frame"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "x.wav", "--granularity", "word"])
+    with pytest.raises(OptionError) as err:
+        RequestOptions.from_fields({"granularity": "word"})
+    assert err.value.code == "bad_granularity" and "utterance, frame" in err.value.message
 
 
 PEAK_SCRIPT = """

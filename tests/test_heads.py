@@ -278,7 +278,7 @@ def test_engine_applies_heads_to_utterances_and_frames(sets, tiny_dir, trained):
     engine = Engine(model=str(tiny_dir), heads=[folder.parent], window_s=1.0)  # a folder of heads; 1 s chunks
     head = engine.heads["speed"]
     clip = sets.folder / "slow" / "00.wav"
-    r = engine.predict(clip, "frame", extract_embedding=True)
+    r = engine.predict(clip, granularity="frame", extract_embedding=True)
     assert r.chunks > 1
     reading = r.heads["speed"]
     np.testing.assert_allclose(reading.probabilities, head.probabilities(r.embedding.mean(0)), atol=1e-5)
@@ -286,7 +286,7 @@ def test_engine_applies_heads_to_utterances_and_frames(sets, tiny_dir, trained):
     d = build_report(r).to_json()["heads"]["speed"]
     assert d["emotion"] in ("slow", "fast") and set(d["scores"]) == {"slow", "fast"}
     assert len(d["frames"]) == len(r.frame_probabilities) and d["labels"]["slow"] == {"zh": "慢", "emoji": "🐢"}
-    plain = engine.predict(clip, "frame")  # heads without the embedding: frame features are not kept
+    plain = engine.predict(clip, granularity="frame")  # heads without the embedding: frame features are not kept
     frames = build_report(plain).to_json()["heads"]["speed"]["frames"]
     assert plain.embedding is None and len(frames) == len(r.frame_probabilities)
     assert "frames" not in build_report(engine.predict(clip)).to_json()["heads"]["speed"]

@@ -116,7 +116,7 @@ def test_rest_labels_and_the_error_in_the_page_language(web, tmp_path):
     assert body["label_set"] == list(FOUR) and list(body["scores"]) == list(FOUR)
     with open(path, "rb") as f:
         r = requests.post(f"{web.url}/api/predict", files={"audio": f}, data={"labels": "angry,calm", "lang": "zh"}, timeout=60)
-    assert r.status_code == 400 and r.json()["code"] == "bad_labels"
+    assert r.status_code == 422 and r.json()["code"] == "bad_labels"  # an OptionError, as every bad option
     assert "标签集无效" in r.json()["error"] and "'calm'" in r.json()["error"]  # Chinese, with the name that was wrong
     health = requests.get(f"{web.url}/api/health", timeout=10).json()
     assert health["label_sets"]["iemocap4"] == list(FOUR) and health["sentiment_mapping"]["happy"] == "positive"

@@ -238,3 +238,95 @@ def test_hub_finish_writes_an_output_folder_and_removes_the_take(tmp_path, tiny_
     assert not session.folder.exists() and hub.active == 0
     with pytest.raises(OptionError):
         LiveOptions.from_fields({"hop_s": "0.05"})
+
+
+def test_stretched_hops_cut_fewer_windows_and_say_so(tmp_path):
+    """stretch=k cuts a window every k hop boundaries, `room` caps the windows of one call; each
+    window says the hop in force and whether it was slowed. The take keeps every sample."""
+    session = make_session(tmp_path, 16000, window_s=1.0, hop_s=0.25)
+    x = speechlike(3.0, 16000)
+    first = session.feed(x[:8000], stretch=1)  # 0.5 s: two hops as asked
+    stretched = session.feed(x[8000:24000], stretch=3)  # 1.0 s more: one window, 0.75 s after the last
+    capped = session.feed(x[24000:40000], stretch=1, room=1)  # four boundaries, room for one
+    after = session.feed(x[40000:], stretch=1)
+    assert [(w.t_end, w.hop_s, w.slowed) for w in first] == [(0.25, 0.25, False), (0.5, 0.25, False)]
+    assert [(w.t_end, w.hop_s, w.slowed) for w in stretched] == [(1.25, 0.75, True)]
+    assert [(w.t_end, w.hop_s, w.slowed) for w in capped] == [(1.75, 0.5, True)]  # 2.0, 2.25 and 2.5 not cut
+    assert [(w.t_end, w.hop_s, w.slowed) for w in after] == [(2.75, 1.0, True), (3.0, 0.25, False)]  # room again
+    assert [w.index for w in first + stretched + capped + after] == list(range(4 + len(after)))
+    session.end()
+    assert session.samples == 48000 and len(sf.read(session.wav_path)[0]) == 48000
+    message = session.record(after[0], np.array([0.2, 0.5, 0.3]))
+    assert message["hop_s"] == 1.0 and message["slowed"] is True
+
+
+def test_capacity_stretches_only_when_windows_are_late_and_steps_back_down(monkeypatch):
+    from emotion_app.live import capacity as cap
+
+    clock = [100.0]
+    monkeypatch.setattr(cap.time, "perf_counter", lambda: clock[0])
+    c = cap.Capacity(0.1)  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6
+    two = cap.Demand().plus(3.0, 0.5).plus(3.0, 0.5)  # asks 1.2: past the target
+    assert c.update(two) == 1  # nothing was late yet: no stretch on a forecast alone
+    c.observe(0.3, 3.0, late_due=99.0)  # a window cut at 99.0 waited past LATE_S
+    assert c.update(two) == 2 and c.load(two, 2) <= cap.TARGET_LOAD
+    c.observe(0.3, 3.0, late_due=99.5)  # cut before the raise (at 100.0): its lateness was already acted on
+    assert c.update(two) == 2
+    clock[0] = 101.0
+    c.observe(0.3, 3.0, late_due=100.5)  # cut after the raise and still late (an upload holds the engine)
+    assert c.update(two) == 3
+    one = cap.Demand().plus(3.0, 0.5)
+    assert c.update(one) == 3  # load fell, but a window was late less than QUIET_S ago
+    clock[0] = 101.0 + cap.QUIET_S + 0.1
+    assert c.update(one) == 2 and c.update(one) == 1 and c.update(one) == 1  # catching up, a step at a time
+    for _ in range(cap.COST_SAMPLES):
+        c.observe(3.0, 3.0)  # every batch now takes as long as its audio
+    assert c.cost == 1.0 and c.measured == 0.1  # the recent cost moved; admission keeps the start-up measure
+
+
+def test_capacity_admits_while_every_meter_stays_bounded():
+    from emotion_app.live.capacity import DELAY_BOUND_S, MAX_STRETCH, TARGET_LOAD, Capacity, Demand
+
+    c = Capacity(0.1)
+    at_full, admitted = c.sessions(3.0, 0.5)
+    assert at_full == 1  # 0.6 of the model each at every hop
+    assert admitted == 3  # burst: three 3 s windows due at once take 0.9 s <= 1 s; four would take 1.2 s
+    demand = Demand()
+    for _ in range(admitted):
+        demand = demand.plus(3.0, 0.5)
+        assert c.admits(demand)
+    assert not c.admits(demand.plus(3.0, 0.5))
+    assert c.load(demand, MAX_STRETCH) <= TARGET_LOAD and 0.1 * demand.burst_s <= DELAY_BOUND_S
+    assert Capacity(10.0).sessions() == (0, 1)  # a machine too slow for one window still takes one caller
+
+
+def test_the_hub_refuses_past_capacity_with_busy_and_counts_it(tmp_path):
+    hub = LiveHub(GatedEngine(), tmp_path, cost=0.1)  # the window's cost given: the machine's speed is not the test
+    sessions = [hub.open(LiveOptions(), StreamFormat(16000)) for _ in range(3)]
+    with pytest.raises(LiveBusyError, match="at capacity"):
+        hub.open(LiveOptions(), StreamFormat(16000))
+    health = hub.health()
+    assert health["sessions"] == 3 and health["capacity"] == {"every_hop": 1, "admitted": 3, "window_s": 3.0, "hop_s": 0.5}
+    assert health["counters"] == {"refused": 1} and health["load"] == pytest.approx(1.8)
+    light = hub.open(LiveOptions(window_s=1.0, hop_s=1.0), StreamFormat(16000))  # 1 s more of burst still fits
+    assert hub.health()["sessions"] == 4
+    hub.discard(sessions[0])
+    hub.discard(light)
+    assert hub.health()["sessions"] == 2 and hub.health()["load"] == pytest.approx(1.2)
+    idle = hub.open(LiveOptions(), StreamFormat(16000), idle_expiry_s=0.0)  # a page's take whose tab went away
+    time.sleep(0.01)
+    hub.open(LiveOptions(), StreamFormat(16000))  # the idle take expires: its demand goes with it, so this one fits
+    assert idle.discarded and hub.health()["sessions"] == 3 and hub.health()["load"] == pytest.approx(1.8)
+
+
+def test_the_live_status_says_when_the_meter_is_slowed():
+    from emotion_app.live.session import Hop, Window
+    from emotion_app.web.ui.live_view import status_html
+
+    probs = np.array([0.2, 0.5, 0.3])
+    for slowed, hop_s in ((False, 0.5), (True, 1.5)):
+        window = Window(3, 48000, np.zeros(48000, np.float32), time.perf_counter(), hop_s, slowed)
+        hop = Hop.of(window, probs, (1, 0.5, probs), LABELS)
+        en, zh = (status_html(3.0, 600, 4, hop, False, lang) for lang in ("en", "zh"))
+        assert ('data-slowed="1"' in en) == slowed and ("the meter reads every 1.5 s" in en) == slowed
+        assert ("仪表每 1.5 秒更新一次" in zh) == slowed

@@ -83,7 +83,10 @@ def real_time_take(server, seed: int, out: dict) -> None:
 def check_take(server, messages) -> None:
     assert messages, "the take never ended"
     got = hops(messages)
-    assert [m["hop"] for m in got] == list(range(HOPS)) and got[-1]["t_end"] == TAKE_S, [m["event"] for m in messages]
+    assert [m["hop"] for m in got] == list(range(len(got))) and got[-1]["t_end"] == TAKE_S, [m["event"] for m in messages]
+    for m, before in zip(got, [0.0] + [m["t_end"] for m in got]):  # each hop says the hop in force
+        assert m["hop_s"] == pytest.approx(m["t_end"] - before, abs=1e-3) and m["slowed"] == (m["hop_s"] > 0.5 + 1e-6)
+    assert len(got) == HOPS or any(m["slowed"] for m in got)  # every hop, unless the server said it slowed the meter
     result = messages[-1]
     assert result["event"] == "result", result
     folder = server.outputs / result["result"]["output_dir"]
@@ -104,6 +107,7 @@ def run_takes(server, seeds) -> dict:
 
 @pytest.mark.parametrize("callers", [4, 8])
 def test_concurrent_real_time_takes_and_the_server_keeps_answering(web, callers):
+    counted = httpx.get(web.url + "/api/health").json()["live"]["counters"]  # the fixture's server served other tests
     with HealthPoller(web.url) as polls:
         takes = run_takes(web, range(callers))
     assert sorted(takes) == list(range(callers))
@@ -112,7 +116,10 @@ def test_concurrent_real_time_takes_and_the_server_keeps_answering(web, callers)
     polls.check()
     assert wait_for(lambda: temp_folders(web.outputs) == [])
     health = httpx.get(web.url + "/api/health").json()
-    assert health["live"] == {"sessions": 0, "max_sessions": 8}
+    live = health["live"]
+    assert (live["sessions"], live["max_sessions"], live["stretch"]) == (0, 8, 1) and live["capacity"]["admitted"] == 8
+    news = {k: n - counted.get(k, 0) for k, n in live["counters"].items() if n != counted.get(k, 0)}
+    assert not any(k.startswith("closed_") or k == "refused" for k in news), news  # none refused, none closed with an error
     assert set(health["event_loop"]) == {"max_stall_ms", "stalls", "stall_ms", "probes"}
 
 

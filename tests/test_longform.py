@@ -1,4 +1,4 @@
-"""Long recordings (recordings/longform.py): VAD segments against known speech spans, per-segment
+"""Long recordings (longform.py): VAD segments against known speech spans, per-segment
 results, fixed windows over files, bounded memory."""
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def test_limits_and_refused_references(server, speech, tmp_path):
     # over the limit once decoded, yet inside the JSON envelope the guard lets through
     assert 2 * 2**20 < big.stat().st_size and len(data_url(big)) + 1024 < envelope_bytes(2)
     over = call_tool(server, "predict", {"audio": data_url(big)})
-    assert over.isError and "larger than the limit of 2 MB" in over.content[0].text
+    assert over.isError and "too_large: " in over.content[0].text and "larger than the limit of 2 MB" in over.content[0].text
     for audio, message in [
         ("http://127.0.0.1:9/speech.wav", "does not fetch URLs"),
         ("/etc/passwd", "'passwd' is not a file uploaded to this server"),
@@ -254,14 +254,16 @@ def test_errors_are_worded_as_the_rest_api_words_them(server, speech, monkeypatc
     monkeypatch.setattr(mcp_server, "analyze", broken)
     result = call_tool(server, "predict", {"audio": data_url(speech)})
     text = result.content[0].text  # the SDK puts "Error executing tool predict: " before it
-    assert result.isError and text.endswith(mcp_server.INTERNAL) and "secret" not in text and "mismatch" not in text
+    assert result.isError and text.endswith(f"internal: {mcp_server.INTERNAL}")
+    assert "secret" not in text and "mismatch" not in text
 
     def refused(*args, **kwargs):
         raise EmotionAppError("cannot read /work/models/emotion2vec/model.pt", "model_load")
 
     monkeypatch.setattr(mcp_server, "analyze", refused)
     result = call_tool(server, "predict", {"audio": data_url(speech)})
-    assert result.isError and "model.pt" in result.content[0].text and "/work/models" not in result.content[0].text
+    text = result.content[0].text
+    assert result.isError and "model_load: cannot read model.pt" in text and "/work/models" not in text  # code, then message
     monkeypatch.undo()
     assert not call_tool(server, "predict", {"audio": data_url(speech)}).isError
 

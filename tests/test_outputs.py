@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion_app.outputs import download_urls, folder_key, output_file, write_output_folder
+from emotion_app.outputs import download_urls, folder_key, in_flight, output_file, temp_folder, write_output_folder
 
 NOW = datetime(2026, 11, 22, 14, 0, 5)
 
@@ -37,6 +37,20 @@ def test_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         write_output_folder(tmp_path, {}, np.zeros(800, np.float32), Unsaveable(), NOW)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError("model failed"), KeyboardInterrupt()])
+def test_a_temp_folder_is_removed_when_its_block_fails(tmp_path, error):
+    """The one cleanup of service.py's requests: whatever stops the block, its folder goes, and the error goes on."""
+    with pytest.raises(type(error)):
+        with temp_folder(tmp_path) as tmp:
+            assert in_flight(tmp) and tmp.parent == tmp_path  # hidden in the outputs folder, skipped by the sweeper
+            (tmp / "processed_audio.wav").write_bytes(b"half")
+            raise error
+    assert list(tmp_path.iterdir()) == []
+    with temp_folder(tmp_path) as tmp:  # on success it is written into place
+        folder = write_output_folder(tmp_path, {}, np.zeros(800, np.float32), None, NOW, tmp=tmp)
+    assert list(tmp_path.iterdir()) == [folder] and (folder / "processed_audio.wav").is_file()
 
 
 def test_download_lookup_refuses_anything_else(tmp_path):

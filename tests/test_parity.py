@@ -53,7 +53,7 @@ def test_single_inputs_match_funasr(config, granularity, engines, funasr_models)
 def test_batched_inputs_match_funasr(config, engines, funasr_models):
     engine, fm = engines[config], funasr_models[config]
     clips = [speechlike(s, seed=i) for i, s in enumerate([7.0, 0.3, 30.0, 2.2, 12.5, 0.05, 4.0])]
-    batch = engine.predict_batch([(16000, c) for c in clips], "frame", extract_embedding=True)
+    batch = engine.predict_batch([(16000, c) for c in clips], granularity="frame", extract_embedding=True)
     for clip, res in zip(clips, batch):
         scores, feats, _ = funasr_run(fm, clip, "frame")
         single = engine.predict(clip, sample_rate=16000, granularity="frame", extract_embedding=True)

@@ -1,12 +1,14 @@
 """batch --ray: the local batch's records on Ray Data, resume, and a worker killed mid-run.
 
 Ray is an extra (requirements-ray.txt): without it these tests are skipped. One local Ray
-(`ray.init(num_cpus=2)`, on 127.0.0.1) serves the in-process tests; the CLI test starts its own.
+(ray_pipeline.start_local_ray(2), on 127.0.0.1 only) serves the in-process tests; the CLI test
+starts its own.
 """
 
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import os
 import tempfile
@@ -22,7 +24,7 @@ ray = pytest.importorskip("ray")
 
 from emotion_app.batch.inputs import Extractor, collect_inputs  # noqa: E402
 from emotion_app.batch.local import iter_batch  # noqa: E402
-from emotion_app.batch.ray_pipeline import RayOptions, Shards, run_ray_batch  # noqa: E402
+from emotion_app.batch.ray_pipeline import RayOptions, Shards, run_ray_batch, start_local_ray  # noqa: E402
 from emotion_app.batch.ray_stages import Scorer, collect_rows  # noqa: E402
 from emotion_app.batch.tables import ResultsWriter  # noqa: E402
 from emotion_app.request import RequestOptions  # noqa: E402
@@ -107,9 +109,64 @@ def test_cli_ray_gives_the_local_table(tiny_dir, tiny_engine, tmp_path):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False)
+    start_local_ray(2)
     yield
     ray.shutdown()
+
+
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it (Linux /proc): the driver, gcs_server, the raylet, its workers and agents."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+    found = {root}
+    while below := {pid for pid, parent in parents.items() if parent in found} - found:
+        found |= below
+    return found
+
+
+def listening_sockets(pids: set[int]) -> list[tuple[int, str, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+    """(pid, process name, local address) of each TCP socket in LISTEN state that one of `pids` holds,
+    from /proc/net/tcp{,6} (addresses in hex, 32-bit words little-endian) and the processes' fds."""
+    owner = {}
+    for pid in pids:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[8:-1]] = (pid, name)
+        except OSError:  # ended meanwhile
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in owner:  # 0A: LISTEN; [9]: the socket's inode
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                ip = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+                found.append((*owner[fields[9]], ip))
+    return found
+
+
+def test_a_local_ray_listens_on_loopback_only(local_ray):
+    """The local Ray (driver, gcs_server, raylet, workers, agents) listens on 127.0.0.1 only, though
+    `ray` was imported before it started (as here): nothing of it is reachable from the network."""
+
+    @ray.remote
+    def worker_pid() -> int:
+        return os.getpid()
+
+    worker = ray.get(worker_pid.remote())
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    sockets = listening_sockets(descendants(os.getpid()))
+    exposed = [(name, str(ip)) for _, name, ip in sockets if not (getattr(ip, "ipv4_mapped", None) or ip).is_loopback]
+    assert not exposed, exposed
+    names = {name for _, name, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names and worker in {pid for pid, _, _ in sockets}, sockets
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,6 @@ natural log floored at float32 epsilon. No dither (FunASR passes dither=0.0; not
 kaldi-native-fbank's own default would be 3e-5, so it is set explicitly). The waveform is used
 as given, float in [-1, 1]: no scaling by 32768 (after the mean removal a scale only matters in
 frames quiet enough to hit the log floor).
-
-Note: this module belongs in the audio package (emotion_app/audio/fbank.py) once emotion_app/audio.py
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
                 out[k] = (None, named_error(name, exc.message, exc.code))
         return out
     results = engine.predict_batch(
-        [items[k].path for k in ready], request.granularity, errors="return", names=[items[k].name for k in ready],
+        [items[k].path for k in ready], granularity=request.granularity, errors="return", names=[items[k].name for k in ready],
         heads=request.heads, labels=request.labels,
     )  # fmt: skip
     for k, res in zip(ready, results):

@@ -48,7 +48,7 @@ SHARDS = ".shards"
 class RayOptions:
     """Where and how wide the pipeline runs. Memory values reserve Ray's `memory` resource."""
 
-    address: str | None = None  # a running cluster (`ray start --head`); None: start a local Ray on 127.0.0.1
+    address: str | None = None  # a running cluster (`ray start --head`); None: a local Ray, on 127.0.0.1 only
     actors: int = 1  # engines, one per actor
     gpus_per_actor: float = 0.0  # > 0: the engines run on CUDA (fp16 unless --dtype says otherwise); 0.5: two per GPU
     cpus_per_actor: float = 1.0  # on CPU also the engine's torch threads
@@ -132,8 +132,9 @@ class Shards:
 
 # -- the pipeline ----------------------------------------------------------------------------------
 def connect(options: RayOptions) -> bool:
-    """Join `options.address`, or start a local Ray on 127.0.0.1 with enough CPUs for the actors and
-    one decoder. Returns whether this call started Ray (and so should shut it down)."""
+    """Join `options.address`, or start a local Ray (start_local_ray: on 127.0.0.1 only) with enough
+    CPUs for the actors and one decoder. Returns whether this call started Ray (and so should shut
+    it down)."""
     if ray.is_initialized():
         return False
     if options.address:
@@ -149,10 +150,34 @@ def connect(options: RayOptions) -> bool:
             ) from None
     else:
         needed = math.ceil(options.actors * options.cpus_per_actor + options.cpus_per_decoder)
-        # address="local": a new instance even if a `ray start` cluster runs on this machine
-        cpus = max(os.cpu_count() or 1, needed)
-        ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", include_dashboard=False)
+        start_local_ray(max(os.cpu_count() or 1, needed))
     return True
+
+
+def start_local_ray(num_cpus: int) -> None:
+    """Start a new Ray on this machine that listens on 127.0.0.1 only (no dashboard), even if a
+    `ray start` cluster runs here too. Every local Ray of the project starts here (the tests too).
+
+    `_node_ip_address="127.0.0.1"` alone is not enough: Ray 2.60 rewrites a loopback node address
+    to the machine's routable one (services.resolve_ip_for_localhost -> get_node_ip_address), and
+    then gcs_server, the raylet and the workers listen on all interfaces. It keeps the loopback
+    address only where RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (ray_constants.ENABLE_RAY_CLUSTER, read
+    when `ray` is imported). So the variable is set for the processes ray.init starts (they inherit
+    it) and the driver's copy of the constant with it; both are restored after, so that a later
+    `ray.init(address=...)` in this process joins a cluster as usual."""
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", include_dashboard=False)
+    finally:
+        if saved[0] is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
 
 
 def _check_resources(options: RayOptions) -> None:

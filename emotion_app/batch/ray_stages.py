@@ -1,4 +1,4 @@
-"""The input rows and the two stages of the Ray batch (ray_batch.py): plain Python, no Ray here.
+"""The input rows and the two stages of the Ray batch (ray_pipeline.py): plain Python, no Ray here.
 
 - `collect_rows` (the driver): the local batch's inputs (`collect_inputs`, same names, same
   order) plus pyarrow URIs (s3://, gs://, file://: a file or a folder's audio files), as rows.
@@ -259,8 +259,9 @@ class Scorer:
         ready = [k for k, row in enumerate(rows) if not row["error"]]
         audios = [_audio(rows[k]) for k in ready]
         names = [rows[k]["name"] for k in ready]
+        request = self.request
         results = self.engine.predict_batch(
-            audios, self.request.granularity, errors="return", names=names, heads=self.request.heads, labels=self.request.labels
+            audios, granularity=request.granularity, errors="return", names=names, heads=request.heads, labels=request.labels
         )
         for k, res in zip(ready, results):
             name = rows[k]["name"]

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from ..constants import DEFAULT_MODEL, SMOOTHING_METHODS
+from ..constants import BACKENDS, DEFAULT_MODEL, DTYPES, GRANULARITIES, HUBS, SMOOTHING_METHODS
 
 OFF = argparse.SUPPRESS  # a flag left out is absent from the namespace
 
@@ -35,19 +35,19 @@ def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
         help="hub id, alias (emotion2vec_plus_large|base|seed) or local folder (default: %(default)s)",
     )
     p.add_argument(
-        "--hub", choices=["ms", "hf"], default=_env("HUB", "ms", env), help="ModelScope or Hugging Face (default: %(default)s)"
+        "--hub", choices=HUBS, default=_env("HUB", "ms", env), help="ModelScope or Hugging Face (default: %(default)s)"
     )
-    p.add_argument("--device", default=_env("DEVICE", "auto", env), help="auto, cpu or cuda (default: %(default)s)")
+    p.add_argument("--device", default=_env("DEVICE", "auto", env), help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument(
         "--dtype",
-        choices=["auto", "fp32", "fp16", "bf16", "int8"],
+        choices=DTYPES,
         default=_env("DTYPE", "auto", env),
         help="auto = fp32 (FunASR's numbers; onnx: the export's); bf16 on CUDA or a CPU with native bf16 (about 3x faster); "
         "int8 on the CPU (int8 linear layers, about 1.6x faster; onnx: an `export-onnx --int8` folder); fp16 on CUDA",
     )
     p.add_argument(
         "--backend",
-        choices=["torch", "onnx"],
+        choices=BACKENDS,
         default=_env("BACKEND", "torch", env),
         help="onnx: --model is a folder from export-onnx (default: torch)",
     )
@@ -127,7 +127,7 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     sm, sg = SmoothingOptions(), SegmentOptions()
     p.add_argument(
         "--granularity",
-        choices=["utterance", "frame"],
+        choices=GRANULARITIES,
         default=OFF,
         help="frame adds 50 Hz per-frame scores (default: utterance)",
     )

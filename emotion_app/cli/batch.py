@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
 def add_ray_args(p: argparse.ArgumentParser) -> None:
     """batch --ray: the same batch on Ray Data (batch/ray_pipeline.py; needs requirements-ray.txt)."""
     r = p.add_argument_group("Ray Data (many machines, GPUs; pip install -r requirements-ray.txt)")
-    r.add_argument("--ray", action="store_true", help="run on Ray: a local Ray on 127.0.0.1 unless --ray-address")
+    r.add_argument("--ray", action="store_true", help="run on Ray: a local Ray on 127.0.0.1 only, unless --ray-address")
     r.add_argument("--ray-address", metavar="ADDR", help="join this cluster (HOST:6379 from `ray start --head`); implies --ray")
     r.add_argument("--actors", type=int, default=1, help="model actors, one engine each (default: %(default)s)")
     r.add_argument(

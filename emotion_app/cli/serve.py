@@ -112,8 +112,15 @@ def _names(text: str) -> tuple[str, ...]:
 
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    from ..web.server import AppSettings, launch, load_engine
+    from ..errors import EmotionAppError
+    from ..web.server import AppSettings, launch, load_engine, require_websockets
     from .args import engine_options
+
+    try:
+        require_websockets()  # before the model's load: a missing library is said at once
+    except EmotionAppError as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        return 1
 
     settings = AppSettings(
         host=args.host,

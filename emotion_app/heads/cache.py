@@ -184,7 +184,7 @@ def embed_dataset(
             except (OSError, ValueError, KeyError) as exc:
                 failed.append({"file": items[k].name, "error": f"cannot be read: {exc}"})
         results = engine.predict_batch(
-            sources, "utterance", True, errors="return", names=[items[k].name for k in ready], heads=[]
+            sources, extract_embedding=True, errors="return", names=[items[k].name for k in ready], heads=[]
         )
         for k, res in zip(ready, results):
             if isinstance(res, Exception):

@@ -7,7 +7,8 @@
         message = session.record(window, probs)        # smoothed causally, segments extended
     analysis = hub.finish(session)                     # the whole take, as an upload
 
-No gradio, no web framework: the page (web/tab_live.py) and the WebSocket (web/stream.py) sit on top.
+No gradio, no web framework: the page (web/ui/tab_live.py) and the WebSocket (web/api/stream.py)
+sit on top.
 """
 
 from __future__ import annotations

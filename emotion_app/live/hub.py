@@ -1,5 +1,6 @@
-"""The live sessions of one server: their number, their time limit, their take on disk, and the
-scheduler that scores their windows on the shared engine.
+"""The live sessions of one server: their number, their time limit, their take on disk, the
+scheduler that scores their windows on the shared engine, and what the engine can carry
+(capacity.py: hops stretch past it, and a take that would push the others past it is refused).
 
 Both the page's Live tab and the `/api/stream` WebSocket open sessions here, so
 `--max-live-sessions` counts them together. A session's take is spilled into a `.tmp-*` folder
@@ -18,6 +19,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from ..errors import EmotionAppError
 from ..outputs import new_temp_folder
+from .capacity import LATE_S, MAX_STRETCH, Capacity, Demand, demand_of, measure_cost
 from .options import LiveOptions, StreamFormat
 from .scheduler import LiveScheduler
 from .session import LiveSession, Window
@@ -34,10 +37,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_SESSIONS = 8
 DEFAULT_MAX_MINUTES = 10.0
 TAKE_NAME = "live.wav"  # the take's name in result.json
+MAX_WAITING = 2  # windows of one session waiting for the model; at a hop past that, no window is cut
 
 
 class LiveBusyError(EmotionAppError):
-    """All live slots are taken."""
+    """All live slots are taken, or the engine cannot carry another take."""
 
     code = "busy"
 
@@ -53,13 +57,18 @@ class LiveHub:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_seconds: float = DEFAULT_MAX_MINUTES * 60,
         max_batch: int = 16,
+        cost: float | None = None,
     ):
+        """`cost`: the model's seconds per second of window audio (capacity.py); None: measured now."""
         self.engine = engine
         self.outputs_dir = Path(outputs_dir)
         self.max_sessions = max_sessions
         engine_limit = getattr(getattr(engine, "options", None), "max_duration_s", None)
         self.max_seconds = min(max_seconds, engine_limit) if engine_limit else max_seconds  # the take is analysed whole
-        self.scheduler = LiveScheduler(engine, max_batch=max_batch)
+        self.capacity = Capacity(measure_cost(engine) if cost is None else cost)
+        self.scheduler = LiveScheduler(engine, max_batch=max_batch, on_batch=self._observed)
+        self.counters: Counter[str] = Counter()  # stretched, refused, closed_<code>: read by /api/health
+        self._demand = Demand()
         # Two calls of one connection may run at once (reading audio, recording a hop): two threads
         # per session, so a session never waits for a thread another session holds.
         self.executor = ThreadPoolExecutor(max_workers=2 * max(1, max_sessions) + 2, thread_name_prefix="live")
@@ -72,7 +81,8 @@ class LiveHub:
         return len(self._sessions)
 
     def open(self, options: LiveOptions, fmt: StreamFormat, *, idle_expiry_s: float | None = None, request=None) -> LiveSession:
-        """A new session, or LiveBusyError when `max_sessions` are running. `request` (RequestOptions):
+        """A new session, or LiveBusyError when `max_sessions` are running or the engine cannot carry
+        another take with every meter's delay bounded (capacity.py). `request` (RequestOptions):
         its label set and sentiment apply to the hops too. With `idle_expiry_s`,
         the session is discarded when another one opens after it received no audio that long
         (the page's sessions: a closed tab may never say goodbye)."""
@@ -82,7 +92,11 @@ class LiveHub:
             expired = [s for s, expiry in self._sessions.values() if expiry is not None and now - s.last_active > expiry]
             for old in expired:
                 del self._sessions[old.id]
-            if len(self._sessions) < self.max_sessions:
+            if expired:
+                self._demand = demand_of(s.options for s, _ in self._sessions.values())
+            demand = self._demand.plus(options.window_s, options.hop_s)
+            full = len(self._sessions) >= self.max_sessions
+            if not full and (not self._sessions or self.capacity.admits(demand)):  # the first take always: it slows no one
                 folder = new_temp_folder(self.outputs_dir)
                 try:
                     session = LiveSession(
@@ -94,11 +108,21 @@ class LiveHub:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise
                 self._sessions[session.id] = (session, idle_expiry_s)
+                self._demand = demand
+                self._restretch()
         for old in expired:
             logger.info("live session %d expired after %.0f s without audio", old.id, now - old.last_active)
             self._close(old)
         if session is None:
-            message = f"The server is already running its maximum of {self.max_sessions} live sessions; try again later."
+            self.counters["refused"] += 1
+            if full:
+                message = f"The server is already running its maximum of {self.max_sessions} live sessions; try again later."
+            else:
+                message = (
+                    f"The server's live meter is at capacity ({self.active} takes running; more would delay every meter "
+                    "past its bound); try again later."
+                )
+            logger.warning("live take refused as busy: %s", message)
             raise LiveBusyError(message)
         logger.info("live session %d opened (%d Hz %s, %d running)", session.id, fmt.sample_rate, fmt.format, self.active)
         return session
@@ -108,8 +132,11 @@ class LiveHub:
         return self.scheduler.submit(session.id, window.samples, window.due)
 
     def feed(self, session: LiveSession, samples: np.ndarray) -> list[tuple[Window, Future]]:
-        """`session.feed(samples)`, each window that fell due submitted for scoring."""
-        return [(window, self.submit(session, window)) for window in session.feed(samples)]
+        """`session.feed(samples)` with the hops stretched as the load asks and at most MAX_WAITING
+        windows of the session waiting for the model; each window cut is submitted for scoring."""
+        room = MAX_WAITING - self.scheduler.pending(session.id)
+        windows = session.feed(samples, stretch=self.capacity.stretch, room=room)
+        return [(window, self.submit(session, window)) for window in windows]
 
     def end(self, session: LiveSession) -> list[tuple[Window, Future]]:
         """`session.end()`, the tail's windows submitted for scoring."""
@@ -134,6 +161,9 @@ class LiveHub:
         """Drop the session's queued windows, delete its take and free its slot (idempotent)."""
         with self._lock:
             known = self._sessions.pop(session.id, None) is not None
+            if known:
+                self._demand = demand_of(s.options for s, _ in self._sessions.values())
+                self._restretch()
         self._close(session)
         if known:
             logger.info("live session %d closed after %.1f s of audio", session.id, session.seconds)
@@ -145,3 +175,45 @@ class LiveHub:
     def _close(self, session: LiveSession) -> None:
         self.scheduler.drop(session.id)
         session.discard()
+
+    def closed_abnormally(self, code: int, session: LiveSession | None) -> None:
+        """Count and log a live connection closed with an error code (the server's or the client's)."""
+        self.counters[f"closed_{code}"] += 1
+        logger.warning("live connection%s closed abnormally with code %d", f" of session {session.id}" if session else "", code)
+
+    def health(self) -> dict:
+        """The live meter for /api/health: sessions, capacity, load, stretch and counters. Reads plain
+        values only, no lock: safe on the event loop."""
+        at_full, admitted = self.capacity.sessions()
+        demand = self._demand
+        return {
+            "sessions": self.active,
+            "max_sessions": self.max_sessions,
+            "capacity": {"every_hop": at_full, "admitted": min(admitted, self.max_sessions), "window_s": 3.0, "hop_s": 0.5},
+            "cost_ms_per_s": round(self.capacity.measured * 1000, 2),  # model ms per s of window audio, at start-up
+            "recent_cost_ms_per_s": round(self.capacity.cost * 1000, 2),  # the same over the last batches
+            "load": round(self.capacity.load(demand), 3),
+            "stretch": self.capacity.stretch,
+            "max_stretch": MAX_STRETCH,
+            "counters": dict(self.counters),
+        }
+
+    def _observed(self, seconds: float, audio_s: float, late_due: float | None) -> None:
+        """The scheduler's report of each batch: the measured cost moves, and the stretch with it."""
+        self.capacity.observe(seconds, audio_s, late_due)
+        with self._lock:
+            self._restretch()
+
+    def _restretch(self) -> None:
+        """Under the lock: the stretch for the current demand, logged when it changes."""
+        before = self.capacity.stretch
+        after = self.capacity.update(self._demand)
+        if after > before:
+            self.counters["stretched"] += 1
+            logger.warning(
+                "live meter slowed: windows waited over %.1f s for the model; hops stretched x%d for %d sessions "
+                "(model load %.2f at the asked hops)",
+                LATE_S, after, self._demand.sessions, self.capacity.load(self._demand),
+            )  # fmt: skip
+        elif after < before:
+            logger.info("live meter catching up: hops stretched x%d (was x%d)", after, before)

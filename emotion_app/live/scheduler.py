@@ -9,7 +9,8 @@ model is free, so under light load a window is scored at once and under heavy lo
 by themselves. The worker exits after `idle_exit_s` without work and starts again on demand.
 
 Live windows share the engine's lock with uploads: a window that arrives while a long upload's
-chunk is in the model waits for that chunk.
+chunk is in the model waits for that chunk. Each batch's time is reported to `on_batch` (the hub's
+capacity, capacity.py), lock wait included, with the windows that waited too long for it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..constants import SAMPLE_RATE
+from .capacity import LATE_S
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +52,11 @@ class SchedulerStats:
 class LiveScheduler:
     """Scores windows for many sessions, fairly and batched (see the module docstring)."""
 
-    def __init__(self, engine, max_batch: int = 16, idle_exit_s: float = 30.0):
+    def __init__(self, engine, max_batch: int = 16, idle_exit_s: float = 30.0, on_batch=None):
+        """`on_batch(seconds, audio_s, late_due)`: called in the worker after each batch scored (late_due:
+        when the latest window that waited past capacity.LATE_S became due, or None)."""
         self.engine = engine
+        self.on_batch = on_batch
         self.max_batch = max_batch
         self.idle_exit_s = idle_exit_s
         self.max_batch_samples = getattr(engine, "max_batch_samples", 60 * 16_000)
@@ -77,6 +84,7 @@ class LiveScheduler:
                 job.future.cancel()
 
     def pending(self, key: int) -> int:
+        """Windows of session `key` waiting for the model (not those in it)."""
         with self._cond:
             return len(self._queues.get(key, ()))
 
@@ -126,8 +134,12 @@ class LiveScheduler:
             for job in batch:
                 job.future.set_exception(exc)
             return
+        seconds = time.perf_counter() - t0
         self.stats.batches += 1
         self.stats.windows += len(batch)
-        self.stats.busy_s += time.perf_counter() - t0
+        self.stats.busy_s += seconds
         for job, out in zip(batch, outputs):
             job.future.set_result(out.probabilities)
+        if self.on_batch is not None:
+            late = [job.due for job in batch if t0 - job.due > LATE_S]
+            self.on_batch(seconds, sum(len(job.samples) for job in batch) / SAMPLE_RATE, max(late, default=None))

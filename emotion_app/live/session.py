@@ -1,9 +1,11 @@
 """One live take: audio in, windows due for the model out, hop results back in, in bounded memory.
 
-`LiveSession.feed(samples)` resamples the client's audio to 16 kHz (a streaming resampler, so
-chunk edges leave no seams), appends it to the take's WAV on disk (the take is never held in
-memory) and to a ring buffer one window long, and returns a `Window` (a copy of the last
-`window_s`) for each hop boundary passed. The caller has the model score each window and hands
+`LiveSession.feed(samples, stretch=k, room=n)` resamples the client's audio to 16 kHz (a streaming
+resampler, so chunk edges leave no seams), appends it to the take's WAV on disk (the take is never
+held in memory) and to a ring buffer one window long, and returns a `Window` (a copy of the last
+`window_s`) for each hop boundary passed, but at most one every `k` boundaries (the hub stretches
+the hops when the engine is loaded, live/capacity.py) and at most `n` (the session's room in the
+model's queue): the audio is always kept, only the meter reads less often. The caller has the model score each window and hands
 the probabilities back, in order, to `record`, which smooths them causally and extends the
 segments and the chart history. `end()` flushes the resampler, closes the WAV and returns the
 tail's windows; `discard()` removes the take's folder.
@@ -11,7 +13,7 @@ tail's windows; `discard()` removes the take's folder.
 Threads: a session is thread-safe and blocking. Each method holds the session's lock for its
 whole (short) body and returns plain values, never a generator or a coroutine, so the lock is
 never held across a `yield` or an `await`; and since a method may wait for the lock, write the
-WAV or resample, none is ever called on an event loop (web/stream.py runs them in the hub's
+WAV or resample, none is ever called on an event loop (web/api/stream.py runs them in the hub's
 threads; the page calls them from Gradio's). docs/live.md, "Threads and the event loop", has the
 whole rule.
 
@@ -51,6 +53,8 @@ class Window:
     end: int  # samples since the take's start
     samples: np.ndarray
     due: float  # time.perf_counter() when its last sample arrived
+    hop_s: float = 0.0  # s since the window before it ended: the hop in force
+    slowed: bool = False  # the hop was stretched past the one asked (the server is loaded)
 
     @property
     def t_start(self) -> float:
@@ -189,9 +193,10 @@ class LiveSession:
         return self.samples / SAMPLE_RATE
 
     # -- audio in, windows out ------------------------------------------------------------------
-    def feed(self, samples: np.ndarray) -> list[Window]:
-        """Take (n,) float32 mono samples at the stream's rate; return the windows that fell due.
-        Audio past the session's time limit is dropped (then `limit_reached` is set)."""
+    def feed(self, samples: np.ndarray, *, stretch: int = 1, room: int | None = None) -> list[Window]:
+        """Take (n,) float32 mono samples at the stream's rate; return the windows that fell due:
+        one every `stretch` hop boundaries, at most `room` (None: no limit). Audio past the
+        session's time limit is dropped (then `limit_reached` is set)."""
         with self._lock:
             if self.ended:
                 return []
@@ -200,11 +205,11 @@ class LiveSession:
             if self._resampler is not None:
                 x = self._resampler.resample_chunk(x)
             x = np.clip(x, -1.0, 1.0)  # the WAV is 16-bit PCM; the model sees the same samples
-            room = self.max_samples - self.samples
-            if len(x) > room:
-                x, self.limit_reached = x[: max(room, 0)], True
+            left = self.max_samples - self.samples
+            if len(x) > left:
+                x, self.limit_reached = x[: max(left, 0)], True
             self._touch()
-            return self._append(x)
+            return self._append(x, stretch, room)
 
     def end(self) -> list[Window]:
         """No more audio: flush the resampler, close the WAV; return the windows that fell due, and
@@ -223,8 +228,9 @@ class LiveSession:
                 windows.append(self._window(self.samples))
             return windows
 
-    def _append(self, x: np.ndarray) -> list[Window]:
-        """Under the lock: write `x` piece by piece, up to each hop boundary, so every window is exact."""
+    def _append(self, x: np.ndarray, stretch: int = 1, room: int | None = None) -> list[Window]:
+        """Under the lock: write `x` piece by piece, up to each hop boundary, so every window is exact;
+        a window is cut at a boundary `stretch` hops or more after the last one, while `room` lasts."""
         windows, done = [], 0
         while done < len(x):
             boundary = (self.samples // self.hop_samples + 1) * self.hop_samples
@@ -232,12 +238,16 @@ class LiveSession:
             self._wav.write(piece)
             self._ring.write(piece)
             done += len(piece)
-            if self.samples == boundary:
+            due = self.samples == boundary and self.samples - self._last_end >= stretch * self.hop_samples
+            if due and (room is None or len(windows) < room):
                 windows.append(self._window(self.samples))
         return windows
 
     def _window(self, end: int) -> Window:
-        window = Window(self._windows, end, self._ring.latest(self.window_samples), time.perf_counter())
+        spacing = end - self._last_end
+        slowed = spacing > self.hop_samples
+        samples = self._ring.latest(self.window_samples)
+        window = Window(self._windows, end, samples, time.perf_counter(), spacing / SAMPLE_RATE, slowed)
         self._windows += 1
         self._last_end = end
         return window
@@ -304,6 +314,8 @@ class Hop:
     smoothed_emotion: str  # the meter's label
     smoothed_confidence: float
     latency_ms: float  # from the hop's last sample arriving to now
+    hop_s: float = 0.0  # the hop in force: s since the hop before it
+    slowed: bool = False  # stretched past the hop asked: the server is loaded
 
     @classmethod
     def of(cls, window: Window, probabilities: np.ndarray, smoothed: tuple[int, float, np.ndarray], labels) -> Hop:
@@ -312,7 +324,7 @@ class Hop:
         latency = (time.perf_counter() - window.due) * 1000
         return cls(
             window.index, window.t_start, window.t_end, tuple(labels), np.asarray(probabilities), np.asarray(scores),
-            labels[k_raw], float(probabilities[k_raw]), labels[k], float(confidence), latency,
+            labels[k_raw], float(probabilities[k_raw]), labels[k], float(confidence), latency, window.hop_s, window.slowed,
         )  # fmt: skip
 
     def message(self, sentiment=None) -> dict:
@@ -335,6 +347,8 @@ class Hop:
                 "scores": rounded(self.smoothed, self.labels),
             },
             "latency_ms": round(self.latency_ms, 1),
+            "hop_s": round(self.hop_s, 3),  # the hop in force; longer than asked while the server is loaded
+            "slowed": self.slowed,
         }
         if sentiment is not None:
             out["sentiment"] = sentiment.of(dict(zip(self.labels, map(float, self.probabilities))))

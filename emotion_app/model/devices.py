@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..constants import DTYPES
 from ..errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16", "int8")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 flags in /proc/cpuinfo
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -92,6 +92,6 @@ def resolve_dtype(requested: str, device) -> str:
         if kind == "cuda":
             return "fp16"
         raise ModelLoadError("dtype fp16 is for CUDA GPUs; on the CPU use fp32 (or bf16 on a CPU with native bf16)")
-    if requested not in DTYPE_CHOICES:
-        raise ModelLoadError(f"unknown dtype {requested!r}: use one of {', '.join(DTYPE_CHOICES)}")
+    if requested not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {requested!r}: use one of {', '.join(DTYPES)}")
     raise ModelLoadError(f"dtype {requested} is not supported on device {device}; use fp32")

@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..constants import DEFAULT_MODEL
+from ..constants import DEFAULT_MODEL, Hub
 from ..errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-HUBS = {"ms": "ModelScope", "hf": "Hugging Face"}
+HUB_NAMES: dict[Hub, str] = {"ms": "ModelScope", "hf": "Hugging Face"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class HubModel:
 
     def hub_id(self, model: str, hub: str) -> str:
         """The repository to fetch for `model` (an alias, an id of either hub, or any id) on `hub`."""
-        if hub not in HUBS:
+        if hub not in HUB_NAMES:
             raise ModelLoadError(f"unknown hub {hub!r}: use 'ms' (ModelScope) or 'hf' (Hugging Face)")
         name = model.split("/")[-1]
         for alias, ids in self.aliases.items():
@@ -96,17 +96,17 @@ def resolve(kind: HubModel, model: str, hub: str = "ms", *, cache_dir=None, endp
     try:
         folder = Path(_download(repo, hub, True, cache_dir, endpoint, kind.allow))
         if all((folder / f).is_file() for f in kind.required):
-            logger.info("using cached %s from %s: %s", repo, HUBS[hub], folder)
+            logger.info("using cached %s from %s: %s", repo, HUB_NAMES[hub], folder)
             return folder
     except Exception:  # noqa: BLE001 - not cached: fall through to a download
         pass
-    logger.info("downloading %s from %s%s", repo, HUBS[hub], f" ({kind.size})" if kind.size else "")
+    logger.info("downloading %s from %s%s", repo, HUB_NAMES[hub], f" ({kind.size})" if kind.size else "")
     try:
         folder = Path(_download(repo, hub, False, cache_dir, endpoint, kind.allow))
     except Exception as exc:  # noqa: BLE001 - hub clients raise many types; all mean "not obtained"
         other = "hf" if hub == "ms" else "ms"
         raise ModelLoadError(
-            f"Could not download {kind.what} '{repo}' from {HUBS[hub]} ({type(exc).__name__}: {str(exc)[:200]}). "
+            f"Could not download {kind.what} '{repo}' from {HUB_NAMES[hub]} ({type(exc).__name__}: {str(exc)[:200]}). "
             f"Check the network and the id, try the other hub (--hub {other}), or {kind.folder_advice()}."
         ) from exc
     return kind.check(folder)

@@ -1,6 +1,6 @@
 """Run an exported ONNX folder with onnxruntime and numpy only: no torch at import or run time.
 
-The folder comes from `python -m emotion_app export-onnx OUT_DIR --model ...` (model/onnx_export.py)
+The folder comes from `python -m emotion_app export-onnx OUT_DIR --model ...` (tools/onnx_export.py)
 and this module owns its format: the file names, the graph's input and output names and
 labels.json. `OnnxModel.run_chunks` keeps the contract of `Engine.run_chunks`, so the engine can
 use either backend for its one model call.

@@ -55,7 +55,8 @@ def load_engine(**options):
 
 
 def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
-    """Serve the page and the REST API. Not blocking: returns the running Blocks (`.local_url`, `.close()`)."""
+    """Serve the page and the REST API. Blocks until the server stops unless `block=False`, which returns
+    the running Blocks (`.local_url`, `.close()`) once the server answers."""
     import gradio as gr
 
     from ..outputs import read_secret
@@ -67,6 +68,7 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     from .i18n import GRADIO_MISSING
     from .ui.page import build_demo, stylesheet
 
+    require_websockets()
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
     outputs = Path(settings.outputs_dir)
     outputs.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,19 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
             logger.info("For a public link, start with --share (needs internet; set --auth too).")
         demo.block_thread()
     return demo
+
+
+def require_websockets() -> None:
+    """Refuse to start without a WebSocket implementation for uvicorn (the live stream and Gradio's
+    page need one): without it uvicorn starts, then every WebSocket fails."""
+    import importlib.util
+
+    if importlib.util.find_spec("websockets") is None and importlib.util.find_spec("wsproto") is None:
+        raise EmotionAppError(
+            "No WebSocket library is installed, which the live meter (/api/stream) needs: install the app's "
+            "requirements (pip install -r requirements.txt, or pip install websockets) and start again.",
+            "missing_dependency",
+        )
 
 
 def _lifespan(sweeper, watchdog, *others):

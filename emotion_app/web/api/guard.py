@@ -33,7 +33,7 @@ from pathlib import Path
 import anyio
 from starlette.datastructures import Headers
 
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError
 from ..i18n import error_message
 from .throttle import LoginThrottle, retry_message
 
@@ -133,10 +133,15 @@ class _Refused(Exception):
 
 @dataclass
 class _Reply:
-    status: int
+    """A refusal: its code (errors.ERRORS gives the HTTP status), the message and extra headers."""
+
     code: str
     message: str
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return ERRORS[self.code].status
 
 
 class Guard:
@@ -179,14 +184,14 @@ class Guard:
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
             message = "This server does not answer to that host name; list it with --allowed-hosts to allow it."
-            return await self._reply(send, None, _Reply(421, "bad_host", message))
+            return await self._reply(send, None, _Reply("bad_host", message))
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         origin = headers.get("origin")
         if self.private_dir is not None and scope["path"].startswith(FILE_ROUTE):
             inside = await anyio.to_thread.run_sync(_inside, scope["path"][len(FILE_ROUTE) :], self.private_dir)  # a disk call
             if inside:  # results only by their keyed links
-                return await self._reply(send, origin, _Reply(403, "forbidden", "File not allowed."))
+                return await self._reply(send, origin, _Reply("forbidden", "File not allowed."))
         if origin is not None and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             return await self._preflight(send, origin, headers)
         login = self.throttle is not None and scope["method"] == "POST" and scope["path"] in LOGIN_PATHS
@@ -226,7 +231,7 @@ class Guard:
     async def _preflight(self, send, origin: str, headers: Headers) -> None:
         if not self.origin_allowed(origin):
             message = "Cross-origin requests from this origin are not allowed; list it with --cors-origins."
-            return await self._reply(send, origin, _Reply(403, "cors_forbidden", message))
+            return await self._reply(send, origin, _Reply("cors_forbidden", message))
         extra = {"access-control-allow-methods": "GET, POST, OPTIONS", "access-control-max-age": "600"}
         requested = headers.get("access-control-request-headers")
         if requested:
@@ -248,7 +253,7 @@ class Guard:
         return self.larger_bodies.get(path.rstrip("/") or "/", self.max_body)
 
     def too_large(self) -> _Reply:
-        return _Reply(413, "too_large", f"The upload is larger than the limit of {self.max_upload_mb:g} MB.")
+        return _Reply("too_large", f"The upload is larger than the limit of {self.max_upload_mb:g} MB.")
 
 
 def request_lang(scope, headers: Headers) -> str:
@@ -261,7 +266,7 @@ def request_lang(scope, headers: Headers) -> str:
 
 def too_many(wait: float, lang: str = "en") -> _Reply:
     seconds, message = retry_message(wait, lang)
-    return _Reply(429, "too_many_attempts", message, {"retry-after": str(seconds)})
+    return _Reply("too_many_attempts", message, {"retry-after": str(seconds)})
 
 
 class _Exchange:
@@ -319,7 +324,7 @@ class _Exchange:
                 message = await self._receive()
         except TimeoutError:
             slow = f"The request body did not arrive in time (at most {self.guard.receive_timeout_s:g} s between pieces"
-            self.refusal = _Reply(408, "timeout", f"{slow}, {self.guard.body_timeout_s:g} s in all).")
+            self.refusal = _Reply("timeout", f"{slow}, {self.guard.body_timeout_s:g} s in all).")
             raise _Refused from None
         if message["type"] != "http.request":
             self.body_done = True  # http.disconnect

@@ -19,8 +19,9 @@ The tools answer with result.json's content (typed: the fields an agent acts on,
 and descriptions derived from the result model's dataclasses, analysis/report.py; the rest pass
 through) and the results' download links as absolute URLs. The SDK runs a tool on the
 event loop, so each tool hands its work (decoding, the model, the output folder, checking its
-answer) to a worker thread. Errors reach the agent as the REST API words them: an EmotionAppError's
-message with this machine's paths cut, anything else as "Internal server error" and logged.
+answer) to a worker thread. Errors reach the agent as the REST API words them, led by the REST
+API's code: "bad_labels: <the EmotionAppError's message, this machine's paths cut>"; anything else
+as "internal: Internal server error; ..." and logged.
 """
 
 # No `from __future__ import annotations` here: the SDK evaluates a tool's annotations in the module's
@@ -46,7 +47,7 @@ from starlette.requests import Request
 from ...analysis import schema
 from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError
 from ...outputs import output_file
 from ...request import RequestOptions
 from ...service import analyze
@@ -56,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 PATH = "/mcp"
 MAX_INLINE_MB = 16.0  # audio in one data URL: 21 MB of JSON, parsed on the loop in about 30 ms
-INTERNAL = "Internal server error; see the server's log."
+INTERNAL = ERRORS["internal"].en
 FETCH_TIMEOUT_S = 30.0
 MAX_REDIRECTS = 3
 AUDIO_HELP = (
@@ -358,8 +359,8 @@ def envelope_bytes(max_upload_mb: float) -> int:
 
 @contextlib.contextmanager
 def answered():
-    """A tool's errors as the REST API words them: an EmotionAppError's message with this machine's
-    paths cut; anything else logged with its traceback and answered as an internal error."""
+    """A tool's errors as the REST API words them, "<code>: <message>": an EmotionAppError's message
+    with this machine's paths cut; anything else logged with its traceback and answered as an internal error."""
     from mcp.server.fastmcp.exceptions import ToolError
 
     try:
@@ -367,10 +368,10 @@ def answered():
     except ToolError:
         raise
     except EmotionAppError as exc:
-        raise ToolError(public_text(exc.message)) from None
+        raise ToolError(f"{exc.code}: {public_text(exc.message)}") from None
     except Exception:
         logger.exception("MCP tool failed")
-        raise ToolError(INTERNAL) from None
+        raise ToolError(f"internal: {INTERNAL}") from None
 
 
 class _Authorised:

@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...constants import LABELS
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError, error_code
 from ...labelset import PRESETS
 from ...outputs import output_file
 from ...request import RequestOptions
@@ -40,7 +40,7 @@ from .throttle import LoginThrottle, retry_message
 
 logger = logging.getLogger(__name__)
 
-STATUS = {"too_large": 413, "bad_granularity": 422, "bad_option": 422, "bad_turns": 422, "bad_request": 400, "model_load": 503}
+# Starlette's HTTP errors (a route that is missing, a method it lacks...) -> the registry's code
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 HTTP_CODES |= {408: "timeout", 413: "too_large", 422: "bad_request", 429: "too_many_attempts", 503: "unavailable"}
 # An absolute POSIX path in a message (not a URL's path): shown as its last part only.
@@ -75,18 +75,9 @@ def public_text(text: str) -> str:
     return ABSOLUTE_PATH.sub(cut, text)
 
 
-def public_model_info(info: dict) -> dict:
-    """The engine's info for /api/health: no local path, and a local model folder by name only."""
-    public = {k: v for k, v in info.items() if k != "path"}
-    model_id = str(public.get("id", ""))
-    if os.path.isabs(model_id) or Path(model_id).is_dir():
-        public["id"] = Path(model_id).name
-    return public
-
-
 def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
     body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
-    return JSONResponse(body, status_code=STATUS.get(exc.code, 400))
+    return JSONResponse(body, status_code=error_code(exc.code).status)
 
 
 def _is_api(request: Request) -> bool:
@@ -115,7 +106,7 @@ def add_error_handlers(app: FastAPI) -> None:
     async def server_error(request: Request, exc: Exception):  # the traceback goes to the server's log
         if not _is_api(request):
             return PlainTextResponse("Internal Server Error", status_code=500)
-        return JSONResponse({"error": "Internal server error; see the server's log.", "code": "internal"}, status_code=500)
+        return JSONResponse({"error": ERRORS["internal"].en, "code": "internal"}, status_code=500)
 
 
 def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str) -> bytes:
@@ -154,7 +145,7 @@ def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
                 seconds, message = retry_message(wait)
                 body = {"error": message, "code": "too_many_attempts"}
                 return JSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})
-        body = {"error": "authentication required", "code": "unauthorized"}
+        body = {"error": ERRORS["unauthorized"].en, "code": "unauthorized"}
         return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Basic"})
 
     return denied
@@ -168,7 +159,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
 
     if engine is not None:  # what /api/health says of the model, worked out once (it reads the disk)
         model_health = {
-            "model": public_model_info(engine.info),
+            "model": dict(engine.model_info),  # no local path: a model folder by its name only
             "labels": [label.key for label in LABELS],
             "label_sets": {name: list(keys) for name, keys in PRESETS.items()},  # `labels=iemocap4` or any names
             "sentiment_mapping": dict(DEFAULT_MAPPING),  # `sentiment=true`; `sentiment_map` changes it
@@ -188,7 +179,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         return {
             "status": "ok",
             **model_health,
-            **({"live": {"sessions": live.active, "max_sessions": live.max_sessions}} if live is not None else {}),
+            **({"live": live.health()} if live is not None else {}),
             **({"event_loop": watchdog.health()} if watchdog is not None else {}),
         }
 

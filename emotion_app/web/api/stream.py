@@ -9,18 +9,24 @@ discarded. The handshake passes the same HTTP Basic check as the REST API (401/4
 HTTP), the guard's Host check, and an Origin check (browsers send WebSockets cross-origin
 without CORS): a page from another origin must be listed in `--cors-origins`.
 
-A client may send faster than real time: every hop is scored, in order. At most `MAX_PENDING`
-windows per connection wait for the model; beyond that the server stops reading the socket until
-one is scored, so TCP slows the sender down (back-pressure) and memory stays bounded. The
-scheduler takes one window per session per model call, so a fast client never delays the
-others by more than one window's share of a batch. A client that stops reading is dropped: once
+The server reads every message as it arrives, whatever the model's backlog: the audio goes to
+the take's file at once (bounded by the take's time limit), so the connection keeps answering the
+client's pings and no take is lost to a keepalive timeout (1011). What waits for the model is
+bounded instead: at most `hub.MAX_WAITING` windows per session, and when the sessions ask more
+than the engine can carry, every session's hops stretch (live/capacity.py); each hop message says
+the hop in force (`hop_s`, `slowed`). A client sending faster than real time gets the hops the
+model has room for, in order; its take is analysed whole at the end all the same. The scheduler
+takes one window per session per model call, so a fast client never delays the others by more
+than one window's share of a batch. A client that stops reading is dropped: once
 `MAX_OUTBOX` messages wait for it, or one send waits `SEND_TIMEOUT_S`, its take is discarded and
 its slot freed (no error message: it would not read it). The final result and the close frame
 wait at most `SEND_TIMEOUT_S` too (the take is saved; only the message is lost). The kernel's
 send buffer of a connection is fixed at `SEND_BUFFER_BYTES` (server.py), so what waits for a
 client is bounded alike on every machine, not by the kernel's autotuning (up to 4 MB on Linux).
-Beyond `--max-live-sessions` a client
-gets `{"event": "error", "code": "busy"}` and close 1013 at once.
+Beyond `--max-live-sessions`, or when
+another take would push the meters past their delay bound (capacity.py), a client gets
+`{"event": "error", "code": "busy"}` and close 1013 at once. Every close with an error code is
+logged as a warning and counted (`/api/health`'s `live.counters`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from ...errors import EmotionAppError
+from ...errors import ERRORS, EmotionAppError, error_code
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
 from ...live.options import MAX_FRAME_BYTES
 from ..i18n import error_message
@@ -47,11 +53,10 @@ logger = logging.getLogger(__name__)
 SETTINGS_TIMEOUT_S = 10.0  # from the handshake to the settings message
 IDLE_TIMEOUT_S = 30.0  # longest wait for the next message during a take
 MAX_MESSAGE_BYTES = MAX_FRAME_BYTES  # the largest WebSocket message the server reads (server.py sets it)
-MAX_PENDING = 4  # windows of one connection waiting for the model before its socket is not read
 MAX_OUTBOX = 64  # messages waiting for a client that does not read; one more and it is dropped
 SEND_TIMEOUT_S = 10.0  # longest wait to hand one message to a client's socket before it is dropped
 SEND_BUFFER_BYTES = 16 * 1024  # the kernel's send buffer of a live connection (server.py; Linux doubles it)
-CLOSE_CODES = {"busy": 1013, "internal": 1011, "frame_too_large": 1009, "model_load": 1011}  # else 1008
+NORMAL_CLOSES = (1000, 1001, 1005)  # done, going away, no code given
 
 
 def add_stream_routes(
@@ -108,8 +113,8 @@ class Connection:
     """One client's take, from the settings message to the final result.
 
     Three tasks on the event loop, joined by asyncio queues: the reader (`_take`) feeds the audio
-    and submits the windows that fall due (at most MAX_PENDING in the model, else it stops reading:
-    back-pressure); the scorer (`_score`) awaits each window's scores in order and records the hop;
+    and submits the windows that fall due, and never stops reading (the hub bounds the windows
+    waiting for the model); the scorer (`_score`) awaits each window's scores in order and records the hop;
     the sender (`_send`) writes the messages (at most MAX_OUTBOX waiting, each send at most
     SEND_TIMEOUT_S, else the client is dropped as a slow consumer). Every session call may block
     (the session's lock, its WAV file, resampling), so each runs in the hub's threads (`_call`);
@@ -138,15 +143,18 @@ class Connection:
             text = await self._call(json.dumps, {"event": "result", "result": analysis.response()}, ensure_ascii=False)
             await _bounded(self.ws.send_text(text), "the result")
             await _bounded(self.ws.close(1000), "the close frame")
-        except WebSocketDisconnect:
-            logger.info("live client left%s", f" during session {session.id}" if session else "")
+        except WebSocketDisconnect as exc:
+            if exc.code in NORMAL_CLOSES:
+                logger.info("live client left%s", f" during session {session.id}" if session else "")
+            elif self.hub is not None:
+                self.hub.closed_abnormally(exc.code, session)
         except SlowConsumer as exc:  # it is not reading: no message or close frame could reach it
             logger.warning("live session %s: client dropped (%s)", session.id if session else "-", exc.message)
         except EmotionAppError as exc:
-            await self._fail(exc.code, public_text(error_message(exc, self.lang)))
+            await self._fail(exc.code, public_text(error_message(exc, self.lang)), session)
         except Exception:
             logger.exception("live stream failed")
-            await self._fail("internal", "Internal server error; see the server's log.")
+            await self._fail("internal", ERRORS["internal"].en, session)
         finally:
             if session is not None:
                 await self._call(self.hub.discard, session)  # a take that was not finished is deleted
@@ -168,7 +176,7 @@ class Connection:
 
     async def _take(self, session: LiveSession, stream: StreamSettings) -> None:
         """Read audio until the client's end or the time limit; every hop is sent as it is scored."""
-        scoring: asyncio.Queue = asyncio.Queue(maxsize=MAX_PENDING)  # (window, future) in order, and notices
+        scoring: asyncio.Queue = asyncio.Queue()  # (window, future) in order, and notices: the hub bounds the windows
         outbox: asyncio.Queue = asyncio.Queue(maxsize=MAX_OUTBOX)  # messages for the client
         tasks = [asyncio.create_task(self._score(session, scoring, outbox)), asyncio.create_task(self._send(outbox))]
         loop = asyncio.get_running_loop()
@@ -233,10 +241,13 @@ class Connection:
         while (message := await outbox.get()) is not None:
             await _bounded(self.ws.send_json(message), "a message")
 
-    async def _fail(self, code: str, message: str) -> None:
+    async def _fail(self, code: str, message: str, session: LiveSession | None = None) -> None:
+        close = error_code(code).close
+        if self.hub is not None:
+            self.hub.closed_abnormally(close, session)
         try:
             await asyncio.wait_for(self.ws.send_json({"event": "error", "code": code, "error": message}), SEND_TIMEOUT_S)
-            await asyncio.wait_for(self.ws.close(CLOSE_CODES.get(code, 1008)), SEND_TIMEOUT_S)
+            await asyncio.wait_for(self.ws.close(close), SEND_TIMEOUT_S)
         except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError, asyncio.TimeoutError):
             pass  # the client is gone already, or not reading
 
@@ -294,4 +305,5 @@ def ready_message(session: LiveSession, hub: LiveHub) -> dict:
         "channels": session.format.channels,
         "max_seconds": hub.max_seconds,
         "labels": list(session.labels),
+        "stretch": hub.capacity.stretch,  # hops stretched by this factor now (1: as asked); see each hop's hop_s
     }

@@ -1,5 +1,6 @@
-"""The page's words: one table of strings per language, the same keys in each (text_en.EN,
-text_zh.ZH; add a string to both), looked up by `t(key, lang)`; and errors in the user's language.
+"""The page's words: one table of strings per language, the same keys in each (en.EN, zh.ZH; add
+a string to both), looked up by `t(key, lang)`; and errors and warnings in the user's language, from
+the sentences of the code registry (errors.ERRORS, errors.WARNINGS).
 
 Gradio's own texts (upload area, recorder, toasts, footer) come from Gradio's locale files; the
 page switches Gradio's locale with its own language (page.py).
@@ -7,9 +8,9 @@ page switches Gradio's locale with its own language (page.py).
 
 from __future__ import annotations
 
-from ...errors import EmotionAppError
+from ...errors import ERRORS, WARNINGS, EmotionAppError, error_code
 from .en import EN
-from .zh import ZH, ZH_ERRORS
+from .zh import ZH
 
 GRADIO_LOCALES = {"en": "en", "zh": "zh-CN"}  # the page language -> Gradio's frontend locale
 # Gradio's own texts that its locale files leave untranslated (its zh-CN file lacks the status
@@ -26,8 +27,8 @@ def t(key: str, lang: str = "en", **kw) -> str:
 
 def error_message(exc: EmotionAppError, lang: str = "en") -> str:
     """The error for the page: English as raised, or a Chinese sentence with the English detail."""
-    if lang == "zh" and exc.code in ZH_ERRORS:
-        return f"{ZH_ERRORS[exc.code]}（{exc.message}）"
+    if lang == "zh" and exc.code in ERRORS:
+        return f"{ERRORS[exc.code].zh}（{exc.message}）"
     return exc.message
 
 
@@ -36,8 +37,9 @@ def short_error(message: str, code: str | None, lang: str = "en") -> str:
     (the English detail stays in the downloads)."""
     if lang != "zh":
         return message
-    return ZH_ERRORS.get(code or "", ZH["failed"])
+    return error_code(code).zh  # an unknown code: the generic "error"
 
 
 def warning_message(code: str, message: str, lang: str = "en") -> str:
-    return ZH_ERRORS.get(code, message) if lang == "zh" else message
+    """A warning for the page: its message in English, in Chinese the sentence of its code."""
+    return WARNINGS[code].zh if lang == "zh" and code in WARNINGS else message

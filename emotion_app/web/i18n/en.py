@@ -1,4 +1,4 @@
-"""The page's words in English: the table every other language follows (i18n.py)."""
+"""The page's words in English: the table every other language follows (web/i18n/__init__.py)."""
 
 from __future__ import annotations
 
@@ -176,6 +176,7 @@ EN: dict[str, str] = {
     "live_col_end": "end (s)",
     "live_col_emotion": "emotion",
     "live_status": "Live · {seconds} s of {limit} s · {hops} hops · server latency {latency} ms",
+    "live_slowed": "server busy: the meter reads every {hop} s",
     "live_limit": "The time limit ({minutes} min) is reached: press Stop to analyse the take.",
     "live_take": "Take",
     "live_folder": "Output folder",

@@ -1,4 +1,4 @@
-"""The page's words in Chinese (the keys of text_en.EN), and a sentence for each error and warning code."""
+"""The page's words in Chinese (the keys of en.EN); the errors' and warnings' sentences are in emotion_app/errors.py."""
 
 from __future__ import annotations
 
@@ -176,6 +176,7 @@ ZH: dict[str, str] = {
     "live_col_end": "结束（秒）",
     "live_col_emotion": "情感",
     "live_status": "实时 · 已录 {seconds} 秒（上限 {limit} 秒）· {hops} 次评分 · 服务器延迟 {latency} 毫秒",
+    "live_slowed": "服务器繁忙：仪表每 {hop} 秒更新一次",
     "live_limit": "已达到时长上限（{minutes} 分钟）：请点击停止以分析整段录音。",
     "live_take": "整段录音",
     "live_folder": "输出文件夹",
@@ -213,38 +214,4 @@ ZH: dict[str, str] = {
     "col_recall": "召回率",
     "skipped_files": "已跳过",
     "progress_embeddings": "特征提取",
-}
-
-# Chinese sentences for error and warning codes; the English message follows as detail.
-ZH_ERRORS = {
-    "empty": "文件为空，没有音频内容。",
-    "not_audio": "无法解码：这不是可识别的音频或视频文件。支持 WAV、MP3、M4A、FLAC、OGG、OPUS、WEBM 及视频中的音轨。",
-    "no_audio_track": "该文件没有音轨。",
-    "corrupt": "音频流已损坏或被截断。",
-    "truncated": "文件已被截断或损坏：文件头声明的长度与实际内容不符。",
-    "bad_rate": "采样率无效。",
-    "not_finite": "音频包含 NaN 或无穷大的采样值，文件已损坏。",
-    "too_long": "音频太长，超过了时长上限。请剪短后再试。",
-    "too_short": "音频太短：模型至少需要 25 毫秒。",
-    "too_large": "文件太大，超过了上传大小上限。",
-    "no_audio": "没有音频：请先上传或录制。",
-    "bad_granularity": "粒度只能是 utterance（整句）或 frame（帧级）。",
-    "bad_option": "参数无效。",
-    "model_load": "模型无法加载。",
-    "short": "音频很短（不足 1 秒），结果可能不可靠。",
-    "silent": "音频几乎无声，结果参考价值有限。",
-    "no_speech": "没有检测到语音；可降低 VAD 阈值或改用固定窗口。",
-    "bad_zip": "不是有效的 zip 压缩包。",
-    "busy": "实时会话已满，请稍后再试。",
-    "bad_settings": "实时设置无效。",
-    "bad_frame": "音频数据块无效。",
-    "frame_too_large": "音频数据块太大。",
-    "bad_message": "消息无效。",
-    "idle": "客户端长时间没有发送数据，本段录音已丢弃。",
-    "bad_dataset": "带标签的数据无法使用。",
-    "bad_head": "分类头无法使用：缺失、无法读取或属于另一个模型。",
-    "bad_turns": "说话轮次文件无法使用（RTTM、WebVTT、SRT 或 whisper JSON）。",
-    "mono": "按声道区分说话人需要多声道录音；单声道录音请选择自动识别说话人。",
-    "bad_labels": "标签集无效：请从模型的情绪标签中至少选择两个（如 angry,happy,neutral,sad）。",
-    "bad_sentiment_map": '情感倾向映射无效：需要一个 JSON 对象，如 {"surprised": "positive"}。',
 }

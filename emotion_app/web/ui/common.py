@@ -12,7 +12,7 @@ from functools import partial
 
 import gradio as gr
 
-from ...constants import LABELS
+from ...constants import GRANULARITIES, LABELS
 from ...errors import EmotionAppError
 from ...service import segment_clip
 from ..i18n import error_message, t
@@ -20,7 +20,7 @@ from ..i18n import error_message, t
 logger = logging.getLogger(__name__)
 
 FILE_TYPES = ["audio", "video", ".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aiff", ".mp4", ".mkv", ".mov"]
-GRANULARITY_CHOICES = [("utterance", "utterance"), ("frame", "frame")]  # (text key, value)
+GRANULARITY_CHOICES = [(g, g) for g in GRANULARITIES]  # (text key, value)
 
 
 def translate(keys: dict, lang: str) -> dict:

@@ -115,7 +115,13 @@ def status_html(seconds: float, limit_s: float, hops: int, latest: Hop | None, l
         return f'<div class="ea-warning">{t("live_limit", lang, minutes=f"{limit_s / 60:g}")}</div>'
     latency = f"{latest.latency_ms:.0f}" if latest else "-"
     text = t("live_status", lang, seconds=f"{seconds:.1f}", limit=f"{limit_s:g}", hops=hops, latency=latency)
-    return f'<div class="ea-note ea-live-status" data-hops="{hops}" data-seconds="{seconds:.2f}">● {text}</div>'
+    slowed = latest is not None and latest.slowed
+    if slowed:  # the server stretched the hops: it is loaded, and the meter reads less often
+        text += f' · <span class="ea-warning ea-live-slowed">{t("live_slowed", lang, hop=f"{latest.hop_s:.1f}")}</span>'
+    return (
+        f'<div class="ea-note ea-live-status" data-hops="{hops}" data-seconds="{seconds:.2f}" '
+        f'data-slowed="{int(slowed)}">● {text}</div>'
+    )
 
 
 def take_log(report: Report, lang: str = "en") -> str:

@@ -6,11 +6,11 @@ Gradio sends the microphone in chunks (0.1 s in Gradio 6.31, at the browser's ra
 hub's scheduler scores together with every other session's, and redraws the views when hops were
 scored since the last call. It never waits for the model: Gradio keeps only the latest chunk that
 arrives while a call runs (`event.data = body` in gradio/routes.py), so a slow call loses audio.
-Scores that are not back yet show at the next chunk, a tenth of a second later. Under overload a
-page session keeps at most `MAX_PENDING` windows queued and drops the oldest (the meter stays
-current rather than falling behind). `live_stop` analyses the take; the state's delete_callback
-discards a take whose tab was closed. The WebSocket (stream.py) has neither limitation: every
-byte sent is in the take and every hop is scored.
+Scores that are not back yet show at the next chunk, a tenth of a second later. Under load the
+hub cuts fewer windows (hops stretch for every session, live/capacity.py) and the status line says
+that the meter is slowed, so the meter stays current rather than falling behind. `live_stop`
+analyses the take; the state's delete_callback discards a take whose tab was closed. The WebSocket
+(stream.py) has no such loss: every byte sent is in the take.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from . import live_view
 from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded, label_set_fields, label_set_inputs
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
-MAX_PENDING = 3  # windows of one page session queued for the model; older ones are dropped
 PAGE_IDLE_S = 120.0  # a page take without audio for this long may be discarded for a new one
 LATE_CHUNK_S = 1.0  # chunks arriving this soon after Stop belong to the stopped take
 SMOOTHING_CHOICES = [("live_ewma", "ewma"), ("live_vote", "vote"), ("live_none", "none")]
@@ -106,21 +105,12 @@ def live_chunk(
                 request = RequestOptions.from_fields(take.fields)
                 session = take.session = hub.open(options, fmt, idle_expiry_s=PAGE_IDLE_S, request=request)
                 take.pending.clear()
-            for window in session.feed(x):
-                take.pending.append((window, hub.submit(session, window)))
-            _drop_stale(take.pending)
+            take.pending.extend(hub.feed(session, x))
             _collect(take.pending, session)
             # Gradio 6.31's recorder sends 0.1 s chunks whatever `stream_every` says: most calls
             # complete no hop, and redrawing nothing new would only load the browser.
             shown, take.shown = take.shown, (session.id, session.hops, session.limit_reached)
             return (gr.skip(),) * 4 if shown == take.shown else views(hub, session, lang)
-
-
-def _drop_stale(pending: deque) -> None:
-    """Keep at most MAX_PENDING windows waiting: the oldest not yet in the model are dropped."""
-    for item in list(pending)[: max(0, len(pending) - MAX_PENDING)]:
-        if item[1].cancel():
-            pending.remove(item)
 
 
 def _collect(pending: deque, session: LiveSession) -> None:

@@ -1,0 +1,142 @@
+"""What the live meter can carry on this machine, in this mode, and how it degrades past that.
+
+The model's cost is measured, not guessed: `measure_cost` times a batch of windows at start-up
+(`Capacity.measured`, what admission reads), and every batch the scheduler runs updates the recent
+cost (`Capacity.cost`: the median of the last `COST_SAMPLES` batches, so one batch slowed by a
+pause does not stretch every meter), where uploads that share the engine or a busier machine show
+up. The unit is seconds of model time per second of window audio scored, so sessions with other
+window lengths add up.
+
+Each session asks for `window_s / hop_s` seconds of audio to be scored per second (its demand).
+While the windows are scored in time, every hop is scored as asked. When windows wait for the
+model longer than `LATE_S`, the hops **stretch** for every session alike, by a whole factor k (a
+0.5 s hop becomes 1 s, 1.5 s, ...): the smallest that brings the sessions' demand times the cost
+under `TARGET_LOAD`, and one more than before at least. The meter reads less often instead of
+falling behind the voice. When nothing was late for `QUIET_S` and the load at the smaller factor
+stays under `RELAX_LOAD` (a margin, so that it does not flap), the factor steps down and the meter
+catches up.
+
+A new take is admitted only while the sessions, the new one included, fit (at the cost measured at
+start-up: what the machine carries in this mode, not a passing slowdown) at the largest stretch
+(`MAX_STRETCH`) and one window of each, all due at the same moment, is scored within
+`DELAY_BOUND_S`: past that no stretch keeps the delay bounded, so the take is refused as busy
+and the others keep their meter. The first take is always admitted (it delays no one else; on a
+machine too slow for even one window in the bound its meter reads at the largest stretch). The
+count `--max-live-sessions` stays as an upper limit.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..constants import SAMPLE_RATE
+
+TARGET_LOAD = 0.75  # the model's busy share the stretch aims for: headroom for uploads and jitter
+RELAX_LOAD = 0.6  # the stretch steps down only when the load at the smaller factor stays under this
+MAX_STRETCH = 4  # hops stretch to at most 4x what the session asked (0.5 s -> 2 s)
+DELAY_BOUND_S = 1.0  # s: one window of every session, due together, scored within this
+COST_SAMPLES = 15  # batches whose median cost is the cost
+LATE_S = 0.5  # s a window may wait for the model before the meter counts as falling behind
+QUIET_S = 5.0  # s without a late window before the stretch steps down
+REFERENCE_WINDOW = (3.0, 0.5)  # s: the default window and hop, for the capacity reported in /api/health
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a set of sessions asks of the model: audio seconds per wall second at stretch 1, and the
+    audio seconds of one window of each (their worst burst)."""
+
+    rate: float = 0.0  # sum of window_s / hop_s
+    burst_s: float = 0.0  # sum of window_s
+    sessions: int = 0
+
+    def plus(self, window_s: float, hop_s: float) -> Demand:
+        return Demand(self.rate + window_s / hop_s, self.burst_s + window_s, self.sessions + 1)
+
+
+def demand_of(options) -> Demand:
+    """The demand of sessions with these LiveOptions."""
+    total = Demand()
+    for o in options:
+        total = total.plus(o.window_s, o.hop_s)
+    return total
+
+
+def measure_cost(engine, window_s: float = REFERENCE_WINDOW[0], batch: int = 2, repeats: int = 3) -> float:
+    """Seconds of model time per second of window audio, batched as the scheduler batches: one
+    warm-up window, then the fastest of `repeats` batches of `batch` windows of quiet noise (the
+    fastest: what the engine can do; a pause of the machine during one run is not its capacity)."""
+    rng = np.random.default_rng(0)
+    windows = [(0.01 * rng.standard_normal(int(window_s * SAMPLE_RATE))).astype(np.float32) for _ in range(batch)]
+    engine.run_chunks(windows[:1])
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        engine.run_chunks(windows)
+        best = min(best, time.perf_counter() - t0)
+    return max(best, 1e-6) / (batch * window_s)
+
+
+class Capacity:
+    """The measured cost and what follows from it: the stretch in force and admission (see the
+    module docstring). Plain numbers, updated by one thread at a time (the hub's lock or the
+    scheduler's worker) and read anywhere without a lock: a float or int read is atomic."""
+
+    def __init__(self, cost: float):
+        self.measured = cost  # s of model time per s of window audio, at start-up: what admission reads
+        self.cost = cost  # the same, from the last batches: what the stretch reads
+        self.stretch = 1  # the factor in force
+        self._samples: deque[float] = deque([cost], maxlen=COST_SAMPLES)
+        self._late = False  # a window cut under the stretch in force waited past LATE_S, not yet acted on
+        self._late_at = -math.inf  # time.perf_counter() of the last late window
+        self._raised_at = -math.inf  # when the stretch last went up
+
+    def observe(self, seconds: float, audio_s: float, late_due: float | None = None) -> None:
+        """A batch of `audio_s` seconds of windows took `seconds` in the model (the lock's wait included:
+        an upload holding the engine makes the meter's share smaller, and that is real); `late_due`:
+        when the latest of its windows that waited past LATE_S became due (None: none did)."""
+        if audio_s > 0:
+            self._samples.append(seconds / audio_s)
+            self.cost = statistics.median(self._samples)
+        if late_due is not None:
+            self._late_at = time.perf_counter()
+            self._late = self._late or late_due > self._raised_at  # windows cut before the last raise do not count
+
+    def load(self, demand: Demand, stretch: int = 1, cost: float | None = None) -> float:
+        """The model's busy share if `demand` is scored with hops stretched by `stretch` (at the
+        recent cost, or `cost`)."""
+        return (self.cost if cost is None else cost) * demand.rate / stretch
+
+    def update(self, demand: Demand) -> int:
+        """Set and return the stretch for `demand`. It goes up when windows wait past LATE_S: to the
+        smallest factor that brings the load under TARGET_LOAD, and by one at least (an upload that
+        holds the engine makes the meter late at any load). It steps down by one when nothing was late
+        for QUIET_S and the smaller factor keeps the load under RELAX_LOAD."""
+        now = time.perf_counter()
+        need = min(MAX_STRETCH, max(1, math.ceil(self.load(demand) / TARGET_LOAD - 1e-9)))
+        if self._late:
+            self._late = False
+            raised = min(MAX_STRETCH, max(need, self.stretch + 1))
+            if raised > self.stretch:
+                self.stretch, self._raised_at = raised, now
+        elif self.stretch > 1 and now - self._late_at > QUIET_S and self.load(demand, self.stretch - 1) <= RELAX_LOAD:
+            self.stretch -= 1
+        return self.stretch
+
+    def admits(self, demand: Demand) -> bool:
+        """Whether sessions asking `demand` (a new one included) keep their delay bounded, at the cost
+        measured at start-up: what this machine can carry in this mode, not a passing slowdown."""
+        return self.load(demand, MAX_STRETCH, self.measured) <= TARGET_LOAD and self.measured * demand.burst_s <= DELAY_BOUND_S
+
+    def sessions(self, window_s: float = REFERENCE_WINDOW[0], hop_s: float = REFERENCE_WINDOW[1]) -> tuple[int, int]:
+        """(sessions scored at every hop, sessions admitted) of one window and hop."""
+        one = Demand().plus(window_s, hop_s)
+        per_load = max(self.load(one, cost=self.measured), 1e-12)
+        admitted = min(TARGET_LOAD * MAX_STRETCH / per_load, DELAY_BOUND_S / max(self.measured * one.burst_s, 1e-12))
+        return int(TARGET_LOAD / per_load + 1e-9), max(1, int(admitted + 1e-9))
