@@ -104,11 +104,12 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
         wall = time.perf_counter() - t
         out.update(files=len(files), audio_s=audio, wall_s=wall, files_per_s=len(files) / wall, x_real_time=audio / wall)
     else:
+        from emotion_app.analysis.report import build_report
         from emotion_app.audio.segmenter import SegmentOptions
         from emotion_app.longform import analyze_long
 
         t = time.perf_counter()
-        res = analyze_long(engine, data, SegmentOptions("vad")).to_dict()
+        res = build_report(analyze_long(engine, data, SegmentOptions("vad"))).to_json()
         out.update(
             wall_s=time.perf_counter() - t,
             audio_s=res["duration_s"],

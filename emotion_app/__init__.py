@@ -1,9 +1,9 @@
 """emotion_app: speech emotion recognition with emotion2vec+ (native engine, FunASR parity).
 
-    from emotion_app import Engine
+    from emotion_app import Engine, build_report
     engine = Engine(model="iic/emotion2vec_plus_large")
     result = engine.predict("speech.wav", granularity="frame")
-    print(result.emotion, result.confidence, result.to_dict())
+    print(result.emotion, result.confidence, build_report(result).to_json())  # result.json's content
 
 Heavy modules (torch, PyAV) load on first use, not at import.
 """
@@ -27,6 +27,7 @@ __all__ = [
     "RecordingResult",
     "RequestOptions",
     "build_random_checkpoint",
+    "build_report",
     "get_engine",
     "load_audio",
     "open_source",
@@ -51,6 +52,7 @@ _WHERE = {
     "Head": "model.head",
     "get_engine": "engine",
     "build_random_checkpoint": "tools.random_checkpoint",
+    "build_report": "analysis.report",
     "resolve_model": "model.hub",
 }
 

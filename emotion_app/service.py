@@ -57,7 +57,7 @@ class Analysis:
     @property
     def frames(self) -> np.ndarray | None:
         """(T, V) frame probabilities in frame mode, kept for `resmooth`; else None."""
-        return self.report.result.frame_probabilities if self.report.frames is not None else None
+        return self.report.result.frame_probabilities if self.report.frame_analysis is not None else None
 
     def response(self) -> dict:
         """What the APIs return: result.json's content plus the download URL of each file."""
@@ -126,16 +126,16 @@ def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, 
     )
     report = build_report(res, request.analysis, file=src.name, timestamp=now, embedding=request.extract_embedding)
     extra = report.files(lang)
-    res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)
+    res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)  # kept for re-readings (resmooth)
+    report = report.timed(res.timings)
     folder = write_output_folder(outputs_dir, report.to_json(), audio.samples, report.embedding, now, extra)
     return _finished(report, folder)
 
 
 def _finished(report: Report, folder: Path) -> Analysis:
     """The Analysis of a written folder; the report keeps no embedding (it is in embedding.npy)."""
-    report.output_dir, report.embedding = folder.name, None
-    if isinstance(report.result, EmotionResult):
-        report.result = replace(report.result, embedding=None)
+    kept = replace(report.result, embedding=None) if isinstance(report.result, EmotionResult) else report.result
+    report = replace(report, output_dir=folder.name, embedding=None, result=kept)
     logger.info("%s: %s %.3f -> %s", report.file, report.emotion, report.confidence or 0.0, folder.name)
     return Analysis(report, folder, folder_files(folder))
 
@@ -252,10 +252,10 @@ def analyze_batch(
         with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as zips:
             # groups of one model batch, so that progress counts files as they finish
             stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)), group=max(1, engine.batch_size))
-            for i, result, error in stream:
+            for i, report, error in stream:
                 name = inputs[i].name
-                rows.append({**table_row(name, result, error), "error_code": getattr(error, "code", None) if error else None})
-                record = result if result is not None else {"file": name, "error": error}
+                rows.append({**table_row(name, report, error), "error_code": getattr(error, "code", None) if error else None})
+                record = report.to_json() if report is not None else {"file": name, "error": error}
                 jsonl.append(json.dumps(record, ensure_ascii=False))
                 extra[f"files/{i + 1:04d}_{display_name(name)}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)
                 if progress:

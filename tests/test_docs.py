@@ -54,6 +54,9 @@ SKIP = {
         "needs the .venv-onnx of the line above and serves until stopped; tests/test_onnx.py runs --backend onnx"
     ),
     "docs/layout.md: .venv/bin/lint-imports": "./run.sh test runs it before pytest (and this test cannot rely on .venv)",
+    "docs/layout.md: ``` analysis/report.py dataclasses ──schema.to_json──▶ result.json (page,": (
+        "a drawing, not code: tests/test_schema.py holds the schema to the dataclasses"
+    ),
     "docs/layout.md: ``` app.py                          a shim: `python app.py` is `emotion-ap": (
         "a drawing, not code: tests/test_layout.py holds it to the tree"
     ),

@@ -13,6 +13,7 @@ import pytest
 from audio_files import speechlike, write_audio
 
 from emotion_app import AudioError, Engine, EngineOptions, ModelLoadError
+from emotion_app.analysis.report import build_report
 from emotion_app.constants import LABEL_KEYS
 from emotion_app.fields import OptionError
 
@@ -27,7 +28,7 @@ def test_result_fields_and_json(tiny_engine):
     np.testing.assert_allclose(res.frame_probabilities.sum(1), 1, atol=1e-5)
     np.testing.assert_allclose(res.frame_starts[:3], [0.0, 0.02, 0.04])
     assert res.embedding.shape == (149, 32)
-    d = json.loads(json.dumps(res.to_dict()))
+    d = json.loads(json.dumps(build_report(res).to_json()))
     assert d["emotion"] == res.emotion == LABEL_KEYS[int(np.argmax(res.probabilities))]
     assert d["confidence"] == round(res.confidence, 4)
     assert list(d["scores"]) == list(LABEL_KEYS) and all(v == round(v, 3) for v in d["scores"].values())
@@ -37,7 +38,7 @@ def test_result_fields_and_json(tiny_engine):
     assert d["label_zh"] == res.label.zh and d["emoji"] == res.label.emoji
     assert d["model"]["device"] == "cpu" and set(d["timings"]) == {"decode", "inference", "total"}
     utt = tiny_engine.predict(speechlike(3.0), sample_rate=16000, extract_embedding=True)
-    assert utt.embedding.shape == (32,) and "frames" not in utt.to_dict()
+    assert utt.embedding.shape == (32,) and "frames" not in build_report(utt).to_json()
     np.testing.assert_allclose(utt.embedding, res.embedding.mean(0), atol=1e-5)
 
 

@@ -14,6 +14,7 @@ import pytest
 from labelled_sets import write_set
 
 from emotion_app import Engine
+from emotion_app.analysis.report import build_report
 from emotion_app.cli.main import main
 from emotion_app.fields import OptionError
 from emotion_app.heads.cache import EmbeddingCache, embed_dataset
@@ -282,19 +283,20 @@ def test_engine_applies_heads_to_utterances_and_frames(sets, tiny_dir, trained):
     reading = r.heads["speed"]
     np.testing.assert_allclose(reading.probabilities, head.probabilities(r.embedding.mean(0)), atol=1e-5)
     np.testing.assert_allclose(reading.frame_probabilities, head.probabilities(r.embedding), atol=1e-5)
-    d = r.to_dict()["heads"]["speed"]
+    d = build_report(r).to_json()["heads"]["speed"]
     assert d["emotion"] in ("slow", "fast") and set(d["scores"]) == {"slow", "fast"}
     assert len(d["frames"]) == len(r.frame_probabilities) and d["labels"]["slow"] == {"zh": "慢", "emoji": "🐢"}
     plain = engine.predict(clip, granularity="frame")  # heads without the embedding: frame features are not kept
-    assert plain.embedding is None and len(plain.to_dict()["heads"]["speed"]["frames"]) == len(r.frame_probabilities)
-    assert "frames" not in engine.predict(clip).to_dict()["heads"]["speed"]
+    frames = build_report(plain).to_json()["heads"]["speed"]["frames"]
+    assert plain.embedding is None and len(frames) == len(r.frame_probabilities)
+    assert "frames" not in build_report(engine.predict(clip)).to_json()["heads"]["speed"]
 
 
 def test_python_api_selects_heads(sets, tiny_engine, trained):
     _, folder = trained
     head = Head.load(folder)
     clip = sets.folder / "fast" / "01.wav"
-    assert tiny_engine.predict(clip).heads == {} and "heads" not in tiny_engine.predict(clip).to_dict()
+    assert tiny_engine.predict(clip).heads == {} and "heads" not in build_report(tiny_engine.predict(clip)).to_json()
     engine = Engine(tiny_engine.options, heads=[head])
     assert list(engine.predict(clip).heads) == ["speed"]
     assert engine.predict(clip, heads=[]).heads == {}

@@ -16,6 +16,7 @@ import requests
 import torch
 from audio_files import espeak, speechlike, write_audio
 
+from emotion_app.analysis.report import build_report
 from emotion_app.constants import LABEL_KEYS
 from emotion_app.fields import OptionError
 from emotion_app.labelset import LabelSet
@@ -54,10 +55,10 @@ def test_engine_gives_the_softmax_over_the_chosen_logits(tiny_engine):
     np.testing.assert_allclose(got.probabilities, expected, atol=2e-6)
     np.testing.assert_allclose(got.frame_probabilities, frames, atol=2e-6)
     assert not np.allclose(got.probabilities, full.probabilities[index], atol=1e-3)  # really renormalised
-    d = got.to_dict()
+    d = build_report(got).to_json()
     assert d["label_set"] == list(FOUR) and list(d["scores"]) == list(FOUR) and set(d["labels"]) == set(FOUR)
     assert d["emotion"] in FOUR and {list(f["scores"]) == list(FOUR) for f in d["frames"]} == {True}
-    assert "label_set" not in full.to_dict()
+    assert "label_set" not in build_report(full).to_json()
 
 
 def test_a_clip_and_a_recording_in_the_set_everywhere(tiny_engine, tmp_path):

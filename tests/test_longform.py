@@ -14,6 +14,14 @@ from audio_files import espeak, speechlike, write_audio
 from emotion_app.audio.segmenter import SegmentOptions
 from emotion_app.longform import analyze_long
 
+
+def as_json(rec) -> dict:
+    """result.json's content of a recording (analysis/report.py)."""
+    from emotion_app.analysis.report import build_report
+
+    return build_report(rec).to_json()
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
     "Good morning, thank you for calling the support line.",
@@ -39,7 +47,7 @@ def conversation():
 
 def test_vad_finds_the_spoken_sentences_within_100ms(tiny_engine, conversation):
     x, truth = conversation
-    res = analyze_long(tiny_engine, (16000, x), SegmentOptions("vad", speech_pad_s=0.0)).to_dict()
+    res = as_json(analyze_long(tiny_engine, (16000, x), SegmentOptions("vad", speech_pad_s=0.0)))
     found = [(s["start"], s["end"]) for s in res["segments"]]
     assert len(found) == len(truth), found
     for (a, b), (ta, tb) in zip(found, truth):
@@ -52,7 +60,7 @@ def test_vad_finds_the_spoken_sentences_within_100ms(tiny_engine, conversation):
 
 def test_each_segment_gets_the_engines_result_for_its_samples(tiny_engine, conversation):
     x, _ = conversation
-    res = analyze_long(tiny_engine, (16000, x), SegmentOptions("vad")).to_dict()
+    res = as_json(analyze_long(tiny_engine, (16000, x), SegmentOptions("vad")))
     for seg in res["segments"]:
         a, b = round(seg["start"] * 16000), round(seg["end"] * 16000)
         expected = tiny_engine.predict(x[a:b], sample_rate=16000)
@@ -67,20 +75,20 @@ def test_each_segment_gets_the_engines_result_for_its_samples(tiny_engine, conve
 
 def test_long_speech_is_split_at_the_maximum_segment_length(tiny_engine):
     voice = np.concatenate([espeak(s, seed=i) for i, s in enumerate(SENTENCES * 2)])  # ~17 s with no pause
-    res = analyze_long(tiny_engine, (16000, voice), SegmentOptions("vad", max_segment_s=5.0)).to_dict()
+    res = as_json(analyze_long(tiny_engine, (16000, voice), SegmentOptions("vad", max_segment_s=5.0)))
     lengths = [s["end"] - s["start"] for s in res["segments"]]
     assert len(lengths) >= 3 and max(lengths) <= 5.0 + 1e-6
 
 
 def test_silence_only_has_no_segments_and_says_so(tiny_engine):
-    res = analyze_long(tiny_engine, (16000, np.zeros(5 * 16000, np.float32)), SegmentOptions("vad")).to_dict()
+    res = as_json(analyze_long(tiny_engine, (16000, np.zeros(5 * 16000, np.float32)), SegmentOptions("vad")))
     assert res["segments"] == [] and res["emotion"] is None
     assert [w["code"] for w in res["warnings"]] == ["silent", "no_speech"]
 
 
 def test_window_mode_results_cover_the_file(tiny_engine, tmp_path):
     path = write_audio(tmp_path / "call.flac", speechlike(22.0), 16000, "flac")
-    res = analyze_long(tiny_engine, path, SegmentOptions("window", window_s=5, hop_s=5)).to_dict()
+    res = as_json(analyze_long(tiny_engine, path, SegmentOptions("window", window_s=5, hop_s=5)))
     assert [(s["start"], s["end"]) for s in res["segments"]] == [(0, 5), (5, 10), (10, 15), (15, 22)]  # a 2 s tail joins
 
 

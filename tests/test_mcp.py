@@ -20,6 +20,7 @@ from audio_files import espeak, write_audio
 from conftest import free_port
 from conversation_audio import RATE, call
 
+from emotion_app.analysis.report import result_schema
 from emotion_app.errors import EmotionAppError
 from emotion_app.web.api.mcp_server import envelope_bytes
 
@@ -80,6 +81,56 @@ def test_tools_are_listed_with_typed_inputs_outputs_and_descriptions(server):
     assert tools["predict"].inputSchema["required"] == ["audio"] and "data:audio/wav;base64" in str(tools["predict"].inputSchema)
     assert {"emotion", "confidence", "scores", "files"} <= set(tools["predict"].outputSchema["properties"])
     assert {"segments", "speakers"} <= set(tools["analyze_recording"].outputSchema["properties"])
+
+
+def json_types(prop: dict) -> set[str]:
+    """The JSON types a (pydantic or result.schema.json) property allows, null aside; a reference an object."""
+    if "$ref" in prop:
+        return {"object"}
+    if "anyOf" in prop:
+        return set().union(*(json_types(p) for p in prop["anyOf"]))
+    types = prop.get("type", [])
+    return set([types] if isinstance(types, str) else types) - {"null"}
+
+
+def refs(prop) -> list[str]:
+    """The names of the definitions a property refers to, at any depth, in order."""
+    if isinstance(prop, list):
+        return [name for p in prop for name in refs(p)]
+    if not isinstance(prop, dict):
+        return []
+    own = [prop["$ref"].rsplit("/", 1)[-1]] if isinstance(prop.get("$ref"), str) else []
+    return own + [name for v in prop.values() for name in refs(v)]
+
+
+def test_the_tools_answers_are_the_result_schemas_fields(server):
+    """The output types are derived from the result model (analysis/report.py): every field a tool
+    declares, at every depth, is a field of result.json's published schema with the same JSON type."""
+    defs = result_schema()["$defs"]
+    tools = {t.name: t.outputSchema for t in session_call(server, lambda s: s.list_tools()).tools}
+    answers = {k: v for schema in tools.values() for k, v in schema.get("$defs", {}).items()}
+    pending = [(tools["predict"], "ClipReport"), (tools["analyze_recording"], "RecordingReport")]
+    pending.append((answers["ClipReading"], "ClipReport"))  # compare_clips' clips
+    checked = set()
+    while pending:
+        answer, name = pending.pop()
+        for key, prop in answer["properties"].items():
+            if key == "files":  # the download links: the APIs' addition to result.json
+                continue
+            theirs = defs[name]["properties"][key]  # a KeyError: a field result.json does not have
+            assert json_types(prop) == json_types(theirs), f"{name}.{key}: {prop} vs {theirs}"
+            checked.add(f"{name}.{key}")
+            pending += [(answers[a], b) for a, b in zip(refs(prop), refs(theirs))]  # the blocks inside, likewise
+    assert {"Segment.speaker", "Speaker.share_of_talk", "Escalation.from", "SentimentReading.label"} <= checked
+
+
+def test_an_answer_declares_only_result_json_fields():
+    from emotion_app.analysis.report import Speaker
+    from emotion_app.web.api.mcp_server import answer_model
+
+    assert list(answer_model(Speaker, ("name", "talk_s")).model_fields) == ["name", "talk_s"]
+    with pytest.raises(ValueError, match="Speaker has no field 'talk'"):
+        answer_model(Speaker, ("name", "talk"))
 
 
 def test_predict_on_a_data_url_gives_the_engines_numbers(server, speech):

@@ -50,7 +50,7 @@ def test_a_clip_and_its_frame_segments_carry_sentiment(tiny_engine, tmp_path):
     path = write_audio(tmp_path / "c.wav", speechlike(3.0, seed=1), 16000, "wav")
     request = RequestOptions.from_fields({"granularity": "frame", "sentiment": "true"})
     analysis = analyze(tiny_engine, str(path), request, outputs_dir=tmp_path / "out")
-    result, frames = analysis.result, analysis.report.frames
+    result, frames = analysis.result, analysis.report.frame_analysis
     assert result["sentiment"] == Sentiment().of(result["probabilities"])
     assert result["segments"]
     times = np.arange(len(frames.smoothed.probabilities)) * 0.02  # each frame's start

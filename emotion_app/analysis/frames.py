@@ -1,7 +1,7 @@
 """A result's frame analysis: smoothing, segments, summary, and the files they export.
 
-Used alike by the page, the REST API, the CLI and batches through `report.Report`:
-`analyze_frames` reads the frames, `add_to_result` adds the reading to the result.json dict,
+Used alike by the page, the REST API, the CLI and batches through `report.build_report`:
+`analyze_frames` reads the frames (report.py writes the reading into the Report),
 `export_files` gives the extra files of an output folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
 """
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import FRAME_S
-from ..results import rounded
 from . import exports, insights
 from .options import AnalysisOptions
 from .smoothing import Smoothed, smooth
@@ -37,23 +36,6 @@ def analyze_frames(frame_probabilities: np.ndarray, labels, options: AnalysisOpt
         insights.segments(sm, labels),
         insights.summary(sm, labels, utterance_from=options.utterance_from),
     )
-
-
-def add_to_result(result: dict, fa: FrameAnalysis | None, options: AnalysisOptions) -> None:
-    """Add `mixed` (every mode) and, with a frame analysis (frame mode), `smoothing`, `segments`,
-    `summary` and each inlined frame's smoothed reading to a result.json dict."""
-    result["mixed"] = (
-        insights.mixed_emotion(result["probabilities"], options.mixed_threshold) if result["probabilities"] else None
-    )
-    if fa is None:
-        return
-    result["smoothing"] = options.smoothing.to_dict()
-    result["segments"] = [s.to_dict() for s in fa.segments]
-    result["summary"] = fa.summary
-    for f, row, k, c in zip(result.get("frames", ()), fa.smoothed.probabilities, fa.smoothed.dominant, fa.smoothed.confidence):
-        f["smoothed_emotion"] = fa.labels[k]
-        f["smoothed_confidence"] = round(float(c), 4)
-        f["smoothed_scores"] = rounded(row, fa.labels)
 
 
 def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:

@@ -1,27 +1,54 @@
-"""A result as it is shown and saved: `Report`, typed, and the one author of result.json.
+"""A result as it is shown and saved: `Report`, typed, and the one schema of result.json.
 
-`build_report` reads an engine result (results.py) with the analysis options: `mixed`, and in frame
-mode the smoothing, segments and summary (frames.py). The page, the CLI and the batch tables read
-a Report's fields (`emotion`, `segments`, `summary`, ...); `Report.to_json()` writes result.json's
-content for every caller (page, Gradio API, REST, CLI --json, batch JSONL); `Report.files` gives
-the output folder's extra files (CSV, WebVTT, charts).
+`build_report` reads an engine result (results.py) once, with the analysis options (`mixed`, the
+sentiment; in frame mode the smoothing, segments and summary of frames.py; for a conversation
+the speakers of conversation.py), into frozen dataclasses: `ClipReport` (utterance and frame
+granularity) or `RecordingReport` (a segmented recording). Their fields are result.json's keys in
+its order, their values as written (rounded once, here); `Report.to_json()` writes them
+(schema.to_json) for every caller (page, Gradio API, REST, MCP, CLI --json, batch JSONL),
+`report_from_json` reads them back, `result_schema()` is their JSON Schema
+(docs/result.schema.json). The page, the CLI and the batch tables read the fields; `Report.files`
+gives the output folder's extra files (CSV, WebVTT, charts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Literal
 
 import numpy as np
 
 from ..audio.samples import AudioInfo, AudioWarning
-from ..constants import FRAME_S, Label
-from ..results import EmotionResult, HeadReading, RecordingResult, label_of
+from ..constants import FRAME_S, LABEL_BY_KEY, SAMPLE_RATE, Label
+from ..results import EmotionResult, HeadReading, RecordingResult, label_of, rounded
 from ..sentiment import Sentiment
-from . import insights
+from . import insights, schema
 from .conversation import conversation_files, conversation_report
-from .frames import FrameAnalysis, add_to_result, analyze_frames, export_files
+from .frames import FrameAnalysis, analyze_frames, export_files
 from .options import AnalysisOptions
+from .schema import SCHEMA_VERSION, internal, named, optional
+
+
+# -- the blocks ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelName:
+    """A label's Chinese name and emoji."""
+
+    zh: str
+    emoji: str
+
+
+@dataclass(frozen=True)
+class SentimentReading:
+    """Positive, negative or neutral from the emotions (sentiment.py)."""
+
+    label: Literal["positive", "negative", "neutral"]
+    score: float = named(doc="P(positive) - P(negative), in [-1, 1]")
+    positive: float = named(doc="P(positive), 4 decimals")
+    negative: float = named()
+    neutral: float = named()
 
 
 @dataclass(frozen=True)
@@ -29,30 +56,89 @@ class Mixed:
     """Whether the top two emotions are too close to tell apart (insights.mixed_emotion)."""
 
     mixed: bool
-    emotions: tuple[str, ...]  # the top one, or both when mixed
-    label: str  # "happy" or "happy + surprised"
-    margin: float  # top probability minus the second's
-    threshold: float
+    emotions: tuple[str, ...] = named(doc="the top one, or both when mixed")
+    label: str = named(doc='"happy" or "happy + surprised"')
+    margin: float = named(doc="top probability minus the second's")
+    threshold: float = named()
 
-    @classmethod
-    def of(cls, probabilities: dict[str, float], threshold: float) -> Mixed:
-        d = insights.mixed_emotion(probabilities, threshold)
-        return cls(d["mixed"], tuple(d["emotions"]), d["label"], d["margin"], d["threshold"])
+
+@dataclass(frozen=True)
+class HeadReport:
+    """A custom head's reading (heads/): of the whole input, or {emotion, confidence, scores} of a segment."""
+
+    emotion: str
+    confidence: float
+    scores: dict[str, float]
+    probabilities: dict[str, float] | None = optional(doc="full precision; not in a segment's reading")
+    labels: dict[str, dict[str, str]] | None = optional(doc="each label's names (zh, emoji) as the head gives them")
+    frames: tuple[str, ...] | None = optional(doc="frame mode: the top label of each 20 ms frame")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One 20 ms frame (frame mode): start = t * 0.02 s; its raw and its smoothed reading."""
+
+    start: float
+    end: float
+    emotion: str
+    confidence: float
+    scores: dict[str, float]
+    smoothed_emotion: str
+    smoothed_confidence: float
+    smoothed_scores: dict[str, float]
 
 
 @dataclass(frozen=True)
 class Segment:
     """A stretch of one emotion: a run of the smoothed frames, or a recording's speech segment."""
 
-    start: float  # s
-    end: float  # s
+    start: float = named(doc="s, 3 decimals")
+    end: float = named(doc="s, 3 decimals")
+    emotion: str = named()
+    confidence: float = named(doc="frame mode: the mean smoothed probability of `emotion` over the run")
+    scores: dict[str, float] | None = optional(doc="recordings: the segment's own scores, 3 decimals")
+    probabilities: dict[str, float] | None = optional(doc="recordings: full precision")
+    heads: dict[str, HeadReport] | None = optional(doc="recordings: each custom head's reading")
+    speaker: str | None = optional(omit=lambda s: not s.conversation, doc="conversations: who speaks (null: nobody's)")
+    channel: int | None = optional(doc="speakers=channels: the channel, from 1")
+    text: str | None = optional(doc="turns from a transcript: what was said")
+    sentiment: SentimentReading | None = optional()
+    conversation: bool = internal(False, written="speaker")  # a conversation's: `speaker` is written, even null
+
+
+@dataclass(frozen=True)
+class Reading:
+    """An utterance reading from the smoothed frames (insights.utterance_from_frames)."""
+
+    method: Literal["vote", "mean"]
     emotion: str
     confidence: float
-    probabilities: dict[str, float] = field(default_factory=dict)  # recordings: the segment's own 9 scores
-    heads: dict[str, HeadReading] = field(default_factory=dict)  # recordings: each custom head's reading
-    speaker: str | None = None  # conversations: who speaks
-    channel: int | None = None  # speakers=channels: the channel, from 1
-    text: str | None = None  # turns from a transcript: what was said
+
+
+@dataclass(frozen=True)
+class FrameSummary:
+    """Frame mode: share of time, change points, trends, stability and the reading from the frames."""
+
+    duration_s: float
+    num_segments: int
+    share: dict[str, float] = named(doc="of the time, per emotion")
+    change_points: tuple[float, ...] = named(doc="s")
+    changes_per_minute: float = named()
+    trend_per_minute: dict[str, float] = named(doc="slope of each smoothed probability, per minute")
+    stability_std: dict[str, float] = named(doc="standard deviation of each smoothed probability")
+    utterance_from_frames: Reading | None = named()
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    """A segmented recording: share of speech time, coverage, transitions between segments."""
+
+    num_segments: int
+    speech_s: float
+    coverage: float = named(doc="speech_s / duration_s")
+    share: dict[str, float] = named(doc="of the speech time, per emotion")
+    transitions: dict[str, int] = named(doc='"from->to": count, most frequent first')
+    changes_per_minute: float = named()
 
 
 @dataclass(frozen=True)
@@ -63,279 +149,179 @@ class Speaker:
     talk_s: float
     share_of_talk: float
     turns: int
-    emotion: str  # the talk-time-weighted top emotion
-    confidence: float
-    probabilities: dict[str, float]
-    share: dict[str, float]  # of the speaker's talk time, per emotion
-    interruptions: int  # made
-    interrupted: int  # suffered
+    segments: int
+    emotion: str = named(doc="the talk-time-weighted top emotion")
+    confidence: float = named()
+    probabilities: dict[str, float] = named(doc="talk-time-weighted, 4 decimals")
+    share: dict[str, float] = named(doc="of the speaker's talk time, per emotion")
+    interruptions: int = named(doc="made")
+    interrupted: int = named(doc="suffered")
+    sentiment: SentimentReading | None = optional()
 
 
 @dataclass(frozen=True)
 class Interruption:
     by: str
     of: str
-    at: float  # s
-    overlap_s: float
+    at: float = named(doc="s")
+    overlap_s: float = named()
 
 
 @dataclass(frozen=True)
 class Escalation:
+    """A speaker's smoothed negative share rising across the threshold."""
+
     speaker: str
-    before: float  # the smoothed negative share before ("from" in result.json)
-    after: float  # and after ("to")
-    at: float  # s
+    before: float = named(key="from", doc="the smoothed negative share before")
+    after: float = named(key="to", doc="and after")
+    at: float = named(doc="s")
 
 
 @dataclass(frozen=True)
 class Conversation:
     """Who spoke, how much, over whom, and when someone's negative share rose across the threshold."""
 
-    speakers: tuple[Speaker, ...]
     duration_s: float
+    num_speakers: int
     talk_s: float
     silence_s: float
     overlap_s: float
     interruptions: tuple[Interruption, ...]
     escalations: tuple[Escalation, ...]
+    options: dict[str, Any] = named(doc="the constants of the definitions (ConversationOptions)")
 
 
-@dataclass(frozen=True)
-class Reading:
-    """An utterance reading from the smoothed frames (insights.utterance_from_frames)."""
-
-    method: str  # vote or mean
-    emotion: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The summary of frame mode (share of time, changes, trends, the reading from frames) or of a
-    segmented recording (share of speech time, coverage, transitions)."""
-
-    num_segments: int
-    changes_per_minute: float
-    share: dict[str, float]  # of time (frames) or of speech time (recordings), per emotion
-    trend_per_minute: dict[str, float] = field(default_factory=dict)  # frame mode
-    from_frames: Reading | None = None  # frame mode
-    speech_s: float | None = None  # recordings
-    coverage: float | None = None  # recordings: speech / duration
-    transitions: tuple[tuple[str, str, int], ...] = ()  # recordings: (from, to, count), most frequent first
-
-
-@dataclass
+# -- the report ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class Report:
-    """One analysed input: the engine's `result`, read with `options` (see the module docstring)."""
+    """One analysed input (see the module docstring): the fields both kinds share."""
 
-    result: EmotionResult | RecordingResult
-    options: AnalysisOptions
-    file: str
-    timestamp: datetime
-    frames: FrameAnalysis | None = None  # frame mode: smoothed frames, segments, summary
-    embedding: np.ndarray | None = None  # for embedding.npy, when it was asked for
-    output_dir: str | None = None  # the output folder's name, once written
+    schema_version: int = named(default=SCHEMA_VERSION, doc="result.json's schema version (analysis/schema.py)")
+    file: str | None = named(doc="the input's name as shown (never a path)")
+    emotion: str | None = named(doc="the top emotion (English key); null when no speech was found")
+    label_zh: str | None = named()
+    emoji: str | None = named()
+    confidence: float | None = named(doc="its probability, 4 decimals")
+    scores: dict[str, float] = named(doc="every label's probability, 3 decimals")
+    probabilities: dict[str, float] = named(doc="every label's probability, full precision")
+    label_names: dict[str, LabelName] = named(key="labels", doc="the labels' names")
+    label_set: tuple[str, ...] | None = optional(doc="the labels the scores are over, when a set was chosen")
+    granularity: str = named()
+    # kept for the page and the output files, not written
+    result: EmotionResult | RecordingResult | None = internal()
+    options: AnalysisOptions | None = internal()
+    frame_analysis: FrameAnalysis | None = internal()  # frame mode: smoothed frames, segments, summary
+    embedding: np.ndarray | None = internal()  # for embedding.npy, when it was asked for
 
-    # -- what it says -------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """result.json's content."""
+        return schema.to_json(self)
+
+    def timed(self, timings: dict[str, float]) -> Report:
+        """This report with the request's `timings` (s; decode, inference, total)."""
+        return replace(self, timings=_seconds(timings))
+
+    # -- what the page reads beside the fields ------------------------------------------------------
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.result.labels
-
-    @property
-    def granularity(self) -> str:
-        return self.result.granularity
-
-    @property
-    def probabilities(self) -> dict[str, float]:
-        """label -> probability (full precision); empty for a recording without speech."""
-        p = self.result.probabilities
-        return {} if p is None else {k: float(v) for k, v in zip(self.labels, p)}
-
-    @property
-    def emotion(self) -> str | None:
-        p = self.result.probabilities
-        return None if p is None else self.labels[int(np.argmax(p))]
-
-    @property
-    def confidence(self) -> float | None:
-        p = self.result.probabilities
-        return None if p is None else float(np.max(p))
+        """The label keys, in the model's order (the label set's, when one was chosen)."""
+        return self.result.labels if self.result is not None else tuple(self.scores)
 
     @property
     def label(self) -> Label | None:
         return label_of(self.emotion) if self.emotion else None
 
-    @property
-    def sentiment(self) -> dict | None:
-        """{label, score, positive, negative, neutral} when sentiment was asked for (sentiment.py)."""
-        s = self.options.sentiment
-        return s.of(self.probabilities) if s is not None and self.probabilities else None
-
-    @property
-    def mixed(self) -> Mixed | None:
-        return Mixed.of(self.probabilities, self.options.mixed_threshold) if self.probabilities else None
-
-    @property
-    def duration_s(self) -> float:
-        return self.result.audio.duration_s if isinstance(self.result, RecordingResult) else self.result.duration_s
-
-    @property
-    def audio(self) -> AudioInfo | None:
-        return self.result.audio
-
-    @property
-    def warnings(self) -> list[AudioWarning]:
-        return self.result.warnings
-
-    @property
-    def model(self) -> dict[str, str]:
-        return self.result.model
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return self.result.timings
-
-    @property
-    def heads(self) -> dict[str, HeadReading]:
-        """name -> each custom head's reading of the whole input."""
-        return self.result.head_readings() if isinstance(self.result, RecordingResult) else self.result.heads
-
-    @property
-    def segments(self) -> list[Segment] | None:
-        """Frame mode: the runs of the smoothed emotion; a recording: its speech segments; else None."""
-        if self.frames is not None:
-            return [Segment(s.start, s.end, s.emotion, s.confidence) for s in self.frames.segments]
-        if isinstance(self.result, RecordingResult):
-            return [
-                Segment(
-                    s["start"],
-                    s["end"],
-                    s["emotion"],
-                    s["confidence"],
-                    s["probabilities"],
-                    r.heads,
-                    s.get("speaker"),
-                    s.get("channel"),
-                    s.get("text"),
-                )  # fmt: skip
-                for s, r in zip(self.result.segments(), self.result.results)
-            ]
-        return None
-
-    @property
-    def conversation(self) -> Conversation | None:
-        """A recording whose segments carry who speaks: per speaker and for the whole conversation."""
-        blocks = self._conversation()
-        if blocks is None:
-            return None
-        speakers, c = blocks
-        return Conversation(
-            tuple(
-                Speaker(
-                    d["name"],
-                    d["talk_s"],
-                    d["share_of_talk"],
-                    d["turns"],
-                    d["emotion"],
-                    d["confidence"],
-                    d["probabilities"],
-                    d["share"],
-                    d["interruptions"],
-                    d["interrupted"],
-                )  # fmt: skip
-                for d in speakers
-            ),
-            c["duration_s"],
-            c["talk_s"],
-            c["silence_s"],
-            c["overlap_s"],
-            tuple(Interruption(i["by"], i["of"], i["at"], i["overlap_s"]) for i in c["interruptions"]),
-            tuple(Escalation(e["speaker"], e["from"], e["to"], e["at"]) for e in c["escalations"]),
-        )
-
-    def _conversation(self) -> tuple[list[dict], dict] | None:
-        if not isinstance(self.result, RecordingResult) or not self.result.conversation:
-            return None
-        return conversation_report(self.result.segments(), self.labels, self.result.audio.duration_s)
-
-    @property
-    def summary(self) -> Summary | None:
-        if self.frames is not None:
-            s = self.frames.summary
-            u = s.get("utterance_from_frames")
-            reading = Reading(u["method"], u["emotion"], u["confidence"]) if u else None
-            return Summary(s["num_segments"], s["changes_per_minute"], s["share"], s["trend_per_minute"], reading)
-        if isinstance(self.result, RecordingResult):
-            s = self.result.summary(self.result.segments())
-            moves = tuple((*k.split("->"), n) for k, n in s["transitions"].items())
-            return Summary(s["num_segments"], s["changes_per_minute"], s["share"], speech_s=s["speech_s"],
-                           coverage=s["coverage"], transitions=moves)  # fmt: skip
-        return None
-
     def frame_probabilities(self, view: str = "smoothed") -> np.ndarray | None:
         """(T, V) per-frame probabilities in frame mode, `smoothed` or `raw`; None otherwise."""
-        if self.frames is None:
+        fa = self.frame_analysis
+        if fa is None:
             return None
-        return self.frames.smoothed.probabilities if view == "smoothed" else self.frames.raw
+        return fa.smoothed.probabilities if view == "smoothed" else fa.raw
 
     @property
     def frame_s(self) -> float:
         return FRAME_S
 
-    # -- what it writes -----------------------------------------------------------------------------
-    def to_json(self) -> dict:
-        """result.json's content: the engine's result, `mixed`, in frame mode the smoothing, segments,
-        summary and (up to `options.max_inline_frames`; beyond, `frames_file: "frames.csv"`) each
-        frame with its smoothed reading, then `file`, `timestamp` and, once written, `output_dir`."""
-        res, options = self.result, self.options
-        frame = self.frames is not None
-        limit = options.max_inline_frames
-        inline = frame and (limit == 0 or len(res.frame_probabilities) <= limit)
-        result = res.to_dict(frames=inline) if isinstance(res, EmotionResult) else res.to_dict()
-        if frame and not inline:
-            result["frames_file"] = "frames.csv"
-        result["file"] = self.file
-        add_to_result(result, self.frames, options)
-        if (blocks := self._conversation()) is not None:
-            result["speakers"], result["conversation"] = blocks
-        if options.sentiment is not None:
-            add_sentiment(result, options.sentiment, self.frames)
-        result["timestamp"] = self.timestamp.isoformat(timespec="seconds")
-        if self.output_dir is not None:
-            result["output_dir"] = self.output_dir
-        return result
-
     def files(self, lang: str = "en") -> dict[str, str | bytes]:
         """The output folder's extra files (name -> content): CSVs, WebVTT, charts."""
-        if self.frames is not None:
-            segments = [s.to_dict() for s in self.frames.segments]
-        else:
-            segments = self.result.segments() if isinstance(self.result, RecordingResult) else None
-        files = export_files(self.frames, segments, self.probabilities, self.options, lang)
-        if self._conversation() is not None:
-            files.update(conversation_files(segments, self.labels, self.result.audio.duration_s, self.options.charts, lang))
+        segments = None if self.segments is None else plain_segments(self.segments)
+        files = export_files(self.frame_analysis, segments, self.probabilities, self.options, lang)
+        if self.conversation is not None:
+            files.update(conversation_files(segments, self.labels, self.audio.duration_s, self.options.charts, lang))
         return files
 
 
-def add_sentiment(result: dict, sentiment: Sentiment, frames: FrameAnalysis | None) -> None:
-    """A `sentiment` block (sentiment.py) beside the result's reading, each segment's and each
-    speaker's; a frame-mode segment's is that of its smoothed frames' mean."""
-    if result.get("probabilities"):
-        result["sentiment"] = sentiment.of(result["probabilities"])
-    for seg in result.get("segments") or []:
-        if seg.get("probabilities"):
-            seg["sentiment"] = sentiment.of(seg["probabilities"])
-        elif frames is not None:
-            a, b = (
-                int(round(seg["start"] / FRAME_S)),
-                max(int(round(seg["start"] / FRAME_S)) + 1, int(round(seg["end"] / FRAME_S))),
-            )
-            mean = frames.smoothed.probabilities[a:b].mean(0)
-            seg["sentiment"] = sentiment.of(dict(zip(frames.labels, map(float, mean))))
-    for speaker in result.get("speakers") or []:
-        speaker["sentiment"] = sentiment.of(speaker["probabilities"])
+@dataclass(frozen=True, kw_only=True)
+class ClipReport(Report):
+    """result.json of one clip, at utterance or frame granularity."""
+
+    granularity: Literal["utterance", "frame"]
+    duration_s: float = named(doc="s, 3 decimals")
+    num_frames: int = named(doc="50 Hz frames")
+    chunks: int = named(doc="model windows the audio was split into")
+    audio: AudioInfo | None = named(doc="the source's container, codec, rate, channels; whether it was resampled")
+    warnings: tuple[AudioWarning, ...] = named(doc="short (under 1 s), silent")
+    model: dict[str, str] = named(doc="id, device, dtype, backend")
+    timings: dict[str, float] = named(doc="s spent decoding, in the model, in total")
+    heads: dict[str, HeadReport] | None = optional(doc="each custom head's reading")
+    frames: tuple[Frame, ...] | None = optional(doc="frame mode: every frame, up to max_inline_frames")
+    frames_file: str | None = optional(doc='frame mode past max_inline_frames: "frames.csv"')
+    mixed: Mixed | None = named()
+    smoothing: dict[str, Any] | None = optional(doc="frame mode: the smoothing options")
+    segments: tuple[Segment, ...] | None = optional(doc="frame mode: the runs of the smoothed emotion")
+    summary: FrameSummary | None = optional()
+    sentiment: SentimentReading | None = optional()
+    timestamp: datetime = named(doc="when the request started (local time)")
+    output_dir: str | None = optional(doc="the output folder's name")
+
+    speakers = conversation = None  # a clip has no speakers
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecordingReport(Report):
+    """result.json of a segmented recording: one reading per speech segment (or window, or turn)."""
+
+    granularity: Literal["segments"]
+    segmentation: dict[str, Any] = named(doc="how the recording was cut (SegmentOptions)")
+    diarization: dict[str, Any] | None = optional(doc="how the speakers were found: mode, speakers, names, model")
+    duration_s: float = named(doc="s, 3 decimals")
+    audio: AudioInfo = named()
+    warnings: tuple[AudioWarning, ...] = named()
+    model: dict[str, str] = named()
+    heads: dict[str, HeadReport] | None = optional(doc="each custom head's duration-weighted reading")
+    segments: tuple[Segment, ...] = named()
+    summary: RecordingSummary = named()
+    timings: dict[str, float] = named()
+    mixed: Mixed | None = named()
+    speakers: tuple[Speaker, ...] | None = optional(doc="conversations: one per speaker, in order of first appearance")
+    conversation: Conversation | None = optional()
+    sentiment: SentimentReading | None = optional()
+    timestamp: datetime = named()
+    output_dir: str | None = optional()
+
+
+def report_from_json(data: dict) -> ClipReport | RecordingReport:
+    """A Report read back from result.json's content (its internal fields None)."""
+    return schema.from_json(RecordingReport if data.get("granularity") == "segments" else ClipReport, data)
+
+
+def result_schema() -> dict:
+    """The JSON Schema of result.json (draft 2020-12), from the dataclasses: docs/result.schema.json."""
+    defs: dict[str, dict] = {}
+    kinds = [schema.json_schema(ClipReport, defs), schema.json_schema(RecordingReport, defs)]
+    return {
+        "$schema": schema.JSON_SCHEMA_DIALECT,
+        "title": "result.json",
+        "description": (
+            f"emotion_app's result.json, schema_version {SCHEMA_VERSION}: a clip (utterance or frame granularity) "
+            "or a segmented recording. Generated from emotion_app/analysis/report.py by result_schema()."
+        ),
+        "oneOf": kinds,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+# -- building it --------------------------------------------------------------------------------------
 def build_report(
     res: EmotionResult | RecordingResult,
     options: AnalysisOptions | None = None,
@@ -343,12 +329,191 @@ def build_report(
     file: str | None = None,
     timestamp: datetime | None = None,
     embedding: bool = False,
-) -> Report:
-    """The Report of `res`, the same for every caller: in frame mode its frames smoothed and read
-    (segments, summary); `file`: the name shown (default the source's); `timestamp`: when the
-    request started (default now); `embedding`: keep the result's embedding for embedding.npy."""
+) -> ClipReport | RecordingReport:
+    """The Report of `res`, the same for every caller, computed once: in frame mode its frames
+    smoothed and read (segments, summary), for a conversation its speakers; `file`: the name shown
+    (default the source's); `timestamp`: when the request started (default now); `embedding`: keep
+    the result's embedding for embedding.npy."""
     options = options or AnalysisOptions()
-    frame = isinstance(res, EmotionResult) and res.granularity == "frame"
-    fa = analyze_frames(res.frame_probabilities, res.labels, options) if frame else None
-    name = file if file is not None else (res.audio.source if res.audio else None)
-    return Report(res, options, name, timestamp or datetime.now(), fa, res.embedding if embedding else None)
+    common = dict(
+        file=file if file is not None else (res.audio.source if res.audio else None),
+        **_top(res.probabilities, res.labels),
+        label_names={k: LabelName(LABEL_BY_KEY[k].zh, LABEL_BY_KEY[k].emoji) for k in res.labels if k in LABEL_BY_KEY},
+        label_set=tuple(res.label_set) if res.label_set else None,
+        result=res,
+        options=options,
+        embedding=res.embedding if embedding else None,
+        warnings=tuple(res.warnings),
+        model=dict(res.model),
+        timings=_seconds(res.timings),
+        timestamp=timestamp or datetime.now(),
+    )
+    probabilities, mood = common["probabilities"], options.sentiment
+    mixed = insights.mixed_emotion(probabilities, options.mixed_threshold) if probabilities else None
+    common["mixed"] = schema.from_json(Mixed, mixed) if mixed else None
+    common["sentiment"] = _sentiment(mood, probabilities) if probabilities else None
+    if isinstance(res, RecordingResult):
+        return _recording_report(res, mood, common)
+    return _clip_report(res, options, common)
+
+
+def _clip_report(res: EmotionResult, options: AnalysisOptions, common: dict) -> ClipReport:
+    fa = analyze_frames(res.frame_probabilities, res.labels, options) if res.granularity == "frame" else None
+    frames = segments = summary = None
+    if fa is not None:
+        limit, mood = options.max_inline_frames, options.sentiment
+        if limit == 0 or len(res.frame_probabilities) <= limit:
+            frames = _frames(res, fa)
+        segments = tuple(Segment(round(s.start, 3), round(s.end, 3), s.emotion, round(s.confidence, 4)) for s in fa.segments)
+        if mood is not None:
+            segments = tuple(replace(s, sentiment=_run_sentiment(mood, s, fa)) for s in segments)
+        summary = schema.from_json(FrameSummary, fa.summary)
+    return ClipReport(
+        **common,
+        granularity=res.granularity,
+        duration_s=round(res.duration_s, 3),
+        num_frames=int(len(res.frame_probabilities)),
+        chunks=res.chunks,
+        audio=res.audio,
+        heads={name: _head(h) for name, h in res.heads.items()} or None,
+        frames=frames,
+        frames_file="frames.csv" if fa is not None and frames is None else None,
+        smoothing=options.smoothing.to_dict() if fa is not None else None,
+        segments=segments,
+        summary=summary,
+        frame_analysis=fa,
+    )
+
+
+def _recording_report(res: RecordingResult, mood: Sentiment | None, common: dict) -> RecordingReport:
+    segments = tuple(_speech_segment(res, i, mood) for i in range(len(res.results)))
+    duration_s = res.audio.duration_s
+    speakers = conversation = None
+    if res.conversation:  # computed once, here
+        people, shape = conversation_report(plain_segments(segments), res.labels, duration_s)
+        speakers = tuple(replace(schema.from_json(Speaker, p), sentiment=_sentiment(mood, p["probabilities"])) for p in people)
+        conversation = schema.from_json(Conversation, shape)
+    return RecordingReport(
+        **common,
+        granularity=res.granularity,
+        segmentation=dict(res.segmentation),
+        diarization=dict(res.diarization) if res.diarization is not None else None,
+        duration_s=round(duration_s, 3),
+        audio=res.audio,
+        heads={name: _head(h) for name, h in res.head_readings().items()} or None,
+        segments=segments,
+        summary=_recording_summary(segments, res.labels, duration_s),
+        speakers=speakers,
+        conversation=conversation,
+    )
+
+
+def plain_segments(segments: tuple[Segment, ...]) -> list[dict]:
+    """The segments as the exports and conversation.py read them: as result.json has them, without
+    their sentiment (the segment files stay the same with sentiment on or off)."""
+    return [schema.to_json(replace(s, sentiment=None)) for s in segments]
+
+
+def _top(probabilities: np.ndarray | None, labels) -> dict:
+    """emotion, label_zh, emoji, confidence, scores and probabilities of a probability vector."""
+    if probabilities is None:
+        return {"emotion": None, "label_zh": None, "emoji": None, "confidence": None, "scores": {}, "probabilities": {}}
+    k = int(np.argmax(probabilities))
+    label = label_of(labels[k])
+    return {
+        "emotion": labels[k],
+        "label_zh": label.zh,
+        "emoji": label.emoji,
+        "confidence": round(float(probabilities[k]), 4),
+        "scores": rounded(probabilities, labels),
+        "probabilities": {key: float(p) for key, p in zip(labels, probabilities)},
+    }
+
+
+def _seconds(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in timings.items()}
+
+
+def _sentiment(mood: Sentiment | None, probabilities: dict[str, float]) -> SentimentReading | None:
+    return schema.from_json(SentimentReading, mood.of(probabilities)) if mood is not None else None
+
+
+def _run_sentiment(mood: Sentiment, segment: Segment, fa: FrameAnalysis) -> SentimentReading:
+    """A frame-mode segment's sentiment: that of its smoothed frames' mean."""
+    a = int(round(segment.start / FRAME_S))
+    b = max(a + 1, int(round(segment.end / FRAME_S)))
+    mean = fa.smoothed.probabilities[a:b].mean(0)
+    return _sentiment(mood, dict(zip(fa.labels, map(float, mean))))
+
+
+def _head(h: HeadReading, brief: bool = False) -> HeadReport:
+    """A head's reading as result.json has it; `brief`: a segment's {emotion, confidence, scores}."""
+    top = HeadReport(h.emotion, round(h.confidence, 4), rounded(h.probabilities, h.labels))
+    if brief:
+        return top
+    frames = None
+    if h.frame_probabilities is not None:
+        frames = tuple(h.labels[i] for i in h.frame_probabilities.argmax(axis=1)) if len(h.frame_probabilities) else ()
+    return replace(
+        top,
+        probabilities={k: float(p) for k, p in zip(h.labels, h.probabilities)},
+        labels={k: dict(h.names.get(k, {})) for k in h.labels},
+        frames=frames,
+    )
+
+
+def _frames(res: EmotionResult, fa: FrameAnalysis) -> tuple[Frame, ...]:
+    """Every frame: start, end (start + 20 ms), its top emotion, confidence and scores, raw and smoothed."""
+    labels, sm = res.labels, fa.smoothed
+    best = res.frame_probabilities.argmax(axis=1) if len(res.frame_probabilities) else []
+    return tuple(
+        Frame(
+            round(i * FRAME_S, 3),
+            round((i + 1) * FRAME_S, 3),
+            labels[b],
+            round(float(row[b]), 4),
+            rounded(row, labels),
+            labels[k],
+            round(float(c), 4),
+            rounded(srow, labels),
+        )  # fmt: skip
+        for i, (row, b, srow, k, c) in enumerate(zip(res.frame_probabilities, best, sm.probabilities, sm.dominant, sm.confidence))
+    )
+
+
+def _speech_segment(res: RecordingResult, i: int, mood: Sentiment | None) -> Segment:
+    """Segment `i` of a recording: its span, reading, heads, and who speaks when known."""
+    (a, b), r = res.spans[i], res.results[i]
+    probabilities = {k: float(p) for k, p in zip(r.labels, r.probabilities)}
+    return Segment(
+        start=round(a / SAMPLE_RATE, 3),
+        end=round(b / SAMPLE_RATE, 3),
+        emotion=r.emotion,
+        confidence=round(r.confidence, 4),
+        scores=r.scores(),
+        probabilities=probabilities,
+        heads={name: _head(h, brief=True) for name, h in r.heads.items()} or None,
+        speaker=res.speakers[i] if res.speakers is not None else None,
+        channel=res.channels[i] if res.channels is not None else None,
+        text=res.texts[i] if res.texts is not None else None,
+        sentiment=_sentiment(mood, probabilities),
+        conversation=res.speakers is not None,
+    )
+
+
+def _recording_summary(segments: tuple[Segment, ...], labels, duration_s: float) -> RecordingSummary:
+    """Share of speech time per emotion, transitions between consecutive segments, coverage."""
+    dur = np.array([s.end - s.start for s in segments], dtype=np.float64)
+    speech = float(dur.sum())
+    share = Counter()
+    for s, d in zip(segments, dur):
+        share[s.emotion] += d
+    transitions = Counter(f"{a.emotion}->{b.emotion}" for a, b in zip(segments, segments[1:]) if a.emotion != b.emotion)
+    return RecordingSummary(
+        num_segments=len(segments),
+        speech_s=round(speech, 3),
+        coverage=round(speech / duration_s, 4) if duration_s else 0.0,
+        share={k: round(float(share[k] / speech), 4) if speech else 0.0 for k in labels},
+        transitions=dict(transitions.most_common()),
+        changes_per_minute=round(sum(transitions.values()) / (duration_s / 60), 3) if duration_s else 0.0,
+    )

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from ..analysis.report import build_report
+from ..analysis.report import Report, build_report
 from ..engine import Engine
 from ..errors import EmotionAppError, ErrorText
 from ..longform import analyze_long
@@ -37,8 +37,8 @@ def iter_batch(
     extractor: Extractor | None = None,
     progress: Callable[[int], None] | None = None,
     group: int = GROUP,
-) -> Iterator[tuple[int, dict | None, str | None]]:
-    """(index, result.json dict or None, error or None) per input, in input order, group by group.
+) -> Iterator[tuple[int, Report | None, str | None]]:
+    """(index, Report or None, error or None) per input, in input order, group by group.
     Archive members are extracted by `extractor` when their group comes, and removed after it.
     A request on turns without a turns file (`RequestOptions.with_turns(None)`) reads each file's
     turns beside it (call.wav: call.rttm, call.vtt, call.srt or call.json; none: an error row)."""
@@ -56,9 +56,9 @@ def iter_batch(
                 progress(1)
 
 
-def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions) -> list[tuple[dict | None, str | None]]:
+def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions) -> list[tuple[Report | None, str | None]]:
     """(result, error) for each item of one group."""
-    out: list[tuple[dict | None, str | None]] = [(None, item.error) for item in items]
+    out: list[tuple[Report | None, str | None]] = [(None, item.error) for item in items]
     ready = [k for k, item in enumerate(items) if item.error is None]
     now = datetime.now()
     if request.segment is not None:
@@ -72,7 +72,7 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
                     engine, items[k].path, request.segment, name=name, heads=request.heads, speakers=request.speakers,
                     turns=turns, labels=request.labels,
                 )  # fmt: skip
-                out[k] = (build_report(rec, request.analysis, file=name, timestamp=now).to_json(), None)
+                out[k] = (build_report(rec, request.analysis, file=name, timestamp=now), None)
             except EmotionAppError as exc:
                 out[k] = (None, named_error(name, exc.message, exc.code))
         return out
@@ -85,5 +85,5 @@ def _run_group(engine: Engine, items: list[BatchInput], request: RequestOptions)
         if isinstance(res, EmotionAppError):
             out[k] = (None, named_error(name, res.message, res.code))
         else:
-            out[k] = (build_report(res, request.analysis, file=name, timestamp=now).to_json(), None)
+            out[k] = (build_report(res, request.analysis, file=name, timestamp=now), None)
     return out

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.report import build_report
+from ..analysis.report import Report, build_report
 from ..audio.files import is_archive_name, is_audio_name
 from ..audio.samples import Audio, AudioInfo, AudioWarning
 from ..audio.segmenter import SegmentOptions
@@ -254,8 +254,8 @@ class Scorer:
         outcomes = self._recordings(rows, now) if self.request.segment is not None else self._clips(rows, now)
         return _table(rows, outcomes)
 
-    def _clips(self, rows: list[dict], now: datetime) -> list[tuple[dict | None, str | None]]:
-        out: list[tuple[dict | None, str | None]] = [(None, row["error"] or None) for row in rows]
+    def _clips(self, rows: list[dict], now: datetime) -> list[tuple[Report | None, str | None]]:
+        out: list[tuple[Report | None, str | None]] = [(None, row["error"] or None) for row in rows]
         ready = [k for k, row in enumerate(rows) if not row["error"]]
         audios = [_audio(rows[k]) for k in ready]
         names = [rows[k]["name"] for k in ready]
@@ -271,11 +271,11 @@ class Scorer:
             decode_s = rows[k]["meta"]["decode_s"]  # spent in the decode stage, as the local batch counts it
             res.timings["decode"] = res.timings.get("decode", 0.0) + decode_s
             res.timings["total"] = res.timings.get("total", 0.0) + decode_s
-            out[k] = (build_report(res, self.request.analysis, file=name, timestamp=now).to_json(), None)
+            out[k] = (build_report(res, self.request.analysis, file=name, timestamp=now), None)
         return out
 
-    def _recordings(self, rows: list[dict], now: datetime) -> list[tuple[dict | None, str | None]]:
-        out: list[tuple[dict | None, str | None]] = []
+    def _recordings(self, rows: list[dict], now: datetime) -> list[tuple[Report | None, str | None]]:
+        out: list[tuple[Report | None, str | None]] = []
         for row in rows:
             if row["error"]:
                 out.append((None, row["error"]))
@@ -298,7 +298,7 @@ class Scorer:
             rec = recording_result(
                 self.engine, self.request.segment, _scan(row["meta"]), used, results, seconds, planned, self.request.labels
             )
-            out.append((build_report(rec, self.request.analysis, file=name, timestamp=now).to_json(), None))
+            out.append((build_report(rec, self.request.analysis, file=name, timestamp=now), None))
         return out
 
     def _who(self, who: dict, pieces) -> Plan | None:
@@ -317,15 +317,16 @@ def _audio(row: dict) -> Audio:
     return Audio(np.asarray(row["samples"], dtype=np.float32), scan.info, scan.warnings)
 
 
-def _table(rows: list[dict], outcomes: list[tuple[dict | None, str | None]]) -> dict:
+def _table(rows: list[dict], outcomes: list[tuple[Report | None, str | None]]) -> dict:
     """The stage's output: per row its index, name, error, duration and emotion (for the summary),
     and `line`, the shard line {"index", "file", "error", "result"} the driver writes as it is."""
     lines, durations, emotions = [], [], []
-    for row, (result, error) in zip(rows, outcomes):
+    for row, (report, error) in zip(rows, outcomes):
+        result = report.to_json() if report is not None else None
         record = {"index": int(row["index"]), "file": row["name"], "error": error, "result": result}
         lines.append(json.dumps(record, ensure_ascii=False))
-        durations.append(result["duration_s"] if result else 0.0)
-        emotions.append(str(result["emotion"]) if result else "")
+        durations.append(report.duration_s if report is not None else 0.0)
+        emotions.append(str(report.emotion) if report is not None else "")
     return {
         "index": np.array([int(row["index"]) for row in rows], np.int64),
         "name": np.array([row["name"] for row in rows], object),

@@ -9,6 +9,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+from ..analysis.report import Report, report_from_json
 from ..constants import LABEL_KEYS
 from ..errors import EmotionAppError
 
@@ -32,18 +33,18 @@ def columns_for(request) -> list[str]:
     return columns(labels, request.analysis.sentiment is not None)
 
 
-def table_row(file: str, result: dict | None, error: str | None) -> dict:
+def table_row(file: str, report: Report | None, error: str | None) -> dict:
     """One file's row: every column of any run ("" where it has no value; a writer keeps its own)."""
     row = dict.fromkeys(ALL_COLUMNS, "")
     row["file"] = file
-    if result is not None:
-        row.update(duration_s=result["duration_s"], emotion=result["emotion"] or "", confidence=result["confidence"] or "")
-        row.update(result.get("scores") or {})
-        if result.get("sentiment"):
-            row.update(sentiment=result["sentiment"]["label"], sentiment_score=result["sentiment"]["score"])
-        row["heads"] = "; ".join(f"{n}={h['emotion']} {h['confidence']:.4f}" for n, h in (result.get("heads") or {}).items())
+    if report is not None:
+        row.update(duration_s=report.duration_s, emotion=report.emotion or "", confidence=report.confidence or "")
+        row.update(report.scores)
+        if report.sentiment is not None:
+            row.update(sentiment=report.sentiment.label, sentiment_score=report.sentiment.score)
+        row["heads"] = "; ".join(f"{n}={h.emotion} {h.confidence:.4f}" for n, h in (report.heads or {}).items())
         row["speakers"] = "; ".join(
-            f"{s['name']}={s['emotion']} {s['confidence']:.4f} {s['share_of_talk']:.0%}" for s in result.get("speakers") or []
+            f"{s.name}={s.emotion} {s.confidence:.4f} {s.share_of_talk:.0%}" for s in report.speakers or ()
         )
     row["error"] = (error or "").replace("\n", " ")
     return row
@@ -124,11 +125,15 @@ class ResultsWriter:
             tmp.replace(self.path)
         return {r["file"] for r in rows if not r.get("error")}
 
-    def write(self, file: str, result: dict | None, error: str | None) -> None:
+    def write(self, file: str, result: Report | dict | None, error: str | None) -> None:
+        """One file's record: its row (CSV) or result.json's content (JSONL); `error` when it failed.
+        `result`: a Report, or result.json's content as Ray's shards hold it (written as it is)."""
         if self._csv is not None:
-            self._csv.writerow(table_row(file, result, error))
+            report = report_from_json(result) if isinstance(result, dict) else result
+            self._csv.writerow(table_row(file, report, error))
         else:
-            record = result if result is not None else {"file": file, "error": error}
+            record = result.to_json() if isinstance(result, Report) else result
+            record = record if record is not None else {"file": file, "error": error}
             self._f.write(json.dumps({**record, "file": file}, ensure_ascii=False) + "\n")
         self._f.flush()
 

@@ -82,14 +82,14 @@ def run(args) -> int:
         stream = iter_batch(
             engine, todo, request, extractor=Extractor(Path(tmp)), progress=bar.update, group=max(8, 8 * engine.batch_size)
         )
-        for j, result, error in stream:
-            writer.write(todo[j].name, result, error)
+        for j, report, error in stream:
+            writer.write(todo[j].name, report, error)
             if error:
                 failed += 1
                 tqdm.write(f"error: {error}", file=sys.stderr)
             else:
-                audio_s += result["duration_s"]
-                emotions[result["emotion"]] += 1
+                audio_s += report.duration_s
+                emotions[report.emotion] += 1
     writer.close()
     wall = time.perf_counter() - t0
     print(summary_text(len(todo) - failed, failed, skipped, writer.path, audio_s, wall, emotions), file=sys.stderr)

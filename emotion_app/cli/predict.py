@@ -28,27 +28,27 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def human(report: dict) -> str:
-    """One line per file: the top emotion, custom heads, length, segments, and for a conversation each
-    speaker's emotion and share of the talk."""
-    warn = "".join(f"  [{w['message']}]" for w in report["warnings"])
-    if report["emotion"] is None:
-        return f"{report['file']}: no speech found  {report['duration_s']:.1f} s{warn}"
-    seg = f", {len(report['segments'])} segments" if report["granularity"] == "segments" else ""
-    head = f"{report['emoji']} {report['emotion']} ({report['label_zh']}) {report['confidence']:.1%}"
-    heads = "".join(f"  [{name}: {h['emotion']} {h['confidence']:.1%}]" for name, h in report.get("heads", {}).items())
-    mood = _sentiment(report.get("sentiment"))
+def human(report) -> str:
+    """One line per file (a Report, analysis/report.py): the top emotion, custom heads, length,
+    segments, and for a conversation each speaker's emotion and share of the talk."""
+    warn = "".join(f"  [{w.message}]" for w in report.warnings)
+    if report.emotion is None:
+        return f"{report.file}: no speech found  {report.duration_s:.1f} s{warn}"
+    seg = f", {len(report.segments)} segments" if report.granularity == "segments" else ""
+    head = f"{report.emoji} {report.emotion} ({report.label_zh}) {report.confidence:.1%}"
+    heads = "".join(f"  [{name}: {h.emotion} {h.confidence:.1%}]" for name, h in (report.heads or {}).items())
+    mood = _sentiment(report.sentiment)
     who = "".join(
-        f"\n  {s['name']}: {s['emotion']} {s['confidence']:.1%}, {s['share_of_talk']:.0%} of the talk, {s['turns']} turns"
-        + (f", interrupted {s['interruptions']}x" if s["interruptions"] else "")
-        + (f", {_sentiment(s.get('sentiment')).strip()}" if s.get("sentiment") else "")
-        for s in report.get("speakers", [])
+        f"\n  {s.name}: {s.emotion} {s.confidence:.1%}, {s.share_of_talk:.0%} of the talk, {s.turns} turns"
+        + (f", interrupted {s.interruptions}x" if s.interruptions else "")
+        + (f", {_sentiment(s.sentiment).strip()}" if s.sentiment else "")
+        for s in report.speakers or ()
     )
-    return f"{report['file']}: {head}{heads}{mood}  {report['duration_s']:.1f} s{seg}{warn}{who}"
+    return f"{report.file}: {head}{heads}{mood}  {report.duration_s:.1f} s{seg}{warn}{who}"
 
 
-def _sentiment(block: dict | None) -> str:
-    return f"  sentiment {block['label']} {block['score']:+.2f}" if block else ""
+def _sentiment(block) -> str:
+    return f"  sentiment {block.label} {block.score:+.2f}" if block else ""
 
 
 def run(args) -> int:
@@ -65,12 +65,12 @@ def run(args) -> int:
         return fail(exc.message)
     inputs = [BatchInput(path, path=Path(path)) for path in args.files]
     failed = 0
-    for _, result, error in iter_batch(engine, inputs, request, group=max(8, 8 * engine.batch_size)):
+    for _, report, error in iter_batch(engine, inputs, request, group=max(8, 8 * engine.batch_size)):
         if error:
             failed += 1
             print(f"error: {error}", file=sys.stderr, flush=True)
         elif args.json:
-            print(json.dumps(result, ensure_ascii=False), flush=True)
+            print(json.dumps(report.to_json(), ensure_ascii=False), flush=True)
         else:
-            print(human(result), flush=True)
+            print(human(report), flush=True)
     return 1 if failed else 0

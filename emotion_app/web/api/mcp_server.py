@@ -15,8 +15,9 @@ asked) and `compare_clips` (two clips side by side). Each takes audio as a strin
 - an http(s) URL, only when the operator allows fetching (`--mcp-allow-urls`): a server that fetches
   any URL it is given can be turned against the network it stands in.
 
-The tools answer with result.json's content (typed: the fields an agent acts on are declared, the
-rest pass through) and the results' download links as absolute URLs. The SDK runs a tool on the
+The tools answer with result.json's content (typed: the fields an agent acts on, with their types
+and descriptions derived from the result model's dataclasses, analysis/report.py; the rest pass
+through) and the results' download links as absolute URLs. The SDK runs a tool on the
 event loop, so each tool hands its work (decoding, the model, the output folder, checking its
 answer) to a worker thread. Errors reach the agent as the REST API words them, led by the REST
 API's code: "bad_labels: <the EmotionAppError's message, this machine's paths cut>"; anything else
@@ -28,16 +29,23 @@ as "internal: Internal server error; ..." and logged.
 import base64
 import binascii
 import contextlib
+import dataclasses
+import functools
 import logging
+import operator
 import os
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ...analysis import schema
+from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
 from ...errors import ERRORS, EmotionAppError
 from ...outputs import output_file
@@ -60,62 +68,67 @@ LABELS_HELP = 'a label set: results over these emotions only, e.g. "angry,happy,
 SENTIMENT_HELP = "add a sentiment block {label: positive|negative|neutral, score in [-1, 1]} to each reading"
 
 
-class SentimentBlock(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    label: Literal["positive", "negative", "neutral"]
-    score: float = Field(description="P(positive) - P(negative), in [-1, 1]")
+# The tools answer with result.json's content: typed by the result model's dataclasses
+# (analysis/report.py), whose types and descriptions `answer_model` derives for the fields an agent
+# acts on (DECLARED; every field of the blocks not named here); the other keys pass through as they are.
+READING = ("emotion", "confidence", "scores", "label_set", "sentiment")
+CLIP = (*READING, "duration_s", "warnings")
+DECLARED: dict[type, tuple[str, ...]] = {
+    ClipReport: CLIP,
+    RecordingReport: (*CLIP, "segments", "summary", "speakers", "conversation"),
+    Segment: ("start", "end", "emotion", "confidence", "scores", "speaker", "sentiment"),
+    Speaker: ("name", "talk_s", "share_of_talk", "turns", "emotion", "confidence", "probabilities", "sentiment"),
+}
 
 
-class Reading(BaseModel):
-    """An emotion reading (the model's 9 labels, or the label set's)."""
-
-    model_config = ConfigDict(extra="allow")
-    emotion: str | None = Field(description="the top emotion (English key); null when no speech was found")
-    confidence: float | None = Field(description="its probability, 0-1")
-    scores: dict[str, float] = Field(description="every label's probability, rounded to 3 decimals")
-    sentiment: SentimentBlock | None = None
-
-
-class ClipResult(Reading):
-    """result.json of one clip: the reading, the audio's length, warnings and the result's files."""
-
-    duration_s: float | None = Field(None, description="s")
-    label_set: list[str] | None = Field(None, description="the labels the scores are over, when a set was chosen")
-    warnings: list[dict] = Field(default_factory=list, description="e.g. short or silent audio: {code, message}")
-    files: dict[str, str] = Field(default_factory=dict, description="download links of the result's files")
-
-
-class Segment(Reading):
-    start: float = Field(description="s")
-    end: float = Field(description="s")
-    speaker: str | None = Field(None, description="who speaks (with speakers)")
+@functools.cache
+def answer_model(cls: type, keep: tuple[str, ...] | None = None, name: str | None = None) -> type[BaseModel]:
+    """The pydantic model (named `name`, default as `cls`) of the result dataclass `cls`: its fields
+    `keep` (default DECLARED[cls], or all), their types (nested dataclasses as models too) and
+    descriptions taken from `cls`; a field result.json may leave out defaults to None; any other key
+    passes through."""
+    hints, keep = typing.get_type_hints(cls), keep or DECLARED.get(cls)
+    if missing := set(keep or ()) - {schema.key_of(f) for f in schema.json_fields(cls)}:
+        raise ValueError(f"{cls.__name__} has no field {sorted(missing)[0]!r}: declare result.json's fields only")
+    fields = {}
+    for f in schema.json_fields(cls):
+        key = schema.key_of(f)
+        if keep is not None and key not in keep:
+            continue
+        default = None if "omit" in f.metadata else ...
+        alias = key if key != f.name else None
+        fields[f.name] = (_answer_type(hints[f.name]), Field(default, alias=alias, description=f.metadata.get("doc")))
+    config = ConfigDict(extra="allow", populate_by_name=True)
+    return create_model(name or cls.__name__, __config__=config, __doc__=cls.__doc__, **fields)
 
 
-class Speaker(BaseModel):
-    """One speaker of a conversation: talk and the talk-time-weighted reading."""
+def _answer_type(tp):
+    """A dataclass field's type with its dataclasses as answer models and its tuples as lists."""
+    if dataclasses.is_dataclass(tp):
+        return answer_model(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return functools.reduce(operator.or_, [_answer_type(a) for a in args])
+    if origin in (tuple, list):
+        return list[_answer_type(args[0])]
+    if origin is dict:
+        return dict[args[0], _answer_type(args[1])]
+    return tp
 
-    model_config = ConfigDict(extra="allow")
-    name: str
-    talk_s: float
-    share_of_talk: float
-    turns: int
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-    sentiment: SentimentBlock | None = None
+
+def _with_files(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """`model` and the APIs' addition to result.json: the result's download links."""
+    links = Field(default_factory=dict, description="download links of the result's files")
+    return create_model(name, __base__=model, files=(dict[str, str], links))
 
 
-class RecordingResult(ClipResult):
-    """result.json of a recording: its segments (speech by VAD, or each speaker's turns) and summary."""
-
-    segments: list[Segment]
-    summary: dict = Field(description="share of speech time per emotion, transitions, coverage")
-    speakers: list[Speaker] | None = Field(None, description="with speakers: each speaker's reading and talk")
-    conversation: dict | None = Field(None, description="with speakers: talk, silence, overlap, interruptions, escalations")
+ClipAnswer = _with_files(answer_model(ClipReport), "ClipResult")
+RecordingAnswer = _with_files(answer_model(RecordingReport), "RecordingResult")
+ClipReading = answer_model(ClipReport, READING, "ClipReading")  # compare_clips' clips
 
 
 class Comparison(BaseModel):
-    clips: list[ClipResult] = Field(description="the two clips' readings, in order")
+    clips: list[ClipReading] = Field(description="the two clips' readings, in order")
     similarity: float = Field(description="cosine similarity of the two clips' utterance embeddings, -1 to 1")
 
 
@@ -270,10 +283,10 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         audio: Annotated[str, Field(description=AUDIO_HELP)],
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
-    ) -> ClipResult:
+    ) -> ClipAnswer:
         with answered():
             ready()
-            return await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment}, ctx, ClipResult)
+            return await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment}, ctx, ClipAnswer)
 
     @server.tool(
         name="analyze_recording",
@@ -291,13 +304,13 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         names: Annotated[str, Field(description="the speakers' names in order, comma-separated")] = "",
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
-    ) -> RecordingResult:
+    ) -> RecordingAnswer:
         fields = {"segment": "vad", "speakers": speakers, "names": names, "labels": labels, "sentiment": sentiment}
         if speakers and not names:
             fields.pop("names")
         with answered():
             ready()
-            return await run_in_threadpool(run, audio, fields, ctx, RecordingResult)
+            return await run_in_threadpool(run, audio, fields, ctx, RecordingAnswer)
 
     @server.tool(
         name="compare_clips",
@@ -319,7 +332,7 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
                 raise EmotionAppError(f"clip {which}: {message}", cmp.codes.get(which))
             mood = request.analysis.sentiment
             clips = [
-                ClipResult(emotion=e, confidence=round(max(p.values()), 4), scores={k: round(v, 3) for k, v in p.items()},
+                ClipReading(emotion=e, confidence=round(max(p.values()), 4), scores={k: round(v, 3) for k, v in p.items()},
                            label_set=request.labels.to_list() if request.labels else None,
                            sentiment=mood.of(p) if mood is not None else None)
                 for e, p in zip(cmp.emotions, cmp.probabilities)

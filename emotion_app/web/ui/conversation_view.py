@@ -18,14 +18,14 @@ def conversation_html(report: Report | None, lang: str = "en") -> str:
     if conversation is None or not report.segments:
         return ""
     return (
-        f'<div class="ea-conversation" data-speakers="{len(conversation.speakers)}">'
+        f'<div class="ea-conversation" data-speakers="{len(report.speakers)}">'
         f"{lanes_html(report, lang)}{speakers_table(report, lang)}{events_html(report, lang)}</div>"
     )
 
 
 def lanes_html(report: Report, lang: str = "en") -> str:
     segments = report.segments
-    names = [s.name for s in report.conversation.speakers]
+    names = [s.name for s in report.speakers]
     total = report.duration_s or max(s.end for s in segments) or 1.0
     rows = []
     for name in names:
@@ -61,7 +61,7 @@ def speakers_table(report: Report, lang: str = "en") -> str:
         f'<tr data-speaker="{html.escape(s.name)}"><th>{html.escape(s.name)}</th><td>{duration_text(s.talk_s, lang)}</td>'
         f"<td>{s.share_of_talk * 100:.0f}%</td><td>{s.turns}</td>"
         f"<td>{label_html(s.emotion, lang)} {s.confidence * 100:.0f}%</td><td>{s.interruptions}</td><td>{s.interrupted}</td></tr>"
-        for s in report.conversation.speakers
+        for s in report.speakers
     )
     return f'<table class="ea-summary ea-speakers"><tr>{head}</tr>{rows}</table>'
 

@@ -21,10 +21,9 @@ def heads_html(report: Report, lang: str = "en") -> str:
     """Each custom head's reading: a small card with its top label and confidence, and its scores as
     bars, highest first ("" without heads)."""
     blocks = []
-    for name, h in report.heads.items():
-        infos = h.names
-        probabilities = {k: float(p) for k, p in zip(h.labels, h.probabilities)}
-        colours = {k: HEAD_COLORS[i % len(HEAD_COLORS)] for i, k in enumerate(h.labels)}
+    for name, h in (report.heads or {}).items():
+        infos, probabilities = h.labels or {}, h.probabilities or {}
+        colours = {k: HEAD_COLORS[i % len(HEAD_COLORS)] for i, k in enumerate(infos)}
         rows = "".join(
             f'<div class="ea-head-row" style="display:flex;align-items:center;gap:8px;margin:3px 0">'
             f'<span class="ea-label">{head_label_html(k, infos.get(k, {}), lang)}</span>'

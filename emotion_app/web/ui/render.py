@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 
-from ...analysis.report import Report
+from ...analysis.report import FrameSummary, Report
+from ...analysis.schema import to_json
 from ...constants import COLORS, FRAME_S, LABEL_BY_KEY
 from ..i18n import t, warning_message
 
@@ -87,7 +88,7 @@ def emotion_card(report: Report, lang: str = "en") -> str:
         f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
         f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{report.confidence * 100:.1f}%</b></div>'
-        f"{mixed_line(report, lang)}{sentiment_line(report.sentiment, lang)}{warnings}</div>"
+        f"{mixed_line(report, lang)}{sentiment_line(to_json(report.sentiment), lang)}{warnings}</div>"
     )
 
 
@@ -199,16 +200,19 @@ def summary_html(report: Report, lang: str = "en") -> str:
         (t("share", lang), f'<div class="ea-shares" aria-hidden="true">{parts}</div>{legend}'),
         (t("segments_n", lang), f"{s.num_segments} · {t('changes_per_min', lang)} {s.changes_per_minute:.1f}"),
     ]
-    if s.from_frames:
-        u = s.from_frames
-        how = t(f"from_{u.method}", lang) if u.method in ("vote", "mean") else u.method
-        rows.append((t("from_frames", lang), f"{label_html(u.emotion, lang)} {u.confidence * 100:.0f}% ({how})"))
-    if s.trend_per_minute:
-        rising = max(s.trend_per_minute.items(), key=lambda kv: kv[1])
-        rows.append((t("rising", lang), f"{label_html(rising[0], lang)} {rising[1] * 100:+.1f}% {t('per_min', lang)}"))
-    if s.coverage is not None:
+    if isinstance(s, FrameSummary):
+        if u := s.utterance_from_frames:
+            how = t(f"from_{u.method}", lang) if u.method in ("vote", "mean") else u.method
+            rows.append((t("from_frames", lang), f"{label_html(u.emotion, lang)} {u.confidence * 100:.0f}% ({how})"))
+        if s.trend_per_minute:
+            rising = max(s.trend_per_minute.items(), key=lambda kv: kv[1])
+            rows.append((t("rising", lang), f"{label_html(rising[0], lang)} {rising[1] * 100:+.1f}% {t('per_min', lang)}"))
+    else:
         rows.append((t("speech", lang), f"{duration_text(s.speech_s, lang)} ({s.coverage * 100:.0f}%)"))
-        moves = ", ".join(f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}" for a, b, n in s.transitions[:5])
+        moves = ", ".join(
+            f"{label_html(a, lang)} → {label_html(b, lang)} ×{n}"
+            for (a, b), n in ((k.split("->"), n) for k, n in list(s.transitions.items())[:5])
+        )
         rows.append((t("transitions", lang), moves or "-"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="ea-summary">{body}</table>'
