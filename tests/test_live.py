@@ -260,35 +260,35 @@ def test_stretched_hops_cut_fewer_windows_and_say_so(tmp_path):
     assert message["hop_s"] == 1.0 and message["slowed"] is True
 
 
-def test_capacity_stretches_only_when_windows_are_late_and_steps_back_down(monkeypatch):
+def test_capacity_stretches_as_planned_then_when_windows_are_late_and_steps_back_down(monkeypatch):
     from emotion_app.live import capacity as cap
 
     clock = [100.0]
     monkeypatch.setattr(cap.time, "perf_counter", lambda: clock[0])
-    c = cap.Capacity(0.1)  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6
-    two = cap.Demand().plus(3.0, 0.5).plus(3.0, 0.5)  # asks 1.2: past the target
-    assert c.update(two) == 1  # nothing was late yet: no stretch on a forecast alone
-    c.observe(0.3, 3.0, late_due=98.9)  # a window cut at 98.9 waited past LATE_S: a pause, maybe
-    assert c.update(two) == 1
-    c.observe(0.3, 3.0)  # the next batch in time: it was a pause
-    c.observe(0.3, 3.0, late_due=99.0)
-    assert c.update(two) == 1
-    c.observe(0.3, 3.0, late_due=99.1)  # two late batches in a row: a backlog
-    assert c.update(two) == 2 and c.load(two, 2) <= cap.TARGET_LOAD
-    c.observe(0.3, 3.0, late_due=99.5)  # cut before the raise (at 100.0): its lateness was already acted on
-    c.observe(0.3, 3.0, late_due=99.6)
-    assert c.update(two) == 2
-    clock[0] = 101.0
-    c.observe(0.3, 3.0, late_due=100.5)  # cut after the raise and still late (an upload holds the engine)
-    c.observe(0.3, 3.0, late_due=100.6)
-    assert c.update(two) == 3
+    c = cap.Capacity(0.1)  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6 of it
     one = cap.Demand().plus(3.0, 0.5)
-    assert c.update(one) == 3  # load fell, but a window was late less than QUIET_S ago
-    clock[0] = 101.0 + cap.QUIET_S + 0.1
-    assert c.update(one) == 2 and c.update(one) == 1 and c.update(one) == 1  # catching up, a step at a time
+    two = one.plus(3.0, 0.5)  # 1.2: past the target
+    assert c.update(one) == 1
+    assert c.update(two) == 2 and c.load(two, 2) <= cap.TARGET_LOAD  # planned at once, from the start-up cost
     for _ in range(cap.COST_SAMPLES):
-        c.observe(3.0, 3.0)  # every batch now takes as long as its audio
-    assert c.cost == 1.0 and c.measured == 0.1  # the recent cost moved; admission keeps the start-up measure
+        c.observe(0.6, 3.0)  # the machine got busier: every batch costs twice as much now
+    assert c.cost == pytest.approx(0.2) and c.measured == 0.1 and c.update(two) == 2  # nothing late: the plan stands
+    clock[0] = 102.0
+    c.observe(0.6, 3.0, late_due=101.0)  # a window waited past LATE_S: a pause, maybe
+    assert c.update(two) == 2
+    c.observe(0.6, 3.0)  # the next batch in time: it was a pause
+    c.observe(0.6, 3.0, late_due=101.2)
+    c.observe(0.6, 3.0, late_due=101.3)  # two late batches in a row: a backlog
+    assert c.update(two) == 4  # the recent cost: 0.2 x 12 / 0.75 -> 4
+    c.observe(0.6, 3.0, late_due=101.5)  # cut before the raise (at 102.0): their lateness was acted on
+    c.observe(0.6, 3.0, late_due=101.6)
+    assert c.update(two) == 4
+    assert c.update(one) == 4  # the load fell, but a window was late less than QUIET_S ago
+    clock[0] = 102.0 + cap.QUIET_S + 0.1
+    assert c.update(one) == 3 and c.update(one) == 2 and c.update(one) == 2  # 0.2 x 6 at x1 is over RELAX_LOAD
+    for _ in range(cap.COST_SAMPLES):
+        c.observe(0.3, 3.0)  # quiet again
+    assert c.update(one) == 1  # caught up
 
 
 def test_capacity_admits_while_every_meter_stays_bounded():
@@ -314,7 +314,8 @@ def test_the_hub_refuses_past_capacity_with_busy_and_counts_it(tmp_path):
         hub.open(LiveOptions(), StreamFormat(16000))
     health = hub.health()
     assert health["sessions"] == 3 and health["capacity"] == {"every_hop": 1, "admitted": 3, "window_s": 3.0, "hop_s": 0.5}
-    assert health["counters"] == {"refused": 1} and health["load"] == pytest.approx(1.8)
+    assert health["counters"] == {"refused": 1, "stretched": 2} and health["load"] == pytest.approx(1.8)
+    assert health["stretch"] == 3  # 1.8 of the model asked: every third hop, planned as the takes opened
     light = hub.open(LiveOptions(window_s=1.0, hop_s=1.0), StreamFormat(16000))  # 1 s more of burst still fits
     assert hub.health()["sessions"] == 4
     hub.discard(sessions[0])

@@ -108,7 +108,7 @@ def test_past_capacity_every_take_ends_with_its_result_and_the_rest_are_busy(hea
         assert (heavy.outputs / result["output_dir"] / "processed_audio.wav").is_file()
     delays = sorted(d for r in served for d in r["delays"][2:])  # the first two hops: the model's warm-up
     p95 = delays[int(0.95 * (len(delays) - 1))]
-    assert len(delays) >= 3 * len(served) and p95 <= 1.5, (p95, delays)
+    assert len(delays) >= 2 * len(served) and p95 <= 1.5, (p95, delays)
     hops = [m for r in served for m in r["messages"] if m["event"] == "hop"]
     if len(served) > every_hop:  # more callers than hops at the asked rate: the meter read less often, and said so
         assert any(m["slowed"] and m["hop_s"] > 0.5 for m in hops), [m["hop_s"] for m in hops]

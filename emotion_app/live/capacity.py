@@ -8,13 +8,14 @@ up. The unit is seconds of model time per second of window audio scored, so sess
 window lengths add up.
 
 Each session asks for `window_s / hop_s` seconds of audio to be scored per second (its demand).
-While the windows are scored in time, every hop is scored as asked. When windows of two batches
-wait for the model longer than `LATE_S`, the hops **stretch** for every session alike, by a whole factor k (a
-0.5 s hop becomes 1 s, 1.5 s, ...): the smallest that brings the sessions' demand times the cost
-under `TARGET_LOAD`, and one more than before at least. The meter reads less often instead of
-falling behind the voice. When nothing was late for `QUIET_S` and the load at the smaller factor
-stays under `RELAX_LOAD` (a margin, so that it does not flap), the factor steps down and the meter
-catches up.
+While the sessions' demand times the cost stays under `TARGET_LOAD`, every hop is scored as asked.
+Past it the hops **stretch** for every session alike, by a whole factor k (a 0.5 s hop becomes 1 s,
+1.5 s, ...): at once when a take opens, the smallest factor that brings the load under the target
+at the start-up cost; and further when windows of two batches in a row wait for the model longer
+than `LATE_S` (the machine got busier, an upload holds the engine): one more at least. The meter
+reads less often instead of falling behind the voice. When nothing was late for `QUIET_S` and the
+load at the smaller factor stays under `RELAX_LOAD` (a margin, so that it does not flap), the factor
+steps down and the meter catches up.
 
 A new take is admitted only while the sessions, the new one included, fit (at the cost measured at
 start-up: what the machine carries in this mode, not a passing slowdown) at the largest stretch
@@ -111,27 +112,42 @@ class Capacity:
             self._late_at = time.perf_counter()
             self._late += late_due > self._raised_at  # windows cut before the last raise do not count
 
+    @property
+    def backlog(self) -> bool:
+        """Whether windows were late in LATE_BATCHES batches in a row since the stretch last went up."""
+        return self._late >= LATE_BATCHES
+
     def load(self, demand: Demand, stretch: int = 1, cost: float | None = None) -> float:
         """The model's busy share if `demand` is scored with hops stretched by `stretch` (at the
         recent cost, or `cost`)."""
         return (self.cost if cost is None else cost) * demand.rate / stretch
 
     def update(self, demand: Demand) -> int:
-        """Set and return the stretch for `demand`. It goes up when windows of LATE_BATCHES batches in a
-        row waited past LATE_S (one slow batch is a pause, two are a backlog): to the
-        smallest factor that brings the load under TARGET_LOAD, and by one at least (an upload that
-        holds the engine makes the meter late at any load). It steps down by one when nothing was late
-        for QUIET_S and the smaller factor keeps the load under RELAX_LOAD."""
+        """Set and return the stretch for `demand`. At once, the smallest factor that keeps the load
+        under TARGET_LOAD at the start-up cost (what the sessions ask is known when they open). It goes
+        further up when windows of LATE_BATCHES batches in a row waited past LATE_S (one slow batch is
+        a pause, two are a backlog): to the smallest factor under TARGET_LOAD at the recent cost, and by
+        one at least (an upload that holds the engine makes the meter late at any load). It steps down
+        by one when nothing was late for QUIET_S and the smaller factor keeps the load under
+        RELAX_LOAD, at the recent cost and at the start-up one."""
         now = time.perf_counter()
-        need = min(MAX_STRETCH, max(1, math.ceil(self.load(demand) / TARGET_LOAD - 1e-9)))
-        if self._late >= LATE_BATCHES:
+        planned = self._factor(self.load(demand, cost=self.measured))
+        if self.backlog:
             self._late = 0
-            raised = min(MAX_STRETCH, max(need, self.stretch + 1))
-            if raised > self.stretch:
-                self.stretch, self._raised_at = raised, now
-        elif self.stretch > 1 and now - self._late_at > QUIET_S and self.load(demand, self.stretch - 1) <= RELAX_LOAD:
-            self.stretch -= 1
+            raised = min(MAX_STRETCH, max(planned, self._factor(self.load(demand)), self.stretch + 1))
+        else:
+            raised = planned
+        if raised > self.stretch:
+            self.stretch, self._raised_at = raised, now
+        elif self.stretch > max(1, planned) and now - self._late_at > QUIET_S:
+            if max(self.load(demand, self.stretch - 1), self.load(demand, self.stretch - 1, self.measured)) <= RELAX_LOAD + 1e-9:
+                self.stretch -= 1
         return self.stretch
+
+    @staticmethod
+    def _factor(load: float) -> int:
+        """The smallest whole stretch that brings `load` under TARGET_LOAD, at most MAX_STRETCH."""
+        return min(MAX_STRETCH, max(1, math.ceil(load / TARGET_LOAD - 1e-9)))
 
     def admits(self, demand: Demand) -> bool:
         """Whether sessions asking `demand` (a new one included) keep their delay bounded, at the cost

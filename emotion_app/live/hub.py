@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_SESSIONS = 8
 DEFAULT_MAX_MINUTES = 10.0
 TAKE_NAME = "live.wav"  # the take's name in result.json
-MAX_WAITING = 2  # windows of one session waiting for the model; at a hop past that, no window is cut
+MAX_WAITING = 4  # windows of one session waiting for the model (a client faster than real time); past it no window is cut
 
 
 class LiveBusyError(EmotionAppError):
@@ -207,13 +207,14 @@ class LiveHub:
     def _restretch(self) -> None:
         """Under the lock: the stretch for the current demand, logged when it changes."""
         before = self.capacity.stretch
+        late = self.capacity.backlog
         after = self.capacity.update(self._demand)
         if after > before:
             self.counters["stretched"] += 1
             logger.warning(
-                "live meter slowed: windows waited over %.1f s for the model; hops stretched x%d for %d sessions "
-                "(model load %.2f at the asked hops)",
-                LATE_S, after, self._demand.sessions, self.capacity.load(self._demand),
+                "live meter slowed: hops stretched x%d for %d sessions (model load %.2f at the asked hops%s)",
+                after, self._demand.sessions, self.capacity.load(self._demand),
+                f"; windows waited over {LATE_S:g} s for the model" if late else "",
             )  # fmt: skip
         elif after < before:
             logger.info("live meter catching up: hops stretched x%d (was x%d)", after, before)
