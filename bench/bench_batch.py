@@ -104,7 +104,7 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
         wall = time.perf_counter() - t
         out.update(files=len(files), audio_s=audio, wall_s=wall, files_per_s=len(files) / wall, x_real_time=audio / wall)
     else:
-        from emotion_app.analysis.report import build_report
+        from emotion_app.analysis.build import build_report
         from emotion_app.audio.segmenter import SegmentOptions
         from emotion_app.longform import analyze_long
 

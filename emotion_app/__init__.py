@@ -52,7 +52,7 @@ _WHERE = {
     "Head": "model.head",
     "get_engine": "engine",
     "build_random_checkpoint": "tools.random_checkpoint",
-    "build_report": "analysis.report",
+    "build_report": "analysis.build",
     "resolve_model": "model.hub",
 }
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis.build import build_report
 from .analysis.options import AnalysisOptions
-from .analysis.report import Report, build_report
+from .analysis.report import Report
 from .audio.source import Source, open_source
 from .constants import SAMPLE_RATE
 from .engine import Engine

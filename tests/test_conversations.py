@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 from conversation_audio import LINES, RATE, call, say
 
-from emotion_app.analysis.report import build_report
+from emotion_app.analysis.build import build_report
 from emotion_app.audio.segmenter import SegmentOptions
 from emotion_app.errors import AudioError
 from emotion_app.fields import OptionError

@@ -13,7 +13,7 @@ import pytest
 from audio_files import speechlike, write_audio
 
 from emotion_app import AudioError, Engine, EngineOptions, ModelLoadError
-from emotion_app.analysis.report import build_report
+from emotion_app.analysis.build import build_report
 from emotion_app.constants import LABEL_KEYS
 from emotion_app.fields import OptionError
 

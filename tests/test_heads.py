@@ -14,7 +14,7 @@ import pytest
 from labelled_sets import write_set
 
 from emotion_app import Engine
-from emotion_app.analysis.report import build_report
+from emotion_app.analysis.build import build_report
 from emotion_app.cli.main import main
 from emotion_app.fields import OptionError
 from emotion_app.heads.cache import EmbeddingCache, embed_dataset

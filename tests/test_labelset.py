@@ -16,7 +16,7 @@ import requests
 import torch
 from audio_files import espeak, speechlike, write_audio
 
-from emotion_app.analysis.report import build_report
+from emotion_app.analysis.build import build_report
 from emotion_app.constants import LABEL_KEYS
 from emotion_app.fields import OptionError
 from emotion_app.labelset import LabelSet

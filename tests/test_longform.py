@@ -17,7 +17,7 @@ from emotion_app.longform import analyze_long
 
 def as_json(rec) -> dict:
     """result.json's content of a recording (analysis/report.py)."""
-    from emotion_app.analysis.report import build_report
+    from emotion_app.analysis.build import build_report
 
     return build_report(rec).to_json()
 

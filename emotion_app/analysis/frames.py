@@ -1,6 +1,6 @@
 """A result's frame analysis: smoothing, segments, summary, and the files they export.
 
-Used alike by the page, the REST API, the CLI and batches through `report.build_report`:
+Used alike by the page, the REST API, the CLI and batches through `build.build_report`:
 `analyze_frames` reads the frames (report.py writes the reading into the Report),
 `export_files` gives the extra files of an output folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
 """

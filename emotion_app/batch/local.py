@@ -1,7 +1,7 @@
 """Many files: run the inputs of a batch (inputs.py) through the engine, group by group.
 
 Used by `python -m emotion_app batch` and the page's batch tab. Every input gets one record, built
-by analysis.report.build_report like any other result; one bad file (or archive member) becomes an error
+by analysis.build.build_report like any other result; one bad file (or archive member) becomes an error
 in its row and never stops the batch.
 """
 
@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from ..analysis.report import Report, build_report
+from ..analysis.build import build_report
+from ..analysis.report import Report
 from ..engine import Engine
 from ..errors import EmotionAppError, ErrorText
 from ..longform import analyze_long

@@ -6,7 +6,7 @@
   and resample it once to 16 kHz mono, and for `--segment vad|window` run the VAD pass and cut the
   segments (`longform.plan_spans` / `cut_segments`), so only speech travels on to the model.
 - `Scorer` (one per actor, holding one engine): the model pass and the record, built exactly as
-  the local batch builds it (`analysis.report.build_report`; `longform.score_segments` and
+  the local batch builds it (`analysis.build.build_report`; `longform.score_segments` and
   `recording_result` for segmented recordings), so both paths give the same records.
 
 Rows between them are columns of equal length: `samples` (float32, 16 kHz: the whole file, or
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.report import Report, build_report
+from ..analysis.build import build_report
+from ..analysis.report import Report
 from ..audio.files import is_archive_name, is_audio_name
 from ..audio.samples import Audio, AudioInfo, AudioWarning
 from ..audio.segmenter import SegmentOptions
