@@ -65,7 +65,7 @@ case "${1:-}" in
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/lint-imports"  # the layers of the package (pyproject.toml, docs/layout.md)
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest --durations=10 "$@"  # the slowest ten at the end
     ;;
   serve|predict|batch|evaluate|train-head|embed-speaker|make-checkpoint|export-onnx)
     setup requirements.txt
