@@ -319,8 +319,9 @@ class KeptTab:
     """A tab whose views are drawn from one kept result (the gr.State `view["kept"]`), and what the
     page shell needs to redraw it in another language.
 
-    `draw(kept or None, lang, *values of `redrawn`)` -> {name: value} of the views `names`; the
-    first is the card, where progress, "working" and errors show."""
+    `draw` takes the kept result (or None), the language and the values of the components named in
+    `redrawn`, and returns {name: value} of the views `names`, the "card" among them (where
+    progress, "working" and errors show)."""
 
     view: View
     draw: Callable
