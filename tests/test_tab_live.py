@@ -103,3 +103,26 @@ def test_a_label_set_and_sentiment_on_the_live_tab(tiny_engine, tmp_path):
     assert "Sentiment" in meter and chart.count("<polyline") == 2
     result = live_stop(hub, None, take, LiveForm(granularity="utterance", labels=["happy"]))  # the take's set holds
     assert result["label_set"] == ["happy", "sad"] and list(result["scores"]) == ["happy", "sad"] and "sentiment" in result
+
+
+def test_the_stream_event_reads_its_form_through_gradio(tiny_engine, tmp_path):
+    """Gradio's own call of the microphone's stream event: the set of inputs (the chunk, the take,
+    the form) read into a LiveForm; with no chunk, the empty views in the page's language."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from emotion_app.web.ui import page
+
+    hub = LiveHub(tiny_engine, tmp_path)
+    demo = page.build_demo(tiny_engine, tmp_path, live=hub)
+    event = next(f for f in demo.fns.values() if f.name == "live_chunk")
+    assert event.inputs_as_dict and event.stream_every == tab_live.STREAM_EVERY_S
+    state = SessionState(demo)
+    for component in event.inputs:
+        if isinstance(component, gr.State) and not isinstance(component.value, LiveTake):
+            state[component._id] = "zh"  # the page's language
+    values = [None if isinstance(c, gr.Audio) else getattr(c, "value", None) for c in event.inputs]
+    answer = asyncio.run(demo.process_api(block_fn=event, inputs=values, state=state))
+    meter, chart, segments, status = answer["data"]
+    assert (meter, chart, segments, status) == tab_live.views(hub, None, "zh") != tab_live.views(hub, None, "en")
