@@ -15,6 +15,8 @@ from emotion_app.heads.report import write_folder
 from emotion_app.heads.train import train_head
 from emotion_app.web.ui import tab_analyze, tab_labels
 from emotion_app.web.ui.heads_view import heads_html
+from emotion_app.web.ui.tab_analyze import AnalyzeForm
+from emotion_app.web.ui.tab_labels import LabelsForm
 
 
 @pytest.fixture(scope="module")
@@ -60,29 +62,31 @@ def test_labels_tab_trains_a_head_that_the_analyze_tab_uses(tiny_engine, sets, t
     out = tmp_path / "outputs"
     counts, status = tab_labels.check_data([str(sets.zip)], "en")
     assert list(counts.iloc[:, 1]) == [8, 6, 8] and "22 files, 3 labels" in status
-    status, counts, metrics, confusion, files, heads = tab_labels.train_labels(
-        tiny_engine, out, None, [str(sets.zip)], "rate / 语速", "logreg", "slow=慢:🐢", [], "zh"
-    )
+    form = LabelsForm(data=[str(sets.zip)], name="rate / 语速", kind="logreg", names="slow=慢:🐢", session_heads=[], lang="zh")
+    trained = tab_labels.train_labels(tiny_engine, out, None, form)
+    status, metrics, confusion = trained["status"], trained["metrics"], trained["confusion"]
+    files, heads = trained["downloads"], trained["session_heads"]
     folder = out / "heads" / "rate_语速"  # the name made safe for a folder
     assert heads == [str(folder)] and "rate" in status and "交叉验证" in metrics and confusion.endswith("confusion.png")
     assert {p.rsplit("/", 1)[-1] for p in files} >= {"head.safetensors", "labels.json", "metrics.json", "card.md"}
-    _, _, _, _, _, heads = tab_labels.train_labels(tiny_engine, out, None, [str(sets.zip)], "rate_语速", "mlp", "", heads, "en")
+    form = LabelsForm(data=[str(sets.zip)], name="rate_语速", kind="mlp", session_heads=heads)
+    heads = tab_labels.train_labels(tiny_engine, out, None, form)["session_heads"]
     assert heads == [str(folder), str(out / "heads" / "rate_语速_2")]  # a second head of that name: never overwritten
 
     clip = str(sets.folder / "slow" / "03.wav")
     result = tab_analyze.run_analysis(tiny_engine, out, None, clip, "utterance", False, lang="en", session_heads=heads)
     assert set(result["heads"]) == {"rate_语速", "rate_语速_2"} and result["heads"]["rate_语速"]["labels"]["slow"]["zh"] == "慢"
     assert "heads" not in tab_analyze.run_analysis(tiny_engine, out, None, clip, "utterance", False, lang="en")
-    kept = tab_analyze.analyze_clip(tiny_engine, out, None, clip, "utterance", False, (), "en", heads, gr.Progress())
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, AnalyzeForm(file=clip, session_heads=heads), gr.Progress())
     shown = heads_html(kept.report, "zh")  # the page draws from the typed report
     assert shown.count('class="ea-head"') == 2 and "慢 slow" in shown and shown.count('class="ea-head-row"') == 6  # 3 labels each
 
 
 def test_labels_tab_evaluates_the_9_class_head(tiny_engine, sets, tmp_path):
     out = tmp_path / "outputs"
-    status, metrics, confusion, files = tab_labels.evaluate_labels(
-        tiny_engine, out, None, [str(sets.zip)], "slow=sad, fast=happy, mid=neutral", "en"
-    )
+    form = LabelsForm(data=[str(sets.zip)], label_map="slow=sad, fast=happy, mid=neutral")
+    evaluated = tab_labels.evaluate_labels(tiny_engine, out, None, form)
+    status, metrics, confusion, files = (evaluated[k] for k in ("status", "metrics", "confusion", "downloads"))
     assert "22 files" in status and "WA" in metrics and confusion.endswith("confusion.png")
     assert {p.rsplit("/", 1)[-1] for p in files} == {
         "confusion.csv",
@@ -103,14 +107,14 @@ def test_labels_tab_bad_uploads_say_what_to_fix(tiny_engine, sets, tmp_path):
     with pytest.raises(gr.Error, match="folders inside label folders"):
         tab_labels.check_data([str(nested)], "en")
     with pytest.raises(gr.Error, match="带标签的数据无法使用"):
-        tab_labels.train_labels(tiny_engine, tmp_path / "out", None, [str(nested)], "x", "logreg", "", [], "zh")
+        tab_labels.train_labels(tiny_engine, tmp_path / "out", None, LabelsForm(data=[str(nested)], name="x", lang="zh"))
     few = tmp_path / "few.zip"
     with zipfile.ZipFile(few, "w") as zf:
         for i in range(3):
             zf.write(sets.folder / "slow" / f"{i:02d}.wav", f"slow/{i}.wav")
             zf.write(sets.folder / "fast" / f"{i:02d}.wav", f"fast/{i}.wav")
     with pytest.raises(gr.Error, match="at least 5 files per label"):
-        tab_labels.train_labels(tiny_engine, tmp_path / "out", None, [str(few)], "x", "logreg", "", [], "en")
+        tab_labels.train_labels(tiny_engine, tmp_path / "out", None, LabelsForm(data=[str(few)], name="x"))
     assert not any((tmp_path / "out" / "heads").iterdir())  # nothing half-written
     table = tmp_path / "set.csv"
     table.write_text("path,label\nslow_00.wav,slow\n")

@@ -13,7 +13,7 @@ from audio_files import speechlike
 
 from emotion_app.live import LiveHub
 from emotion_app.web.ui import tab_live
-from emotion_app.web.ui.tab_live import LiveTake, discard_take, live_chunk, live_stop
+from emotion_app.web.ui.tab_live import LiveForm, LiveTake, discard_take, live_chunk, live_stop
 
 
 def chunks(seconds: float, rate: int = 48000, size: float = 0.1):
@@ -28,7 +28,8 @@ def feed(hub, take, pieces, **options):
     for chunk in pieces:
         window_s, hop_s = options.get("window_s", 3.0), options.get("hop_s", 0.5)
         labels, sentiment = options.get("labels", []), options.get("sentiment", False)
-        out.append(live_chunk(hub, None, chunk, take, window_s, hop_s, "ewma", labels, sentiment, "en"))
+        form = LiveForm(window=window_s, hop=hop_s, smoothing="ewma", labels=labels, sentiment=sentiment)
+        out.append(live_chunk(hub, None, chunk, take, form))
         time.sleep(0.01)
     return out
 
@@ -38,7 +39,7 @@ def settle(hub, take, timeout=10.0):
     end = time.monotonic() + timeout
     while take.pending and not all(f.done() for _, f in take.pending) and time.monotonic() < end:
         time.sleep(0.02)
-    live_chunk(hub, None, (48000, np.zeros(0, np.int16)), take, 3.0, 0.5, "ewma", [], False, "en")
+    live_chunk(hub, None, (48000, np.zeros(0, np.int16)), take, LiveForm())
     assert not take.pending
     return tab_live.views(hub, take.session, "en")
 
@@ -50,7 +51,7 @@ def test_chunks_draw_the_meter_and_stop_writes_the_take(tiny_engine, tmp_path):
     meter, chart, segments, status = settle(hub, take)
     assert 'data-hop="3"' in meter and "confidence" in meter and 'data-points="4"' in chart and chart.count("<polyline") == 9
     assert "ea-seg" in segments and 'data-hops="4"' in status and "2.2 s of 600 s" in status
-    result = live_stop(hub, None, take, "frame", "en")
+    result = live_stop(hub, None, take, LiveForm(granularity="frame"))
     assert result["granularity"] == "frame" and result["duration_s"] == pytest.approx(2.2, abs=0.01)
     assert (tmp_path / result["output_dir"] / "processed_audio.wav").is_file() and hub.active == 0
     log, downloads = tab_live.draw_take(take, result, "zh")
@@ -76,9 +77,9 @@ def test_a_take_past_the_limit_and_a_closed_tab(tiny_engine, tmp_path):
     feed(hub, second, chunks(0.1))
     assert hub.active == 1
     with pytest.raises(gr.Error, match="No audio reached the server"):
-        live_stop(hub, None, LiveTake(), "utterance", "en")
+        live_stop(hub, None, LiveTake(), LiveForm(granularity="utterance"))
     with pytest.raises(gr.Error, match="model could not be loaded"):
-        live_chunk(None, "offline", chunks(0.1)[0], LiveTake(), 3.0, 0.5, "ewma", [], False, "en")
+        live_chunk(None, "offline", chunks(0.1)[0], LiveTake(), LiveForm())
 
 
 def test_the_language_switch_redraws_the_tab(tiny_engine, tmp_path):
@@ -100,5 +101,28 @@ def test_a_label_set_and_sentiment_on_the_live_tab(tiny_engine, tmp_path):
     hop = take.session.latest
     assert hop.labels == ("happy", "sad") and hop.probabilities.sum() == pytest.approx(1, abs=1e-4)
     assert "Sentiment" in meter and chart.count("<polyline") == 2
-    result = live_stop(hub, None, take, "utterance", "en")
+    result = live_stop(hub, None, take, LiveForm(granularity="utterance", labels=["happy"]))  # the take's set holds
     assert result["label_set"] == ["happy", "sad"] and list(result["scores"]) == ["happy", "sad"] and "sentiment" in result
+
+
+def test_the_stream_event_reads_its_form_through_gradio(tiny_engine, tmp_path):
+    """Gradio's own call of the microphone's stream event: the set of inputs (the chunk, the take,
+    the form) read into a LiveForm; with no chunk, the empty views in the page's language."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from emotion_app.web.ui import page
+
+    hub = LiveHub(tiny_engine, tmp_path)
+    demo = page.build_demo(tiny_engine, tmp_path, live=hub)
+    event = next(f for f in demo.fns.values() if f.name == "live_chunk")
+    assert event.inputs_as_dict and event.stream_every == tab_live.STREAM_EVERY_S
+    state = SessionState(demo)
+    for component in event.inputs:
+        if isinstance(component, gr.State) and not isinstance(component.value, LiveTake):
+            state[component._id] = "zh"  # the page's language
+    values = [None if isinstance(c, gr.Audio) else getattr(c, "value", None) for c in event.inputs]
+    answer = asyncio.run(demo.process_api(block_fn=event, inputs=values, state=state))
+    meter, chart, segments, status = answer["data"]
+    assert (meter, chart, segments, status) == tab_live.views(hub, None, "zh") != tab_live.views(hub, None, "en")

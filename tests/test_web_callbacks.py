@@ -16,10 +16,14 @@ from audio_files import speechlike, write_audio
 from emotion_app.constants import LABEL_BY_KEY, LABEL_KEYS
 from emotion_app.web.i18n import EN, ZH
 from emotion_app.web.ui import page, tab_analyze, tab_batch, tab_compare, tab_long
-from emotion_app.web.ui.common import Texts, download_list, granularity_radio, show_error
+from emotion_app.web.ui.common import Texts, begin, download_list, granularity_radio, show_error
+from emotion_app.web.ui.tab_analyze import AnalyzeForm
+from emotion_app.web.ui.tab_batch import BatchForm
+from emotion_app.web.ui.tab_compare import CompareForm
+from emotion_app.web.ui.tab_long import LongForm
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
-SMOOTHING = ("moving_average", 11, 0.2, True, 0.2)  # method, window, alpha, zero_phase, min_duration_s
+SMOOTHING = {"method": "moving_average", "window": 11, "alpha": 0.2, "zero_phase": True, "min_duration_s": 0.2}
 
 
 @pytest.fixture
@@ -55,13 +59,13 @@ def test_run_analysis_returns_the_result_and_writes_its_files(tiny_engine, out, 
 
 
 def test_draw_shows_the_card_scores_timeline_and_downloads(tiny_engine, out, clip):
-    kept = tab_analyze.analyze_clip(
-        tiny_engine, out, None, str(clip), "frame", True, ("majority", 5, 0.2, True, 0.2), "zh", None, None
-    )  # noqa: E501
+    form = AnalyzeForm(file=str(clip), granularity="frame", embedding=True, method="majority", window=5, lang="zh")
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, form)
     result = kept.result
     assert result["smoothing"]["method"] == "majority" and result["smoothing"]["window"] == 5
     assert kept.frames.shape == (result["num_frames"], len(LABEL_KEYS))  # kept for re-smoothing
-    card, scores, band, view, timeline, segments, player, summary, log, downloads = tab_analyze.draw(kept, "zh", "smoothed")
+    drawn = tab_analyze.draw(kept, "zh", "smoothed")
+    card, scores, band, view, timeline, segments, player, summary, log, downloads = (drawn[k] for k in tab_analyze.VIEWS)
     label = LABEL_BY_KEY[result["emotion"]]
     assert result["emotion"] in card and label.zh in card and "置信度" in card
     assert scores.count('class="ea-row"') == 9
@@ -77,33 +81,31 @@ def test_draw_shows_the_card_scores_timeline_and_downloads(tiny_engine, out, cli
 
 
 def test_draw_without_a_result_says_what_to_do():
-    card, scores, band, view, timeline, *_, downloads = tab_analyze.draw(None, "zh")
+    card, scores, band, view, timeline, *_, downloads = tab_analyze.draw(None, "zh").values()
     assert "请上传或录制音频" in card and downloads is None and view["visible"] is False and timeline == ""
 
 
 def test_an_utterance_result_points_to_frame_granularity_only_while_utterance_is_chosen(tiny_engine, out, clip):
-    kept = tab_analyze.analyze_clip(tiny_engine, out, None, str(clip), "utterance", False, (), "en", None, None)
-    assert "Choose frame granularity" in tab_analyze.draw(kept, "en", granularity="utterance")[2]
-    assert tab_analyze.draw(kept, "en", granularity="frame")[2] == ""
-    box, band = tab_analyze.granularity_changed("frame", kept, "en")
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, AnalyzeForm(file=str(clip)))
+    assert "Choose frame granularity" in tab_analyze.draw(kept, "en", granularity="utterance")["band"]
+    assert tab_analyze.draw(kept, "en", granularity="frame")["band"] == ""
+    box, band = tab_analyze.granularity_changed("frame", kept, "en").values()
     assert box["visible"] and band == ""
 
 
 def test_smoothing_changes_rerender_without_a_model_call(tiny_engine, out, clip, monkeypatch):
-    kept = tab_analyze.analyze_clip(tiny_engine, out, None, str(clip), "frame", False, SMOOTHING, "en", None, None)
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, AnalyzeForm(file=str(clip), granularity="frame", **SMOOTHING))
     calls = []
     monkeypatch.setattr(tiny_engine, "run_chunks", lambda *a, **k: calls.append(a) or pytest.fail("model called"))
-    again, *views = tab_analyze.resmooth_views(
-        tiny_engine, out, None, kept, "ewma", 11, 0.5, False, 0.0, "en", "smoothed", "frame"
-    )
+    ewma = AnalyzeForm(granularity="frame", method="ewma", window=11, alpha=0.5, zero_phase=False, min_duration_s=0.0)
+    views = tab_analyze.resmooth_views(tiny_engine, out, None, kept, ewma)
+    again = views["kept"]
     assert calls == [] and again.result["smoothing"]["method"] == "ewma" and again.result["smoothing"]["alpha"] == 0.5
     assert again.folder != kept.folder and (again.folder / "processed_audio.wav").is_file()
     assert json.loads((again.folder / "result.json").read_text())["smoothing"]["zero_phase"] is False
-    assert again.result["probabilities"] == kept.result["probabilities"] and views[4] != tab_analyze.draw(kept, "en")[4]
-    assert (
-        tab_analyze.resmooth_views(tiny_engine, out, None, None, "ewma", 11, 0.5, False, 0.0, "en", "smoothed", "frame")[0]
-        == gr.skip()
-    )
+    assert again.result["probabilities"] == kept.result["probabilities"]
+    assert views["timeline"] != tab_analyze.draw(kept, "en")["timeline"]
+    assert tab_analyze.resmooth_views(tiny_engine, out, None, None, ewma) == gr.skip()
     assert [u["visible"] for u in tab_analyze.method_controls("ewma")] == [True, True, True]
     assert [u["visible"] for u in tab_analyze.method_controls("majority")] == [True, False, False]
     assert [u["visible"] for u in tab_analyze.method_controls("none")] == [False, False, False]
@@ -111,18 +113,20 @@ def test_smoothing_changes_rerender_without_a_model_call(tiny_engine, out, clip,
 
 def test_a_new_file_clears_the_result_and_a_long_one_points_to_the_long_tab(tmp_path):
     long = write_audio(tmp_path / "call.wav", np.zeros(16000 * 200, np.float32), 16000, "wav")
-    kept, card, *_, downloads, hint = tab_analyze.new_file(str(long), "en")
-    assert kept is None and "Upload or record" in card and downloads is None
+    cleared = tab_analyze.new_file(str(long), "en")
+    assert cleared["kept"] is None and "Upload or record" in cleared["card"] and cleared["downloads"] is None
+    hint = cleared["hint"]
     assert hint["visible"] and "3:20 long" in hint["value"] and "Long recording" in hint["value"]
-    assert tab_analyze.new_file(str(tmp_path / "missing.wav"), "en")[-1]["visible"] is False
+    assert tab_analyze.new_file(str(tmp_path / "missing.wav"), "en")["hint"]["visible"] is False
 
 
 def test_start_shows_an_error_where_the_result_goes(tiny_engine, out, bad_file):
-    assert tab_analyze.begin("en")[0]["interactive"] is False
-    kept, card, *views, button, error = tab_analyze.start_analysis(
-        tiny_engine, out, None, None, str(bad_file), "utterance", False, *SMOOTHING, [], False, "zh", None, "smoothed"
-    )
-    assert kept is None and 'role="alert"' in card and "无法解码" in card and views[-1] is None
+    begun = begin(tab_analyze.draw, "en")
+    assert begun["start"]["interactive"] is False and begun["kept"] is None and 'aria-busy="true"' in begun["card"]
+    assert set(begun) == {"start", "kept", *tab_analyze.VIEWS}
+    shown = tab_analyze.start_analysis(tiny_engine, out, None, None, AnalyzeForm(file=str(bad_file), lang="zh"))
+    kept, card, downloads, button, error = (shown[k] for k in ("kept", "card", "downloads", "start", "error"))
+    assert kept is None and 'role="alert"' in card and "无法解码" in card and downloads is None
     assert button["interactive"] is True and error.startswith("无法解码")
     with pytest.raises(gr.Error, match="无法解码"):
         show_error(error)
@@ -149,8 +153,8 @@ def test_missing_model_and_bad_option_are_gr_errors(tiny_engine, out, clip):
 
 def test_compare_two_clips(tiny_engine, tmp_path, clip, bad_file):
     other = write_audio(tmp_path / "other.flac", speechlike(1.5, seed=8), 16000, "flac")
-    cmp = tab_compare.run_compare(tiny_engine, None, [str(clip), str(other), str(bad_file)], "zh")
-    status, table, radar, sim = tab_compare.draw_compare(cmp, "zh")
+    cmp = tab_compare.run_compare(tiny_engine, None, CompareForm(files=[str(clip), str(other), str(bad_file)], lang="zh"))
+    status, table, radar, sim = tab_compare.draw_compare(cmp, "zh").values()
     table = table["value"]
     assert isinstance(table, pd.DataFrame) and list(table.columns) == ["文件", "情感", "置信度", "错误"]
     assert list(table["文件"]) == ["speech.wav", "other.flac", "broken.mp3"] and list(table["错误"])[:2] == ["", ""]
@@ -160,8 +164,9 @@ def test_compare_two_clips(tiny_engine, tmp_path, clip, bad_file):
     assert '<img src="data:image/png;base64,' in radar and 'alt="雷达图' in radar and "speech.wav" in radar
     assert 'alt="各音频特征向量的余弦相似度：speech.wav – other.flac ' in sim
     with pytest.raises(gr.Error, match="请至少上传两个文件"):
-        tab_compare.run_compare(tiny_engine, None, [str(clip)], "zh")
-    kept, card, *_, button, error = tab_compare.start_compare(tiny_engine, None, [str(clip), str(bad_file)], "en")
+        tab_compare.run_compare(tiny_engine, None, CompareForm(files=[str(clip)], lang="zh"))
+    shown = tab_compare.start_compare(tiny_engine, None, CompareForm(files=[str(clip), str(bad_file)]))
+    kept, card, button, error = (shown[k] for k in ("kept", "card", "start", "error"))
     assert kept is None and "Fewer than two files could be analysed: broken.mp3: broken.mp3: not an audio" in card
     assert button["interactive"] and error
 
@@ -171,10 +176,9 @@ def test_long_recording_in_windows(tiny_engine, out, tmp_path):
     result = tab_long.run_recording(tiny_engine, out, None, str(path), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en")
     assert result["granularity"] == "segments" and len(result["segments"]) == 3
     assert {s["emotion"] for s in result["segments"]} <= set(LABEL_KEYS)
-    kept, *views, button, error = tab_long.start_recording(
-        tiny_engine, out, None, str(path), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en"
-    )  # fmt: skip
-    card, band, table, player, summary, log, downloads = views
+    form = LongForm(file=str(path), mode="window", window_s=1.0, hop_s=1.0)
+    shown = tab_long.start_recording(tiny_engine, out, None, form)
+    kept, band, table, summary, downloads, error = (shown[k] for k in ("kept", "band", "table", "summary", "downloads", "error"))
     assert band.count('class="ea-seg"') == 3 and table["visible"] and "Speech" in summary and error == ""
     assert list(table["value"].iloc[1, :2]) == ["0:01.0", "0:02.0"]
     assert {Path(p).name for p in downloads} >= {"segments.csv", "segments.vtt"} and all(Path(p).is_file() for p in downloads)
@@ -184,19 +188,19 @@ def test_long_recording_in_windows(tiny_engine, out, tmp_path):
 
 
 def test_batch_with_a_bad_file(tiny_engine, out, clip, bad_file):
-    run = tab_batch.run_batch(tiny_engine, out, None, [str(clip), str(bad_file)], "utterance", "none")
-    status, table, downloads = tab_batch.draw_batch(run, "en")
+    run = tab_batch.run_batch(tiny_engine, out, None, BatchForm(files=[str(clip), str(bad_file)]))
+    status, table, downloads = tab_batch.draw_batch(run, "en").values()
     assert len(table["value"]) == 2 and "1 done, 1 failed, 2 files" in status
     row = table["value"].iloc[0]
     assert row["duration"] == "0:02.0" and row["confidence"].endswith("%") and row["😠 angry"].endswith("%")
     assert table["value"]["error"].iloc[1].startswith("broken.mp3: not an audio or video file")
     assert [Path(p).name for p in downloads] == ["results.csv", "results.jsonl", "results.zip"]
     assert all(Path(p).is_file() for p in downloads)
-    zh = tab_batch.draw_batch(run, "zh")[1]["value"]
+    zh = tab_batch.draw_batch(run, "zh")["table"]["value"]
     assert list(zh.columns[:5]) == ["文件", "时长", "情感", "置信度", "错误"] and "😠 生气" in zh.columns
     assert zh["错误"].iloc[1].startswith("无法解码") and "not an audio" not in zh["错误"].iloc[1]
     with pytest.raises(gr.Error, match="请至少上传一个文件"):
-        tab_batch.run_batch(tiny_engine, out, None, [], "utterance", "none", "zh")
+        tab_batch.run_batch(tiny_engine, out, None, BatchForm(files=[], lang="zh"))
 
 
 def test_registry_creates_components_in_the_language_and_relabels_them():
@@ -287,6 +291,27 @@ def test_gradio_api_signatures(tiny_engine, out):
         assert page_event(demo, name).tracks_progress, name
 
 
+def test_a_form_event_through_gradio_reads_the_form_and_answers_by_component(tiny_engine, out):
+    """Gradio's own call of a tab's Start: the set of inputs read into the form (its language among
+    them), the callback's names answered as {component: update}, each in its place."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    demo = page.build_demo(tiny_engine, out)
+    event = page_event(demo, "start_batch")
+    assert event.inputs_as_dict and len(event.inputs) == 4  # files, granularity, segment, lang
+    state = SessionState(demo)
+    for component in event.inputs:
+        if isinstance(component, gr.State):
+            state[component._id] = "zh"  # the page's language: a State's value comes from the session
+    values = [getattr(c, "value", None) for c in event.inputs]
+    answer = asyncio.run(demo.process_api(block_fn=event, inputs=values, state=state))
+    drawn = dict(zip((getattr(c, "elem_id", None) for c in event.outputs), answer["data"]))
+    assert "请至少上传一个文件" in drawn["batch-status"] and 'role="alert"' in drawn["batch-status"]
+    assert drawn["batch-start"]["interactive"] is True and drawn["batch-table"]["visible"] is False
+
+
 def test_smoothing_fields_are_read_in_frame_mode_only(tiny_engine, out, clip):
     # the form always sends the smoothing inputs; in utterance mode they are hidden and ignored
     result = tab_analyze.run_analysis(tiny_engine, out, None, str(clip), "utterance", False, "majority", 4)
@@ -321,11 +346,10 @@ def test_progress_names_the_stage_counts_and_estimates_the_time_left(monkeypatch
 def test_a_label_set_and_sentiment_on_the_page(tiny_engine, out, clip, tmp_path):
     """The page's label set (any order ticked) and sentiment switch: 4 score rows in the model's
     order renormalised, the card's sentiment line in the page's language, the same numbers as the engine."""
-    kept, card, scores, *views, button, error = tab_analyze.start_analysis(
-        tiny_engine, out, None, None, str(clip), "utterance", False, *SMOOTHING, ["sad", "neutral", "angry", "happy"], True,
-        "zh", None, "smoothed",
-    )  # fmt: skip
-    result = kept.result
+    form = AnalyzeForm(file=str(clip), **SMOOTHING, labels=["sad", "neutral", "angry", "happy"], sentiment=True, lang="zh")
+    shown = tab_analyze.start_analysis(tiny_engine, out, None, None, form)
+    card, scores, error = shown["card"], shown["scores"], shown["error"]
+    result = shown["kept"].result
     expected = tiny_engine.predict(clip, labels="angry,happy,neutral,sad")
     assert error == "" and result["label_set"] == ["angry", "happy", "neutral", "sad"] and result["emotion"] == expected.emotion
     assert list(result["scores"]) == result["label_set"] and sum(result["scores"].values()) == pytest.approx(1, abs=0.01)
@@ -336,22 +360,18 @@ def test_a_label_set_and_sentiment_on_the_page(tiny_engine, out, clip, tmp_path)
     )
     long = tmp_path / "talk.wav"
     write_audio(long, speechlike(3.0, seed=4), 16000, "wav")
-    kept, card, band, table, *rest = tab_long.start_recording(
-        tiny_engine, out, None, str(long), "window", 0.5, 0.25, 0.3, 30.0, 1.0, 1.0, "en", labels=["happy", "sad"], sentiment=True
-    )  # fmt: skip
-    segments = kept.result["segments"]
+    form = LongForm(file=str(long), mode="window", window_s=1.0, hop_s=1.0, labels=["happy", "sad"], sentiment=True)
+    shown = tab_long.start_recording(tiny_engine, out, None, form)
+    card, segments = shown["card"], shown["kept"].result["segments"]
     assert {s["emotion"] for s in segments} <= {"happy", "sad"} and all(set(s["scores"]) == {"happy", "sad"} for s in segments)
     assert all("sentiment" in s for s in segments) and "Sentiment" in card
 
 
 def test_resmoothing_keeps_the_label_set_and_sentiment(tiny_engine, out, clip):
-    kept = tab_analyze.analyze_clip(
-        tiny_engine, out, None, str(clip), "frame", False, SMOOTHING, "en", None, None,
-        extra={"labels": "happy,neutral,sad", "sentiment": True},
-    )  # fmt: skip
-    again, *views = tab_analyze.resmooth_views(
-        tiny_engine, out, None, kept, "majority", 5, 0.2, True, 0.2, "en", "smoothed", "frame"
-    )
+    form = AnalyzeForm(file=str(clip), granularity="frame", **SMOOTHING, labels=["happy", "neutral", "sad"], sentiment=True)
+    kept = tab_analyze.analyze_clip(tiny_engine, out, None, form)
+    majority = AnalyzeForm(granularity="frame", method="majority", window=5)  # the set is the kept analysis's
+    again = tab_analyze.resmooth_views(tiny_engine, out, None, kept, majority)["kept"]
     first, second = kept.result, again.result
     assert second["smoothing"]["method"] == "majority" and second["output_dir"] != first["output_dir"]
     assert second["label_set"] == ["happy", "neutral", "sad"] and second["sentiment"] == first["sentiment"]

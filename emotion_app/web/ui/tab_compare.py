@@ -1,12 +1,14 @@
 """The page's Compare tab: two or more clips -> their emotions, score radar and embedding similarity.
 
 The charts are PNG images with alt text that says what they show (the top scores of each clip, the
-similarity of each pair). The button runs `begin` (disabled, cleared), `start_compare` (progress on
-the status card; an error drawn there) and `show_error` (the toast).
+similarity of each pair). The button runs KeptTab's steps (common.py): `begin` (disabled, cleared),
+`start_compare` (progress on the status card; an error drawn there) and `show_error` (the toast).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -16,14 +18,21 @@ from ...compare import Comparison, compare
 from ...service import display_name
 from ..i18n import short_error, t
 from . import render
-from .common import KeptTab, Texts, audio_upload, bind, busy, guarded, ready, show_error
+from .common import Form, KeptTab, Texts, View, audio_upload, finish, guarded
 from .figures import image_html
 from .progress import Reporter
 
 
-def run_compare(engine, load_error: str | None, paths, lang="en", progress=gr.Progress()) -> Comparison:
+@dataclass(frozen=True)
+class CompareForm(Form):
+    """The tab's form: the clips."""
+
+    files: list | None = None
+
+
+def run_compare(engine, load_error: str | None, form: CompareForm, progress=None) -> Comparison:
     """The clips compared (>= 2 files, of which >= 2 must succeed), with progress."""
-    lang = lang or "en"
+    paths, lang = form.files, form.lang
     if not paths or len(paths) < 2:
         raise gr.Error(t("compare_need", lang))
     names = [display_name(Path(p).name) for p in paths]
@@ -36,12 +45,13 @@ def run_compare(engine, load_error: str | None, paths, lang="en", progress=gr.Pr
     return cmp
 
 
-def draw_compare(cmp: Comparison | None, lang: str) -> list:
-    """[status card, table of clips with their emotion or error, radar image, similarity image]."""
+def draw_compare(cmp: Comparison | None, lang: str) -> dict:
+    """The status card, the table of clips with their emotion or error, the radar and similarity images."""
     from ...analysis import charts
 
     if cmp is None:
-        return [render.note_card(t("no_result_compare", lang)), gr.update(value=None, visible=False), "", ""]
+        hidden = gr.update(value=None, visible=False)
+        return {"card": render.note_card(t("no_result_compare", lang)), "table": hidden, "radar": "", "similarity": ""}
     cols = [t(k, lang) for k in ("col_file", "col_emotion", "col_confidence", "col_error")]
     rows = [
         (n, render.label_text(e, lang), f"{p[e] * 100:.1f}%", "") for n, e, p in zip(cmp.names, cmp.emotions, cmp.probabilities)
@@ -56,51 +66,33 @@ def draw_compare(cmp: Comparison | None, lang: str) -> list:
     pairs = [f"{a} – {b} {cmp.similarity[i, j]:.2f}" for i, a in enumerate(cmp.names) for j, b in enumerate(cmp.names) if i < j]
     radar = charts.png_bytes(charts.radar_chart(named, lang))
     sim = charts.png_bytes(charts.similarity_chart(cmp.names, cmp.similarity, lang))
-    return [
-        "",
-        gr.update(value=pd.DataFrame(rows, columns=cols), visible=True),
-        image_html(radar, t("radar_alt", lang, clips=radar_alt), t("radar", lang)),
-        image_html(sim, t("similarity_alt", lang, pairs="; ".join(pairs)), t("similarity", lang)),
-    ]
+    return {
+        "card": "",
+        "table": gr.update(value=pd.DataFrame(rows, columns=cols), visible=True),
+        "radar": image_html(radar, t("radar_alt", lang, clips=radar_alt), t("radar", lang)),
+        "similarity": image_html(sim, t("similarity_alt", lang, pairs="; ".join(pairs)), t("similarity", lang)),
+    }
 
 
-def start_compare(engine, load_error, paths, lang, progress=gr.Progress()) -> list:
-    """The page's button: [kept comparison, *views, button, error]."""
-    try:
-        cmp = run_compare(engine, load_error, paths, lang, progress)
-    except gr.Error as exc:
-        return [None, render.error_card(exc.message, lang), gr.update(value=None, visible=False), "", "", ready(), exc.message]
-    return [cmp, *draw_compare(cmp, lang), ready(), ""]
-
-
-def begin(lang: str) -> list:
-    return [busy(), None, render.working_card(lang), gr.update(value=None, visible=False), "", ""]
-
-
-def new_files(lang: str) -> list:
-    """[kept, *views] after a new upload: the old comparison goes."""
-    return [None, *draw_compare(None, lang)]
+def start_compare(engine, load_error, form: CompareForm, progress=gr.Progress()) -> dict:
+    """The page's button: the comparison kept and drawn (KeptTab's skeleton)."""
+    return finish(partial(run_compare, engine, load_error, form, progress), draw_compare, form.lang)
 
 
 def build(texts: Texts, engine, load_error: str | None, lang_state: gr.State) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events."""
     with texts(gr.Tab, label_key="tab_compare", id="compare"):
-        files_in = audio_upload(texts, "compare_files", "cmp-files", multiple=True, remount=True)
-        start = texts(gr.Button, value_key="compare_start", variant="primary", elem_id="cmp-start")
-        status = gr.HTML(render.note_card(t("no_result_compare", texts.lang)), elem_id="cmp-status")
-        table = texts(
+        v = View(lang=lang_state, kept=gr.State(None))
+        v["files"] = audio_upload(texts, "compare_files", "cmp-files", multiple=True, remount=True)
+        v["start"] = texts(gr.Button, value_key="compare_start", variant="primary", elem_id="cmp-start")
+        v["card"] = gr.HTML(render.note_card(t("no_result_compare", texts.lang)), elem_id="cmp-status")
+        v["table"] = texts(
             gr.Dataframe, label_key="compare_table", interactive=False, visible=False, wrap=True, elem_id="cmp-table",
             column_widths=[170, 170, 90, 320],
         )  # fmt: skip
         with gr.Row(elem_classes="ea-stack"):
-            radar = gr.HTML(elem_id="radar", min_width=300)
-            sim = gr.HTML(elem_id="similarity", min_width=300)
-        tab = KeptTab(gr.State(None), draw_compare, [status, table, radar, sim])
-        private = {"api_visibility": "private"}
-        error = gr.State("")
-        start.click(begin, lang_state, [start, tab.kept, *tab.views], queue=False, **private).then(
-            bind(start_compare, engine, load_error), [files_in, lang_state], [tab.kept, *tab.views, start, error],
-            show_progress_on=status, concurrency_limit=1, **private,
-        ).then(show_error, error, None, **private)  # fmt: skip
-        files_in.change(new_files, lang_state, [tab.kept, *tab.views], **private)
+            v["radar"] = gr.HTML(elem_id="radar", min_width=300)
+            v["similarity"] = gr.HTML(elem_id="similarity", min_width=300)
+        tab = KeptTab(v, draw_compare, ("card", "table", "radar", "similarity"))
+        tab.wire(v.handler(start_compare, engine, load_error, form=CompareForm), CompareForm, "files", concurrency_limit=1)
     return tab

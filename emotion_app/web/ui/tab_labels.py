@@ -9,6 +9,7 @@ Analyze tab's gr.State (a list of head folders), never in a global: other users 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,7 @@ from ...heads.evaluate import evaluate_dataset, left_out_lines
 from ...heads.store import HEADS_DIR, train_and_store
 from ...outputs import write_output_folder
 from ..i18n import error_message, t
-from .common import Texts, bind, guarded
+from .common import PRIVATE, Form, Texts, View, guarded
 
 KIND_CHOICES = [("kind_logreg", "logreg"), ("kind_mlp", "mlp")]
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".jsonl", "audio", "video"]
@@ -97,74 +98,90 @@ def notes_html(lines: list[str], lang: str) -> str:
     return f'<div class="ea-note">{t("skipped_files", lang)}:<ul>{items}</ul></div>'
 
 
-def train_labels(
-    engine, outputs_dir: Path, load_error, paths, name, kind, names, session_heads, lang="en", progress=gr.Progress()
-):
-    """Train a head on the upload and save it: (status, counts, CV metrics HTML, confusion PNG path,
-    downloads, the session's head folders with the new one added)."""
-    lang = lang or "en"
+@dataclass(frozen=True)
+class LabelsForm(Form):
+    """The tab's form: the labelled set, the new head's name, kind and label names, the label map
+    of the 9-class evaluation, and the heads this session trained (the Analyze tab's gr.State)."""
+
+    data: list | None = None
+    name: str = "my_labels"
+    kind: str = "logreg"
+    names: str = ""
+    label_map: str = ""
+    session_heads: list | None = None
+
+
+def train_labels(engine, outputs_dir: Path, load_error, form: LabelsForm, progress=gr.Progress()) -> dict:
+    """Train a head on the upload and save it: the status, counts, CV metrics HTML, confusion PNG
+    path, downloads, and the session's head folders with the new one added."""
+    lang = form.lang
     with guarded(engine, load_error, lang, "training"):
-        data = read_data(paths, lang)
+        data = read_data(form.data, lang)
         folder, run = train_and_store(
-            engine, data, outputs_dir, name, kind=kind or "logreg", names=names or None,
+            engine, data, outputs_dir, form.name, kind=form.kind or "logreg", names=form.names or None,
             progress=partial(embedding_progress, progress, lang),
         )  # fmt: skip
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file())
-    heads = [*(h for h in session_heads or [] if h != str(folder)), str(folder)]
-    status = t("labels_trained", lang, name=folder.name, folder=f"{HEADS_DIR}/{folder.name}")
-    return status, counts_table(data, lang), cv_html(run.metrics, lang), str(folder / "confusion.png"), files, heads
+    heads = [*(h for h in form.session_heads or [] if h != str(folder)), str(folder)]
+    return {
+        **drawn_folder(folder, t("labels_trained", lang, name=folder.name, folder=f"{HEADS_DIR}/{folder.name}")),
+        "counts": counts_table(data, lang),
+        "metrics": cv_html(run.metrics, lang),
+        "session_heads": heads,
+    }
 
 
-def evaluate_labels(engine, outputs_dir: Path, load_error, paths, label_map, lang="en", progress=gr.Progress()):
-    """The 9-class head on the upload: (status, metrics HTML, confusion PNG path, downloads); the
-    files are written to a new output folder."""
-    lang = lang or "en"
+def evaluate_labels(engine, outputs_dir: Path, load_error, form: LabelsForm, progress=gr.Progress()) -> dict:
+    """The 9-class head on the upload: the status, metrics HTML, confusion PNG path and downloads;
+    the files are written to a new output folder."""
+    lang = form.lang
     with guarded(engine, load_error, lang, "evaluation"):
-        data = read_data(paths, lang)
-        ev = evaluate_dataset(engine, data, label_map=label_map or None, progress=partial(embedding_progress, progress, lang))
+        data = read_data(form.data, lang)
+        step = partial(embedding_progress, progress, lang)
+        ev = evaluate_dataset(engine, data, label_map=form.label_map or None, progress=step)
         folder = write_output_folder(outputs_dir, None, None, None, datetime.now(), ev.files(lang))
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file())
     status = t("labels_evaluated", lang, n=ev.report["n"], folder=folder.name)
-    return status, evaluation_html(ev.report, lang), str(folder / "confusion.png"), files
+    return {**drawn_folder(folder, status), "metrics": evaluation_html(ev.report, lang)}
+
+
+def drawn_folder(folder: Path, status: str) -> dict:
+    """The status line, confusion matrix and downloads of a run's folder."""
+    files = sorted(str(p) for p in folder.iterdir() if p.is_file())
+    return {"status": status, "confusion": str(folder / "confusion.png"), "downloads": files}
 
 
 def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, heads_state: gr.State) -> None:
     """Lay out the tab in the current gr.Tabs and wire its events. `heads_state`: the Analyze tab's
     list of this session's head folders."""
+    v = View(lang=lang_state, session_heads=heads_state)
     with texts(gr.Tab, label_key="tab_labels", id="labels"):
         texts(gr.Markdown, value_key="labels_intro")
         with gr.Row():
             with gr.Column(scale=1):
-                data_in = texts(
+                v["data"] = texts(
                     gr.File, label_key="labels_data", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
                     elem_id="labels-data",
                 )  # fmt: skip
                 check = texts(gr.Button, value_key="labels_check", size="sm")
-                counts = texts(gr.Dataframe, label_key="labels_counts", interactive=False, elem_id="labels-counts")
+                v["counts"] = texts(gr.Dataframe, label_key="labels_counts", interactive=False, elem_id="labels-counts")
             with gr.Column(scale=1):
-                name = texts(gr.Textbox, "my_labels", label_key="head_name", elem_id="head-name")
-                kind = texts(gr.Radio, label_key="head_kind", choice_keys=KIND_CHOICES, value="logreg")
-                names = texts(gr.Textbox, label_key="label_names")
+                v["name"] = texts(gr.Textbox, "my_labels", label_key="head_name", elem_id="head-name")
+                v["kind"] = texts(gr.Radio, label_key="head_kind", choice_keys=KIND_CHOICES, value="logreg")
+                v["names"] = texts(gr.Textbox, label_key="label_names")
                 train = texts(gr.Button, value_key="labels_train", variant="primary", elem_id="labels-train")
-                label_map = texts(gr.Textbox, label_key="label_map")
+                v["label_map"] = texts(gr.Textbox, label_key="label_map")
                 evaluate = texts(gr.Button, value_key="labels_evaluate", elem_id="labels-evaluate")
-        status = gr.Markdown(elem_id="labels-status")
+        v["status"] = gr.Markdown(elem_id="labels-status")
         with gr.Row():
-            metrics = gr.HTML(elem_id="labels-metrics")
-            confusion = texts(gr.Image, label_key="labels_confusion", type="filepath", interactive=False)
-        downloads = texts(gr.File, label_key="downloads", file_count="multiple", interactive=False)
-    check.click(check_data, [data_in, lang_state], [counts, status], api_visibility="private")
+            v["metrics"] = gr.HTML(elem_id="labels-metrics")
+            v["confusion"] = texts(gr.Image, label_key="labels_confusion", type="filepath", interactive=False)
+        v["downloads"] = texts(gr.File, label_key="downloads", file_count="multiple", interactive=False)
+    check.click(check_data, v.outputs("data", "lang"), v.outputs("counts", "status"), **PRIVATE)
+    drawn = ("status", "metrics", "confusion", "downloads")
     train.click(
-        bind(train_labels, engine, outputs_dir, load_error),
-        [data_in, name, kind, names, heads_state, lang_state],
-        [status, counts, metrics, confusion, downloads, heads_state],
-        api_visibility="private",
-        concurrency_limit=1,
-    )
+        v.handler(train_labels, engine, outputs_dir, load_error, form=LabelsForm), v.inputs(LabelsForm),
+        v.outputs(*drawn, "counts", "session_heads"), concurrency_limit=1, **PRIVATE,
+    )  # fmt: skip
     evaluate.click(
-        bind(evaluate_labels, engine, outputs_dir, load_error),
-        [data_in, label_map, lang_state],
-        [status, metrics, confusion, downloads],
-        api_visibility="private",
-        concurrency_limit=1,
-    )
+        v.handler(evaluate_labels, engine, outputs_dir, load_error, form=LabelsForm), v.inputs(LabelsForm), v.outputs(*drawn),
+        concurrency_limit=1, **PRIVATE,
+    )  # fmt: skip

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -28,10 +28,19 @@ from ...audio.samples import downmix, to_float
 from ...errors import EmotionAppError
 from ...live import LiveHub, LiveOptions, LiveSession, StreamFormat
 from ...live.session import CHART_SPAN_S
-from ...request import RequestOptions
 from ..i18n import t
 from . import live_view
-from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded, label_set_fields, label_set_inputs
+from .common import (
+    GRANULARITY_CHOICES,
+    LabelledForm,
+    Texts,
+    View,
+    bind,
+    download_list,
+    guarded,
+    label_set_inputs,
+    request_options,
+)
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
 PAGE_IDLE_S = 120.0  # a page take without audio for this long may be discarded for a new one
@@ -49,7 +58,7 @@ class LiveTake:
         self.stopped_at = 0.0
         self.shown: tuple | None = None  # (session id, hops, limit reached) of the views last drawn
         self.analysis = None  # the last finished take (service.Analysis): its files are the downloads
-        self.fields: dict = {}  # the take's label set and sentiment, as request fields (for its final analysis)
+        self.form: LiveForm | None = None  # the form when the take started: its label set and sentiment hold for the take
         self.lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # Gradio copies a State's value for each browser
@@ -82,15 +91,26 @@ def views(hub: LiveHub, session: LiveSession | None, lang: str) -> tuple:
     )
 
 
-def live_chunk(
-    hub: LiveHub | None, load_error: str | None, chunk, take: LiveTake, window_s, hop_s, smoothing, labels=None, sentiment=False,
-    lang="en",
-):  # fmt: skip
+@dataclass(frozen=True)
+class LiveForm(LabelledForm):
+    """The tab's form: the meter's window, hop and smoothing, the final analysis's granularity, and
+    the label set and sentiment (read when a take starts; they apply to its hops and its final
+    analysis)."""
+
+    window: float = 3.0
+    hop: float = 0.5
+    smoothing: str = "ewma"
+    granularity: str = "frame"
+
+    def fields(self) -> dict:
+        return {"granularity": self.granularity or "utterance"}
+
+
+def live_chunk(hub: LiveHub | None, load_error: str | None, chunk, take: LiveTake, form: LiveForm):
     """One microphone chunk `(rate, samples)`: feed it, queue the windows it completes, record the
     hops scored since the last call and return the views (meter, chart, segments, status), or
-    gr.skip() for each when no hop was scored since. `labels`, `sentiment`: the take's label set and
-    sentiment switch (read when the take starts; they apply to its hops and its final analysis)."""
-    lang = lang or "en"
+    gr.skip() for each when no hop was scored since."""
+    lang = form.lang
     with guarded(hub, load_error, lang, "live meter"):
         with take.lock:
             session = take.session
@@ -99,10 +119,10 @@ def live_chunk(
             rate, data = chunk
             x = mono_float(data)
             if session is None or session.ended:
-                options = LiveOptions.from_fields({"window_s": window_s, "hop_s": hop_s, "smoothing": smoothing})
+                options = LiveOptions.from_fields({"window_s": form.window, "hop_s": form.hop, "smoothing": form.smoothing})
                 fmt = StreamFormat(int(rate), "pcm_s16le", 1)
-                take.fields = label_set_fields(labels, sentiment)
-                request = RequestOptions.from_fields(take.fields)
+                take.form = form
+                request = request_options(form)
                 session = take.session = hub.open(options, fmt, idle_expiry_s=PAGE_IDLE_S, request=request)
                 take.pending.clear()
             take.pending.extend(hub.feed(session, x))
@@ -121,9 +141,10 @@ def _collect(pending: deque, session: LiveSession) -> None:
             session.record(window, future.result())
 
 
-def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, granularity, lang="en") -> dict:
-    """Stop: the whole take analysed like an upload; returns result.json's content with download URLs."""
-    lang = lang or "en"
+def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, form: LiveForm) -> dict:
+    """Stop: the whole take analysed like an upload, in the form's granularity and the label set the
+    take started with; returns result.json's content with download URLs."""
+    lang = form.lang
     with guarded(hub, load_error, lang, "live take"):
         with take.lock:
             session, take.session = take.session, None
@@ -133,7 +154,7 @@ def live_stop(hub: LiveHub | None, load_error: str | None, take: LiveTake, granu
             take.pending.clear()
         if session is None:
             raise EmotionAppError(t("live_no_take", lang), "no_audio")
-        request = RequestOptions.from_fields({"granularity": granularity or "utterance", **take.fields})
+        request = request_options(replace(take.form, granularity=form.granularity))
         try:
             take.analysis = hub.finish(session, request, lang=lang)
         finally:
@@ -183,30 +204,30 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         c = _layout(texts)
         take = gr.State(LiveTake(), delete_callback=bind(discard_take, hub))
         result_json = gr.JSON(visible=False)
-    tab = LiveTab(
-        hub, outputs_dir, take, result_json, [c[k] for k in ("meter", "chart", "segments", "status", "log", "downloads")]
-    )
+    tab = LiveTab(hub, outputs_dir, take, result_json, c.outputs("meter", "chart", "segments", "status", "log", "downloads"))
     private = {"api_visibility": "private", "show_progress": "hidden"}  # the meter is the progress
-    mic, log_out = c["mic"], [c["log"], c["downloads"]]
+    c["take"], c["lang"] = take, lang_state
+    mic, log_out = c["mic"], c.outputs("log", "downloads")
     mic.start_recording(clear_take, None, log_out, queue=False, **private)
     mic.stream(
-        bind(live_chunk, hub, load_error),
-        [mic, take, c["window"], c["hop"], c["smoothing"], *c["label_set"], lang_state],
-        tab.views[:4],
+        c.handler(live_chunk, hub, load_error, form=LiveForm, before=("mic", "take")),
+        c.inputs(LiveForm, "mic", "take"),
+        c.outputs("meter", "chart", "segments", "status"),
         stream_every=STREAM_EVERY_S,
         time_limit=int(hub.max_seconds) if hub else None,
         concurrency_limit=None,  # a take past --max-live-sessions is refused by the hub, with a message
         **private,
     )
-    mic.stop_recording(bind(live_stop, hub, load_error), [take, c["granularity"], lang_state], result_json, **private).success(
+    stop = c.handler(live_stop, hub, load_error, form=LiveForm, before=("take",))
+    mic.stop_recording(stop, c.inputs(LiveForm, "take"), result_json, **private).success(
         draw_take, [take, result_json, lang_state], log_out, **private
     )
     return tab
 
 
-def _layout(texts: Texts) -> dict:
-    """The tab's components by name."""
-    c = {}
+def _layout(texts: Texts) -> View:
+    """The tab's components by name (LiveForm's fields among them)."""
+    c = View()
     texts(gr.Markdown, value_key="live_hint")
     with gr.Row():
         with gr.Column(scale=1):
@@ -219,7 +240,7 @@ def _layout(texts: Texts) -> dict:
                 c["hop"] = texts(gr.Slider, 0.5, 5.0, value=0.5, step=0.5, label_key="live_hop", elem_id="live-hop")
                 c["smoothing"] = texts(gr.Radio, label_key="live_smoothing", choice_keys=SMOOTHING_CHOICES, value="ewma")
                 c["granularity"] = texts(gr.Radio, label_key="live_final", choice_keys=GRANULARITY_CHOICES, value="frame")
-            c["label_set"] = label_set_inputs(texts, "live")
+            c["labels"], c["sentiment"] = label_set_inputs(texts, "live")
             c["status"] = gr.HTML(elem_id="live-status")
         with gr.Column(scale=1):
             c["meter"] = gr.HTML(live_view.meter_html(None, texts.lang), elem_id="live-meter")

@@ -1,35 +1,38 @@
 """The page's long-recording tab: segmentation, progress, segment timeline, table, player, downloads.
 
 `run_recording` is the Gradio API's `recording` (api_name="recording"): (path, mode, threshold,
-min_speech, min_silence, max_segment, window_s, hop_s) -> result JSON, on a hidden trigger. The
-page's button runs `begin` (disabled, cleared), `start_recording` (progress with the segments done
-and the time left on the card; an error drawn where the result goes) and `show_error` (the toast).
+min_speech, min_silence, max_segment, window_s, hop_s, ...) -> result JSON, on a hidden trigger.
+The page's button runs KeptTab's steps (common.py): `begin` (disabled, cleared), `start_recording`
+(progress with the segments done and the time left on the card; an error drawn where the result
+goes) and `show_error` (the toast), on the tab's form (`LongForm`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
 from ...audio.segmenter import SegmentOptions
-from ...request import RequestOptions
 from ...service import Analysis, analyze, rename_speakers
 from ..i18n import t
 from . import render
 from .common import (
+    PRIVATE,
     KeptTab,
+    LabelledForm,
     Texts,
+    View,
     audio_upload,
     bind,
-    busy,
     download_list,
+    finish,
     guarded,
-    label_set_fields,
     label_set_inputs,
     play_segment,
-    ready,
-    show_error,
+    request_options,
 )
 from .conversation_view import conversation_html
 from .progress import Reporter
@@ -38,6 +41,40 @@ MODE_CHOICES = [("seg_vad", "vad"), ("seg_window", "window")]
 SPEAKER_CHOICES = [("spk_none", "none"), ("spk_channels", "channels"), ("spk_auto", "auto"), ("spk_2", "2"), ("spk_3", "3"),
                    ("spk_4", "4")]  # fmt: skip
 TURN_TYPES = [".rttm", ".vtt", ".srt", ".json"]
+SEGMENT = SegmentOptions()  # the sliders' defaults
+API_INPUTS = ("file", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s", "lang", "speakers",
+              "names", "turns", "labels", "sentiment")  # fmt: skip  # run_recording's parameters
+
+
+@dataclass(frozen=True)
+class LongForm(LabelledForm):
+    """The tab's form. Only the options of the chosen mode are asked for (the form always has both
+    sets); a `turns` file (RTTM, WebVTT, SRT, whisper JSON) gives the segments and their speakers
+    instead; `speakers` (none, channels, auto, a number) and `names`: who speaks in each segment."""
+
+    file: str | None = None
+    mode: str = "vad"
+    threshold: float = SEGMENT.threshold
+    min_speech: float = SEGMENT.min_speech_s
+    min_silence: float = SEGMENT.min_silence_s
+    max_segment: float = SEGMENT.max_segment_s
+    window_s: float = SEGMENT.window_s
+    hop_s: float = SEGMENT.hop_s
+    speakers: str = "none"
+    names: str = ""
+    turns: str | None = None
+
+    def fields(self) -> dict:
+        if self.turns:  # the turns are the segments: no segmentation options
+            return {"turns": self.turns, "names": self.names}
+        if self.mode == "vad":
+            fields = {"segment": "vad", "threshold": self.threshold, "min_speech_s": self.min_speech}
+            fields |= {"min_silence_s": self.min_silence, "max_segment_s": self.max_segment}
+        else:
+            fields = {"segment": self.mode, "window_s": self.window_s, "hop_s": self.hop_s}
+        if (self.speakers or "none") != "none":
+            fields |= {"speakers": self.speakers, "names": self.names}
+        return fields
 
 
 def run_recording(
@@ -60,154 +97,108 @@ def run_recording(
     sentiment=False,
     progress=gr.Progress(),
 ) -> dict:
-    """Segment and analyse a long recording; returns result.json's content with download URLs.
-    Only the options of the chosen mode are sent (the form always has both sets). `speakers`
-    (none, channels, auto, a number) and `names`, or a `turns` file (RTTM, WebVTT, SRT, whisper JSON):
-    who speaks in each segment, and the conversation's readings; `labels` (a label set) and `sentiment`."""
-    options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
-    who = (speakers, names, turns)
-    extra = label_set_fields(labels, sentiment)
-    return analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who, extra).response()
+    """Segment and analyse a long recording; returns result.json's content with download URLs. The
+    parameters are the API's (a LongForm's fields; `lang` is the page's)."""
+    form = LongForm(
+        lang=lang, labels=labels, sentiment=sentiment, file=path, mode=mode, threshold=threshold, min_speech=min_speech,
+        min_silence=min_silence, max_segment=max_segment, window_s=window_s, hop_s=hop_s, speakers=speakers, names=names,
+        turns=turns,
+    )  # fmt: skip
+    return analyze_recording(engine, outputs_dir, load_error, form, progress).response()
 
 
-def analyze_recording(
-    engine, outputs_dir, load_error, path, mode, options, lang, progress, who=("none", "", None), extra=None
-) -> Analysis:
-    """One recording through the service, with progress (segments done, time left); `extra`: more
-    request fields (the label set and sentiment)."""
-    lang = lang or "en"
-    threshold, min_speech, min_silence, max_segment, window_s, hop_s = options
-    speakers, names, turns = who
-    with guarded(engine, load_error, lang, "recording analysis"), Reporter(progress, lang) as report:
+def analyze_recording(engine, outputs_dir, load_error, form: LongForm, progress=None) -> Analysis:
+    """One recording through the service, with progress (segments done, time left)."""
+    with guarded(engine, load_error, form.lang, "recording analysis"), Reporter(progress, form.lang) as report:
         report(0.01, "start")  # at once: the first stage reports once the VAD model is loaded
-        if turns:  # the turns are the segments: no segmentation options
-            fields = {"turns": turns, "names": names}
-        elif mode == "vad":
-            fields = dict(segment="vad", threshold=threshold, min_speech_s=min_speech, min_silence_s=min_silence)
-            fields["max_segment_s"] = max_segment
-        else:
-            fields = {"segment": mode, "window_s": window_s, "hop_s": hop_s}
-        if not turns and (speakers or "none") != "none":
-            fields |= {"speakers": speakers, "names": names}
-        name = Path(path).name if path else None
-        request = RequestOptions.from_fields(fields | (extra or {}))
-        return analyze(engine, path, request, outputs_dir=outputs_dir, name=name, lang=lang, progress=report)
+        request = request_options(form)
+        name = Path(form.file).name if form.file else None
+        return analyze(engine, form.file, request, outputs_dir=outputs_dir, name=name, lang=form.lang, progress=report)
 
 
-def start_recording(
-    engine, outputs_dir, load_error, path, mode, threshold, min_speech, min_silence, max_segment, window_s, hop_s, lang,
-    speakers="none", names="", turns=None, labels=None, sentiment=False, progress=gr.Progress(),
-) -> list:  # fmt: skip
-    """The page's button: [kept analysis, *views, button, error]."""
-    options = (threshold, min_speech, min_silence, max_segment, window_s, hop_s)
-    who, extra = (speakers, names, turns), label_set_fields(labels, sentiment)
-    try:
-        kept = analyze_recording(engine, outputs_dir, load_error, path, mode, options, lang, progress, who, extra)
-    except gr.Error as exc:
-        return [None, render.error_card(exc.message, lang), *cleared()[1:], ready(), exc.message]
-    return [kept, *draw_recording(kept, lang), ready(), ""]
+def start_recording(engine, outputs_dir, load_error, form: LongForm, progress=gr.Progress()) -> dict:
+    """The page's button: the analysis kept and drawn (KeptTab's skeleton)."""
+    return finish(partial(analyze_recording, engine, outputs_dir, load_error, form, progress), draw_recording, form.lang)
 
 
-def rename(engine, outputs_dir, load_error, kept, names, lang) -> list:
+def rename(engine, outputs_dir, load_error, kept, names, lang):
     """The names typed after the analysis: the conversation re-read with them into a new output
-    folder (no model call). [kept, *views]."""
+    folder (no model call): the kept analysis and its views."""
     if kept is None or kept.report.conversation is None:
-        return [gr.skip()] * (1 + len(cleared()))
+        return gr.skip()
     with guarded(engine, load_error, lang, "renaming speakers"):
         kept = rename_speakers(kept, names, outputs_dir=outputs_dir, lang=lang)
-    return [kept, *draw_recording(kept, lang)]
+    return {"kept": kept, **draw_recording(kept, lang)}
 
 
-def cleared(note: str = "") -> list:
+def draw_recording(kept: Analysis | None, lang: str) -> dict:
+    """The card, band (and a conversation's lanes), segments table, segment player, summary, log and
+    downloads of a kept recording."""
     hidden = gr.update(value=None, visible=False)
-    return [note, "", hidden, hidden, "", "", None]
-
-
-def begin(lang: str) -> list:
-    """[button, kept, *views] the moment the button is pressed."""
-    return [busy(), None, render.working_card(lang), *cleared()[1:]]
-
-
-def new_file(lang: str) -> list:
-    """[kept, *views] after a new upload: the old result goes."""
-    return [None, *cleared(render.note_card(t("no_result_long", lang)))]
-
-
-def draw_recording(kept: Analysis | None, lang: str) -> list:
-    """[card, band, segments table, segment player, summary, log, downloads] of a kept recording."""
     if kept is None:
-        return cleared(render.note_card(t("no_result_long", lang)))
+        note = render.note_card(t("no_result_long", lang))
+        return {"card": note, "band": "", "table": hidden, "player": hidden, "summary": "", "log": "", "downloads": None}
     report = kept.report
-    return [
-        render.emotion_card(report, lang),
-        render.dominant_band(report, lang) + conversation_html(report, lang),  # a conversation: its lanes
-        gr.update(value=render.segments_table(report, lang), visible=bool(report.segments)),
-        gr.update(value=None, visible=False),
-        render.summary_html(report, lang),
-        render.processing_log(report, lang),
-        [str(p) for p in kept.files.values()],
-    ]
+    return {
+        "card": render.emotion_card(report, lang),
+        "band": render.dominant_band(report, lang) + conversation_html(report, lang),  # a conversation: its lanes
+        "table": gr.update(value=render.segments_table(report, lang), visible=bool(report.segments)),
+        "player": hidden,
+        "summary": render.summary_html(report, lang),
+        "log": render.processing_log(report, lang),
+        "downloads": [str(p) for p in kept.files.values()],
+    }
 
 
 def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events."""
-    d = SegmentOptions()
+    d = SEGMENT
     with texts(gr.Tab, label_key="tab_long", id="long"):
+        v = View(lang=lang_state, kept=gr.State(None))
         with gr.Row(elem_classes="ea-stack"):
             with gr.Column(scale=1, min_width=300):
-                file_in = audio_upload(texts, "long_file", "long-file", remount=True)
-                mode = texts(gr.Radio, label_key="segmentation", choice_keys=MODE_CHOICES, value="vad", elem_id="long-mode")
-                speakers = texts(
+                v["file"] = audio_upload(texts, "long_file", "long-file", remount=True)
+                v["mode"] = texts(gr.Radio, label_key="segmentation", choice_keys=MODE_CHOICES, value="vad", elem_id="long-mode")
+                v["speakers"] = texts(
                     gr.Dropdown, label_key="speakers", choice_keys=SPEAKER_CHOICES, value="none", elem_id="long-speakers"
                 )
                 with gr.Row():
-                    names = texts(gr.Textbox, label_key="speaker_names", value="", elem_id="long-names", scale=3)
-                    rename_button = texts(gr.Button, value_key="rename_speakers", elem_id="long-rename", scale=1, size="sm")
-                turns = texts(
+                    v["names"] = texts(gr.Textbox, label_key="speaker_names", value="", elem_id="long-names", scale=3)
+                    v["rename"] = texts(gr.Button, value_key="rename_speakers", elem_id="long-rename", scale=1, size="sm")
+                v["turns"] = texts(
                     gr.File, label_key="turns_file", file_types=TURN_TYPES, type="filepath", elem_id="long-turns", remount=True
                 )
-                start = texts(gr.Button, value_key="long_start", variant="primary", elem_id="long-start")
-                label_set = label_set_inputs(texts, "long")
+                v["start"] = texts(gr.Button, value_key="long_start", variant="primary", elem_id="long-start")
+                v["labels"], v["sentiment"] = label_set_inputs(texts, "long")
                 with texts(gr.Accordion, label_key="seg_options", open=False):
-                    options = [
-                        texts(gr.Slider, 0.05, 0.95, value=d.threshold, step=0.05, label_key="vad_threshold"),
-                        texts(gr.Slider, 0.0, 2.0, value=d.min_speech_s, step=0.05, label_key="min_speech"),
-                        texts(gr.Slider, 0.0, 3.0, value=d.min_silence_s, step=0.05, label_key="min_silence"),
-                        texts(gr.Slider, 5.0, 120.0, value=d.max_segment_s, step=1.0, label_key="max_segment"),
-                        texts(gr.Slider, 1.0, 120.0, value=d.window_s, step=0.5, label_key="window_s"),
-                        texts(gr.Slider, 1.0, 120.0, value=d.hop_s, step=0.5, label_key="hop_s"),
-                    ]
+                    v["threshold"] = texts(gr.Slider, 0.05, 0.95, value=d.threshold, step=0.05, label_key="vad_threshold")
+                    v["min_speech"] = texts(gr.Slider, 0.0, 2.0, value=d.min_speech_s, step=0.05, label_key="min_speech")
+                    v["min_silence"] = texts(gr.Slider, 0.0, 3.0, value=d.min_silence_s, step=0.05, label_key="min_silence")
+                    v["max_segment"] = texts(gr.Slider, 5.0, 120.0, value=d.max_segment_s, step=1.0, label_key="max_segment")
+                    v["window_s"] = texts(gr.Slider, 1.0, 120.0, value=d.window_s, step=0.5, label_key="window_s")
+                    v["hop_s"] = texts(gr.Slider, 1.0, 120.0, value=d.hop_s, step=0.5, label_key="hop_s")
             with gr.Column(scale=1, min_width=300):
-                card = gr.HTML(render.note_card(t("no_result_long", texts.lang)), elem_id="long-card")
-                summary = gr.HTML(elem_id="long-summary")
-        band = gr.HTML(elem_id="long-band")
-        table = texts(gr.Dataframe, label_key="segments", visible=False, interactive=False, elem_id="long-segments")
-        player = texts(
+                v["card"] = gr.HTML(render.note_card(t("no_result_long", texts.lang)), elem_id="long-card")
+                v["summary"] = gr.HTML(elem_id="long-summary")
+        v["band"] = gr.HTML(elem_id="long-band")
+        v["table"] = texts(gr.Dataframe, label_key="segments", visible=False, interactive=False, elem_id="long-segments")
+        v["player"] = texts(
             gr.Audio, label_key="segment_audio", type="numpy", interactive=False, autoplay=True, visible=False,
             elem_id="long-segment-audio",
         )  # fmt: skip
         with gr.Row(elem_classes="ea-stack"):
-            log = texts(gr.Textbox, label_key="log", lines=8, interactive=False, elem_id="long-log", min_width=300)
-            downloads = download_list(texts, "long-downloads")
+            v["log"] = texts(gr.Textbox, label_key="log", lines=8, interactive=False, elem_id="long-log", min_width=300)
+            v["downloads"] = download_list(texts, "long-downloads")
         result_json = gr.JSON(visible=False)
         api = gr.Button(visible=False)  # the API's `recording` trigger
-        tab = KeptTab(gr.State(None), draw_recording, [card, band, table, player, summary, log, downloads])
-        private = {"api_visibility": "private"}
-        form = [file_in, mode, *options]
-        who = [speakers, names, turns, *label_set]
-        api.click(
-            bind(run_recording, engine, outputs_dir, load_error), [*form, lang_state, *who], result_json,
-            api_name="recording", concurrency_limit=1, concurrency_id="recording",
+        api_in = v.outputs(*API_INPUTS)
+        queue = {"concurrency_limit": 1, "concurrency_id": "recording"}
+        api.click(bind(run_recording, engine, outputs_dir, load_error), api_in, result_json, api_name="recording", **queue)
+        tab = KeptTab(v, draw_recording, ("card", "band", "table", "player", "summary", "log", "downloads"))
+        tab.wire(v.handler(start_recording, engine, outputs_dir, load_error, form=LongForm), LongForm, "file", **queue)
+        v["rename"].click(
+            v.handler(rename, engine, outputs_dir, load_error), v.outputs("kept", "names", "lang"), v.outputs("kept", *tab.names),
+            **PRIVATE,
         )  # fmt: skip
-        error = gr.State("")
-        start.click(begin, lang_state, [start, tab.kept, *tab.views], queue=False, **private).then(
-            bind(start_recording, engine, outputs_dir, load_error), [*form, lang_state, *who],
-            [tab.kept, *tab.views, start, error], show_progress_on=card, concurrency_limit=1, concurrency_id="recording",
-            **private,
-        ).then(show_error, error, None, **private)  # fmt: skip
-        rename_button.click(
-            bind(rename, engine, outputs_dir, load_error), [tab.kept, names, lang_state], [tab.kept, *tab.views], **private
-        )
-        file_in.change(new_file, lang_state, [tab.kept, *tab.views], **private)
-        table.select(play_segment, [tab.kept, lang_state], player, **private)
+        v["table"].select(play_segment, v.outputs("kept", "lang"), v["player"], **PRIVATE)
     return tab
