@@ -110,7 +110,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
-    # ssr_mode=False: set here, so that GRADIO_SSR_MODE cannot start a Node proxy outside the guard.
+    # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
+    # Node proxy outside the guard (GRADIO_SSR_MODE) or a second set of MCP tools (GRADIO_MCP_SERVER).
     gr.mount_gradio_app(
         app,
         demo,
@@ -122,6 +123,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         allowed_paths=allowed_paths,
         show_error=True,
         ssr_mode=False,
+        mcp_server=False,
         i18n=gr.I18n(**GRADIO_MISSING),
         css=stylesheet(),
     )
