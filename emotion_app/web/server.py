@@ -155,8 +155,9 @@ class Served:
         self.demo.close(verbose=False)
         loop = getattr(self.app.state, "loop", None)
         if loop is not None and not loop.is_closed():
-            # Each open page (or gradio_client) holds a heartbeat stream until Gradio's stop event;
-            # uvicorn's shutdown would wait for them, then cancel them with an error each.
+            # Each open page (or gradio_client) holds a heartbeat stream until the mounted app's
+            # stop event (what Blocks.close sets on the app launch() makes); uvicorn's shutdown
+            # would wait for them, then cancel them with an error each.
             loop.call_soon_threadsafe(self.app.state.page.stop_event.set)
         self.server.should_exit = True
         self.thread.join(timeout=timeout_s)
@@ -212,7 +213,7 @@ def serve(app, host: str, port: int, start_timeout_s: float = 120.0) -> Served:
         ws_max_size=MAX_MESSAGE_BYTES,
         lifespan="on",  # a lifespan that fails to start stops the server rather than serving without it
         log_level="warning",
-        timeout_graceful_shutdown=5,  # then open connections (a live take) are closed
+        timeout_graceful_shutdown=5,  # on stopping, requests still running after 5 s are cancelled
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="emotion-app-server", daemon=True)
