@@ -99,17 +99,17 @@ def web(tmp_path_factory, tiny_dir):
 
     engine = Engine(model=str(tiny_dir), max_duration_s=60)
     settings = AppSettings(port=free_port(), outputs_dir=tmp_path_factory.mktemp("outputs"), max_upload_mb=2)
-    demo = launch(engine, settings, block=False)
-    state = demo.app.state  # the live hub and the event loop's watchdog (web/server.py)
+    served = launch(engine, settings, block=False)
+    state = served.app.state  # the live hub and the event loop's watchdog (web/server.py)
     yield type(
         "Web",
         (),
         {
-            "url": demo.local_url.rstrip("/"), "settings": settings, "engine": engine, "outputs": settings.outputs_dir,
+            "url": served.local_url.rstrip("/"), "settings": settings, "engine": engine, "outputs": settings.outputs_dir,
             "live": state.live, "watchdog": state.watchdog,
         },
     )  # fmt: skip
-    demo.close()
+    served.close()
 
 
 @pytest.fixture(scope="session")

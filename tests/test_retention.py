@@ -126,10 +126,10 @@ def test_server_cleans_at_start_sweeps_while_running_and_stops_on_close(tmp_path
 
     running = sweepers()
     settings = AppSettings(port=free_port(), outputs_dir=outputs, keep_hours=24, sweep_interval_s=0.1)
-    demo = launch(Engine(model=str(tiny_dir)), settings, block=False)
+    served = launch(Engine(model=str(tiny_dir)), settings, block=False)
     try:
         assert ".tmp-killed" not in names(outputs) and (outputs / ".secret").is_file()
-        assert demo.delete_cache == cache_schedule(24) == (3600, 86400)  # Gradio's cache: uploads and page copies
+        assert served.demo.delete_cache == cache_schedule(24) == (3600, 86400)  # Gradio's cache: uploads and page copies
         assert sweepers() == running + 1
         make(outputs, ".tmp-stale", 2, now=time.time())
         deadline = time.time() + 5
@@ -137,7 +137,7 @@ def test_server_cleans_at_start_sweeps_while_running_and_stops_on_close(tmp_path
             time.sleep(0.05)
         assert names(outputs) == {".secret", "outputs_20990101_000000"}
     finally:
-        demo.close()
+        served.close()
     assert sweepers() == running
 
 

@@ -42,9 +42,9 @@ def guarded(tmp_path_factory, tiny_dir):
         receive_timeout_s=0.5,
         body_timeout_s=2.0,
     )
-    demo = launch(Engine(model=str(tiny_dir)), settings, block=False)
-    yield type("Guarded", (), {"url": demo.local_url.rstrip("/"), "settings": settings, "demo": demo})
-    demo.close()
+    served = launch(Engine(model=str(tiny_dir)), settings, block=False)
+    yield type("Guarded", (), {"url": served.local_url.rstrip("/"), "settings": settings, "demo": served.demo})
+    served.close()
 
 
 def rss_mb() -> float:

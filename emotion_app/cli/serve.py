@@ -139,5 +139,9 @@ def run(args) -> int:
         mcp_allow_urls=args.mcp_allow_urls,
     )
     engine, error = load_engine(**engine_options(args))
-    launch(engine, settings, error, args.lang)
+    try:
+        launch(engine, settings, error, args.lang)
+    except EmotionAppError as exc:  # the port is taken, say
+        logging.getLogger(__name__).error("%s", exc)
+        return 1
     return 0

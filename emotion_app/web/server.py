@@ -1,5 +1,8 @@
 """Start the web app: settings, model loading with a clear failure, REST routes, the live WebSocket + Gradio page.
 
+`build_app` makes the whole app as one FastAPI app (our routes, Gradio's page mounted at / with
+`gr.mount_gradio_app`, the guard around both); `serve` runs it with uvicorn; `launch` does both.
+
 Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
 time limits, login throttling), download links carry a secret key (outputs.py), old results are
 deleted by a sweeper thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics
@@ -8,11 +11,13 @@ are off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,21 +59,27 @@ def load_engine(**options):
         return None, str(exc)
 
 
-def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True):
-    """Serve the page and the REST API. Blocks until the server stops unless `block=False`, which returns
-    the running Blocks (`.local_url`, `.close()`) once the server answers."""
+def build_app(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en"):
+    """The whole web app as one ASGI app (a FastAPI app) that any ASGI server can run: the REST routes,
+    the live WebSocket (/api/stream), the MCP tools (/mcp, with `settings.mcp`) and Gradio's page at /,
+    all behind the guard. Its lifespan runs the retention sweeper, the event loop's watchdog, the MCP
+    transport and Gradio's queue and cache cleaning. `app.state` holds `live` (the live hub),
+    `watchdog` and `demo` (the Blocks). `launch` serves it; it must be served with
+    `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py), as `launch` does."""
     import gradio as gr
+    from fastapi import FastAPI
+    from starlette.routing import Mount
 
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
-    from .api.rest import add_rest_routes, auth_check
-    from .api.stream import MAX_MESSAGE_BYTES, add_stream_routes, capped_send_buffer
+    from .api.guard import Guard
+    from .api.rest import add_api_fallback, add_rest_routes, auth_check
+    from .api.stream import add_stream_routes
     from .api.throttle import LoginThrottle
     from .api.watchdog import LoopWatchdog
     from .i18n import GRADIO_MISSING
     from .ui.page import build_demo, stylesheet
 
-    require_websockets()
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
     outputs = Path(settings.outputs_dir)
     outputs.mkdir(parents=True, exist_ok=True)
@@ -80,71 +91,172 @@ def launch(engine, settings: AppSettings, load_error: str | None = None, lang: s
     demo = build_demo(engine, outputs, load_error, lang, live=live)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
-    if settings.keep_hours:  # Gradio reads it in launch(): uploads and page downloads in its cache
+    if settings.keep_hours:  # Gradio's cache (uploads and page downloads), cleaned by the mounted page's lifespan
         demo.delete_cache = cache_schedule(settings.keep_hours)
     throttle = LoginThrottle()  # shared by the REST routes' Basic auth and the guard's /login
-    # Our routes go on the app before Gradio adds its own, so launch() keeps all its features
-    # (auth, share links, queue, upload limit) with /api/* served beside the page. Gradio's
-    # `_app` parameter is what allows this; gradio is pinned to the version this was tested with.
-    app = _guarded_app(settings, throttle, private_dir=outputs if allowed_paths else None)
-    app.state.watchdog = LoopWatchdog()
-    app.state.live = live
+    watchdog = LoopWatchdog()
+    max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
+    interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
+    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
+    lifespans = []  # more of them: the MCP transport's
+    app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
+    app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
-    lifespans = []
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
         denied = auth_check(settings.auth, throttle)
         lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
-    max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
-    interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
-    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
-    demo.launch(
-        _app=app,
-        app_kwargs={"lifespan": _lifespan(sweeper, app.state.watchdog, *lifespans)},  # they start and stop with the server
+    add_api_fallback(app)
+    # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
+    # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
+    # Node proxy outside the guard (GRADIO_SSR_MODE) or a second set of MCP tools (GRADIO_MCP_SERVER).
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
         server_name=settings.host,
         server_port=settings.port,
         auth=settings.auth,
-        share=settings.share,
         max_file_size=f"{settings.max_upload_mb:g}mb",
         allowed_paths=allowed_paths,
-        prevent_thread_lock=True,
         show_error=True,
-        css=stylesheet(),
-        quiet=True,  # Gradio's banner says "set share=True in launch()"; ours names the app's flag
-        # Gradio's own "is localhost reachable" check gives up at the first HEAD / slower than 3 s,
-        # which a busy 2-core machine hits while the full-size model's server starts (the server
-        # then dies with advice about share=True); `_wait_until_served` checks with patience instead.
-        _frontend=False,
-        # Set here, so that Gradio's environment variables cannot: GRADIO_NUM_WORKERS would start
-        # upload and file servers of its own on the next ports, and GRADIO_SSR_MODE a Node proxy,
-        # each outside the guard.
-        num_workers=0,
         ssr_mode=False,
+        mcp_server=False,
         i18n=gr.I18n(**GRADIO_MISSING),
+        css=stylesheet(),
     )
-    # A WebSocket message larger than the live stream's limit is refused as its header arrives
-    # (close 1009) instead of being read whole first (uvicorn's default reads up to 16 MiB). Gradio
-    # creates uvicorn's config itself; uvicorn reads both settings for each new connection. A live
-    # connection's kernel send buffer is fixed, so a client that stops reading is noticed after a
-    # bound that is the same on every machine (web/api/stream.py).
-    demo.server.config.ws_max_size = MAX_MESSAGE_BYTES
-    demo.server.config.ws_protocol_class = capped_send_buffer(demo.server.config.ws_protocol_class)
-    _wait_until_served(demo.local_url)
+    app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
+    # The guard is added last, so it is the outermost of the app's middleware: around our routes and
+    # the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
+    # origin, with credentials).
+    app.add_middleware(Guard, **_guard_options(settings, throttle, private_dir=outputs if allowed_paths else None))
+    return app
+
+
+@dataclass
+class Served:
+    """A running server (`launch(..., block=False)`): `local_url`, `share_url` (None without
+    --share), `app` (build_app's: `app.state.live`, `.watchdog`, `.demo`) and `close()`."""
+
+    app: object
+    server: object  # uvicorn.Server
+    thread: threading.Thread
+    local_url: str
+    share_url: str | None = None
+
+    @property
+    def demo(self):
+        return self.app.state.demo
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the server: Gradio's queue, then uvicorn (its lifespan stops the sweeper and the watchdog)."""
+        self.demo.close(verbose=False)
+        loop = getattr(self.app.state, "loop", None)
+        if loop is not None and not loop.is_closed():
+            # Each open page (or gradio_client) holds a heartbeat stream until the mounted app's
+            # stop event (what Blocks.close sets on the app launch() makes); uvicorn's shutdown
+            # would wait for them, then cancel them with an error each.
+            loop.call_soon_threadsafe(self.app.state.page.stop_event.set)
+        self.server.should_exit = True
+        self.thread.join(timeout=timeout_s)
+
+
+def launch(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en", block: bool = True) -> Served:
+    """Build the app (`build_app`) and serve it with uvicorn on `settings.host:port`. Blocks until the
+    server stops (Ctrl-C) unless `block=False`, which returns the `Served` server once it answers."""
+    require_websockets()
+    app = build_app(engine, settings, load_error, lang)
+    served = serve(app, settings.host, settings.port)
+    if settings.share:
+        served.share_url = _share_link(settings.host, settings.port)
     # Everything made so far (the model, Gradio's blocks, the imported modules) lives as long as the
     # server: kept out of the garbage collector's full passes, which stop every thread (the event
     # loop too) for as long as they scan; a large heap made them 0.2-0.5 s pauses.
     gc.collect()
     gc.freeze()
     if block:
-        logger.info("Running on %s", demo.local_url)
-        if demo.share_url:
-            logger.info("Public link: %s", demo.share_url)
+        logger.info("Running on %s", served.local_url)
+        if served.share_url:
+            logger.info("Public link: %s", served.share_url)
         else:
             logger.info("For a public link, start with --share (needs internet; set --auth too).")
-        demo.block_thread()
-    return demo
+        try:
+            while served.thread.is_alive():
+                served.thread.join(0.5)
+        except KeyboardInterrupt:
+            logger.info("Stopping the server")
+            served.close()
+    return served
+
+
+def serve(app, host: str, port: int, start_timeout_s: float = 120.0) -> Served:
+    """Run `app` (build_app's) with uvicorn in a thread; returns once the page answers.
+
+    WebSocket messages larger than the live stream's limit are refused as their header arrives
+    (close 1009) instead of being read whole first (uvicorn's default reads up to 16 MiB), and each
+    WebSocket connection's kernel send buffer is fixed, so a client that stops reading is noticed
+    after a bound that is the same on every machine (web/api/stream.py)."""
+    import time
+
+    import uvicorn
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    from .api.stream import MAX_MESSAGE_BYTES, capped_send_buffer
+
+    config = uvicorn.Config(
+        app,
+        host=host.strip("[]"),
+        port=port,
+        ws=capped_send_buffer(AutoWebSocketsProtocol),
+        ws_max_size=MAX_MESSAGE_BYTES,
+        lifespan="on",  # a lifespan that fails to start stops the server rather than serving without it
+        log_level="warning",
+        timeout_graceful_shutdown=5,  # on stopping, requests still running after 5 s are cancelled
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="emotion-app-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:  # bound and the lifespan started
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise EmotionAppError(
+                f"The server could not start on {host}:{port} (see the error above): the port may be in use or the "
+                "address not this machine's; choose another with --port or --host.",
+                "unavailable",
+            )
+        time.sleep(0.05)
+    served = Served(app, server, thread, local_url(host, port))
+    _wait_until_served(served.local_url)
+    return served
+
+
+def local_url(host: str, port: int) -> str:
+    """The address to open on this machine: localhost for a wildcard bind (0.0.0.0, ::)."""
+    name = host.strip().strip("[]")
+    if name in ("", "0.0.0.0", "::"):
+        name = "localhost"
+    elif ":" in name:
+        name = f"[{name}]"
+    return f"http://{name}:{port}/"
+
+
+def _share_link(host: str, port: int) -> str | None:
+    """A temporary public https link through Gradio's share server (the tunnel launch() opens for
+    share=True), or None, logged, when it cannot be made (it needs internet and downloads a client)."""
+    import secrets
+    from urllib.parse import urlparse
+
+    from gradio.networking import setup_tunnel
+
+    try:
+        url = setup_tunnel(host.strip("[]") or "127.0.0.1", port, secrets.token_urlsafe(32), None, None)
+    except Exception as exc:  # noqa: BLE001 - any failure of the tunnel leaves the local server serving
+        logger.error("No public link (--share): %s. The app still serves on this machine.", exc)
+        return None
+    return urlparse(url)._replace(scheme="https").geturl()
 
 
 def require_websockets() -> None:
@@ -160,12 +272,13 @@ def require_websockets() -> None:
         )
 
 
-def _lifespan(sweeper, watchdog, *others):
+def _lifespan(sweeper, watchdog, others: list):
     """The server's lifespan: the retention sweeper's thread, the event loop's watchdog and `others`
-    (functions giving async context managers: the MCP transport's)."""
+    (functions giving async context managers: the MCP transport's; read when the server starts)."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app=None):
+    async def lifespan(app):
+        app.state.loop = asyncio.get_running_loop()  # for `Served.close`, from another thread
         async with sweeper.lifespan(), watchdog.lifespan(), contextlib.AsyncExitStack() as stack:
             for other in others:
                 await stack.enter_async_context(other())
@@ -189,12 +302,9 @@ def cache_schedule(keep_hours: float) -> tuple[int, int]:
     return min(3600, max(60, age // 4)), age
 
 
-def _guarded_app(settings: AppSettings, throttle, private_dir: Path | None):
-    """Gradio's App with the guard around its whole middleware stack, so that the guard's CORS
-    policy replaces Gradio's (which allows any localhost origin, with credentials)."""
-    from gradio.routes import App
-
-    from .api.guard import Guard, HostPolicy
+def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) -> dict:
+    """The guard's settings (api/guard.py) for these app settings."""
+    from .api.guard import HostPolicy
 
     hosts = HostPolicy.for_bind(settings.host, settings.allowed_hosts, settings.share)
     options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
@@ -209,12 +319,7 @@ def _guarded_app(settings: AppSettings, throttle, private_dir: Path | None):
         from .api.mcp_server import PATH, envelope_bytes
 
         options |= {"larger_bodies": {PATH: envelope_bytes(settings.max_upload_mb)}}
-
-    class GuardedApp(App):
-        def build_middleware_stack(self):
-            return Guard(super().build_middleware_stack(), **options)
-
-    return GuardedApp()
+    return options
 
 
 def _page_allowed_paths(outputs: Path) -> list[str]:

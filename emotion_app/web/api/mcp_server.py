@@ -397,7 +397,7 @@ def add_mcp_routes(app, engine, settings, load_error: str | None, denied, allow_
     server.streamable_http_app()  # makes the session manager
     endpoint = _Authorised(StreamableHTTPASGIApp(server.session_manager), denied)
     for path in (PATH, PATH + "/"):
-        app.router.routes.insert(0, Route(path, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
+        app.router.routes.append(Route(path, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
     logger.info("MCP tools at %s (fetching URLs %s)", PATH, "allowed" if allow_urls else "off")
 
     @contextlib.asynccontextmanager

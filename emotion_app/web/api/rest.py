@@ -152,7 +152,7 @@ def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
 
 
 def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None) -> None:
-    """Register the REST routes and the /api error handlers on `app` (before Gradio adds its own).
+    """Register the REST routes and the /api error handlers on `app` (before Gradio's page is mounted at /).
     `throttle`: failed-login bookkeeping shared with the guard (a new one if None)."""
     add_error_handlers(app)
     denied = auth_check(settings.auth, throttle or LoginThrottle())
@@ -224,3 +224,23 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         # The URL is the secret: keep it out of shared caches and of Referer headers.
         headers = {"Cache-Control": "private, no-cache", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
         return FileResponse(path, filename=name, headers=headers)
+
+
+def add_api_fallback(app: FastAPI) -> None:
+    """Keep every /api/ path ours once Gradio's page is mounted at /: a path no route serves is 404
+    and a method a route lacks is 405, both as {"error", "code"}, rather than Gradio's answers (the
+    mount matches any path, so it would win over a route that matches all but the method). Added
+    after all /api/ routes."""
+    from starlette.routing import Match
+
+    async def unknown(request: Request):
+        routes = request.app.router.routes
+        lacking = [route for route in routes if route.matches(request.scope)[0] is Match.PARTIAL]
+        if lacking:  # the path is served, with other methods
+            allow = sorted({method for route in lacking for method in getattr(route, "methods", None) or ()})
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(allow)})
+        raise StarletteHTTPException(404)
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    for path in ("/api", "/api/{rest:path}"):
+        app.add_api_route(path, unknown, methods=methods, include_in_schema=False)

@@ -46,7 +46,7 @@ async (lang) => {
 
 
 def stylesheet() -> str:
-    """The page's CSS (style.css beside this module), for `launch(css=...)`."""
+    """The page's CSS (style.css beside this module), for `gr.mount_gradio_app(css=...)`."""
     return resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")
 
 
