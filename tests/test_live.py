@@ -247,25 +247,24 @@ def test_stretched_hops_cut_fewer_windows_and_say_so(tmp_path):
     x = speechlike(3.0, 16000)
     first = session.feed(x[:8000], stretch=1)  # 0.5 s: two hops as asked
     stretched = session.feed(x[8000:24000], stretch=3)  # 1.0 s more: one window, 0.75 s after the last
-    capped = session.feed(x[24000:40000], stretch=1, room=1)  # four boundaries, room for one
+    capped = session.feed(x[24000:40000], stretch=1, room=1)  # four boundaries, room for one: the latest
     after = session.feed(x[40000:], stretch=1)
     assert [(w.t_end, w.hop_s, w.slowed) for w in first] == [(0.25, 0.25, False), (0.5, 0.25, False)]
     assert [(w.t_end, w.hop_s, w.slowed) for w in stretched] == [(1.25, 0.75, True)]
-    assert [(w.t_end, w.hop_s, w.slowed) for w in capped] == [(1.75, 0.5, True)]  # 2.0, 2.25 and 2.5 not cut
-    assert [(w.t_end, w.hop_s, w.slowed) for w in after] == [(2.75, 1.0, True), (3.0, 0.25, False)]  # room again
+    assert [(w.t_end, w.hop_s, w.slowed) for w in capped] == [(2.5, 1.25, True)]  # 1.75, 2.0 and 2.25 not cut
+    assert [(w.t_end, w.hop_s, w.slowed) for w in after] == [(2.75, 0.25, False), (3.0, 0.25, False)]
     assert [w.index for w in first + stretched + capped + after] == list(range(4 + len(after)))
     session.end()
     assert session.samples == 48000 and len(sf.read(session.wav_path)[0]) == 48000
-    message = session.record(after[0], np.array([0.2, 0.5, 0.3]))
-    assert message["hop_s"] == 1.0 and message["slowed"] is True
+    message = session.record(capped[0], np.array([0.2, 0.5, 0.3]))
+    assert message["hop_s"] == 1.25 and message["slowed"] is True and session.unrecorded == len(first + stretched + after)
 
 
-def test_capacity_stretches_as_planned_then_when_windows_are_late_and_steps_back_down(monkeypatch):
+def test_capacity_stretches_as_planned_then_when_windows_are_late_and_steps_back_down():
     from emotion_app.live import capacity as cap
 
     clock = [100.0]
-    monkeypatch.setattr(cap.time, "perf_counter", lambda: clock[0])
-    c = cap.Capacity(0.1)  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6 of it
+    c = cap.Capacity(0.1, clock=lambda: clock[0])  # 0.1 s of model time per s of audio: one 3 s / 0.5 s session asks 0.6
     one = cap.Demand().plus(3.0, 0.5)
     two = one.plus(3.0, 0.5)  # 1.2: past the target
     assert c.update(one) == 1
@@ -285,10 +284,11 @@ def test_capacity_stretches_as_planned_then_when_windows_are_late_and_steps_back
     assert c.update(two) == 4
     assert c.update(one) == 4  # the load fell, but a window was late less than QUIET_S ago
     clock[0] = 102.0 + cap.QUIET_S + 0.1
-    assert c.update(one) == 3 and c.update(one) == 2 and c.update(one) == 2  # 0.2 x 6 at x1 is over RELAX_LOAD
+    assert c.update(one) == 2 and c.update(one) == 2  # straight down to x2: 0.2 x 6 at x1 is over RELAX_LOAD
     for _ in range(cap.COST_SAMPLES):
         c.observe(0.3, 3.0)  # quiet again
     assert c.update(one) == 1  # caught up
+    assert c.update(two) == 2 and c.update(cap.Demand()) == 1  # everyone left: the next take starts at its own hops
 
 
 def test_capacity_admits_while_every_meter_stays_bounded():
@@ -338,3 +338,27 @@ def test_the_live_status_says_when_the_meter_is_slowed():
         en, zh = (status_html(3.0, 600, 4, hop, False, lang) for lang in ("en", "zh"))
         assert ('data-slowed="1"' in en) == slowed and ("the meter reads every 1.5 s" in en) == slowed
         assert ("仪表每 1.5 秒更新一次" in zh) == slowed
+
+
+def test_a_fast_clients_queue_is_not_lateness():
+    """A client faster than real time queues several windows; each waits for its own session's turn,
+    not for the model, so the scheduler reports no late window and no one's hops stretch."""
+    engine, reports = GatedEngine(), []
+    real = engine.run_chunks
+
+    def slow(chunks, keep_frames=False):
+        time.sleep(0.2)  # a batch takes 0.2 s: the fast client's 4th window is 0.6 s behind its 1st
+        return real(chunks, keep_frames)
+
+    engine.run_chunks = slow
+    scheduler = LiveScheduler(engine, on_batch=lambda seconds, audio_s, late_due: reports.append(late_due))
+    engine.gate.clear()
+    now = time.perf_counter()
+    fast = [scheduler.submit(1, np.full(100, 10.0 + k, np.float32), now) for k in range(4)]
+    steady = scheduler.submit(2, np.full(100, 20.0, np.float32), now)
+    time.sleep(0.05)  # the worker holds the fast client's first window at the (gated) model
+    engine.gate.set()
+    for future in [*fast, steady]:
+        future.result(timeout=10)
+    assert engine.batches == [[10.0], [11.0, 20.0], [12.0], [13.0]]
+    assert reports == [None, None, None, None]  # by their due time alone, the last two would be late

@@ -26,7 +26,6 @@ from websockets.sync.client import connect
 RATE = 16_000
 TAKE_S = 8.0
 FRAME_S = 0.1
-CALLERS = 5
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +85,11 @@ def caller(url: str, seed: int, out: dict) -> None:
 def test_past_capacity_every_take_ends_with_its_result_and_the_rest_are_busy(heavy):
     before = httpx.get(heavy.url + "/api/health", timeout=10).json()["live"]
     every_hop, admitted = before["capacity"]["every_hop"], before["capacity"]["admitted"]
-    # the full-size model in fp32 on this machine: fewer callers at every hop than we send
-    assert before["cost_ms_per_s"] > 0 and every_hop < CALLERS and 1 <= admitted < CALLERS, before
+    callers = admitted + 2  # past what the server carries, however fast this machine is
+    assert before["cost_ms_per_s"] > 0 and 1 <= admitted < before["max_sessions"] and every_hop <= admitted, before
     heavy.watchdog.reset()
     out: dict = {}
-    threads = [threading.Thread(target=caller, args=(heavy.url, seed, out)) for seed in range(CALLERS)]
+    threads = [threading.Thread(target=caller, args=(heavy.url, seed, out)) for seed in range(callers)]
     for th in threads:
         th.start()
         time.sleep(0.3)  # people do not start in step
@@ -98,7 +97,9 @@ def test_past_capacity_every_take_ends_with_its_result_and_the_rest_are_busy(hea
         th.join(180)
     served = [r for r in out.values() if r["messages"][0]["event"] == "ready"]
     refused = [r for r in out.values() if r["messages"][0]["event"] != "ready"]
-    assert len(out) == CALLERS and served and refused, {k: r["messages"][0]["event"] for k, r in out.items()}
+    assert len(out) == callers and len(served) == admitted and len(refused) == 2, {
+        k: r["messages"][0]["event"] for k, r in out.items()
+    }
     for r in refused:  # busy, in the live stream's words, closed 1013 at once
         assert r["messages"][0]["code"] == "busy" and r["close"] == 1013, r["messages"][0]
     for r in served:  # no 1011: every take ends with its result and its files
@@ -106,9 +107,11 @@ def test_past_capacity_every_take_ends_with_its_result_and_the_rest_are_busy(hea
         result = r["messages"][-1]["result"]
         assert result["duration_s"] == pytest.approx(TAKE_S, abs=0.01)
         assert (heavy.outputs / result["output_dir"] / "processed_audio.wav").is_file()
-    delays = sorted(d for r in served for d in r["delays"][2:])  # the first two hops: the model's warm-up
+    # the first two hops: the model's warm-up; the last, the tail: it waits for the takes that ended
+    # just before it to be analysed whole (the engine's lock), as an upload would
+    delays = sorted(d for r in served for d in r["delays"][2:-1])
     p95 = delays[int(0.95 * (len(delays) - 1))]
-    assert len(delays) >= 2 * len(served) and p95 <= 1.5, (p95, delays)
+    assert len(delays) >= len(served) and p95 <= 1.5, (p95, delays)
     hops = [m for r in served for m in r["messages"] if m["event"] == "hop"]
     if len(served) > every_hop:  # more callers than hops at the asked rate: the meter read less often, and said so
         assert any(m["slowed"] and m["hop_s"] > 0.5 for m in hops), [m["hop_s"] for m in hops]

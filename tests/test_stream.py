@@ -97,6 +97,19 @@ def hops(messages):
     return [m for m in messages if m["event"] == "hop"]
 
 
+def check_hops(messages, take_s: float, hop_s: float = 0.5) -> list[dict]:
+    """The hops of a take as a loaded server may send them: numbered in order, each saying the hop in
+    force (`hop_s`, `slowed` when longer than asked), the last at the take's end, and every hop
+    unless one says the meter was slowed (the server stretched the hops, or the model had no room)."""
+    got = hops(messages)
+    assert [m["hop"] for m in got] == list(range(len(got))) and got[-1]["t_end"] == pytest.approx(take_s), got[-1:]
+    for m, before in zip(got, [0.0] + [m["t_end"] for m in got]):
+        assert m["hop_s"] == pytest.approx(m["t_end"] - before, abs=1e-3) and m["slowed"] == (m["hop_s"] > hop_s + 1e-6)
+    assert len(got) == int(round(take_s / hop_s)) or any(m["slowed"] for m in got), [m["t_end"] for m in got]
+    assert messages[-1]["event"] == "result", messages[-1]
+    return got
+
+
 def temp_folders(outputs: Path) -> list[Path]:
     return [p for p in outputs.iterdir() if p.name.startswith(".tmp-")]
 
@@ -129,7 +142,7 @@ def test_real_time_stream_scores_every_hop_as_it_comes(web):
 def test_ten_times_real_time_gets_every_hop_sooner(web):
     t0 = time.monotonic()
     messages, _ = stream_take(web, pcm16(5.0, seed=1), speed=10.0)
-    assert [m["t_end"] for m in hops(messages)] == [0.5 * (k + 1) for k in range(10)]
+    check_hops(messages, 5.0)
     assert messages[-1]["result"]["duration_s"] == pytest.approx(5.0) and time.monotonic() - t0 < 5.0  # < real time
 
 
@@ -158,7 +171,7 @@ def test_eight_sessions_at_once_and_a_ninth_refused(web):
         th.join(60)
     assert sorted(results) == list(range(8))
     for messages in results.values():
-        assert [m["hop"] for m in hops(messages)] == [0, 1, 2, 3] and messages[-1]["event"] == "result"
+        check_hops(messages, 2.0)
     assert len({m[-1]["result"]["output_dir"] for m in results.values()}) == 8
 
 
@@ -190,7 +203,7 @@ def test_bad_input_is_refused_clearly_without_disturbing_others(web, first, then
             assert bad.close_code == close
         send_audio(good, pcm16(1.0, seed=2))
         messages, _ = read_all(good)
-        assert [m["hop"] for m in hops(messages)] == [0, 1, 2, 3]
+        check_hops(messages, 2.0)
         assert messages[-1]["result"]["duration_s"] == pytest.approx(2.0)
     assert wait_for(lambda: temp_folders(web.outputs) == [])
 

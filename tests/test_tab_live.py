@@ -126,3 +126,30 @@ def test_the_stream_event_reads_its_form_through_gradio(tiny_engine, tmp_path):
     answer = asyncio.run(demo.process_api(block_fn=event, inputs=values, state=state))
     meter, chart, segments, status = answer["data"]
     assert (meter, chart, segments, status) == tab_live.views(hub, None, "zh") != tab_live.views(hub, None, "en")
+
+
+def test_stop_through_gradio_gives_the_takes_result_json(tiny_engine, tmp_path):
+    """Gradio's own call of the Stop event after a take: its one output is result.json's content (a
+    dict that must not be read as outputs by name: the page once lost every take that way)."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from emotion_app.web.ui import page
+
+    hub = LiveHub(tiny_engine, tmp_path)
+    demo = page.build_demo(tiny_engine, tmp_path, live=hub)
+    event = next(f for f in demo.fns.values() if f.name == "live_stop")
+    state = SessionState(demo)
+    take = LiveTake()
+    for component in event.inputs:
+        if isinstance(component, gr.State):
+            state[component._id] = take if isinstance(component.value, LiveTake) else "en"
+    form = tab_live.LiveForm(lang="en")
+    chunk = (16000, (speechlike(1.5, 16000) * 32767).astype(np.int16))
+    tab_live.live_chunk(hub, None, chunk, take, form)  # a take of 1.5 s, as the microphone's stream feeds it
+    values = [state[c._id] if isinstance(c, gr.State) else getattr(c, "value", None) for c in event.inputs]
+    (result,) = asyncio.run(demo.process_api(block_fn=event, inputs=values, state=state))["data"]
+    result = result.model_dump() if hasattr(result, "model_dump") else result  # gr.JSON's postprocessed value
+    assert result["schema_version"] == 1 and result["file"] == "live.wav" and result["duration_s"] == pytest.approx(1.5)
+    assert (tmp_path / result["output_dir"] / "result.json").is_file()

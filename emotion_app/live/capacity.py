@@ -46,6 +46,7 @@ COST_SAMPLES = 15  # batches whose median cost is the cost
 LATE_S = 0.5  # s a window may wait for the model before the meter counts as falling behind
 LATE_BATCHES = 2  # batches in a row with such a window before the hops stretch (one alone is a passing pause)
 QUIET_S = 5.0  # s without a late window before the stretch steps down
+EPS = 1e-9  # rounding room in the comparisons, so that admits() and sessions() agree at the bounds
 REFERENCE_WINDOW = (3.0, 0.5)  # s: the default window and hop, for the capacity reported in /api/health
 
 
@@ -87,10 +88,12 @@ def measure_cost(engine, window_s: float = REFERENCE_WINDOW[0], batch: int = 2, 
 
 class Capacity:
     """The measured cost and what follows from it: the stretch in force and admission (see the
-    module docstring). Plain numbers, updated by one thread at a time (the hub's lock or the
-    scheduler's worker) and read anywhere without a lock: a float or int read is atomic."""
+    module docstring). Plain numbers, written under the hub's lock and read anywhere without a
+    lock: a float or int read is atomic."""
 
-    def __init__(self, cost: float):
+    def __init__(self, cost: float, clock=time.perf_counter):
+        """`cost`: measured at start-up (measure_cost); `clock`: the time the lateness is told in."""
+        self.clock = clock
         self.measured = cost  # s of model time per s of window audio, at start-up: what admission reads
         self.cost = cost  # the same, from the last batches: what the stretch reads
         self.stretch = 1  # the factor in force
@@ -109,7 +112,7 @@ class Capacity:
         if late_due is None:
             self._late = 0  # in time again: the late batches must come one after another
         else:
-            self._late_at = time.perf_counter()
+            self._late_at = self.clock()
             self._late += late_due > self._raised_at  # windows cut before the last raise do not count
 
     @property
@@ -127,10 +130,13 @@ class Capacity:
         under TARGET_LOAD at the start-up cost (what the sessions ask is known when they open). It goes
         further up when windows of LATE_BATCHES batches in a row waited past LATE_S (one slow batch is
         a pause, two are a backlog): to the smallest factor under TARGET_LOAD at the recent cost, and by
-        one at least (an upload that holds the engine makes the meter late at any load). It steps down
-        by one when nothing was late for QUIET_S and the smaller factor keeps the load under
-        RELAX_LOAD, at the recent cost and at the start-up one."""
-        now = time.perf_counter()
+        one at least (an upload that holds the engine makes the meter late at any load). When nothing
+        was late for QUIET_S it steps down to the smallest factor that keeps the load under RELAX_LOAD
+        at the recent cost and at the start-up one; with no session left, to 1."""
+        now = self.clock()
+        if demand.sessions == 0:  # nobody left: the next take starts at its own hops
+            self.stretch, self._late = 1, 0
+            return 1
         planned = self._factor(self.load(demand, cost=self.measured))
         if self.backlog:
             self._late = 0
@@ -139,24 +145,29 @@ class Capacity:
             raised = planned
         if raised > self.stretch:
             self.stretch, self._raised_at = raised, now
-        elif self.stretch > max(1, planned) and now - self._late_at > QUIET_S:
-            if max(self.load(demand, self.stretch - 1), self.load(demand, self.stretch - 1, self.measured)) <= RELAX_LOAD + 1e-9:
-                self.stretch -= 1
+        elif self.stretch > planned and now - self._late_at > QUIET_S:
+            # down to the smallest factor that keeps the load under RELAX_LOAD at both costs
+            fits = [k for k in range(planned, self.stretch) if self._relaxed(demand, k)]
+            self.stretch = fits[0] if fits else self.stretch
         return self.stretch
+
+    def _relaxed(self, demand: Demand, stretch: int) -> bool:
+        return max(self.load(demand, stretch), self.load(demand, stretch, self.measured)) <= RELAX_LOAD + EPS
 
     @staticmethod
     def _factor(load: float) -> int:
         """The smallest whole stretch that brings `load` under TARGET_LOAD, at most MAX_STRETCH."""
-        return min(MAX_STRETCH, max(1, math.ceil(load / TARGET_LOAD - 1e-9)))
+        return min(MAX_STRETCH, max(1, math.ceil(load / TARGET_LOAD - EPS)))
 
     def admits(self, demand: Demand) -> bool:
         """Whether sessions asking `demand` (a new one included) keep their delay bounded, at the cost
         measured at start-up: what this machine can carry in this mode, not a passing slowdown."""
-        return self.load(demand, MAX_STRETCH, self.measured) <= TARGET_LOAD and self.measured * demand.burst_s <= DELAY_BOUND_S
+        at_most = self.load(demand, MAX_STRETCH, self.measured) <= TARGET_LOAD + EPS
+        return at_most and self.measured * demand.burst_s <= DELAY_BOUND_S + EPS
 
     def sessions(self, window_s: float = REFERENCE_WINDOW[0], hop_s: float = REFERENCE_WINDOW[1]) -> tuple[int, int]:
         """(sessions scored at every hop, sessions admitted) of one window and hop."""
         one = Demand().plus(window_s, hop_s)
         per_load = max(self.load(one, cost=self.measured), 1e-12)
         admitted = min(TARGET_LOAD * MAX_STRETCH / per_load, DELAY_BOUND_S / max(self.measured * one.burst_s, 1e-12))
-        return int(TARGET_LOAD / per_load + 1e-9), max(1, int(admitted + 1e-9))
+        return int(TARGET_LOAD / per_load + EPS), max(1, int(admitted + EPS))

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import EmotionAppError
 from ..outputs import new_temp_folder
-from .capacity import LATE_S, MAX_STRETCH, Capacity, Demand, demand_of, measure_cost
+from .capacity import LATE_S, MAX_STRETCH, REFERENCE_WINDOW, Capacity, Demand, demand_of, measure_cost
 from .options import LiveOptions, StreamFormat
 from .scheduler import LiveScheduler
 from .session import LiveSession, Window
@@ -86,7 +86,7 @@ class LiveHub:
         its label set and sentiment apply to the hops too. With `idle_expiry_s`,
         the session is discarded when another one opens after it received no audio that long
         (the page's sessions: a closed tab may never say goodbye)."""
-        session = None
+        session, change = None, None
         with self._lock:
             now = time.monotonic()
             expired = [s for s, expiry in self._sessions.values() if expiry is not None and now - s.last_active > expiry]
@@ -109,12 +109,14 @@ class LiveHub:
                     raise
                 self._sessions[session.id] = (session, idle_expiry_s)
                 self._demand = demand
-                self._restretch()
+                change = self._restretch()
+            if session is None:
+                self.counters["refused"] += 1
+        self._log_stretch(change)
         for old in expired:
             logger.info("live session %d expired after %.0f s without audio", old.id, now - old.last_active)
             self._close(old)
         if session is None:
-            self.counters["refused"] += 1
             if full:
                 message = f"The server is already running its maximum of {self.max_sessions} live sessions; try again later."
             else:
@@ -134,7 +136,7 @@ class LiveHub:
     def feed(self, session: LiveSession, samples: np.ndarray) -> list[tuple[Window, Future]]:
         """`session.feed(samples)` with the hops stretched as the load asks and at most MAX_WAITING
         windows of the session waiting for the model; each window cut is submitted for scoring."""
-        room = MAX_WAITING - self.scheduler.pending(session.id)
+        room = MAX_WAITING - session.unrecorded  # waiting, in the model, or scored and not yet recorded
         windows = session.feed(samples, stretch=self.capacity.stretch, room=room)
         return [(window, self.submit(session, window)) for window in windows]
 
@@ -159,11 +161,13 @@ class LiveHub:
 
     def discard(self, session: LiveSession) -> None:
         """Drop the session's queued windows, delete its take and free its slot (idempotent)."""
+        change = None
         with self._lock:
             known = self._sessions.pop(session.id, None) is not None
             if known:
                 self._demand = demand_of(s.options for s, _ in self._sessions.values())
-                self._restretch()
+                change = self._restretch()
+        self._log_stretch(change)
         self._close(session)
         if known:
             logger.info("live session %d closed after %.1f s of audio", session.id, session.seconds)
@@ -176,10 +180,11 @@ class LiveHub:
         self.scheduler.drop(session.id)
         session.discard()
 
-    def closed_abnormally(self, code: int, session: LiveSession | None) -> None:
-        """Count and log a live connection closed with an error code (the server's or the client's)."""
+    def closed_abnormally(self, code: int | str, session: LiveSession | None) -> None:
+        """Count and log a live connection closed with an error code (the server's or the client's), or
+        dropped for not reading (`code` "slow_consumer"). Called on the event loop: no lock, a count."""
         self.counters[f"closed_{code}"] += 1
-        logger.warning("live connection%s closed abnormally with code %d", f" of session {session.id}" if session else "", code)
+        logger.warning("live connection%s closed abnormally: %s", f" of session {session.id}" if session else "", code)
 
     def health(self) -> dict:
         """The live meter for /api/health: sessions, capacity, load, stretch and counters. Reads plain
@@ -189,7 +194,11 @@ class LiveHub:
         return {
             "sessions": self.active,
             "max_sessions": self.max_sessions,
-            "capacity": {"every_hop": at_full, "admitted": min(admitted, self.max_sessions), "window_s": 3.0, "hop_s": 0.5},
+            "capacity": {
+                "every_hop": at_full,
+                "admitted": min(admitted, self.max_sessions),
+                **dict(zip(("window_s", "hop_s"), REFERENCE_WINDOW)),
+            },
             "cost_ms_per_s": round(self.capacity.measured * 1000, 2),  # model ms per s of window audio, at start-up
             "recent_cost_ms_per_s": round(self.capacity.cost * 1000, 2),  # the same over the last batches
             "load": round(self.capacity.load(demand), 3),
@@ -200,21 +209,29 @@ class LiveHub:
 
     def _observed(self, seconds: float, audio_s: float, late_due: float | None) -> None:
         """The scheduler's report of each batch: the measured cost moves, and the stretch with it."""
-        self.capacity.observe(seconds, audio_s, late_due)
         with self._lock:
-            self._restretch()
+            self.capacity.observe(seconds, audio_s, late_due)
+            change = self._restretch()
+        self._log_stretch(change)
 
-    def _restretch(self) -> None:
-        """Under the lock: the stretch for the current demand, logged when it changes."""
-        before = self.capacity.stretch
-        late = self.capacity.backlog
+    def _restretch(self) -> tuple[int, int, bool] | None:
+        """Under the lock: the stretch for the current demand; (before, after, late) when it changed."""
+        before, late = self.capacity.stretch, self.capacity.backlog
         after = self.capacity.update(self._demand)
         if after > before:
             self.counters["stretched"] += 1
+        return (before, after, late) if after != before else None
+
+    def _log_stretch(self, change: tuple[int, int, bool] | None) -> None:
+        """Outside the lock: a warning when the hops stretched, a line when they came back."""
+        if change is None:
+            return
+        before, after, late = change
+        if after > before:
             logger.warning(
                 "live meter slowed: hops stretched x%d for %d sessions (model load %.2f at the asked hops%s)",
                 after, self._demand.sessions, self.capacity.load(self._demand),
                 f"; windows waited over {LATE_S:g} s for the model" if late else "",
             )  # fmt: skip
-        elif after < before:
+        else:
             logger.info("live meter catching up: hops stretched x%d (was x%d)", after, before)

@@ -36,6 +36,7 @@ class _Job:
     samples: np.ndarray  # (n,) float32 at 16 kHz
     due: float  # time.perf_counter() when it became due
     future: Future = field(default_factory=Future)
+    ready: float = 0.0  # time.perf_counter() when it became the first of its session's queue
 
 
 @dataclass
@@ -54,7 +55,8 @@ class LiveScheduler:
 
     def __init__(self, engine, max_batch: int = 16, idle_exit_s: float = 30.0, on_batch=None):
         """`on_batch(seconds, audio_s, late_due)`: called in the worker after each batch scored (late_due:
-        when the latest window that waited past capacity.LATE_S became due, or None)."""
+        when the latest window that waited past capacity.LATE_S, since it became the first of its
+        session's queue, became due; None: none did)."""
         self.engine = engine
         self.on_batch = on_batch
         self.max_batch = max_batch
@@ -70,7 +72,10 @@ class LiveScheduler:
         model's exception). Cancelling the future before it runs drops the window."""
         job = _Job(key, samples, due)
         with self._cond:
-            self._queues.setdefault(key, deque()).append(job)
+            queue = self._queues.setdefault(key, deque())
+            if not queue:
+                job.ready = time.perf_counter()
+            queue.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="live-scheduler", daemon=True)
                 self._thread.start()
@@ -94,6 +99,8 @@ class LiveScheduler:
         for queue in self._queues.values():
             while queue and queue[0].future.cancelled():
                 queue.popleft()
+                if queue:
+                    queue[0].ready = time.perf_counter()
             if queue:
                 heads.append(queue[0])
         heads.sort(key=lambda job: job.due)
@@ -103,7 +110,10 @@ class LiveScheduler:
             longest_then = max(longest, len(job.samples))
             if batch and (len(batch) >= self.max_batch or (len(batch) + 1) * longest_then > self.max_batch_samples):
                 break
-            self._queues[job.key].popleft()
+            queue = self._queues[job.key]
+            queue.popleft()
+            if queue:  # the next window of this session waits from now: its own wait, not the one behind it
+                queue[0].ready = time.perf_counter()
             if job.future.set_running_or_notify_cancel():
                 batch.append(job)
                 longest = longest_then
@@ -141,5 +151,11 @@ class LiveScheduler:
         for job, out in zip(batch, outputs):
             job.future.set_result(out.probabilities)
         if self.on_batch is not None:
-            late = [job.due for job in batch if t0 - job.due > LATE_S]
-            self.on_batch(seconds, sum(len(job.samples) for job in batch) / SAMPLE_RATE, max(late, default=None))
+            # Late: a window that waited past LATE_S since it became the first of its session's queue. A
+            # client faster than real time queues several windows; only the first of them waits for
+            # the model, the others wait for their own session, and that slows no one else down.
+            late = [job.due for job in batch if t0 - job.ready > LATE_S]
+            try:
+                self.on_batch(seconds, sum(len(job.samples) for job in batch) / SAMPLE_RATE, max(late, default=None))
+            except Exception:  # the worker must live on: every session's windows wait for it
+                logger.exception("the live scheduler's batch report failed")

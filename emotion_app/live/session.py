@@ -192,6 +192,11 @@ class LiveSession:
     def seconds(self) -> float:
         return self.samples / SAMPLE_RATE
 
+    @property
+    def unrecorded(self) -> int:
+        """Windows handed out whose hop is not recorded yet: waiting for the model, in it, or scored."""
+        return self._windows - self.hops
+
     # -- audio in, windows out ------------------------------------------------------------------
     def feed(self, samples: np.ndarray, *, stretch: int = 1, room: int | None = None) -> list[Window]:
         """Take (n,) float32 mono samples at the stream's rate; return the windows that fell due:
@@ -230,24 +235,28 @@ class LiveSession:
 
     def _append(self, x: np.ndarray, stretch: int = 1, room: int | None = None) -> list[Window]:
         """Under the lock: write `x` piece by piece, up to each hop boundary, so every window is exact;
-        a window is cut at a boundary `stretch` hops or more after the last one, while `room` lasts."""
-        windows, done = [], 0
+        a window is cut at a boundary `stretch` hops or more after the last one, and of those of one
+        call the latest `room` are kept (the meter shows the newest audio it has room for)."""
+        cut, done, last = [], 0, self._last_end
         while done < len(x):
             boundary = (self.samples // self.hop_samples + 1) * self.hop_samples
             piece = x[done : done + boundary - self.samples]
             self._wav.write(piece)
             self._ring.write(piece)
             done += len(piece)
-            due = self.samples == boundary and self.samples - self._last_end >= stretch * self.hop_samples
-            if due and (room is None or len(windows) < room):
-                windows.append(self._window(self.samples))
-        return windows
+            if self.samples == boundary and self.samples - last >= stretch * self.hop_samples:
+                cut.append((self.samples, self._ring.latest(self.window_samples), time.perf_counter()))
+                last = self.samples
+                if room is not None and len(cut) > max(room, 0):
+                    cut.pop(0)
+        return [self._window(end, samples, due) for end, samples, due in cut]
 
-    def _window(self, end: int) -> Window:
+    def _window(self, end: int, samples: np.ndarray | None = None, due: float | None = None) -> Window:
+        """The window ending at sample `end` (its samples and due time taken now unless given)."""
         spacing = end - self._last_end
-        slowed = spacing > self.hop_samples
-        samples = self._ring.latest(self.window_samples)
-        window = Window(self._windows, end, samples, time.perf_counter(), spacing / SAMPLE_RATE, slowed)
+        samples = self._ring.latest(self.window_samples) if samples is None else samples
+        due = time.perf_counter() if due is None else due
+        window = Window(self._windows, end, samples, due, spacing / SAMPLE_RATE, spacing > self.hop_samples)
         self._windows += 1
         self._last_end = end
         return window

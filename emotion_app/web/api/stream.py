@@ -150,6 +150,8 @@ class Connection:
                 self.hub.closed_abnormally(exc.code, session)
         except SlowConsumer as exc:  # it is not reading: no message or close frame could reach it
             logger.warning("live session %s: client dropped (%s)", session.id if session else "-", exc.message)
+            if self.hub is not None:
+                self.hub.closed_abnormally("slow_consumer", session)
         except EmotionAppError as exc:
             await self._fail(exc.code, public_text(error_message(exc, self.lang)), session)
         except Exception:

@@ -209,9 +209,10 @@ class View:
         """{name: value} -> {component: value}."""
         return {self.components[name]: value for name, value in named.items()}
 
-    def handler(self, fn: Callable, *bound, form: type[Form] | None = None, before: tuple = ()) -> Callable:
+    def handler(self, fn: Callable, *bound, form: type[Form] | None = None, before: tuple = (), named: bool = True) -> Callable:
         """`fn(*bound, ...)` as an event function. With `form` its inputs are `inputs(form, *before)`,
-        and fn is called as fn(*bound, *values of `before`, form, progress if it takes one).
+        and fn is called as fn(*bound, *values of `before`, form, progress if it takes one). `named`:
+        a dict fn returns is its outputs by name; else it is the one output's value (a JSON result).
         Named like fn, which Gradio shows as the event's name; Gradio reads the signature made here
         (a gr.Progress default is how it knows to track progress)."""
         call = partial(fn, *bound)
@@ -224,7 +225,7 @@ class View:
                 values, args = args[0], args[1:]
                 args = (*(values[self.components[n]] for n in before), self.read(form, values), *args)
             out = call(*args, **kwargs)
-            return self.updates(out) if isinstance(out, dict) and not gr_update(out) else out
+            return self.updates(out) if named and isinstance(out, dict) and not gr_update(out) else out
 
         event.__name__ = event.__qualname__ = fn.__name__
         event.__signature__ = inspect.Signature(params)

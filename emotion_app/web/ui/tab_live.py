@@ -218,7 +218,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         concurrency_limit=None,  # a take past --max-live-sessions is refused by the hub, with a message
         **private,
     )
-    stop = c.handler(live_stop, hub, load_error, form=LiveForm, before=("take",))
+    stop = c.handler(live_stop, hub, load_error, form=LiveForm, before=("take",), named=False)  # result.json's content
     mic.stop_recording(stop, c.inputs(LiveForm, "take"), result_json, **private).success(
         draw_take, [take, result_json, lang_state], log_out, **private
     )
