@@ -48,7 +48,7 @@ _WHERE = {
     "OptionError": "fields",
     "open_source": "audio.source",
     "Engine": "engine",
-    "EngineOptions": "engine",
+    "EngineOptions": "engine_options",
     "Head": "model.head",
     "get_engine": "engine",
     "build_random_checkpoint": "tools.random_checkpoint",

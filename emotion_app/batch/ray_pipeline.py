@@ -207,7 +207,7 @@ def _vad_file(engine_options: dict) -> str | None:
 
 def build_dataset(rows: list[dict], request: RequestOptions, engine_options: dict, options: RayOptions, scorer=Scorer):
     """rows -> decode tasks -> scoring actors: a lazy Dataset of shard lines (ray_stages._table)."""
-    from ..engine import EngineOptions
+    from ..engine_options import EngineOptions
 
     cuda = options.gpus_per_actor > 0
     per_call = options.rows_per_call or 8 * (engine_options.get("batch_size") or (16 if cuda else 4))

@@ -161,7 +161,7 @@ def run_ray(args) -> int:
 def ray_engine_options(args, options) -> dict:
     """The engine's options from the CLI flags (every EngineOptions field that is a flag); on GPU
     actors CUDA and fp16 unless --device/--dtype say otherwise, on CPU one torch thread per CPU."""
-    from ..engine import EngineOptions
+    from ..engine_options import EngineOptions
 
     flags = vars(args)
     names = {f.name for f in fields(EngineOptions)}
