@@ -22,7 +22,7 @@ from conversation_audio import RATE, call
 
 from emotion_app.analysis.report import result_schema
 from emotion_app.errors import EmotionAppError
-from emotion_app.web.api.mcp_server import envelope_bytes
+from emotion_app.web.api.mcp_audio import envelope_bytes
 
 AUTH = ("agent", "mcp-s3cret")
 BASIC = {"Authorization": "Basic " + base64.b64encode(":".join(AUTH).encode()).decode()}
@@ -226,7 +226,7 @@ def test_a_file_uploaded_to_this_server_and_the_login(server, speech):
 
 
 def test_urls_are_fetched_only_when_allowed(server, speech, tmp_path):
-    from emotion_app.web.api.mcp_server import AudioRefs
+    from emotion_app.web.api.mcp_audio import AudioRefs
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(speech.parent))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -271,7 +271,7 @@ def test_errors_are_worded_as_the_rest_api_words_them(server, speech, monkeypatc
 def test_a_data_url_past_the_inline_limit_names_the_upload(tmp_path):
     """Data URLs are parsed on the event loop by the SDK: past MAX_INLINE_MB (under the upload limit)
     the error says how to send a larger file."""
-    from emotion_app.web.api.mcp_server import MAX_INLINE_MB, AudioRefs, envelope_bytes
+    from emotion_app.web.api.mcp_audio import MAX_INLINE_MB, AudioRefs, envelope_bytes
 
     refs = AudioRefs(tmp_path, max_upload_mb=100, allow_urls=False, upload_dir=tmp_path)
     payload = base64.b64encode(b"\0" * int((MAX_INLINE_MB + 0.5) * 2**20)).decode()

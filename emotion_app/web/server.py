@@ -316,7 +316,8 @@ def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) ->
 
         options |= {"page_script": LOGIN_SCRIPT}
     if settings.mcp:  # a data URL carries the audio in base64: 4/3 of its bytes, in JSON
-        from .api.mcp_server import PATH, envelope_bytes
+        from .api.mcp_audio import envelope_bytes
+        from .api.mcp_server import PATH
 
         options |= {"larger_bodies": {PATH: envelope_bytes(settings.max_upload_mb)}}
     return options

@@ -6,7 +6,7 @@ Tools: `predict` (one clip), `analyze_recording` (a long recording: segments, an
 asked) and `compare_clips` (two clips side by side). Each takes audio as a string:
 
 - a base64 data URL, `data:audio/wav;base64,...` (for agents that share no file system with the
-  server): at most MAX_INLINE_MB (or --max-upload-mb, if smaller) once decoded, since the SDK
+  server): at most mcp_audio.MAX_INLINE_MB (or --max-upload-mb, if smaller) once decoded, since the SDK
   parses a request's JSON on the event loop; a larger one is the REST API's `too_large` error,
   which names the way for larger files: upload them first;
 - a file uploaded to this server: the path `POST /gradio_api/upload` returned (only files inside
@@ -26,19 +26,14 @@ as "internal: Internal server error; ..." and logged.
 
 # No `from __future__ import annotations` here: the SDK evaluates a tool's annotations in the module's
 # globals, and the tools' `Context` is imported inside build_mcp (the SDK is imported only with --mcp).
-import base64
-import binascii
 import contextlib
 import dataclasses
 import functools
 import logging
 import operator
-import os
 import types
 import typing
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
@@ -48,22 +43,15 @@ from ...analysis import schema
 from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
 from ...errors import ERRORS, EmotionAppError
-from ...outputs import output_file
 from ...request import RequestOptions
 from ...service import analyze
+from .mcp_audio import AUDIO_HELP, AudioRefs, envelope_bytes
 from .rest import public_text
 
 logger = logging.getLogger(__name__)
 
 PATH = "/mcp"
-MAX_INLINE_MB = 16.0  # audio in one data URL: 21 MB of JSON, parsed on the loop in about 30 ms
 INTERNAL = ERRORS["internal"].en
-FETCH_TIMEOUT_S = 30.0
-MAX_REDIRECTS = 3
-AUDIO_HELP = (
-    "the audio: a base64 data URL (data:audio/wav;base64,...; WAV, FLAC, MP3, OGG, M4A, WEBM...), the path that "
-    "POST /gradio_api/upload on this server returned, or a download link of this server's results"
-)
 LABELS_HELP = 'a label set: results over these emotions only, e.g. "angry,happy,neutral,sad" or "iemocap4"; empty: all 9'
 SENTIMENT_HELP = "add a sentiment block {label: positive|negative|neutral, score in [-1, 1]} to each reading"
 
@@ -130,105 +118,6 @@ ClipReading = answer_model(ClipReport, READING, "ClipReading")  # compare_clips'
 class Comparison(BaseModel):
     clips: list[ClipReading] = Field(description="the two clips' readings, in order")
     similarity: float = Field(description="cosine similarity of the two clips' utterance embeddings, -1 to 1")
-
-
-class AudioRefs:
-    """Turns a tool's `audio` string into what service.analyze reads (bytes or a path), or an
-    EmotionAppError saying what was wrong and what to send instead."""
-
-    def __init__(self, outputs_dir: Path, max_upload_mb: float, allow_urls: bool, upload_dir: Path | None = None):
-        self.outputs_dir, self.allow_urls = Path(outputs_dir), allow_urls
-        self.max_upload_mb, self.max_inline_mb = max_upload_mb, inline_mb(max_upload_mb)
-        self.max_bytes = int(max_upload_mb * 1024 * 1024)
-        self.upload_dir = Path(upload_dir).resolve() if upload_dir is not None else _gradio_upload_dir()
-
-    def too_large(self, limit_mb: float | None = None) -> EmotionAppError:
-        message = f"The upload is larger than the limit of {limit_mb or self.max_upload_mb:g} MB."
-        if limit_mb is not None and limit_mb < self.max_upload_mb:
-            message += (
-                f" A data URL carries at most {limit_mb:g} MB of audio: send a larger file (up to"
-                f" {self.max_upload_mb:g} MB) with POST /gradio_api/upload and pass the path it returns."
-            )
-        return EmotionAppError(message, "too_large")
-
-    def open(self, ref: str) -> tuple[bytes | Path, str]:
-        """(bytes or a path, the name shown in results). Blocking: call it in a worker thread."""
-        ref = (ref or "").strip()
-        if ref.startswith("data:"):
-            return self._data_url(ref), "audio"
-        parts = urlsplit(ref)
-        if parts.path.startswith("/api/outputs/") and (not parts.scheme or parts.scheme in ("http", "https")):
-            return self._download_link(parts.path)
-        if parts.scheme in ("http", "https"):
-            if not self.allow_urls:
-                raise EmotionAppError(
-                    "This server does not fetch URLs (its operator can allow it with --mcp-allow-urls); "
-                    "send the audio as a base64 data URL: data:audio/wav;base64,...",
-                    "url_not_allowed",
-                )
-            return self._fetch(ref), Path(parts.path).name or "audio"
-        if ref and not parts.scheme:
-            return self._uploaded(ref)
-        raise EmotionAppError(f"audio: unsupported reference; send {AUDIO_HELP}", "no_audio")
-
-    def _data_url(self, ref: str) -> bytes:
-        head, sep, payload = ref.partition(",")
-        if not sep or not head.endswith(";base64"):
-            raise EmotionAppError("audio: a data URL must be base64: data:audio/wav;base64,<the file's bytes>", "no_audio")
-        limit = int(self.max_inline_mb * 1024 * 1024)
-        if len(payload) > (limit + 2) // 3 * 4 + 4:  # before decoding: base64 is 4/3 of the bytes
-            raise self.too_large(self.max_inline_mb)
-        try:
-            data = base64.b64decode(payload, validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise EmotionAppError(f"audio: the data URL's base64 cannot be decoded ({exc})", "no_audio") from None
-        if len(data) > limit:
-            raise self.too_large(self.max_inline_mb)
-        if not data:
-            raise EmotionAppError("audio: the data URL holds no bytes", "no_audio")
-        return data
-
-    def _download_link(self, path: str) -> tuple[Path, str]:
-        parts = path.split("/")  # "", "api", "outputs", folder, key, name
-        found = output_file(self.outputs_dir, *parts[3:6]) if len(parts) == 6 else None
-        if found is None:  # a wrong key reads like a missing file, as for a download
-            raise EmotionAppError("audio: no such result file on this server", "not_found")
-        return found, found.name
-
-    def _uploaded(self, ref: str) -> tuple[Path, str]:
-        path = Path(os.path.abspath(ref))
-        try:
-            resolved = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            resolved = None
-        inside = resolved is not None and self.upload_dir in resolved.parents and resolved.is_file()
-        if not inside:
-            raise EmotionAppError(
-                f"audio: {Path(ref).name!r} is not a file uploaded to this server; send {AUDIO_HELP}", "no_audio"
-            )
-        return resolved, resolved.name
-
-    def _fetch(self, url: str) -> bytes:
-        import httpx
-
-        data = bytearray()
-        try:
-            with httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=True, max_redirects=MAX_REDIRECTS) as client:
-                with client.stream("GET", url) as response:
-                    response.raise_for_status()
-                    for chunk in response.iter_bytes():
-                        data += chunk
-                        if len(data) > self.max_bytes:
-                            raise self.too_large()
-        except httpx.HTTPError as exc:
-            raise EmotionAppError(f"audio: fetching {url} failed ({exc.__class__.__name__}: {exc})", "fetch_failed") from None
-        return bytes(data)
-
-
-def _gradio_upload_dir() -> Path:
-    from gradio.utils import get_upload_folder
-
-    return Path(get_upload_folder()).resolve()
 
 
 def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
@@ -344,17 +233,6 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
             return await run_in_threadpool(both)
 
     return server
-
-
-def inline_mb(max_upload_mb: float) -> float:
-    """The most audio one data URL may carry."""
-    return min(MAX_INLINE_MB, max_upload_mb)
-
-
-def envelope_bytes(max_upload_mb: float) -> int:
-    """The largest MCP request the guard lets through: two data URLs of the inline limit (compare_clips;
-    base64: 4/3 of the bytes) plus the JSON around them."""
-    return int(2 * inline_mb(max_upload_mb) * 1024 * 1024 * 4 / 3) + 64 * 1024
 
 
 @contextlib.contextmanager
