@@ -67,15 +67,33 @@ def tiny_engine(engines):
     return engines["tiny"]
 
 
+def funasr_model(path):
+    """FunASR 1.4.16's AutoModel on a folder, with as many threads as torch has. Its default, 4,
+    is process-wide (torch.set_num_threads): on 2 cores it slowed every later test of the suite 3x."""
+    import torch
+    from funasr import AutoModel
+
+    return AutoModel(
+        model=str(path), disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR",
+        ncpu=torch.get_num_threads(),
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def funasr_models(checkpoint_dirs):
     """FunASR 1.4.16 AutoModel per config: the reference implementation."""
-    from funasr import AutoModel
+    return {name: funasr_model(path) for name, path in checkpoint_dirs.items()}
 
-    return {
-        name: AutoModel(model=str(path), disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
-        for name, path in checkpoint_dirs.items()
-    }
+
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A test that changes torch's process-wide thread count (an Engine(threads=N), a library's
+    default) gets it back after, so that no later test runs oversubscribed."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    yield
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture

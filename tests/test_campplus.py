@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from audio_files import speechlike
+from conftest import funasr_model
 
 from emotion_app.audio.fbank import fbank
 from emotion_app.errors import AudioError, ModelLoadError
@@ -84,9 +85,7 @@ def test_random_checkpoint_has_funasr_layout(state, reference, campplus_dir):
 
 def test_funasr_automodel_reads_the_folder(campplus_dir, speaker):
     """The placeholder configuration.json + config.yaml are enough for FunASR's own hub-folder loader."""
-    from funasr import AutoModel
-
-    model = AutoModel(model=str(campplus_dir), disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
+    model = funasr_model(campplus_dir)
     x = varied(1.2, seed=7)
     got = model.generate(input=x)[0]["spk_embedding"][0].numpy()
     assert np.abs(got - speaker.embed(x)).max() <= TOL
