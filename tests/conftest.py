@@ -11,6 +11,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from audio_files import speechlike  # noqa: E402
 
+# the hooks that share the cores between xdist workers and time-measuring tests
+from workers import pytest_collection_modifyitems, pytest_runtest_protocol  # noqa: E402, F401
+
 # Parity configs: name -> build_random_checkpoint kwargs.
 CONFIGS = {
     "tiny": {"preset": "tiny"},
@@ -83,17 +86,6 @@ def funasr_model(path):
 def funasr_models(checkpoint_dirs):
     """FunASR 1.4.16 AutoModel per config: the reference implementation."""
     return {name: funasr_model(path) for name, path in checkpoint_dirs.items()}
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads_kept():
-    """A test that changes torch's process-wide thread count (an Engine(threads=N), a library's
-    default) gets it back after, so that no later test runs oversubscribed."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch else None
-    yield
-    if before is not None and torch.get_num_threads() != before:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ from emotion_app.tools.random_campplus import WEIGHTS_FILE, build_random_campplu
 
 RATE = 16_000
 DEAD = "http://127.0.0.1:9"  # nothing listens here: a download fails at once
-TOL = 1e-4  # max abs difference to FunASR, every element
+TOL = 1e-4  # features: max abs difference to FunASR, every element
+# embeddings: max difference to FunASR over their largest |value| (up to 14): float32 sums taken in
+# another order (one torch thread or two) move the last digits, 1.6e-4 absolute at 1 thread
+EMB_RTOL = 2e-5
+
+
+def same_as_funasr(got: np.ndarray, expected: np.ndarray) -> bool:
+    return np.abs(got - expected).max() <= EMB_RTOL * np.abs(expected).max()
 
 
 def varied(seconds: float, seed: int = 0) -> np.ndarray:
@@ -88,7 +95,7 @@ def test_funasr_automodel_reads_the_folder(campplus_dir, speaker):
     model = funasr_model(campplus_dir)
     x = varied(1.2, seed=7)
     got = model.generate(input=x)[0]["spk_embedding"][0].numpy()
-    assert np.abs(got - speaker.embed(x)).max() <= TOL
+    assert same_as_funasr(speaker.embed(x), got)
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -137,7 +144,7 @@ def test_embedding_matches_funasr(reference, speaker, seconds):
     got = speaker.embed(x)
     assert got.shape == (192,) and got.dtype == np.float32
     assert np.abs(expected).max() > 1.0  # a real signal, not a collapsed network
-    assert np.abs(got - expected).max() <= TOL
+    assert same_as_funasr(got, expected)
 
 
 def test_embed_windows_follow_funasr_sv_chunk(reference, speaker):
@@ -150,7 +157,7 @@ def test_embed_windows_follow_funasr_sv_chunk(reference, speaker):
     np.testing.assert_allclose(starts, [c[0] for c in chunks], atol=1e-9)
     np.testing.assert_allclose(starts, [0.0, 0.75, 1.5, 2.25, 3.0, 3.5])  # the last window ends at 5.0 s
     expected = funasr_embeddings(reference, [c[2] for c in chunks])  # FunASR's diarization embeddings
-    assert np.abs(emb - expected).max() <= TOL
+    assert same_as_funasr(emb, expected)
     for (start, *_), row in zip(chunks, emb):
         a = int(round(start * RATE))
         assert np.abs(row - speaker.embed(x[a : a + 24_000])).max() <= 1e-5
@@ -163,7 +170,7 @@ def test_short_segment_is_one_padded_window(reference, speaker):
     chunks = sv_chunk([[0.0, 1.1, x]])
     starts, emb = speaker.embed_windows(x)
     assert len(chunks) == 1 and list(starts) == [0.0] and len(chunks[0][2]) == 24_000
-    assert np.abs(emb[0] - funasr_embeddings(reference, [chunks[0][2]])[0]).max() <= TOL
+    assert same_as_funasr(emb[0], funasr_embeddings(reference, [chunks[0][2]])[0])
     assert np.abs(emb[0] - speaker.embed(np.pad(x, (0, 24_000 - len(x))))).max() <= 1e-5
     assert speaker.embed_windows(np.zeros(0, np.float32))[1].shape == (0, 192)
 

@@ -77,6 +77,7 @@ def reference(plus_large):
     return [run(engine.model, c) for c in clips()]
 
 
+@pytest.mark.xdist_group("heavy")  # the worker that holds the full-size model
 def test_torch_int8_passes_the_gates_on_plus_large(plus_large, reference):
     engine, _ = plus_large
     model = quantize_linears(copy.deepcopy(engine.model))
@@ -86,6 +87,7 @@ def test_torch_int8_passes_the_gates_on_plus_large(plus_large, reference):
     gates(reference, [run(model, c) for c in clips()], "torch int8")
 
 
+@pytest.mark.xdist_group("heavy")
 def test_onnx_int8_export_passes_the_gates_on_plus_large(plus_large, reference, tmp_path):
     from emotion_app.tools.onnx_export import export_model
 

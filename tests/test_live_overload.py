@@ -23,6 +23,10 @@ from conftest import free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+# measures latency, capacity and event-loop stalls: alone on the machine (tests/workers.py), in the
+# worker that holds the full-size model
+pytestmark = [pytest.mark.solo, pytest.mark.xdist_group("heavy")]
+
 RATE = 16_000
 TAKE_S = 8.0
 FRAME_S = 0.1

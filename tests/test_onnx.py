@@ -186,6 +186,7 @@ def test_missing_packages_give_the_install_hint(tiny_onnx, tiny_engine, tmp_path
         export_model(tiny_engine.model, ["a", "b"], tmp_path / "never", "tiny")
 
 
+@pytest.mark.xdist_group("heavy")  # the worker that holds the full-size model
 def test_plus_large_layout_matches_torch(plus_large):
     engine, folder = plus_large
     model = OnnxModel(folder)

@@ -1,0 +1,80 @@
+"""How the suite shares this machine's cores (its hooks, imported by conftest.py).
+
+`./run.sh test` runs the suite in pytest-xdist workers (`-n`, `--dist loadgroup`), a module's tests
+in one worker, the modules side by side. Tests that measure time on the machine (latency bounds,
+the live meter's capacity, event-loop stalls) are marked `solo` and run alone: a lock file shared
+by the workers is held shared by every other test and exclusively by a solo one, over its whole
+setup, call and teardown (module fixtures included: a server that measures its capacity at
+start-up does so alone). A turnstile lock in front keeps a
+waiting solo test from being passed by the other workers' tests forever.
+
+torch's threads: each worker gets its share of the cores for ordinary tests (two processes with
+two threads each on two cores spin against each other, as FunASR's default of four threads did in
+one), a solo test all of them. Without xdist, every test starts with torch's own default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_default_threads: list[int] = []  # torch's own thread count, read once before any test changes it
+
+
+def _workers(config) -> int:
+    return int(getattr(config, "workerinput", {}).get("workercount", 1))
+
+
+@contextlib.contextmanager
+def _turn(config, solo: bool):
+    """Held shared by an ordinary test, exclusively by a solo one (no-op outside xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        yield
+        return
+    base = Path(tempfile.gettempdir()) / f"emotion_app_tests_{workerinput['testrunuid']}"
+    with open(f"{base}.turnstile", "a+") as turnstile, open(f"{base}.lock", "a+") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)  # a solo test waiting here holds it: no one passes it
+        if not solo:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        if solo:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _set_threads(config, solo: bool) -> None:
+    import torch
+
+    if not _default_threads:
+        _default_threads.append(torch.get_num_threads())
+    cores = _default_threads[0]
+    torch.set_num_threads(cores if solo else max(1, cores // _workers(config)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    solo = item.get_closest_marker("solo") is not None
+    with _turn(item.config, solo):
+        _set_threads(item.config, solo)
+        yield
+
+
+def pytest_collection_modifyitems(items):
+    """Each module's tests go to one worker (its module fixtures, servers and browsers built once),
+    unless marked for a group of their own (`xdist_group("heavy")`: the tests that share the
+    full-size model, and the solo ones). Those groups go first, their solo tests last in them: the
+    full-size model is built while the other workers run their own tests, and when the solo tests
+    come the other workers still have work for after them (at the very end they would sit idle)."""
+    grouped = {item.nodeid for item in items if item.get_closest_marker("xdist_group") is not None}
+    for item in items:
+        if item.nodeid not in grouped:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: (item.nodeid not in grouped, item.get_closest_marker("solo") is not None))
