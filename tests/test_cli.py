@@ -79,3 +79,20 @@ def test_predict_frame_analysis_flags(tiny_dir, tmp_path):
     assert "mixed" in d and "smoothed_emotion" in d["frames"][0]
     bad = run(*args, "--smoothing", "majority", "--window", "8")
     assert bad.returncode == 2 and "odd number of frames from 3 to 51" in bad.stderr
+
+
+def test_the_human_line_counts_in_words():
+    """'1 turn', '3 turns', '1 segment': the line a person reads (a golden conversation, one speaker's
+    turns set to one)."""
+    from emotion_app.analysis.report import report_from_json
+    from emotion_app.cli.predict import human
+
+    data = json.loads((Path(__file__).parent / "golden" / "conversation_turns.json").read_text(encoding="utf-8"))
+    data.update(timestamp="2026-12-06T12:00:00", output_dir="20261206_120000")  # the golden's "<varies>"
+    data["timings"]["total"] = 1.0
+    data["speakers"][0]["turns"], data["speakers"][1]["turns"] = 1, 3
+    data["segments"] = data["segments"][:1]
+    line = human(report_from_json(data))
+    assert ", 1 segment" in line and ", 1 segments" not in line
+    assert "of the talk, 1 turn\n" in line + "\n" and "1 turns" not in line
+    assert line.endswith("of the talk, 3 turns")

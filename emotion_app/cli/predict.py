@@ -34,17 +34,22 @@ def human(report) -> str:
     warn = "".join(f"  [{w.message}]" for w in report.warnings)
     if report.emotion is None:
         return f"{report.file}: no speech found  {report.duration_s:.1f} s{warn}"
-    seg = f", {len(report.segments)} segments" if report.granularity == "segments" else ""
+    seg = f", {_count(len(report.segments), 'segment')}" if report.granularity == "segments" else ""
     head = f"{report.emoji} {report.emotion} ({report.label_zh}) {report.confidence:.1%}"
     heads = "".join(f"  [{name}: {h.emotion} {h.confidence:.1%}]" for name, h in (report.heads or {}).items())
     mood = _sentiment(report.sentiment)
     who = "".join(
-        f"\n  {s.name}: {s.emotion} {s.confidence:.1%}, {s.share_of_talk:.0%} of the talk, {s.turns} turns"
+        f"\n  {s.name}: {s.emotion} {s.confidence:.1%}, {s.share_of_talk:.0%} of the talk, {_count(s.turns, 'turn')}"
         + (f", interrupted {s.interruptions}x" if s.interruptions else "")
         + (f", {_sentiment(s.sentiment).strip()}" if s.sentiment else "")
         for s in report.speakers or ()
     )
     return f"{report.file}: {head}{heads}{mood}  {report.duration_s:.1f} s{seg}{warn}{who}"
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 turn', '3 turns'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _sentiment(block) -> str:

@@ -30,7 +30,7 @@ MAX_CHANNELS = 8
 WINDOW_RANGE = (0.5, 10.0)  # s: the model sees at most 10 s per hop
 MIN_HOP_S = 0.1  # s: shorter hops would only burn the CPU
 MAX_VOTES = 15
-MAX_FRAME_BYTES = 1 << 20  # one binary message: 1 MiB (5.5 s of 48 kHz stereo s16); uvicorn reads up to 16 MiB first
+MAX_FRAME_BYTES = 1 << 20  # one binary message: 1 MiB (5.5 s of 48 kHz stereo s16); more is refused from its header
 
 
 class FrameError(EmotionAppError):
