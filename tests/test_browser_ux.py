@@ -266,6 +266,30 @@ def test_on_a_phone_every_tab_is_reachable_and_start_is_in_view(browser, app):
     page.close()
 
 
+def test_on_a_phone_the_conversation_tables_reflow(browser, app, tmp_path):
+    """The per-speaker table of the Conversation view (7 columns) stays within a 390 px screen and
+    its emotion cell on one line, as the page's other tables."""
+    import soundfile as sf
+    from conversation_audio import call
+
+    path = tmp_path / "call.wav"
+    sf.write(path, call(2).stereo(), 16000)
+    page = open_page(browser, app, PHONE)
+    page.get_by_role("tab", name="Long recording").click()
+    upload(page, "long-file", path)
+    page.locator("#long-speakers input").click()
+    page.get_by_role("option", name="one per channel (calls)").click()
+    page.click("#long-start")
+    page.wait_for_selector("#long-band .ea-speakers tr[data-speaker]", timeout=60_000)
+    table = page.locator("#long-band .ea-speakers").bounding_box()
+    assert table["x"] >= 0 and table["x"] + table["width"] <= PHONE["width"], table
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    row = page.locator("#long-band .ea-speakers tr[data-speaker]").first
+    emotion, turns = (row.locator(f"td:nth-of-type({i})").bounding_box()["height"] for i in (4, 3))
+    assert emotion < 1.5 * turns, (emotion, turns)  # one line as its neighbours, not a letter a line
+    page.close()
+
+
 def test_smoothing_changes_without_the_model_and_a_segment_plays(browser, app, tmp_path):
     page = open_page(browser, app, DESKTOP)
     upload(page, "audio-file", write_audio(tmp_path / "talk.wav", speechlike(6.0, seed=5), 16000, "wav"))

@@ -53,17 +53,23 @@ def lanes_html(report: Report, lang: str = "en") -> str:
 
 
 def speakers_table(report: Report, lang: str = "en") -> str:
-    head = "".join(
-        f"<th>{t(k, lang)}</th>"
-        for k in ("conv_speaker", "conv_talk", "conv_share", "conv_turns", "conv_emotion", "conv_interrupts", "conv_interrupted")
-    )
-    rows = "".join(
-        f'<tr data-speaker="{html.escape(s.name)}"><th>{html.escape(s.name)}</th><td>{duration_text(s.talk_s, lang)}</td>'
-        f"<td>{s.share_of_talk * 100:.0f}%</td><td>{s.turns}</td>"
-        f"<td>{label_html(s.emotion, lang)} {s.confidence * 100:.0f}%</td><td>{s.interruptions}</td><td>{s.interrupted}</td></tr>"
-        for s in report.speakers
-    )
-    return f'<table class="ea-summary ea-speakers"><tr>{head}</tr>{rows}</table>'
+    """One row per speaker; on a phone each row is a card of "column: value" lines (style.css)."""
+    keys = ("conv_speaker", "conv_talk", "conv_share", "conv_turns", "conv_emotion", "conv_interrupts", "conv_interrupted")
+    names = [html.escape(t(k, lang)) for k in keys]
+    head = "".join(f"<th>{n}</th>" for n in names)
+    rows = []
+    for s in report.speakers:
+        values = (
+            duration_text(s.talk_s, lang), f"{s.share_of_talk * 100:.0f}%", str(s.turns),
+            f"{label_html(s.emotion, lang)} {s.confidence * 100:.0f}%", str(s.interruptions), str(s.interrupted),
+        )  # fmt: skip
+        emotion_cell = ' class="ea-speaker-emotion"'
+        cells = "".join(
+            f'<td data-label="{n}"{emotion_cell if k == "conv_emotion" else ""}>{v}</td>'
+            for k, n, v in zip(keys[1:], names[1:], values)
+        )
+        rows.append(f'<tr data-speaker="{html.escape(s.name)}"><th>{html.escape(s.name)}</th>{cells}</tr>')
+    return f'<table class="ea-summary ea-speakers"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def events_html(report: Report, lang: str = "en") -> str:
