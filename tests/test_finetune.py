@@ -17,6 +17,7 @@ from audio_files import speechlike, write_audio
 from conftest import funasr_model
 from labelled_sets import RATES, SENTENCES, VOICES, say
 
+from emotion_app.fields import OptionError
 from emotion_app.finetune.run import FineTuneOptions, checkpoint_path, fine_tune
 from emotion_app.heads.dataset import DatasetError
 
@@ -115,6 +116,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tiny_dir, spoken, tmp_
     assert checkpoint_path(out).is_file() and not out.exists()
     saved = torch.load(checkpoint_path(out), weights_only=True)
     assert saved["state"]["epoch"] == 1
+    with pytest.raises(OptionError, match=r"was made with other options"):
+        fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**{**kw, "lr": 1e-3}), resume=True)
     resumed = fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**kw), resume=True)
     whole = fine_tune(data, out=tmp_path / "whole", model=str(tiny_dir), options=FineTuneOptions(**kw))
     assert [r["epoch"] for r in resumed.card["curve"]] == [1, 2, 3]
@@ -124,7 +127,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tiny_dir, spoken, tmp_
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
-    with pytest.raises(Exception, match="no checkpoint"):  # finished: nothing left to resume
+    with pytest.raises(OptionError, match="no checkpoint"):  # finished: nothing left to resume
         fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**kw), resume=True)
 
 
@@ -138,6 +141,7 @@ def test_training_beats_chance_on_held_out_speakers_and_reuses_the_cache(tiny_di
     again = fine_tune(spoken / "train.csv", out=tmp_path / "b", model=str(tiny_dir), test=spoken / "test.csv",
                       options=FineTuneOptions(epochs=0, **FAST))  # fmt: skip
     assert again.card["features"] == {**run.card["features"], "computed": 0, "cached": 32}
+    assert again.card["test"]["ua"] == 0.5  # untrained: the new rows know nothing of slow and fast
 
 
 def test_unfreeze_trains_the_top_blocks_only(tiny_dir, spoken, tmp_path):
@@ -192,11 +196,17 @@ def test_cli(tiny_dir, spoken, tmp_path, capsys):
 
     out = tmp_path / "mine"
     args = ["fine-tune", str(spoken / "train.csv"), "--model", str(tiny_dir), "--out", str(out), "--top", "1"]
-    assert main([*args, "--epochs", "1", "--json"]) == 0  # precision auto: bf16 autocast where the CPU has it
-    card = json.loads(capsys.readouterr().out)
+    assert main([*args, "--epochs", "1", "--map", "slow=sad", "--json"]) == 0  # precision auto: bf16 where native
+    printed = capsys.readouterr()
+    card = json.loads(printed.out)
     assert card["out"] == str(out) and card["trained"] == {**card["trained"], "method": "lora", "top_blocks": 1}
-    assert "epoch 1: loss" in capsys.readouterr().err or card["curve"][0]["epoch"] == 1
+    assert card["labels"] == ["sad", "fast"] and card["head_rows_from_base"] == ["sad"]  # the nine first, in their order
+    assert "epoch 1: loss" in printed.err
     assert main([*args[:-1], "9"]) == 2
     assert "the model has 3 transformer blocks; train at most 3, not 9" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    assert main([*args[:5], str(tmp_path / "taken")]) == 2  # never written over, and refused before training
+    assert "is not a fine-tuned model folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --top and --unfreeze exclude each other
         main([*args, "--unfreeze", "1"])

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..fields import OptionError
 from ..heads.report import classification_scores
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         return False
     native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
     if precision == "bf16" and not native:
-        raise ValueError("bf16 on this CPU would be emulated (no AVX512_BF16 or AMX-BF16), slower than fp32; use fp32")
+        raise OptionError("bf16 on this CPU would be emulated (no AVX512_BF16 or AMX-BF16), slower than fp32; use fp32")
     return native
 
 
@@ -167,7 +168,7 @@ def train(
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
         if saved["meta"] != (meta or {}):
             changed = sorted(k for k in {**saved["meta"], **(meta or {})} if saved["meta"].get(k) != (meta or {}).get(k))
-            raise ValueError(
+            raise OptionError(
                 f"--resume: the checkpoint {checkpoint} was made with other {', '.join(changed)}; "
                 "resume with the same data and options, or start again without --resume"
             )

@@ -27,9 +27,9 @@ from ..constants import DEFAULT_MODEL
 from ..fields import OptionError
 from ..heads.dataset import Dataset, parse_label_map
 from .data import Split, prepare
-from .export import model_files, write_model
+from .export import CARD_FILE, model_files, write_model
 from .features import FeatureCache, cache_folder, lower_features, model_hash
-from .loop import Example, LoopOptions, scores, train
+from .loop import FRAMES_PER_S, Example, LoopOptions, scores, train
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def fine_tune(
     ckpt = checkpoint_path(out)
     if resume and not ckpt.is_file():
         raise OptionError(f"--resume: no checkpoint at {ckpt}; nothing to continue (start without --resume)")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CARD_FILE).is_file())):
+        raise OptionError(f"{out} exists and is not a fine-tuned model folder (no {CARD_FILE}); choose another --out")
     t0 = time.perf_counter()
     mapping = parse_label_map(label_map) if isinstance(label_map, str) or label_map is None else dict(label_map)
     split = prepare(data, val=val, test=test, label_map=mapping, seed=opts.seed)
@@ -134,21 +136,20 @@ def fine_tune(
     net = TopModel(base, head, top, unfreeze=opts.unfreeze is not None, rank=opts.rank, alpha=opts.alpha, seed=opts.seed)
     index = {k: i for i, k in enumerate(split.labels)}
     sets = {part: [Example(feats.tokens[c.digest], index[c.label]) for c in getattr(split, part)] for part in PARTS}
-    loop_opts = LoopOptions(**{k: getattr(opts, k) for k in LoopOptions.__dataclass_fields__})
     meta = {
-        "model": sha, "cut": cut, "labels": list(split.labels), "options": asdict(opts),
+        "model": sha, "cut": cut, "labels": list(split.labels),
+        "options": {k: v for k, v in asdict(opts).items() if k != "device"},  # another device may go on
         "train": sorted(c.digest + c.label for c in split.train), "val": sorted(c.digest + c.label for c in split.val),
     }  # fmt: skip
     if not resume and ckpt.exists():
         logger.info("starting again: the checkpoint %s of an earlier run is replaced", ckpt)
-    try:
-        state = train(net, sets["train"], sets["val"], split.labels, loop_opts, checkpoint=ckpt, resume=resume, meta=meta,
-                      on_epoch=on_epoch, on_step=on_step)  # fmt: skip
-    except ValueError as exc:
-        raise OptionError(str(exc)) from None
+    state = train(net, sets["train"], sets["val"], split.labels, opts, checkpoint=ckpt, resume=resume, meta=meta,
+                  on_epoch=on_epoch, on_step=on_step)  # fmt: skip
     t2 = time.perf_counter()
-    frames, bf16 = int(opts.batch_seconds * 50), False  # reports in fp32 on the cached tokens
-    reports = {part: scores(net, sets[part], split.labels, frames, bf16) if sets[part] else None for part in ("val", "test")}
+    frames = int(opts.batch_seconds * FRAMES_PER_S)
+    reports = {  # in fp32, on the cached tokens
+        part: scores(net, sets[part], split.labels, frames, bf16=False) if sets[part] else None for part in ("val", "test")
+    }
     trainable = sum(p.numel() for p in net.trainable().values())
     merge_lora(net.base)
     card = training_card(
