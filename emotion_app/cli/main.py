@@ -3,6 +3,7 @@
     serve            the web app (page, REST, live WebSocket); `python app.py` is the same
     predict FILE...  one result per file          batch PATH...  a results table (--ray: on Ray Data)
     evaluate DATA    the 9-class head or yours     train-head DATA --out HEAD_DIR
+    fine-tune DATA --out DIR   the model itself, fine-tuned on your labels (LoRA, a new head)
     make-checkpoint DIR                            export-onnx OUT_DIR
     embed-speaker FILE...  CAM++ speaker embeddings (or their similarities)
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import batch, heads, predict, serve, speakers, tools
+from . import batch, finetune, heads, predict, serve, speakers, tools
 
 PROG = "emotion-app"
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     tools.add_parsers(sub)
     heads.add_parsers(sub)
+    finetune.add_parser(sub)
     speakers.add_parser(sub)
     return parser
 

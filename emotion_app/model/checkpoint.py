@@ -92,6 +92,16 @@ def funasr_key(name: str, cfg: ModelConfig) -> str:
     raise KeyError(name)
 
 
+def hub_state(weights: dict[str, torch.Tensor], cfg: ModelConfig, prefix: str = "d2v_model.") -> dict[str, torch.Tensor]:
+    """Native weights under the hub's keys (model.pt holds `{"model": hub_state(...)}`): the
+    backbone's behind `prefix`, the head's as `proj.*`."""
+    state = {}
+    for name, w in weights.items():
+        key = funasr_key(name, cfg)
+        state[key if key.startswith("proj.") else prefix + key] = w
+    return state
+
+
 def _unwrap(obj) -> dict:
     # The wrappers FunASR's load_pretrained_model accepts, in its order.
     for wrapper in ("state_dict", "model_state_dict", "model"):

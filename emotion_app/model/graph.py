@@ -242,6 +242,21 @@ class Emotion2vec(nn.Module):
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutput:
         """wav: (B, N) raw samples at 16 kHz, zero-padded; lengths: (B,) real samples per item."""
+        x, mask = self.embed(wav, lengths)
+        x = self.run_blocks(x, mask, 0, self.num_blocks)
+        return self.classify(x[:, self.cfg.num_extra_tokens :], mask)  # extra tokens removed: (B, T, D)
+
+    @property
+    def num_blocks(self) -> int:
+        """The transformer blocks in order: the context encoder's (prenet) then the main ones."""
+        return len(self.prenet) + len(self.blocks)
+
+    def block(self, i: int) -> Block:
+        return self.prenet[i] if i < len(self.prenet) else self.blocks[i - len(self.prenet)]
+
+    def embed(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything below the transformer blocks: (B, N) samples -> ((B, E+T, D) tokens with the
+        extra tokens first, (B, T) mask True on real frames)."""
         cfg = self.cfg
         b, n = wav.shape
         if lengths is None:
@@ -253,16 +268,21 @@ class Emotion2vec(nn.Module):
         t = x.shape[1]
         frames = torch.tensor([cfg.num_frames(int(m)) for m in lengths.tolist()], device=x.device)
         mask = torch.arange(t, device=x.device)[None, :] < frames[:, None]  # (B, T)
-        pad = None if bool(mask.all()) else ~mask
-        x = x + self.pos_conv(x, pad)
+        x = x + self.pos_conv(x, None if bool(mask.all()) else ~mask)
         x = torch.cat([self.extra_tokens.to(dtype).expand(b, -1, -1), x], dim=1)  # (B, E+T, D)
-        x = self.prenet_norm(x)
-        for i, blk in enumerate([*self.prenet, *self.blocks]):
-            if i == 0 or cfg.alibi_scale_per_layer:
-                bias = self.attention_bias(t, pad, i, dtype)
-            x = blk(x, bias)
-        x = x[:, cfg.num_extra_tokens :]  # (B, T, D)
-        return self.classify(x, mask)
+        return self.prenet_norm(x), mask
+
+    def run_blocks(self, x: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Blocks start..stop-1 (of `num_blocks`) over (B, E+T, D) tokens; mask: (B, T) real frames.
+        Fine-tuning runs the lower blocks once (cached) and the top ones each step."""
+        t = mask.shape[1]
+        pad = None if bool(mask.all()) else ~mask
+        bias = None
+        for i in range(start, stop):
+            if i == start or self.cfg.alibi_scale_per_layer:
+                bias = self.attention_bias(t, pad, i, x.dtype)
+            x = self.block(i)(x, bias)
+        return x
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(..., D) features -> (..., V) fp32 logits, `unuse*` labels masked to -inf (as FunASR)."""

@@ -118,7 +118,7 @@ def build_random_checkpoint(
     import torch
     import yaml
 
-    from ..model.checkpoint import funasr_key
+    from ..model.checkpoint import hub_state
     from ..model.config import config_from_dict
 
     if preset not in PRESETS:
@@ -140,10 +140,7 @@ def build_random_checkpoint(
     (out / "tokens.txt").write_text("\n".join(tokens), encoding="utf-8")  # as the hub file: no final newline
     (out / "configuration.json").write_text(CONFIGURATION_JSON, encoding="utf-8")
 
-    state = {}
-    for name, w in random_weights(cfg, len(tokens), seed).items():
-        key = funasr_key(name, cfg)
-        state[key if key.startswith("proj.") else prefix + key] = w
+    state = hub_state(random_weights(cfg, len(tokens), seed), cfg, prefix)
     if layout == "bare":
         obj = state
     elif layout in ("model", "state_dict", "model_state_dict"):

@@ -1,0 +1,212 @@
+"""Fine-tuning (emotion_app/finetune/) on random-weight checkpoints and audio spoken by espeak-ng:
+the zero-step model is the base model, the folder loads in the engine and in FunASR with the same
+numbers, a killed run resumes to the uninterrupted result, training beats chance on held-out
+speakers, the frozen part is cached, and bad data is refused before training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_files import speechlike, write_audio
+from conftest import funasr_model
+from labelled_sets import RATES, SENTENCES, VOICES, say
+
+from emotion_app.fields import OptionError
+from emotion_app.finetune.run import FineTuneOptions, checkpoint_path, fine_tune
+from emotion_app.heads.dataset import DatasetError
+
+ROOT = Path(__file__).parent.parent
+FAST = {"precision": "fp32", "top": 2}  # fp32: on a tiny model bf16's casts cost more than they save
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory) -> Path:
+    """slow and fast speech, 4 sentences per label and voice (4 voices, all clips distinct); train.csv
+    holds three voices, test.csv the fourth (held-out speaker)."""
+    root = tmp_path_factory.mktemp("spoken")
+    rows = {"train": [], "test": []}
+    for v, voice in enumerate(VOICES):
+        for label in ("slow", "fast"):
+            for j in range(4):
+                name = f"{label}/{voice}-{j}.wav"
+                say(root / name, SENTENCES[(j + 2 * v) % len(SENTENCES)], voice, RATES[label])
+                rows["test" if v == len(VOICES) - 1 else "train"].append(f"{name},{label},{voice}\n")
+    for part, lines in rows.items():
+        (root / f"{part}.csv").write_text("path,label,speaker\n" + "".join(lines), encoding="utf-8")
+    return root
+
+
+def engine_probs(model_dir, clips):
+    from emotion_app import Engine
+
+    engine = Engine(model=str(model_dir), device="cpu")
+    return engine.labels, np.stack([r.probabilities for r in engine.predict_batch([(16000, c) for c in clips])])
+
+
+def test_zero_steps_with_the_nine_labels_is_the_base_model(checkpoint_dirs, tmp_path):
+    from emotion_app.constants import LABEL_KEYS
+
+    base = checkpoint_dirs["tiny"]
+    data = tmp_path / "nine"
+    for k, label in enumerate(LABEL_KEYS):
+        (data / label).mkdir(parents=True)
+        for j in range(2):
+            write_audio(data / label / f"{j}.wav", speechlike(1.0 + 0.3 * j, seed=10 * k + j), 16000)
+    run = fine_tune(data, out=tmp_path / "out", model=str(base), options=FineTuneOptions(epochs=0, **FAST))
+    assert (run.folder / "tokens.txt").read_text(encoding="utf-8") == (base / "tokens.txt").read_text(encoding="utf-8")
+    assert (run.folder / "config.yaml").read_bytes() == (base / "config.yaml").read_bytes()
+    assert run.card["head_rows_from_base"] == list(LABEL_KEYS)
+    clips = [speechlike(s, seed=99) for s in (0.7, 2.3)]
+    base_labels, base_p = engine_probs(base, clips)
+    labels, p = engine_probs(run.folder, clips)
+    assert labels == base_labels
+    np.testing.assert_allclose(p, base_p, rtol=0, atol=1e-6)
+    assert not checkpoint_path(run.folder).parent.exists()  # the resume state is gone once the folder is written
+
+
+def test_trained_folder_loads_in_the_engine_and_in_funasr_with_the_same_numbers(tiny_dir, spoken, tmp_path):
+    """Labels in another script (Persian), a few real steps; FunASR 1.4.16 reads the same folder."""
+    persian = "slow=آهسته,fast=تند"
+    run = fine_tune(spoken / "train.csv", out=tmp_path / "out", model=str(tiny_dir), label_map=persian,
+                    options=FineTuneOptions(epochs=2, lr=3e-3, patience=0, **FAST))  # fmt: skip
+    assert run.card["labels"] == ["آهسته", "تند"] and len(run.card["curve"]) == 2
+    assert (run.folder / "tokens.txt").read_text(encoding="utf-8") == "آهسته\nتند\nunuse_unk"
+    clips = [speechlike(s, seed=7) for s in (0.8, 2.5)]
+    labels, p = engine_probs(run.folder, clips)
+    assert labels == ("آهسته", "تند")
+    fm = funasr_model(run.folder)
+    for clip, ours in zip(clips, p):
+        r = fm.generate(input=clip, granularity="utterance", extract_embedding=False)[0]
+        assert r["labels"] == ["آهسته", "تند"]
+        np.testing.assert_allclose(ours, np.asarray(r["scores"]), rtol=0, atol=1e-4)
+    card = json.loads((run.folder / "training_card.json").read_text(encoding="utf-8"))
+    assert card["base_model"]["sha256"] == run.card["base_model"]["sha256"] and len(card["base_model"]["sha256"]) == 64
+    assert card["data"]["counts"]["train"]["clips"] + card["data"]["counts"]["val"]["clips"] == 24
+    assert card["data"]["validation"] == "speaker"  # whole voices held out
+    train_voices, val_voices = (set(card["data"]["counts"][k]["speakers"]) for k in ("train", "val"))
+    assert train_voices and val_voices and not train_voices & val_voices
+
+
+KILLED = """
+import os, signal, sys
+from emotion_app.finetune.run import FineTuneOptions, fine_tune
+
+def on_step(done, total):
+    if done > total // 3:  # in epoch 2 of 3, after epoch 1's checkpoint
+        os.kill(os.getpid(), signal.SIGKILL)
+
+fine_tune(sys.argv[1], out=sys.argv[2], model=sys.argv[3], options=FineTuneOptions(**eval(sys.argv[4])), on_step=on_step)
+"""
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tiny_dir, spoken, tmp_path):
+    import torch
+
+    kw = {"epochs": 3, "lr": 3e-3, "patience": 0, "batch_seconds": 20.0, "seed": 3, **FAST}
+    data, out = str(spoken / "train.csv"), tmp_path / "resumed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", KILLED, data, str(out), str(tiny_dir), repr(kw)], env=env, timeout=120)
+    assert proc.returncode == -9  # killed mid-training
+    assert checkpoint_path(out).is_file() and not out.exists()
+    saved = torch.load(checkpoint_path(out), weights_only=True)
+    assert saved["state"]["epoch"] == 1
+    with pytest.raises(OptionError, match=r"was made with other options"):
+        fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**{**kw, "lr": 1e-3}), resume=True)
+    resumed = fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**kw), resume=True)
+    whole = fine_tune(data, out=tmp_path / "whole", model=str(tiny_dir), options=FineTuneOptions(**kw))
+    assert [r["epoch"] for r in resumed.card["curve"]] == [1, 2, 3]
+    assert [r["loss"] for r in resumed.card["curve"]] == [r["loss"] for r in whole.card["curve"]]
+    a = torch.load(resumed.folder / "model.pt", weights_only=True)["model"]
+    b = torch.load(whole.folder / "model.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    with pytest.raises(OptionError, match="no checkpoint"):  # finished: nothing left to resume
+        fine_tune(data, out=out, model=str(tiny_dir), options=FineTuneOptions(**kw), resume=True)
+
+
+def test_training_beats_chance_on_held_out_speakers_and_reuses_the_cache(tiny_dir, spoken, tmp_path):
+    opts = FineTuneOptions(epochs=12, lr=3e-3, patience=0, seed=1, **FAST)
+    run = fine_tune(spoken / "train.csv", out=tmp_path / "a", model=str(tiny_dir), test=spoken / "test.csv", options=opts)
+    test = run.card["test"]
+    assert test["n"] == 8 and set(run.card["data"]["counts"]["test"]["speakers"]) == {VOICES[-1]}
+    assert test["ua"] >= 0.75, run.card["curve"]  # chance is 0.5
+    assert run.card["features"]["computed"] + run.card["features"]["cached"] == 32
+    again = fine_tune(spoken / "train.csv", out=tmp_path / "b", model=str(tiny_dir), test=spoken / "test.csv",
+                      options=FineTuneOptions(epochs=0, **FAST))  # fmt: skip
+    assert again.card["features"] == {**run.card["features"], "computed": 0, "cached": 32}
+    assert again.card["test"]["ua"] == 0.5  # untrained: the new rows know nothing of slow and fast
+
+
+def test_unfreeze_trains_the_top_blocks_only(tiny_dir, spoken, tmp_path):
+    import torch
+
+    run = fine_tune(spoken / "train.csv", out=tmp_path / "out", model=str(tiny_dir),
+                    options=FineTuneOptions(epochs=1, lr=1e-2, precision="fp32", unfreeze=1))  # fmt: skip
+    assert run.card["trained"]["method"] == "unfreeze" and run.card["trained"]["top_blocks"] == 1
+    new = torch.load(run.folder / "model.pt", weights_only=True)["model"]
+    old = torch.load(tiny_dir / "model.pt", weights_only=True)["model"]
+    changed = {k for k in old if not k.startswith("proj.") and not torch.equal(old[k], new[k])}
+    assert changed and all(k.startswith("d2v_model.blocks.1.") for k in changed), changed  # tiny: 1 prenet + 2 blocks
+    assert new["proj.weight"].shape == (3, old["proj.weight"].shape[1])  # fast, slow and the masked unuse_unk
+    assert not new["proj.weight"][2].any()
+
+
+def _table(root: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path = root / "set.csv"
+    path.write_text("path,label,speaker\n" + "".join(f"{p},{lab},{s}\n" for p, lab, s in rows), encoding="utf-8")
+    return path
+
+
+def test_bad_data_is_refused_before_training(tiny_dir, spoken, tmp_path):
+    good = [(f"{spoken}/{lab}/{v}-{j}.wav", lab, v) for lab in ("slow", "fast") for v in VOICES[:2] for j in range(2)]
+    opts = FineTuneOptions(epochs=1, **FAST)
+    out = tmp_path / "out"
+
+    def refused(rows, match, **kw):
+        with pytest.raises(DatasetError, match=match):
+            fine_tune(_table(tmp_path, rows), out=out, model=str(tiny_dir), options=opts, **kw)
+        assert not out.exists() and not checkpoint_path(out).exists()
+
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all" * 10)
+    refused([*good, (str(tmp_path / "broken.wav"), "slow", VOICES[0])], r"1 files cannot be decoded: \S+/broken\.wav: not an")
+    refused([*good, (good[0][0], "calm", VOICES[0])], r"the same audio is filed under two labels")
+    refused([*good, (f"{spoken}/fast/{VOICES[2]}-0.wav", "calm", VOICES[2])], r"fewer than 2 clips: calm \(1\)")
+    refused([(p, lab, "anna") for p, lab, _ in good], r"all 8 clips are from one speaker \(anna\)")
+    refused(good, r"--test: labels the training data lacks: mid", test=_table_other(tmp_path, spoken))
+    refused([(p, "a/b" if lab == "slow" else lab, s) for p, lab, s in good], r"labels a/b cannot be written to tokens\.txt")
+
+
+def _table_other(tmp_path: Path, spoken: Path) -> Path:
+    folder = tmp_path / "other"
+    folder.mkdir()
+    path = folder / "test.csv"
+    path.write_text(f"path,label\n{spoken}/slow/{VOICES[3]}-0.wav,mid\n{spoken}/fast/{VOICES[3]}-0.wav,fast\n")
+    return path
+
+
+def test_cli(tiny_dir, spoken, tmp_path, capsys):
+    from emotion_app.cli.main import main
+
+    out = tmp_path / "mine"
+    args = ["fine-tune", str(spoken / "train.csv"), "--model", str(tiny_dir), "--out", str(out), "--top", "1"]
+    assert main([*args, "--epochs", "1", "--map", "slow=sad", "--json"]) == 0  # precision auto: bf16 where native
+    printed = capsys.readouterr()
+    card = json.loads(printed.out)
+    assert card["out"] == str(out) and card["trained"] == {**card["trained"], "method": "lora", "top_blocks": 1}
+    assert card["labels"] == ["sad", "fast"] and card["head_rows_from_base"] == ["sad"]  # the nine first, in their order
+    assert "epoch 1: loss" in printed.err
+    assert main([*args[:-1], "9"]) == 2
+    assert "the model has 3 transformer blocks; train at most 3, not 9" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    assert main([*args[:5], str(tmp_path / "taken")]) == 2  # never written over, and refused before training
+    assert "is not a fine-tuned model folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --top and --unfreeze exclude each other
+        main([*args, "--unfreeze", "1"])
