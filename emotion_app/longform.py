@@ -128,7 +128,7 @@ def plan(
         return _plan_channels(src, options, speakers, step, audio_out, vad_file)
     if speakers is not None and speakers.mode == "turns":
         scan = _scan(src, False, step, audio_out, None)
-        return scan, _plan_turns(turns, speakers, scan.total)
+        return scan, _plan_turns(turns, speakers, scan.total, Path(src.name or "").stem)
     scan, spans, vad = plan_spans(src, options, step, audio_out, vad_file)
     return scan, Plan(spans, vad)
 
@@ -304,9 +304,10 @@ def _plan_channels(
     return Scan(total, src.info, src.warnings, None), Plan(spans, options, channels, names, None, how)
 
 
-def _plan_turns(turns: TurnsFile, speakers: SpeakerOptions, total: int) -> Plan:
-    """The turns as segments (checked against the recording's length now that it is known)."""
-    given = turns.read(duration_s=total / SAMPLE_RATE)
+def _plan_turns(turns: TurnsFile, speakers: SpeakerOptions, total: int, recording: str) -> Plan:
+    """The turns as segments (checked against the recording's length now that it is known; an RTTM
+    of several recordings gives those of `recording`, the audio's name without its extension)."""
+    given = turns.read(duration_s=total / SAMPLE_RATE, recording=recording)
     spans, names, texts = [], [], []
     first_seen: dict[str, int] = {}
     for t in given:

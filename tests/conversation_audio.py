@@ -52,9 +52,9 @@ class Conversation:
     def mono(self) -> np.ndarray:
         return (self.left + self.right).astype(np.float32)
 
-    def rttm(self, names=("Agent", "Customer")) -> str:
+    def rttm(self, names=("Agent", "Customer"), file_id: str = "call") -> str:
         who = dict(zip("AB", names))
-        return "".join(f"SPEAKER call 1 {a:.3f} {b - a:.3f} <NA> <NA> {who[w]} <NA> <NA>\n" for w, a, b, _ in self.turns)
+        return "".join(f"SPEAKER {file_id} 1 {a:.3f} {b - a:.3f} <NA> <NA> {who[w]} <NA> <NA>\n" for w, a, b, _ in self.turns)
 
     def vtt(self, names=("Agent", "Customer")) -> str:
         who = dict(zip("AB", names))

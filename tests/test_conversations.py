@@ -285,3 +285,46 @@ def test_cli_predict_batch_and_embed_speaker(tiny_dir, campplus_dir, conversatio
     record = json.loads(emb.stdout)
     assert emb.returncode == 0 and record["file"] == str(mono) and len(record["embedding"]) == 192
     assert np.isfinite(record["embedding"]).all() and np.linalg.norm(record["embedding"]) > 0
+
+
+def test_a_corpus_rttm_gives_each_file_its_own_turns(tiny_dir, web, conversation, tmp_path):
+    """One RTTM holding the turns of several recordings, as corpus references ship them: each file
+    gets the lines of its file id (its name without the extension) in predict, batch and REST; a
+    file with none is an error naming the ids present."""
+    corpus = tmp_path / "corpus.rttm"
+    corpus.write_text(conversation.rttm(NAMES, "dev00") + conversation.rttm(("Ann", "Bob"), "dev01"), encoding="utf-8")
+    for stem in ("dev00", "dev01", "dev07"):
+        sf.write(tmp_path / f"{stem}.wav", conversation.mono(), RATE)
+    files = [str(tmp_path / f"{stem}.wav") for stem in ("dev00", "dev01")]
+    run = [sys.executable, "-m", "emotion_app"]
+    out = subprocess.run(
+        [*run, "predict", *files, "--model", str(tiny_dir), "--turns", str(corpus)], capture_output=True, text=True,
+        cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().split(str(tmp_path / "dev01.wav"))
+    assert "\n  Agent: " in first and "\n  Customer: " in first and "Ann" not in first
+    assert "\n  Ann: " in second and "\n  Bob: " in second and "Agent" not in second
+    batch = subprocess.run(
+        [*run, "batch", *files, str(tmp_path / "dev07.wav"), "--model", str(tiny_dir), "--turns", str(corpus),
+         "--out", str(tmp_path / "res")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert batch.returncode == 1, batch.stderr  # dev07 has no lines
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(tmp_path / "res" / "results.csv", encoding="utf-8"))}
+    assert rows["dev00.wav"]["speakers"].startswith("Agent=") and rows["dev01.wav"]["speakers"].startswith("Ann=")
+    assert "no turns of the recording 'dev07'" in rows["dev07.wav"]["error"] and "'dev00', 'dev01'" in rows["dev07.wav"]["error"]
+    vtt = tmp_path / "talk.vtt"
+    vtt.write_text(conversation.vtt(), encoding="utf-8")
+    one_for_all = subprocess.run(
+        [*run, "batch", *files, "--model", str(tiny_dir), "--turns", str(vtt), "--out", str(tmp_path / "res2")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert one_for_all.returncode == 2 and "must be an RTTM" in one_for_all.stderr and "--turns beside" in one_for_all.stderr
+    r = httpx.post(
+        web.url + "/api/predict",
+        files={"audio": ("dev01.wav", (tmp_path / "dev01.wav").read_bytes()), "turns": ("corpus.rttm", corpus.read_bytes())},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    assert [s["name"] for s in r.json()["speakers"]] == ["Ann", "Bob"]

@@ -192,10 +192,11 @@ def test_ray_records_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp
         assert all(s["sentiment"]["label"] in ("positive", "negative", "neutral") for s in talk["segments"])
 
 
-@pytest.mark.parametrize("mode", ["channels", "turns"])
+@pytest.mark.parametrize("mode", ["channels", "turns", "corpus"])
 def test_ray_conversations_equal_the_local_batch(local_ray, tiny_dir, tiny_engine, tmp_path, mode):
-    """Stereo calls (one party per channel) and recordings with their turns beside them: Ray's
-    records, speakers and conversation blocks included, are the local batch's."""
+    """Stereo calls (one party per channel), recordings with their turns beside them and recordings
+    with one RTTM of them all (a corpus's: each file its file id's lines): Ray's records, speakers
+    and conversation blocks included, are the local batch's."""
     import soundfile as sf
     from conversation_audio import call
 
@@ -205,12 +206,15 @@ def test_ray_conversations_equal_the_local_batch(local_ray, tiny_dir, tiny_engin
         c = call(2 + k)
         if mode == "channels":
             sf.write(root / f"call{k}.wav", c.stereo(), 16000)
-        else:
+        elif mode == "turns":
             sf.write(root / f"call{k}.wav", c.mono(), 16000)
             (root / f"call{k}.srt").write_text(c.srt(), encoding="utf-8")
-    request = RequestOptions.from_fields(
-        {"speakers": "channels", "names": "Agent,Customer"} if mode == "channels" else {}, charts=False
-    )
+        else:
+            sf.write(root / f"call{k}.wav", c.mono(), 16000)
+            with open(tmp_path / "corpus.rttm", "a", encoding="utf-8") as corpus:
+                corpus.write(c.rttm(("Agent", "Customer") if k == 0 else ("Ann", "Bob"), file_id=f"call{k}"))
+    fields = {"channels": {"speakers": "channels", "names": "Agent,Customer"}, "corpus": {"turns": str(tmp_path / "corpus.rttm")}}
+    request = RequestOptions.from_fields(fields.get(mode, {}), charts=False)
     if mode == "turns":
         request = request.with_turns(None)  # each file's turns beside it
     want = local_records(tiny_engine, [root], request, tmp_path / "local")
@@ -222,6 +226,8 @@ def test_ray_conversations_equal_the_local_batch(local_ray, tiny_dir, tiny_engin
     for g, w in zip(got, want):
         assert_same(g, w)
     assert [s["name"] for s in got[0]["speakers"]] == ["Agent", "Customer"] and got[1]["conversation"]["num_speakers"] == 2
+    if mode == "corpus":  # the second file's own lines
+        assert [s["name"] for s in got[1]["speakers"]] == ["Ann", "Bob"] and len(got[1]["segments"]) == 6
 
 
 def test_resume_merges_a_killed_runs_shards(local_ray, tiny_dir, tmp_path):

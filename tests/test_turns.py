@@ -54,10 +54,41 @@ def test_rttm_sorted_by_start(tmp_path):
     assert [t.start for t in read_turns(write(tmp_path, "x.rttm", text))] == [1.0, 7.0]
 
 
+CORPUS = """SPEAKER dev00 1 0.5 2.0 <NA> <NA> spk_a <NA> <NA>
+SPEAKER dev01 1 0.0 1.0 <NA> <NA> spk_c <NA> <NA>
+SPEAKER dev00 1 3.0 1.0 <NA> <NA> spk_b <NA> <NA>
+SPEAKER dev02 1 2.0 4.0 <NA> <NA> spk_d <NA> <NA>
+"""
+
+
+def test_a_corpus_rttm_gives_the_recordings_lines(tmp_path):
+    """One file holding several recordings (a corpus's reference): the lines of the audio's file id."""
+    path = write(tmp_path, "corpus.rttm", CORPUS)
+    assert read_turns(path, recording="dev00") == [Turn(0.5, 2.5, "spk_a"), Turn(3.0, 4.0, "spk_b")]
+    assert read_turns(path, recording="dev02", duration_s=6.0) == [Turn(2.0, 6.0, "spk_d")]
+    assert len(read_turns(path, every_recording=True)) == 4  # the check before the audio is known
+    with pytest.raises(TurnsError) as info:
+        read_turns(path, recording="dev07")
+    assert info.value.message == (
+        "corpus.rttm: no turns of the recording 'dev07' (RTTM's file id: the audio's name without its extension);"
+        " the file holds 'dev00', 'dev01', 'dev02'"
+    )
+    with pytest.raises(TurnsError, match=r"the turns of 3 recordings \('dev00', 'dev01', 'dev02'\); expected one"):
+        read_turns(path)
+    many = "".join(f"SPEAKER f{i:02d} 1 0 1 <NA> <NA> A <NA> <NA>\n" for i in range(13))
+    with pytest.raises(TurnsError, match="'f09' and 3 more$"):
+        read_turns(many, fmt="rttm", name="many.rttm", recording="g")
+
+
+def test_a_single_recording_rttm_is_read_whatever_its_file_id(tmp_path):
+    """pyannote writes its own file id (and <NA> fields): one recording's lines are the audio's."""
+    path = write(tmp_path, "call.rttm", RTTM)
+    assert read_turns(path, recording="renamed_call") == read_turns(path) and len(read_turns(path)) == 3
+
+
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("SPEAKER other 1 5.0 1.0 <NA> <NA> SPEAKER_00 <NA> <NA>", "a second recording ('other'; line 3 was 'call')"),
         ("SPEAKER call 1 five 1.0 <NA> <NA> SPEAKER_00 <NA> <NA>", "onset and duration must be numbers of seconds"),
         ("SPEAKER call 1 5.0", "a SPEAKER line has at least 8 fields, this one 4"),
         ("SPEAKER call 1 5.0 0 <NA> <NA> SPEAKER_00 <NA> <NA>", "the duration is 0; expected a duration above 0 s"),

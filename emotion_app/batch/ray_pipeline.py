@@ -212,7 +212,7 @@ def build_dataset(rows: list[dict], request: RequestOptions, engine_options: dic
     cuda = options.gpus_per_actor > 0
     per_call = options.rows_per_call or 8 * (engine_options.get("batch_size") or (16 if cuda else 4))
     max_s = EngineOptions.make(engine_options).max_duration_s
-    config = DecodeConfig(request.segment, max_s, _vad_file(engine_options), request.speakers)
+    config = DecodeConfig(request.segment, max_s, _vad_file(engine_options), request.speakers, request.turns)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.files_per_task)))
     ds = ds.map_batches(
         decode_rows,

@@ -61,6 +61,7 @@ class DecodeConfig:
     max_duration_s: float
     vad_file: str | None = None
     speakers: SpeakerOptions | None = None  # a conversation: channels and turns are planned here, voices by the actors
+    turns: TurnsFile | None = None  # a corpus's RTTM (each file its lines); None: the turns file beside each file
 
 
 # -- input rows ----------------------------------------------------------------------------------------
@@ -192,8 +193,8 @@ def _decode_one(row: dict, config: DecodeConfig) -> tuple[np.ndarray, np.ndarray
 def _conversation(src, row: dict, config: DecodeConfig) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """A conversation's segments: per channel, or the turns beside the file, planned and cut here;
     for auto/N the speech segments, whose voices the actors tell apart. (samples, spans, total, who)."""
-    speakers, turns = config.speakers, None
-    if speakers.mode == "turns":
+    speakers, turns = config.speakers, config.turns
+    if speakers.mode == "turns" and turns is None:
         if not row["path"]:
             raise _RowError(f"{row['name']}: turns are read beside local files only, not inside archives or from URIs.")
         turns = TurnsFile.beside(Path(row["path"]), row["name"])

@@ -197,5 +197,6 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     c.add_argument("--names", default=OFF, help="the speakers' names in order, comma-separated: Agent,Customer")
     c.add_argument(
         "--turns", default=OFF, metavar="FILE",
-        help="use these turns (RTTM, WebVTT, SRT, whisper/whisperX JSON); batch: `beside` (call.rttm|vtt|srt|json by call.wav)",
+        help="use these turns (RTTM, WebVTT, SRT, whisper/whisperX JSON; an RTTM of several recordings gives each file"
+        " the lines of its name without the extension); batch: `beside` (call.rttm|vtt|srt|json by call.wav) or an RTTM",
     )  # fmt: skip

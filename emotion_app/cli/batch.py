@@ -97,16 +97,24 @@ def run(args) -> int:
 
 
 def batch_request(args):
-    """The batch's RequestOptions; `--turns beside`: each file on the turns file beside it."""
+    """The batch's RequestOptions; `--turns beside`: each file on the turns file beside it;
+    `--turns corpus.rttm`: each file on that RTTM's lines of its file id (the file's name without
+    its extension)."""
     from ..fields import OptionError
 
     turns = getattr(args, "turns", None)
-    if turns is not None and turns != "beside":
-        raise OptionError("batch reads each file's turns beside it: --turns beside (call.wav with call.rttm|.vtt|.srt|.json)")
     if turns == "beside":
         del args.turns
     request = request_from(args)
-    return request.with_turns(None) if turns == "beside" else request
+    if turns == "beside":
+        return request.with_turns(None)
+    if request.turns is not None and request.turns.format != "rttm":
+        raise OptionError(
+            f"batch --turns {request.turns.name}: one file of turns for every file of a batch must be an RTTM, whose"
+            " lines name their recording; for WebVTT, SRT or JSON give each file its own: --turns beside"
+            " (call.wav with call.rttm|.vtt|.srt|.json)"
+        )
+    return request
 
 
 def run_ray(args) -> int:

@@ -61,10 +61,13 @@ def run(args) -> int:
     from ..batch.local import iter_batch
     from ..errors import EmotionAppError
 
-    if getattr(args, "turns", None) and len(args.files) > 1:
-        return fail("--turns gives the turns of one recording: give one FILE with it (batch: --turns beside each file)")
     try:
         request = request_from(args)
+        if request.turns is not None and len(args.files) > 1 and request.turns.format != "rttm":
+            return fail(
+                f"--turns {request.turns.name} gives the turns of one recording: give one FILE with it, or an RTTM whose"
+                " lines name each file's recording (batch: --turns beside each file)"
+            )
         engine = engine_from(args)
     except EmotionAppError as exc:
         return fail(exc.message)

@@ -6,7 +6,9 @@ start (then end). Overlapping turns are kept: people talk over each other. The f
 
 - rttm: what pyannote writes, one `SPEAKER <file> <chan> <onset> <duration> <NA> <NA> <speaker> <NA> <NA>`
   line per turn (onset and duration in seconds). Other line types (SPKR-INFO, ...) and `;;`
-  comments are skipped. One recording's lines only: a second file id is refused.
+  comments are skipped. A file holding several recordings (a corpus's reference) gives the lines of
+  `recording` (the audio's name without its extension, as RTTM's file id names it), an error listing
+  the ids present when none matches; a single recording's lines are taken whatever their id.
 - vtt: WebVTT. The speaker is the first `<v Name>` voice tag of the cue (`<v.loud Name>` too); a cue
   without one takes a leading `Name:` as the speaker, as in SRT. The text is the cue's lines without
   tags, joined by spaces. Cue ids, NOTE/STYLE/REGION blocks and cue settings are skipped; times are
@@ -51,6 +53,7 @@ MAX_BYTES = 20 * 1024**2  # a turns file larger than this is refused (2 h of sub
 MAX_NAME_CHARS = 32  # a `Name:` prefix longer than this is text, not a speaker
 MAX_NAME_WORDS = 4
 SHOWN_CHARS = 60  # characters of a bad line quoted in a message
+MAX_IDS_SHOWN = 10  # an RTTM's file ids listed in a message
 
 EXPECTED = {
     "rttm": "SPEAKER <file> <channel> <onset s> <duration s> <NA> <NA> <speaker> <NA> <NA>",
@@ -110,11 +113,19 @@ class TurnsFile:
             if not path.is_file():
                 raise TurnsError(f"{path.name}: no such turns file; give an RTTM, WebVTT, SRT or whisper JSON file.")
             turns = cls(path.read_bytes(), path.name)
-        turns.read()
+        read_turns(turns.data, name=turns.name, every_recording=True)
         return turns
 
-    def read(self, duration_s: float | None = None) -> list[Turn]:
-        return read_turns(self.data, name=self.name, duration_s=duration_s)
+    def read(self, duration_s: float | None = None, recording: str | None = None) -> list[Turn]:
+        """The turns of the recording named `recording` (the audio's name without its extension:
+        an RTTM of several recordings gives its lines), checked against `duration_s`."""
+        return read_turns(self.data, name=self.name, duration_s=duration_s, recording=recording)
+
+    @property
+    def format(self) -> str:
+        """rttm, vtt, srt or json (from the name's suffix, else the content)."""
+        data, shown, suffix = _source(self.data, self.name)
+        return _format(None, suffix, _decode(data, shown), shown)
 
     @classmethod
     def beside(cls, audio: Path, shown: str | None = None) -> TurnsFile:
@@ -145,12 +156,16 @@ def read_turns(
     fmt: str | None = None,
     duration_s: float | None = None,
     name: str | None = None,
+    recording: str | None = None,
+    every_recording: bool = False,
 ) -> list[Turn]:
     """The turns of a file (a path) or of its content (text or bytes), sorted by start.
 
     `fmt`: rttm, vtt, srt or json; None: from the suffix, else from the content. `duration_s`: the
     recording's duration, to refuse turns outside it and clip ends just past it. `name`: the file
     name shown in messages when content is given (default "turns"; for a path, the file's name).
+    `recording`: the audio's name without its extension, which selects an RTTM's lines when it holds
+    several recordings; `every_recording`: all of them (a check of the file before the audio is known).
     A str is read as a path when it is one line naming an existing file or ending in .rttm, .vtt,
     .srt or .json; otherwise as the content. Raises TurnsError (code bad_turns)."""
     if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
@@ -164,7 +179,7 @@ def read_turns(
         raw = _json(text, shown)
     else:
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        raw = {"rttm": _rttm, "vtt": _vtt, "srt": _srt}[fmt](lines, shown)
+        raw = _rttm(lines, shown, recording, every_recording) if fmt == "rttm" else {"vtt": _vtt, "srt": _srt}[fmt](lines, shown)
     turns = [_checked(r, shown, duration_s) for r in raw]
     if not turns:
         raise TurnsError(f"{shown}: no turns found; expected {EXPECTED[fmt]}")
@@ -269,8 +284,8 @@ def _number(token: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _rttm(lines: list[str], shown: str) -> list[_Raw]:
-    out, file_id = [], None
+def _rttm(lines: list[str], shown: str, recording: str | None, every_recording: bool) -> list[_Raw]:
+    by_id: dict[str, list[_Raw]] = {}  # file id -> its turns, in the file's order
     for n, line in enumerate(lines, 1):
         fields = line.split()
         if not fields or fields[0].startswith(";;"):
@@ -288,19 +303,25 @@ def _rttm(lines: list[str], shown: str) -> list[_Raw]:
             raise _fail(shown, n, line, f"onset and duration must be numbers of seconds, not {fields[3]!r} and {fields[4]!r}")
         if duration <= 0:
             raise _fail(shown, n, line, f"the duration is {fields[4]}; expected a duration above 0 s")
-        if file_id is None:
-            file_id = (fields[1], n)
-        elif fields[1] != file_id[0]:
-            raise _fail(
-                shown,
-                n,
-                line,
-                f"a second recording ({fields[1]!r}; line {file_id[1]} was {file_id[0]!r}); "
-                "expected the lines of one recording: keep only its SPEAKER lines",
-            )
         speaker = None if fields[7] in ("<NA>", "NA") else fields[7]
-        out.append(_Raw(f"line {n}", line, onset, onset + duration, speaker, None))
-    return out
+        by_id.setdefault(fields[1], []).append(_Raw(f"line {n}", line, onset, onset + duration, speaker, None))
+    if len(by_id) <= 1 or every_recording:
+        return [r for raws in by_id.values() for r in raws]
+    if recording in by_id:
+        return by_id[recording]
+    ids = list(by_id)
+    listed = ", ".join(repr(i) for i in ids[:MAX_IDS_SHOWN]) + (
+        f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else ""
+    )
+    if recording is None:
+        raise TurnsError(
+            f"{shown}: the turns of {len(ids)} recordings ({listed}); expected one recording's, or an audio file named"
+            " after one of them (its name without the extension is RTTM's file id)"
+        )
+    raise TurnsError(
+        f"{shown}: no turns of the recording {recording!r} (RTTM's file id: the audio's name without its extension);"
+        f" the file holds {listed}"
+    )
 
 
 def _blocks(lines: list[str]) -> list[list[tuple[int, str]]]:
