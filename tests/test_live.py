@@ -171,8 +171,10 @@ class GatedEngine:
         self.batches: list[list[float]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set when a batch reached the model (and waits at the gate)
 
     def run_chunks(self, chunks, keep_frames=False):
+        self.entered.set()
         self.gate.wait(10)
         self.batches.append([float(c[0]) for c in chunks])  # each window is tagged by its first sample
         return [SimpleNamespace(probabilities=np.array([c[0], 1.0, 0.0])) for c in chunks]
@@ -183,7 +185,7 @@ def test_scheduler_takes_one_window_per_session_per_call_oldest_first():
     scheduler = LiveScheduler(engine, max_batch=8)
     engine.gate.clear()
     first = scheduler.submit(0, np.full(100, -1.0, np.float32), time.perf_counter())
-    time.sleep(0.2)  # the worker holds the first window in the (gated) model
+    assert engine.entered.wait(10)  # the worker holds the first window in the (gated) model
     fast = [scheduler.submit(1, np.full(100, 10.0 + k, np.float32), time.perf_counter()) for k in range(5)]
     slow = [scheduler.submit(2, np.full(100, 20.0 + k, np.float32), time.perf_counter()) for k in range(2)]
     engine.gate.set()
@@ -198,7 +200,7 @@ def test_scheduler_drops_cancelled_windows_and_reports_model_errors():
     scheduler = LiveScheduler(engine)
     engine.gate.clear()
     held = scheduler.submit(0, np.zeros(10, np.float32), 0.0)
-    time.sleep(0.2)
+    assert engine.entered.wait(10)  # held at the model
     dropped = scheduler.submit(1, np.ones(10, np.float32), 0.0)
     assert dropped.cancel()
     scheduler.drop(0)  # nothing queued for 0 any more; the window in the model still finishes
@@ -355,8 +357,8 @@ def test_a_fast_clients_queue_is_not_lateness():
     engine.gate.clear()
     now = time.perf_counter()
     fast = [scheduler.submit(1, np.full(100, 10.0 + k, np.float32), now) for k in range(4)]
+    assert engine.entered.wait(10)  # the worker holds the fast client's first window at the (gated) model
     steady = scheduler.submit(2, np.full(100, 20.0, np.float32), now)
-    time.sleep(0.05)  # the worker holds the fast client's first window at the (gated) model
     engine.gate.set()
     for future in [*fast, steady]:
         future.result(timeout=10)

@@ -150,22 +150,23 @@ def test_the_live_tab_beside_websocket_takes(web, tmp_path):
 
 
 def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(web, monkeypatch):
-    """A client that sends a minute of audio at once and never reads: its messages pile up until the
-    outbox is full or a send waits SEND_TIMEOUT_S (the final result's, where the kernel's buffers
-    held every hop), the server drops it and frees its slot and folder, and a caller beside it gets
-    every hop on time. (On CI the final send used to wait forever: the slot was never freed.)"""
+    """A client that sends a minute of audio at once, then neither reads nor sends: the hub keeps
+    only its latest windows (their few hops fit in the kernel's buffers), the take is closed when
+    it goes quiet (idle, 1008), its slot and folder are freed, and a caller beside it gets every
+    hop on time. (On CI the final send used to wait forever: the slot was never freed.)"""
     from websockets.sync.client import connect
 
     from emotion_app.web.api import stream
 
-    monkeypatch.setattr(stream, "SEND_TIMEOUT_S", 3.0)  # the default 10 s, three times over, only waits longer
+    monkeypatch.setattr(stream, "IDLE_TIMEOUT_S", 5.0)  # the default 30 s, six times over, only waits longer
+    monkeypatch.setattr(stream, "SEND_TIMEOUT_S", 3.0)  # (10 s)
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # its kernel buffer fills at once
     sock.connect(("127.0.0.1", int(web.url.rsplit(":", 1)[1])))
     slow = connect(web.url.replace("http://", "ws://") + "/api/stream", sock=sock, max_queue=1, proxy=None)
     slow.send(json.dumps({"sample_rate": 16000, "window_s": 0.5, "hop_s": 0.1}))
-    before = web.live.active
+    before, idle = web.live.active, web.live.counters.get("closed_1008", 0)
     data = (speechlike(60.0, 16000, seed=3) * 32767).astype("<i2").tobytes()
     dropped = threading.Event()
 
@@ -186,6 +187,7 @@ def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(web, monkeypatc
     # the slow client is gone: its slot and its take's folder are freed
     assert wait_for(lambda: web.live.active < before or web.live.active == 0, timeout=60)
     assert wait_for(lambda: temp_folders(web.outputs) == [], timeout=30)
+    assert web.live.counters.get("closed_1008", 0) == idle + 1  # closed as idle, not ended
     slow.socket.close()
 
 
