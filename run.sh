@@ -68,7 +68,7 @@ case "${1:-}" in
     workers=$(nproc)  # one pytest-xdist worker per core, at most 4 (each builds the session's fixtures)
     [ "$workers" -gt 4 ] && workers=4
     # a module's tests in one worker (tests/workers.py); the slowest ten at the end
-    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup --durations=10 "$@"
+    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup --no-loadscope-reorder --durations=10 "$@"
     ;;
   serve|predict|batch|evaluate|train-head|embed-speaker|make-checkpoint|export-onnx)
     setup requirements.txt

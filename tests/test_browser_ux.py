@@ -16,6 +16,8 @@ from conftest import free_port
 
 from emotion_app.constants import LABEL_KEYS
 
+pytestmark = pytest.mark.long  # started first in its worker (tests/workers.py)
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 DESKTOP = {"width": 1366, "height": 900}

@@ -26,6 +26,8 @@ from audio_files import speechlike, write_audio
 from conftest import free_port
 from test_stream import open_ws, pcm16, read_all, send_audio, start
 
+pytestmark = pytest.mark.long  # started first in its worker (tests/workers.py)
+
 ROOT = Path(__file__).parent.parent
 START_TIMEOUT_S = 600  # the .venv's install (about a minute here) and the server's start
 
@@ -65,10 +67,13 @@ def fresh_copy(tmp_path_factory) -> Path:
 
 
 def clean_env(**extra) -> dict:
-    """The environment of a new terminal: no venv of ours on PATH, nothing pointing into the checkout."""
+    """The environment of a new terminal: no venv of ours on PATH, nothing pointing into the checkout.
+    pip does not byte-compile what it installs (PIP_COMPILE=false, a user's setting like any; pip
+    reads PIP_NO_COMPILE=1 as compile=1): the same packages, 16,000 .pyc files fewer to write;
+    Python compiles what the server imports."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
-    return {**env, **extra}
+    return {**env, "PIP_COMPILE": "false", **extra}
 
 
 def serve_and_check(command: list[str], cwd: Path, outputs: Path, log: Path) -> dict:

@@ -14,6 +14,8 @@ from audio_files import espeak, speechlike, write_audio
 from emotion_app.audio.segmenter import SegmentOptions
 from emotion_app.longform import analyze_long
 
+pytestmark = pytest.mark.long  # started first in its worker (tests/workers.py)
+
 
 def as_json(rec) -> dict:
     """result.json's content of a recording (analysis/report.py)."""

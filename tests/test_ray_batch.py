@@ -29,6 +29,8 @@ from emotion_app.batch.ray_stages import Scorer, collect_rows  # noqa: E402
 from emotion_app.batch.tables import ResultsWriter  # noqa: E402
 from emotion_app.request import RequestOptions  # noqa: E402
 
+pytestmark = pytest.mark.long  # started first in its worker (tests/workers.py)
+
 SMALL = RayOptions(files_per_task=2, rows_per_call=2, decoder_memory_gb=0.5, actor_memory_gb=1.0)  # several blocks
 
 

@@ -10,19 +10,25 @@ waiting solo test from being passed by the other workers' tests forever.
 
 torch's threads: each worker gets its share of the cores for ordinary tests (two processes with
 two threads each on two cores spin against each other, as FunASR's default of four threads did in
-one), a solo test all of them. Without xdist, every test starts with torch's own default.
+one), a solo test all of them; the processes a test starts (servers, the CLI, memory probes) get
+the share too (OMP_NUM_THREADS). Without xdist, every test starts with torch's own default.
+
+The order: the full-size model's group first (built while the other workers run their tests),
+then the modules marked `long` (started early, they do not end the run alone), then the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
-_default_threads: list[int] = []  # torch's own thread count, read once before any test changes it
+CORES = os.cpu_count() or 1
+_torch_default: list[int] = []  # torch's thread count before any test changed it
 
 
 def _workers(config) -> int:
@@ -50,13 +56,25 @@ def _turn(config, solo: bool):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _share(config) -> int:
+    return max(1, CORES // _workers(config))
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # before torch is imported: this worker's processes, and it
+        os.environ.setdefault("OMP_NUM_THREADS", str(_share(config)))
+
+
 def _set_threads(config, solo: bool) -> None:
+    """Before each test, whatever an earlier one set (an Engine(threads=N), a library's default)."""
     import torch
 
-    if not _default_threads:
-        _default_threads.append(torch.get_num_threads())
-    cores = _default_threads[0]
-    torch.set_num_threads(cores if solo else max(1, cores // _workers(config)))
+    if not _torch_default:
+        _torch_default.append(torch.get_num_threads())
+    if hasattr(config, "workerinput"):
+        torch.set_num_threads(CORES if solo else _share(config))
+    else:
+        torch.set_num_threads(_torch_default[0])
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -67,14 +85,26 @@ def pytest_runtest_protocol(item, nextitem):
         yield
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
     """Each module's tests go to one worker (its module fixtures, servers and browsers built once),
     unless marked for a group of their own (`xdist_group("heavy")`: the tests that share the
     full-size model, and the solo ones). Those groups go first, their solo tests last in them: the
     full-size model is built while the other workers run their own tests, and when the solo tests
-    come the other workers still have work for after them (at the very end they would sit idle)."""
+    come the other workers still have work for after them (at the very end they would sit idle).
+    Then the `long` modules, then the rest (run.sh keeps this order: --no-loadscope-reorder)."""
     grouped = {item.nodeid for item in items if item.get_closest_marker("xdist_group") is not None}
     for item in items:
         if item.nodeid not in grouped:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items.sort(key=lambda item: (item.nodeid not in grouped, item.get_closest_marker("solo") is not None))
+    items.sort(
+        key=lambda item: (
+            item.nodeid not in grouped,
+            item.get_closest_marker("long") is None,
+            item.get_closest_marker("solo") is not None,
+        )
+    )
+    if getattr(config.option, "loadgroup", False) and hasattr(items[0] if items else None, "_id"):
+        for item in items:  # xdist 3.8 writes the group into `_nodeid`, which pytest 9.2 no longer reads
+            group = item.get_closest_marker("xdist_group").args[0]
+            item._id = type(item._id).parse(f"{item.nodeid}@{group}")
