@@ -311,7 +311,7 @@ def test_smoothing_changes_without_the_model_and_a_segment_plays(browser, app, t
     assert len(app.calls) == calls  # re-read from the kept frames: no model call
     assert page.locator("#zero-phase").is_visible()
     page.locator("#segments [role=gridcell][aria-rowindex='2'][aria-colindex='3']").click()  # the first segment
-    page.wait_for_selector("#segment-audio audio, #segment-audio [data-testid='waveform-x']", state="attached", timeout=10_000)
+    page.wait_for_selector("#segment-audio audio, #segment-audio [data-testid='waveform-x']", state="attached", timeout=30_000)
     page.wait_for_selector("#segment-audio", state="visible", timeout=10_000)  # shown once its audio is set
     page.close()
 
