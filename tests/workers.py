@@ -5,13 +5,12 @@ in one worker, the modules side by side. Tests that measure time on the machine 
 the live meter's capacity, event-loop stalls) are marked `solo` and run alone: a lock file shared
 by the workers is held shared by every other test and exclusively by a solo one, over its whole
 setup, call and teardown (module fixtures included: a server that measures its capacity at
-start-up does so alone). A turnstile lock in front keeps a
-waiting solo test from being passed by the other workers' tests forever.
+start-up does so alone). A turnstile lock in front keeps a waiting solo test from being passed by
+the other workers' tests forever.
 
 torch's threads: each worker gets its share of the cores for ordinary tests (two processes with
 two threads each on two cores spin against each other, as FunASR's default of four threads did in
-one), a solo test all of them; the processes a test starts (servers, the CLI, memory probes) get
-the share too (OMP_NUM_THREADS). Without xdist, every test starts with torch's own default.
+one), a solo test all of them. Without xdist, every test starts with torch's own default.
 
 The order: the full-size model's group first (built while the other workers run their tests),
 then the modules marked `long` (started early, they do not end the run alone), then the rest.
@@ -58,11 +57,6 @@ def _turn(config, solo: bool):
 
 def _share(config) -> int:
     return max(1, CORES // _workers(config))
-
-
-def pytest_configure(config):
-    if hasattr(config, "workerinput"):  # before torch is imported: this worker's processes, and it
-        os.environ.setdefault("OMP_NUM_THREADS", str(_share(config)))
 
 
 def _set_threads(config, solo: bool) -> None:
