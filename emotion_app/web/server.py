@@ -209,6 +209,9 @@ def serve(app, host: str, port: int, start_timeout_s: float = 120.0) -> Served:
         app,
         host=host.strip("[]"),
         port=port,
+        # h11 whatever else is installed (ray[serve] brings httptools, which uvicorn would pick): the
+        # same parser everywhere, reading a chunked body as it arrives for the guard's limit
+        http="h11",
         ws=capped_send_buffer(AutoWebSocketsProtocol),
         ws_max_size=MAX_MESSAGE_BYTES,
         lifespan="on",  # a lifespan that fails to start stops the server rather than serving without it
