@@ -211,6 +211,18 @@ def test_the_timeline_keeps_its_lines_across_two_language_switches(browser, app,
     page.close()
 
 
+def settled_english(page, timeout_s: float = 15.0) -> dict:
+    """The English words on the page once Gradio's own status lines are gone: its queue line ("In
+    queue: 1 of 1") follows the browser's locale, not the page's language, and shows while a
+    follow-up event waits on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    words = english_words(page.evaluate(VISIBLE_TEXT))
+    while words and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        words = english_words(page.evaluate(VISIBLE_TEXT))
+    return words
+
+
 def test_chinese_mode_has_no_english_in_any_tab(browser, app, tmp_path):
     clips = [write_audio(tmp_path / f"clip{i}.wav", speechlike(2.0 + i, seed=i), 16000, "wav") for i in range(2)]
     bad = tmp_path / "bad.wav"
@@ -222,29 +234,29 @@ def test_chinese_mode_has_no_english_in_any_tab(browser, app, tmp_path):
     page.locator("#granularity input[value='frame']").check()
     page.click("#start")
     page.wait_for_selector("#timeline polyline.ea-line", timeout=60_000)
-    found = {"分析": english_words(page.evaluate(VISIBLE_TEXT))}
+    found = {"分析": settled_english(page)}
     page.get_by_role("tab", name="对比多段音频").click()
     page.locator("#cmp-files input[type=file]").set_input_files([str(c) for c in (*clips, bad)])
     page.wait_for_selector("#cmp-files td[aria-label='bad.wav']")
     page.click("#cmp-start")
     page.wait_for_selector("#similarity img", timeout=60_000)
-    found["对比"] = english_words(page.evaluate(VISIBLE_TEXT))
+    found["对比"] = settled_english(page)
     page.get_by_role("tab", name="长录音").click()
     upload(page, "long-file", clips[1])
     page.locator("#long-mode input[value='window']").check()
     page.click("#long-start")
     page.wait_for_selector("#long-band .ea-seg", timeout=60_000)
-    found["长录音"] = english_words(page.evaluate(VISIBLE_TEXT))
+    found["长录音"] = settled_english(page)
     page.get_by_role("tab", name="批量处理").click()
     page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in (*clips, bad)])
     page.wait_for_selector("#batch-files td[aria-label='bad.wav']")
     page.click("#batch-start")
     page.wait_for_selector("#batch-table [role=grid][aria-rowcount='4']", timeout=60_000)
-    found["批量"] = english_words(page.evaluate(VISIBLE_TEXT))
+    found["批量"] = settled_english(page)
     for tab in page.locator("button[role=tab]").all()[4:]:  # the other tabs, as they open
         tab.click()
         page.wait_for_timeout(300)
-        found[tab.inner_text()] = english_words(page.evaluate(VISIBLE_TEXT))
+        found[tab.inner_text()] = settled_english(page)
     assert {tab: words for tab, words in found.items() if words} == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     page.close()
