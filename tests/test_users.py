@@ -236,3 +236,25 @@ def test_the_audit_log(server, wav):
     text = "".join(f.read_text() for f in files)
     for secret in [*server.keys.values(), PASSWORD, AUTH[1], base64.b64encode(wav[:48]).decode(), "RIFF"]:
         assert secret not in text
+
+
+def test_the_page_keeps_its_users_results_and_lists_only_theirs(server, tmp_path, wav):
+    from types import SimpleNamespace
+
+    from gradio_client import Client, handle_file
+
+    from emotion_app.web.ui.common import bind
+    from emotion_app.web.ui.my_results import my_results
+
+    (tmp_path / "a.wav").write_bytes(wav)
+    client = Client(server.url + "/", auth=("ana", PASSWORD), verbose=False)
+    made = client.predict(handle_file(str(tmp_path / "a.wav")), "utterance", False, api_name="/predict")["output_dir"]
+    outputs = server.folder / "outputs"
+    assert (outputs / made / ".owner").read_text() == "ana"
+    bobs = predict(server, server.keys["bob"], wav)["output_dir"]
+    listing = bind(my_results, outputs)  # the page's event, as Gradio calls it: the request last
+    ana_sees, bob_sees = listing("en", SimpleNamespace(username="ana")), listing("zh", SimpleNamespace(username="bob"))
+    made, bobs = f"/api/outputs/{made}/", f"/api/outputs/{bobs}/"  # in the links
+    assert made in ana_sees and bobs not in ana_sees
+    assert bobs in bob_sees and made not in bob_sees and "文件" in bob_sees
+    assert "No results of yours yet" in listing("en", SimpleNamespace(username="nobody"))

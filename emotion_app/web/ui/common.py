@@ -112,11 +112,14 @@ def owned(call: Callable, params: list[inspect.Parameter], name: str) -> Callabl
         params = [*params[:at], request, *params[at:]]
 
     def event(*args, **kwargs):
-        user = None
-        if with_request:
-            asked = args[at] if len(args) > at else kwargs.pop("request", None)
-            args = args[:at] + args[at + 1 :]
-            user = getattr(asked, "username", None)
+        asked = None
+        if with_request and len(args) > at:
+            asked, args = args[at], args[:at] + args[at + 1 :]
+        elif with_request and args and isinstance(args[-1], gr.Request):  # fewer inputs than parameters
+            asked, args = args[-1], args[:-1]
+        elif with_request:
+            asked = kwargs.pop("request", None)
+        user = getattr(asked, "username", None)
         with owned_by(user):
             return call(*args, **kwargs)
 
