@@ -193,7 +193,7 @@ def test_mcp_takes_a_key(server, wav):
     assert folder in {r["folder"] for r in results(server, server.keys["bob"]).json()["results"]}
 
 
-def test_the_page_logs_in_with_the_users_password(server):
+def test_the_page_logs_in_with_the_users_password(server, wav):
     with httpx.Client(base_url=server.url, timeout=30) as page:
         assert page.post("/login", data={"username": "ana", "password": "wrong"}).status_code == 400
         assert page.post("/login", data={"username": "bob", "password": "x"}).status_code == 400  # keys only
@@ -201,6 +201,8 @@ def test_the_page_logs_in_with_the_users_password(server):
         assert page.get("/gradio_api/user").json() == "ana"
         mine = page.get("/api/results")  # the page's session names its user to the API too
         assert mine.status_code == 200 and mine.json()["user"] == "ana"
+        posted = page.post("/api/predict", files={"audio": ("a.wav", wav)})  # for reading only: no cross-site posts
+        assert posted.status_code == 401 and posted.json()["code"] == "unauthorized"
         assert page.post("/login", data={"username": AUTH[0], "password": AUTH[1]}).status_code == 200  # and --auth's
 
 

@@ -2,7 +2,8 @@
 
 The guard (guard.py) asks `Callers.identify` for every request: an `Authorization: Bearer KEY`
 header names a user by their API key (web/users.py); without one, the page's login cookie names
-the user who logged in on the page (Gradio keeps its sessions; `page_user` reads them). The user
+the user who logged in on the page (Gradio keeps its sessions; `page_user` reads them), for GET
+and HEAD requests (reading one's results, following their links). The user
 goes into the request's ASGI scope (`scope[SCOPE_KEY]`) for the routes to read: per request, no
 global. The REST API, /api/stream and /mcp need a caller: a request without one is answered 401.
 
@@ -113,9 +114,11 @@ class Callers:
         self.limits = Limits()
         self.page_user: Callable[[dict[str, str]], str | None] | None = None  # cookies -> the page's logged-in user
 
-    def identify(self, headers) -> tuple[User | None, str | None, Refusal | None]:
+    def identify(self, headers, method: str = "GET") -> tuple[User | None, str | None, Refusal | None]:
         """(user, how: "key" or "page", None), or (None, None, a refusal for a key that is not
-        valid), or (None, None, None) when the request names nobody. On the event loop: no disk."""
+        valid), or (None, None, None) when the request names nobody. The page's login counts for
+        reading only (GET, HEAD: one's results and their links), so that another site's form
+        cannot make the browser of someone logged in post to the API. On the event loop: no disk."""
         auth = headers.get("authorization")
         if auth is not None and auth[:7].lower() == "bearer ":
             user = self.store.user_for_key(auth[7:])
@@ -123,7 +126,7 @@ class Callers:
                 message = "The API key is not valid (unknown or revoked); make one with `emotion-app users key NAME`."
                 return None, None, Refusal("bad_key", message, {"www-authenticate": 'Bearer realm="emotion_app"'})
             return user, "key", None
-        if self.page_user is not None and "cookie" in headers:
+        if self.page_user is not None and "cookie" in headers and method in ("GET", "HEAD"):
             name = self.page_user(_cookies(headers.get("cookie", "")))
             user = self.store.users.get(name) if name else None  # a user removed since is nobody
             if user is not None:

@@ -22,9 +22,10 @@ Before any route runs it checks, in this order:
   read (408 `timeout`), so a stalled or trickled upload cannot hold a connection for minutes.
 
 Refusals close the connection (the rest of the body is never read); a WebSocket's refusal is the
-same JSON answer where the ASGI server can send one, else a close with the code's close code.
-With `--audit-log` every request that does something is written to the audit log (audit.py). The body limit is per
-request: one REST upload, or one page upload (the Batch tab sends all its files in one request).
+same JSON answer where the ASGI server can send one, else a close with the code's close code. The
+body limit is per request: one REST upload, or one page upload (the Batch tab sends all its files
+in one request). With `--audit-log` each request that does something is written to the audit log
+(audit.py).
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ class Guard:
             return await self._preflight(send, origin, headers)
         if self.callers is None:
             return await self._route(scope, receive, send, headers)
-        user, via, refusal = self.callers.identify(headers)
+        user, via, refusal = self.callers.identify(headers, scope.get("method", "GET"))
         if user is not None:
             scope[SCOPE_KEY] = user
             entry["user"], entry["via"] = user.name, via
