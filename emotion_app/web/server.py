@@ -5,9 +5,8 @@
 
 Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
 time limits, login throttling, with --users the caller and their limits, with --audit-log the
-audit log), download links carry a secret key (outputs.py), old results are
-deleted by a sweeper thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics
-are off.
+audit log), download links carry a secret key (outputs.py), old results are deleted by a sweeper
+thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics are off.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -254,7 +254,6 @@ def local_url(host: str, port: int) -> str:
 def _share_link(host: str, port: int) -> str | None:
     """A temporary public https link through Gradio's share server (the tunnel launch() opens for
     share=True), or None, logged, when it cannot be made (it needs internet and downloads a client)."""
-    import secrets
     from urllib.parse import urlparse
 
     from gradio.networking import setup_tunnel
@@ -358,8 +357,6 @@ def _page_login(auth: tuple[str, str] | None, callers):
 
     async def login(name: str, password: str) -> bool:
         if auth is not None and name == auth[0]:
-            import secrets
-
             return secrets.compare_digest(password.encode(), auth[1].encode())
         return await callers.check_login(name, password)
 

@@ -7,8 +7,8 @@ a `turns` file, for a conversation);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
 `--auth`) is throttled per client address (throttle.py); with `--users` the guard has found the
-caller (callers.py) and each result is its caller's: `GET /api/results` lists one's own. Body size and time limits, the Host check
-and CORS are the guard's (guard.py), in front of every route.
+caller (callers.py). Each result is its caller's: `GET /api/results` lists one's own. Body size
+and time limits, the Host check and CORS are the guard's (guard.py), in front of every route.
 """
 
 from __future__ import annotations
