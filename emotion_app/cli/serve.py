@@ -127,6 +127,10 @@ def run(args) -> int:
 
     try:
         require_websockets()  # before the model's load: a missing library is said at once
+        if args.users:  # and so is a users file that cannot be read (the server reads it again)
+            from ..web.users import load
+
+            load(Path(args.users))
     except EmotionAppError as exc:
         logging.getLogger(__name__).error("%s", exc)
         return 1
