@@ -165,6 +165,17 @@ ERRORS: dict[str, ErrorCode] = {
     # the server's front door and the MCP tools
     "internal": ErrorCode(500, "Internal server error; see the server's log.", "服务器内部错误，请查看服务器日志。", close=1011),
     "unauthorized": ErrorCode(401, "Authentication required.", "需要登录。"),
+    "bad_key": ErrorCode(401, "The API key is not valid (unknown or revoked).", "API 密钥无效（未知或已撤销）。"),
+    "rate_limited": ErrorCode(
+        429, "Too many requests from this user; wait a moment and try again.", "该用户请求过于频繁，请稍候再试。", close=1013
+    ),
+    "too_many_running": ErrorCode(
+        429,
+        "This user has too many requests running at once; wait for one to finish.",
+        "该用户同时进行的请求过多，请等待其中一个完成。",
+        close=1013,
+    ),
+    "bad_users": ErrorCode(400, "The users file cannot be used.", "用户文件无法使用。"),
     "forbidden": ErrorCode(403, "Access denied.", "禁止访问。"),
     "cors_forbidden": ErrorCode(403, "Cross-origin requests from this origin are not allowed.", "不允许来自该来源的跨域请求。"),
     "bad_host": ErrorCode(421, "This server does not answer to that host name.", "本服务器不响应该主机名。"),

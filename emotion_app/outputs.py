@@ -8,6 +8,10 @@ Download links are private: `/api/outputs/<folder>/<key>/<file>`, where the key 
 HMAC-SHA256(secret, folder name) cut to 192 bits, and the secret is `<outputs>/.secret` (mode 0600,
 made on first use). Links survive restarts and need no index; deleting `.secret` invalidates them
 all. A folder's name alone (it is in result.json) opens nothing.
+
+On a server with users, a folder is its maker's: the request's user (`owned_by`, a context
+variable the web layer sets around each request, so every writer below it needs no argument)
+is written as `.owner` inside it, never downloadable, and `list_results` lists a user's folders.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +42,7 @@ from .constants import SAMPLE_RATE
 logger = logging.getLogger(__name__)
 
 SECRET_FILE = ".secret"
+OWNER_FILE = ".owner"  # inside an output folder: the name of the user whose request made it
 KEY_BYTES = 24  # 192 bits of the HMAC in each link (32 URL-safe characters)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FOLDER_RE = re.compile(r"^outputs_\d{8}_\d{6}(_\d+)?$")
@@ -56,6 +62,10 @@ FILES = (
     "conversation.png",
 )
 
+
+# The user whose request is running in this context (None: no users). Per request: the web layer
+# sets it around a request's work, and worker threads started with the context copied see it.
+OWNER: ContextVar[str | None] = ContextVar("emotion_app_owner", default=None)
 
 _in_flight: set[str] = set()  # this process's temp folders still being built (the sweeper skips them)
 _in_flight_lock = threading.Lock()
@@ -82,6 +92,16 @@ def temp_folder(outputs_dir: Path, tmp: Path | None = None) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def owned_by(user: str | None) -> Iterator[None]:
+    """Output folders written inside this block (in this context) are `user`'s."""
+    token = OWNER.set(user)
+    try:
+        yield
+    finally:
+        OWNER.reset(token)
 
 
 def in_flight(path) -> bool:
@@ -114,6 +134,8 @@ def write_output_folder(
             os.replace(samples, tmp / "processed_audio.wav")
         if embedding is not None:
             np.save(tmp / "embedding.npy", embedding)
+        if (owner := OWNER.get()) is not None:
+            (tmp / OWNER_FILE).write_text(owner, encoding="utf-8")
         for name, content in (extra or {}).items():
             path = tmp / _relative(name)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,3 +242,42 @@ def _write_secret(path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def folder_owner(folder: Path) -> str | None:
+    """The user who made the output folder `folder`, or None (no users, or made before them)."""
+    try:
+        return (Path(folder) / OWNER_FILE).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def list_results(outputs_dir: Path, owner: str | None, everyone: bool = False, limit: int = 200) -> list[dict]:
+    """The output folders of `owner` (None: those with no owner), or of `everyone`, newest first,
+    at most `limit`: {"folder", "created" (ISO time), "owner", "file" and "emotion" (from result.json,
+    when it has them), "files" (download URLs)}. Reads the disk: call it in a worker thread."""
+    outputs_dir = Path(outputs_dir)
+    try:
+        names = sorted(e.name for e in os.scandir(outputs_dir) if FOLDER_RE.match(e.name) and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in reversed(names):  # the names sort by time: newest first
+        folder = outputs_dir / name
+        made_by = folder_owner(folder)
+        if not everyone and made_by != owner:
+            continue
+        try:
+            created = datetime.fromtimestamp(folder.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+        except OSError:  # deleted meanwhile (retention)
+            continue
+        try:
+            result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            result = {}  # a batch's or an evaluation's folder has none
+        entry = {"folder": name, "created": created, "owner": made_by}
+        entry |= {k: result[k] for k in ("file", "emotion") if isinstance(result, dict) and k in result}
+        found.append({**entry, "files": download_urls(folder, folder_files(folder))})
+        if len(found) >= limit:
+            break
+    return found

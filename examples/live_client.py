@@ -73,12 +73,14 @@ def main():
     p.add_argument("--speed", type=float, default=1.0, help="file: times real time")
     p.add_argument("--url", default="ws://127.0.0.1:7860/api/stream")
     p.add_argument("--auth", help="user:password, when the server runs with --auth")
+    p.add_argument("--key", help="your API key, when the server runs with --users")
     p.add_argument("--window", type=float, default=3.0)
     p.add_argument("--hop", type=float, default=0.5)
     p.add_argument("--granularity", default="utterance", help="of the whole take's analysis")
     args = p.parse_args()
     settings, frames = mic_source(args.seconds) if args.mic else wav_source(args.file)
     headers = {"Authorization": "Basic " + base64.b64encode(args.auth.encode()).decode()} if args.auth else None
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else headers
     # max_size=None: the result of a long take at frame granularity is several MB of JSON
     with connect(args.url, additional_headers=headers, max_size=None) as ws:
         live = {"window_s": args.window, "hop_s": args.hop, "analysis": {"granularity": args.granularity}}

@@ -6,6 +6,7 @@
     fine-tune DATA --out DIR   the model itself, fine-tuned on your labels (LoRA, a new head)
     make-checkpoint DIR                            export-onnx OUT_DIR
     embed-speaker FILE...  CAM++ speaker embeddings (or their similarities)
+    users add|remove|key|list --file FILE      the users and API keys of a shared server
 
 Each command lives in its own module of this package; the flags they share (the model's, the
 analysis's) are defined once in args.py. Only argparse is imported up front, so `--help` is
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import batch, finetune, heads, predict, serve, speakers, tools
+from . import batch, finetune, heads, predict, serve, speakers, tools, users
 
 PROG = "emotion-app"
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_parsers(sub)
     finetune.add_parser(sub)
     speakers.add_parser(sub)
+    users.add_parser(sub)
     return parser
 
 

@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the most one request may send, in MiB",
     )
     p.add_argument("--auth", default=env("EMOTION_APP_AUTH"), help="user:password to require a login")
+    users = env("EMOTION_APP_USERS")
+    p.add_argument("--users", default=users, help="users file: logins, API keys, roles, limits (emotion-app users ...)")
+    p.add_argument("--audit-log", default=env("EMOTION_APP_AUDIT_LOG"), help="JSON lines file: one line per request")
+    p.add_argument(
+        "--audit-max-mb", type=float, default=float(env("EMOTION_APP_AUDIT_MAX_MB", "10")),
+        help="the audit log starts a new file past this size; 5 old ones are kept",
+    )  # fmt: skip
     p.add_argument("--share", action="store_true", default=env("EMOTION_APP_SHARE", "") == "1", help="public Gradio link")
     p.add_argument("--lang", choices=["en", "zh"], default=env("EMOTION_APP_LANG", "en"), help="initial page language")
     p.add_argument(
@@ -91,6 +98,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The checks argparse cannot express (parser.error exits 2 with the usage)."""
     if args.auth and ":" not in args.auth:
         parser.error("--auth takes user:password")
+    if args.audit_max_mb <= 0:
+        parser.error("--audit-max-mb takes a size > 0 in MiB")
     if args.keep_hours < 0 or (args.max_outputs_gb is not None and args.max_outputs_gb < 0):
         parser.error("--keep-hours and --max-outputs-gb take a number >= 0 (0: no limit)")
     if args.max_live_sessions < 0 or not 0 < args.live_max_minutes <= 120:
@@ -118,6 +127,10 @@ def run(args) -> int:
 
     try:
         require_websockets()  # before the model's load: a missing library is said at once
+        if args.users:  # and so is a users file that cannot be read (the server reads it again)
+            from ..web.users import load
+
+            load(Path(args.users))
     except EmotionAppError as exc:
         logging.getLogger(__name__).error("%s", exc)
         return 1
@@ -137,6 +150,9 @@ def run(args) -> int:
         live_max_minutes=args.live_max_minutes,
         mcp=args.mcp or args.mcp_allow_urls,
         mcp_allow_urls=args.mcp_allow_urls,
+        users_file=Path(args.users) if args.users else None,
+        audit_log=Path(args.audit_log) if args.audit_log else None,
+        audit_max_mb=args.audit_max_mb,
     )
     engine, error = load_engine(**engine_options(args))
     try:

@@ -4,9 +4,9 @@
 `gr.mount_gradio_app`, the guard around both); `serve` runs it with uvicorn; `launch` does both.
 
 Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
-time limits, login throttling), download links carry a secret key (outputs.py), old results are
-deleted by a sweeper thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics
-are off.
+time limits, login throttling, with --users the caller and their limits, with --audit-log the
+audit log), download links carry a secret key (outputs.py), old results are deleted by a sweeper
+thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics are off.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class AppSettings:
     live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
     mcp: bool = False  # serve the MCP tools at /mcp (api/mcp_server.py)
     mcp_allow_urls: bool = False  # let the MCP tools fetch http(s) URLs
+    users_file: Path | None = None  # users, their API keys and limits (web/users.py, api/callers.py)
+    audit_log: Path | None = None  # JSON lines, one per request (api/audit.py)
+    audit_max_mb: float = 10.0  # the audit log starts a new file past this size (5 old ones kept)
 
 
 def load_engine(**options):
@@ -98,7 +102,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
-    lifespans = []  # more of them: the MCP transport's
+    lifespans = []  # more of them: the users file's watch, the audit log's writer, the MCP transport's
+    callers, audit = _callers_and_audit(settings, lifespans)
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
@@ -118,7 +123,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         path="/",
         server_name=settings.host,
         server_port=settings.port,
-        auth=settings.auth,
+        auth=_page_login(settings.auth, callers),
         max_file_size=f"{settings.max_upload_mb:g}mb",
         allowed_paths=allowed_paths,
         show_error=True,
@@ -128,10 +133,13 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         css=stylesheet(),
     )
     app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
+    if callers is not None:  # the guard reads who logged in on the page from Gradio's sessions
+        callers.page_user = _page_sessions(app.state.page)
     # The guard is added last, so it is the outermost of the app's middleware: around our routes and
     # the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
     # origin, with credentials).
-    app.add_middleware(Guard, **_guard_options(settings, throttle, private_dir=outputs if allowed_paths else None))
+    options = _guard_options(settings, throttle, private_dir=outputs if allowed_paths else None)
+    app.add_middleware(Guard, **options, callers=callers, basic_auth=settings.auth is not None, audit=audit)
     return app
 
 
@@ -249,7 +257,6 @@ def local_url(host: str, port: int) -> str:
 def _share_link(host: str, port: int) -> str | None:
     """A temporary public https link through Gradio's share server (the tunnel launch() opens for
     share=True), or None, logged, when it cannot be made (it needs internet and downloads a client)."""
-    import secrets
     from urllib.parse import urlparse
 
     from gradio.networking import setup_tunnel
@@ -313,8 +320,9 @@ def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) ->
     options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
     options = {k: v for k, v in options.items() if v is not None}
     options |= {"max_upload_mb": settings.max_upload_mb, "hosts": hosts, "cors_origins": settings.cors_origins}
-    options |= {"throttle": throttle if settings.auth else None, "private_dir": private_dir}
-    if settings.auth:  # the login form shows a throttled login's answer (throttle.LOGIN_SCRIPT)
+    login = settings.auth is not None or settings.users_file is not None
+    options |= {"throttle": throttle if login else None, "private_dir": private_dir}
+    if login:  # the login form shows a throttled login's answer (throttle.LOGIN_SCRIPT)
         from .api.throttle import LOGIN_SCRIPT
 
         options |= {"page_script": LOGIN_SCRIPT}
@@ -324,6 +332,54 @@ def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) ->
 
         options |= {"larger_bodies": {PATH: envelope_bytes(settings.max_upload_mb)}}
     return options
+
+
+def _callers_and_audit(settings: AppSettings, lifespans: list):
+    """(Callers of --users, AuditLog of --audit-log), None for each not asked; their lifespans added
+    to `lifespans`. The users file is read here, before the server serves (UsersError if it cannot be)."""
+    callers = audit = None
+    if settings.users_file is not None:
+        from .api.callers import Callers
+
+        callers = Callers(settings.users_file)
+        lifespans.append(callers.lifespan)
+        logger.info("%d users from %s", len(callers.store.users), settings.users_file)
+    if settings.audit_log is not None:
+        from .api.audit import AuditLog
+
+        audit = AuditLog(settings.audit_log, max_bytes=int(settings.audit_max_mb * 2**20))
+        lifespans.append(audit.lifespan)
+    return callers, audit
+
+
+def _page_login(auth: tuple[str, str] | None, callers):
+    """Gradio's `auth` for the page's login form: the --auth pair, and with --users an async check of
+    the users file (scrypt, in a worker thread: Gradio awaits a coroutine function on the event loop)."""
+    if callers is None:
+        return auth
+
+    async def login(name: str, password: str) -> bool:
+        if auth is not None and name == auth[0]:
+            return secrets.compare_digest(password.encode(), auth[1].encode())
+        return await callers.check_login(name, password)
+
+    return login
+
+
+def _page_sessions(page):
+    """cookies -> the user logged in on the page (Gradio's `App.tokens`, keyed by its access-token
+    cookies), or None."""
+    names = (f"access-token-{page.cookie_id}", f"access-token-unsecure-{page.cookie_id}")
+
+    def user(cookies: dict[str, str]) -> str | None:
+        for name in names:
+            if name in cookies:
+                found = page.tokens.get(cookies[name])
+                if found:
+                    return found
+        return None
+
+    return user
 
 
 def _page_allowed_paths(outputs: Path) -> list[str]:
@@ -341,7 +397,7 @@ def _page_allowed_paths(outputs: Path) -> list[str]:
 def _warn_if_exposed(settings: AppSettings) -> None:
     from .api.guard import is_loopback
 
-    if settings.auth is not None:
+    if settings.auth is not None or settings.users_file is not None:
         return
     if not is_loopback(settings.host):
         logger.warning(

@@ -8,6 +8,11 @@ Before any route runs it checks, in this order:
 - **CORS**: other origins get no `Access-Control-*` headers unless listed (`--cors-origins`);
   whatever the app itself sets (Gradio allows any localhost origin with credentials) is removed
   and replaced by this policy. Preflights are answered here: 204 for a listed origin, 403 else.
+- **The caller** (`serve --users`, callers.py): an API key (`Authorization: Bearer KEY`) or the
+  page's login names a user, put into the request's scope; the REST API, /api/stream and /mcp
+  refuse a request that names nobody (401 `unauthorized`, or `bad_key` for a key not valid) unless
+  the old `--auth`'s HTTP Basic is sent (the routes check it), and hold each user to a request
+  rate and a number of requests at once (429 `rate_limited` / `too_many_running`, `Retry-After`).
 - **Login throttling** for Gradio's `/login` form (see throttle.py; the REST routes throttle
   their HTTP Basic check themselves): a client that must wait gets 429 with `Retry-After`.
 - **Request body**, counted as the route reads it, whatever the headers say: a `Content-Length`
@@ -16,8 +21,11 @@ Before any route runs it checks, in this order:
   most `RECEIVE_TIMEOUT_S` and the whole body must arrive within `BODY_TIMEOUT_S` of the first
   read (408 `timeout`), so a stalled or trickled upload cannot hold a connection for minutes.
 
-Refusals close the connection (the rest of the body is never read). The body limit is per
-request: one REST upload, or one page upload (the Batch tab sends all its files in one request).
+Refusals close the connection (the rest of the body is never read); a WebSocket's refusal is the
+same JSON answer where the ASGI server can send one, else a close with the code's close code. The
+body limit is per request: one REST upload, or one page upload (the Batch tab sends all its files
+in one request). With `--audit-log` each request that does something is written to the audit log
+(audit.py).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from starlette.datastructures import Headers
 
 from ...errors import ERRORS, EmotionAppError
 from ..i18n import error_message
+from .audit import AuditLog, audited
+from .callers import SCOPE_KEY, Callers, Refusal, protected
 from .throttle import LoginThrottle, retry_message
 
 RECEIVE_TIMEOUT_S = 15.0  # longest wait for the next piece of a request body
@@ -145,7 +155,8 @@ class _Reply:
 
 
 class Guard:
-    """ASGI middleware: host check, CORS policy, login throttling, body size and time limits."""
+    """ASGI middleware: host check, CORS policy, the caller and their limits, login throttling, body
+    size and time limits, the audit log."""
 
     def __init__(
         self,
@@ -160,6 +171,9 @@ class Guard:
         body_timeout_s: float = BODY_TIMEOUT_S,
         larger_bodies: dict[str, int] | None = None,
         page_script: str | None = None,
+        callers: Callers | None = None,
+        basic_auth: bool = False,
+        audit: AuditLog | None = None,
     ):
         self.app = app
         self.max_upload_mb = max_upload_mb
@@ -175,16 +189,78 @@ class Guard:
         self.private_dir = Path(private_dir).resolve() if private_dir is not None else None
         self.receive_timeout_s = receive_timeout_s
         self.body_timeout_s = body_timeout_s
+        self.callers = callers  # --users: who calls (callers.py), each user's limits
+        self.basic_auth = basic_auth  # --auth: the routes check HTTP Basic themselves
+        self.audit = audit  # --audit-log
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        if self.audit is None or not audited(scope["path"]):
+            return await self._guarded(scope, receive, send, {})
+        entry = {"status": 0, "bytes_in": 0}  # what the audit log's line needs from the exchange
+        started = time.monotonic()
+
+        async def counted_receive():
+            message = await receive()
+            entry["bytes_in"] += len(message.get("body") or message.get("bytes") or message.get("text") or b"")
+            return message
+
+        async def noted_send(message) -> None:
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
+                entry["status"] = message["status"]
+            elif kind == "websocket.accept":
+                entry["status"] = 101
+            elif kind == "websocket.close" and not entry["status"]:
+                entry["status"] = 403  # refused before the handshake
+            await send(message)
+
+        try:
+            await self._guarded(scope, counted_receive, noted_send, entry)
+        finally:
+            self.audit.write(scope, entry, time.monotonic() - started)
+
+    async def _guarded(self, scope, receive, send, entry: dict) -> None:
         headers = Headers(scope=scope)
+        lang = request_lang(scope, headers)
         if not self.hosts.allows(headers.get("host")):
-            if scope["type"] == "websocket":
+            if scope["type"] == "websocket":  # not even a JSON answer for a name this server does not have
                 return await send({"type": "websocket.close", "code": 1008})
             message = "This server does not answer to that host name; list it with --allowed-hosts to allow it."
-            return await self._reply(send, None, _Reply("bad_host", message))
+            return await self._reply(send, None, _Reply("bad_host", message), lang)
+        origin = headers.get("origin")
+        preflight = scope["type"] == "http" and scope["method"] == "OPTIONS"
+        if preflight and origin is not None and "access-control-request-method" in headers:
+            return await self._preflight(send, origin, headers)
+        if self.callers is None:
+            return await self._route(scope, receive, send, headers)
+        user, via, refusal = self.callers.identify(headers, scope.get("method", "GET"))
+        if user is not None:
+            scope[SCOPE_KEY] = user
+            entry["user"], entry["via"] = user.name, via
+        if not protected(scope["path"]):  # the page: Gradio asks for its login
+            return await self._route(scope, receive, send, headers)
+        basic = self.basic_auth and headers.get("authorization", "")[:6].lower() == "basic "
+        if refusal is None and user is None and not basic:  # the old --auth's HTTP Basic: the routes check it
+            message = (
+                "This server needs an API key: send the header Authorization: Bearer KEY "
+                "(the server's operator makes one with `emotion-app users key NAME`)."
+            )
+            refusal = Refusal("unauthorized", message, {"www-authenticate": 'Bearer realm="emotion_app"'})
+        if refusal is None and user is not None:
+            refusal = self.callers.limits.begin(user)
+            if refusal is None:
+                try:
+                    return await self._route(scope, receive, send, headers)
+                finally:
+                    self.callers.limits.end(user)
+        if refusal is not None:
+            return await self._refuse(scope, send, headers, _Reply(refusal.code, refusal.message, refusal.headers), lang)
+        return await self._route(scope, receive, send, headers)
+
+    async def _route(self, scope, receive, send, headers: Headers) -> None:
+        """On to the app, with the body limits, the login throttle and the private files' check."""
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         origin = headers.get("origin")
@@ -192,8 +268,6 @@ class Guard:
             inside = await anyio.to_thread.run_sync(_inside, scope["path"][len(FILE_ROUTE) :], self.private_dir)  # a disk call
             if inside:  # results only by their keyed links
                 return await self._reply(send, origin, _Reply("forbidden", "File not allowed."))
-        if origin is not None and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            return await self._preflight(send, origin, headers)
         login = self.throttle is not None and scope["method"] == "POST" and scope["path"] in LOGIN_PATHS
         client = (scope.get("client") or ("unknown", 0))[0]
         if login:
@@ -206,6 +280,17 @@ class Guard:
         finally:
             if login:  # Gradio answers a wrong password 400, a login 200
                 self.throttle.end(client, True if status == 200 else False if status in (400, 401) else None)
+
+    async def _refuse(self, scope, send, headers: Headers, reply: _Reply, lang: str = "en") -> None:
+        """A refusal before the app: the JSON answer, for a WebSocket too where the server can send
+        one (the ASGI extension websocket.http.response), else a WebSocket close with its code."""
+        if scope["type"] == "http":
+            return await self._reply(send, headers.get("origin"), reply, lang)
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            return await send({"type": "websocket.close", "code": ERRORS[reply.code].close})
+        body, raw = self._answer(reply, lang)
+        await send({"type": "websocket.http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": body})
 
     # -- CORS -------------------------------------------------------------------------------------
     def origin_allowed(self, origin: str | None) -> bool:
@@ -242,12 +327,17 @@ class Guard:
 
     async def _reply(self, send, origin: str | None, reply: _Reply, lang: str = "en") -> None:
         """A JSON error `{"error", "code"}` that closes the connection."""
+        body, raw = self._answer(reply, lang)
+        await send({"type": "http.response.start", "status": reply.status, "headers": self.cors_headers(origin, raw)})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _answer(reply: _Reply, lang: str) -> tuple[bytes, list]:
+        """The body and raw headers of a refusal."""
         text = error_message(EmotionAppError(reply.message, reply.code), lang)
         body = json.dumps({"error": text, "code": reply.code}, ensure_ascii=False).encode()
         raw = {"content-type": "application/json", "content-length": str(len(body)), "connection": "close"}
-        raw = [(k.encode(), v.encode()) for k, v in {**raw, **reply.headers}.items()]
-        await send({"type": "http.response.start", "status": reply.status, "headers": self.cors_headers(origin, raw)})
-        await send({"type": "http.response.body", "body": body})
+        return body, [(k.encode(), v.encode()) for k, v in {**raw, **reply.headers}.items()]
 
     def max_body_for(self, path: str) -> int:
         return self.larger_bodies.get(path.rstrip("/") or "/", self.max_body)

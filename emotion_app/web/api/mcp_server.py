@@ -43,10 +43,11 @@ from ...analysis import schema
 from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
 from ...errors import ERRORS, EmotionAppError
+from ...outputs import owned_by
 from ...request import RequestOptions
 from ...service import analyze
 from .mcp_audio import AUDIO_HELP, AudioRefs, envelope_bytes
-from .rest import public_text
+from .rest import owner, public_text
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,9 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         """In a worker thread: the reference opened, analysed, and the answer checked."""
         data, name = refs.open(ref)
         request = RequestOptions.from_fields(fields, charts=False)
-        body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
+        http = getattr(ctx.request_context, "request", None)
+        with owned_by(owner(http) if isinstance(http, Request) else None):  # the caller's result
+            body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
         return answer.model_validate(links(ctx, body))
 
     @server.tool(
@@ -253,7 +256,8 @@ def answered():
 
 
 class _Authorised:
-    """The MCP transport behind the REST API's login check (HTTP Basic, throttled)."""
+    """The MCP transport behind the REST API's login check (HTTP Basic, throttled; with `--users` the
+    guard has found the caller by their API key)."""
 
     def __init__(self, app, denied):
         self.app, self.denied = app, denied

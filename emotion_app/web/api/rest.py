@@ -1,4 +1,4 @@
-"""Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/outputs/...
+"""Plain REST endpoints beside the Gradio app: /api/predict, /api/health, /api/results, /api/outputs/...
 
 Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
 `granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
@@ -6,8 +6,9 @@ Multipart upload (field `audio`, optional `lang`, and the option fields of Reque
 a `turns` file, for a conversation);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
-`--auth`) is throttled per client address (throttle.py). Body size and time limits, the Host check
-and CORS are the guard's (guard.py), in front of every route.
+`--auth`) is throttled per client address (throttle.py); with `--users` the guard has found the
+caller (callers.py). Each result is its caller's: `GET /api/results` lists one's own. Body size
+and time limits, the Host check and CORS are the guard's (guard.py), in front of every route.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...constants import LABELS
 from ...errors import ERRORS, EmotionAppError, error_code
 from ...labelset import PRESETS
-from ...outputs import output_file
+from ...outputs import list_results, output_file, owned_by
 from ...request import RequestOptions
 from ...sentiment import DEFAULT_MAPPING
 from ...service import analyze
 from ..i18n import error_message
+from ..users import User
+from .callers import SCOPE_KEY, caller
 from .throttle import LoginThrottle, retry_message
 
 logger = logging.getLogger(__name__)
@@ -128,18 +131,26 @@ def _credentials_match(header: str, auth: tuple[str, str]) -> bool:
     return secrets.compare_digest(password.encode(), auth[1].encode()) and user_ok
 
 
+def owner(request) -> str | None:
+    """The name the request's results are kept under: its caller's (None without users or --auth)."""
+    user = caller(request)
+    return user.name if user is not None else None
+
+
 def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
     """`denied(request)`: None when the request may go on, else the answer: 401, or 429 for a
-    client that must wait (HTTP Basic attempts are checked and counted in one step)."""
+    client that must wait (HTTP Basic attempts are checked and counted in one step). A request the
+    guard found a user for (`--users`) may go on."""
 
     def denied(request: Request) -> JSONResponse | None:
-        if auth is None:
+        if auth is None or caller(request) is not None:  # none asked, or the guard found the caller (--users)
             return None
         header = request.headers.get("authorization")
         if header is not None:
             client = request.client.host if request.client else "unknown"
             ok, wait = throttle.attempt(client, lambda: _credentials_match(header, auth))
-            if ok:
+            if ok:  # the one --auth user: their results are theirs, and they may list everyone's
+                request.scope[SCOPE_KEY] = User(auth[0], role="admin")
                 return None
             if wait:
                 seconds, message = retry_message(wait)
@@ -209,10 +220,25 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
             options = RequestOptions.from_fields(fields)
-            body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
+            with owned_by(owner(request)):  # the worker thread runs in a copy of this context
+                body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
         except EmotionAppError as exc:
             return _error(exc, lang)
         return Response(body, media_type="application/json")
+
+    @app.get("/api/results")
+    async def results(request: Request):
+        """The caller's results, newest first; `all=1`: everyone's (the admin role)."""
+        if (refusal := denied(request)) is not None:
+            return refusal
+        lang = _lang(request, request.query_params.get("lang"))
+        user = caller(request)
+        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        if everyone and (user is None or not user.admin):
+            message = "Listing everyone's results needs the admin role; without all=1 you get your own."
+            return _error(EmotionAppError(message, "forbidden"), lang)
+        found = await run_in_threadpool(list_results, settings.outputs_dir, owner(request), everyone)
+        return {"user": owner(request), "results": found}
 
     @app.get("/api/outputs/{folder}/{key}/{name}")
     async def download(folder: str, key: str, name: str, request: Request):

@@ -6,7 +6,8 @@ answers `ready`, one `hop` message per hop, and after the end a `result` message
 /api/predict returns for the whole take (result.json's content and its download links), then
 closes. Errors are `{"event": "error", "code", "error"}` followed by a close; the take is then
 discarded. The handshake passes the same HTTP Basic check as the REST API (401/429 answered as
-HTTP), the guard's Host check, and an Origin check (browsers send WebSockets cross-origin
+HTTP), or, with `--users`, the guard's check of the caller (`Authorization: Bearer KEY`; the take's
+result is theirs), the guard's Host check, and an Origin check (browsers send WebSockets cross-origin
 without CORS): a page from another origin must be listed in `--cors-origins`.
 
 The server reads every message as it arrives, whatever the model's backlog: the audio goes to
@@ -32,6 +33,7 @@ logged as a warning and counted (`/api/health`'s `live.counters`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import json
 import logging
@@ -44,8 +46,9 @@ from fastapi.responses import JSONResponse
 from ...errors import ERRORS, EmotionAppError, error_code
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
 from ...live.options import MAX_FRAME_BYTES
+from ...outputs import owned_by
 from ..i18n import error_message
-from .rest import auth_check, public_text
+from .rest import auth_check, owner, public_text
 from .throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
@@ -73,7 +76,8 @@ def add_stream_routes(
         if refusal is not None:
             return await deny(websocket, refusal)
         await websocket.accept()
-        await Connection(websocket, hub, load_error).run()
+        with owned_by(owner(websocket)):  # the take's output folder is the caller's
+            await Connection(websocket, hub, load_error).run()
 
 
 def origin_refusal(websocket: WebSocket, cors_origins: frozenset[str]) -> JSONResponse | None:
@@ -127,7 +131,8 @@ class Connection:
 
     async def _call(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` in the hub's threads, awaited (completed even if this task is cancelled)."""
-        future = asyncio.get_running_loop().run_in_executor(self.hub.executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)  # the caller's context (owner)
+        future = asyncio.get_running_loop().run_in_executor(self.hub.executor, call)
         return await asyncio.shield(future)
 
     async def run(self) -> None:

@@ -215,4 +215,8 @@ EN: dict[str, str] = {
     "col_recall": "recall",
     "skipped_files": "Skipped",
     "progress_embeddings": "Embeddings",
+    "my_results": "My results",
+    "my_results_none": "No results of yours yet (results are kept for a while, then deleted).",
+    "refresh": "Refresh",
+    "col_time": "time",
 }

@@ -214,4 +214,8 @@ ZH: dict[str, str] = {
     "col_recall": "召回率",
     "skipped_files": "已跳过",
     "progress_embeddings": "特征提取",
+    "my_results": "我的结果",
+    "my_results_none": "还没有您的结果（结果会保留一段时间，之后删除）。",
+    "refresh": "刷新",
+    "col_time": "时间",
 }

@@ -26,6 +26,7 @@ import gradio as gr
 
 from ...constants import GRANULARITIES, LABELS
 from ...errors import EmotionAppError
+from ...outputs import owned_by
 from ...request import RequestOptions
 from ...service import segment_clip
 from ..i18n import error_message, t
@@ -91,14 +92,42 @@ class Texts:
         return [gr.update(visible=True) for _ in self.remounted]
 
 
-def bind(fn: Callable, *args) -> partial:
-    """functools.partial for an event: named after `fn` (Gradio names the endpoint after it), with no
-    docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of the bound
-    arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments."""
+def bind(fn: Callable, *args) -> Callable:
+    """`fn` with `args` bound, for an event: named after `fn` (Gradio names the endpoint after it),
+    with no docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of
+    the bound arguments), its output folders the logged-in user's (`owned`)."""
     bound = partial(fn, *args)
-    bound.__name__ = fn.__name__
-    bound.__doc__ = None
-    return bound
+    return owned(bound, list(inspect.signature(bound).parameters.values()), fn.__name__)
+
+
+def owned(call: Callable, params: list[inspect.Parameter], name: str) -> Callable:
+    """`call` as an event function with the signature `params` (what Gradio reads: inputs,
+    progress) plus a `request` that Gradio fills (gr.Request): the output folders written during
+    the call are the page's logged-in user's (outputs.owned_by; none without a login)."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    at = next((i for i, p in enumerate(params) if p.kind not in positional), len(params))
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
+    with_request = at == len(params) or params[at].kind is not inspect.Parameter.VAR_POSITIONAL
+    if with_request:
+        params = [*params[:at], request, *params[at:]]
+
+    def event(*args, **kwargs):
+        asked = None
+        if with_request and len(args) > at:
+            asked, args = args[at], args[:at] + args[at + 1 :]
+        elif with_request and args and isinstance(args[-1], gr.Request):  # fewer inputs than parameters
+            asked, args = args[-1], args[:-1]
+        elif with_request:
+            asked = kwargs.pop("request", None)
+        user = getattr(asked, "username", None)
+        with owned_by(user):
+            return call(*args, **kwargs)
+
+    event.__name__ = event.__qualname__ = name
+    event.__doc__ = None
+    event.__signature__ = inspect.Signature(params)
+    event.__annotations__ = {"request": gr.Request} if with_request else {}  # how Gradio finds it
+    return event
 
 
 def audio_upload(texts: Texts, label_key: str, elem_id: str, *, multiple: bool = False, zips: bool = False, **props):
@@ -214,7 +243,8 @@ class View:
         and fn is called as fn(*bound, *values of `before`, form, progress if it takes one). `named`:
         a dict fn returns is its outputs by name; else it is the one output's value (a JSON result).
         Named like fn, which Gradio shows as the event's name; Gradio reads the signature made here
-        (a gr.Progress default is how it knows to track progress)."""
+        (a gr.Progress default is how it knows to track progress). Its output folders are the
+        logged-in user's (`owned`)."""
         call = partial(fn, *bound)
         params = list(inspect.signature(call).parameters.values())
         if form is not None:  # (*before, form, ...) -> (values, ...): Gradio's one dict
@@ -227,9 +257,7 @@ class View:
             out = call(*args, **kwargs)
             return self.updates(out) if named and isinstance(out, dict) and not gr_update(out) else out
 
-        event.__name__ = event.__qualname__ = fn.__name__
-        event.__signature__ = inspect.Signature(params)
-        return event
+        return owned(event, params, fn.__name__)
 
 
 def gr_update(value: dict) -> bool:

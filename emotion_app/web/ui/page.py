@@ -20,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..i18n import GRADIO_LOCALES, t
-from . import tab_analyze, tab_batch, tab_compare, tab_labels, tab_live, tab_long
+from . import my_results, tab_analyze, tab_batch, tab_compare, tab_labels, tab_live, tab_long
 from .common import Texts, bind
 
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
@@ -98,6 +98,7 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             batch = tab_batch.build(texts, engine, outputs_dir, load_error, lang_state)
             tab_labels.build(texts, engine, outputs_dir, load_error, lang_state, analyze.view["session_heads"])
             live_tab = tab_live.build(texts, engine, outputs_dir, load_error, lang_state, live)
+        my_results.build(texts, outputs_dir, lang_state)
         _wire_language(demo, texts, engine, load_error, [analyze, compare, long, batch, live_tab], lang_radio, lang_state, header)
     return demo
 
