@@ -174,6 +174,12 @@ ERRORS: dict[str, ErrorCode] = {
         429, "Too many failed logins from this address; try again later.", "此地址登录失败次数过多，请稍后再试。"
     ),
     "unavailable": ErrorCode(503, "The service is unavailable.", "服务暂时不可用。"),
+    "memory_busy": ErrorCode(
+        503,
+        "The server is busy: its memory is taken by other long analyses; try again in a moment.",
+        "服务器繁忙：内存已被其他长时间分析占用，请稍后再试。",
+        close=1013,
+    ),
     "http_error": ErrorCode(400, "The request failed.", "请求失败。"),
     "url_not_allowed": ErrorCode(
         403,

@@ -46,6 +46,8 @@ class AppSettings:
     live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
     mcp: bool = False  # serve the MCP tools at /mcp (api/mcp_server.py)
     mcp_allow_urls: bool = False  # let the MCP tools fetch http(s) URLs
+    max_memory_gb: float | None = None  # GiB the analyses may hold at once (memory.py); None: from the machine's memory
+    memory_wait_s: float | None = None  # the longest wait for memory; None: memory.WAIT_S
 
 
 def load_engine(**options):
@@ -64,12 +66,14 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     the live WebSocket (/api/stream), the MCP tools (/mcp, with `settings.mcp`) and Gradio's page at /,
     all behind the guard. Its lifespan runs the retention sweeper, the event loop's watchdog, the MCP
     transport and Gradio's queue and cache cleaning. `app.state` holds `live` (the live hub),
-    `watchdog` and `demo` (the Blocks). `launch` serves it; it must be served with
-    `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py), as `launch` does."""
+    `watchdog`, `memory` (the memory budget every analysis holds from) and `demo` (the Blocks).
+    `launch` serves it; it must be served with `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py),
+    as `launch` does."""
     import gradio as gr
     from fastapi import FastAPI
     from starlette.routing import Mount
 
+    from ..memory import MemoryBudget
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
     from .api.guard import Guard
@@ -88,6 +92,9 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     _warn_if_exposed(settings)
     allowed_paths = _page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
+    wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
+    memory = MemoryBudget.for_machine(settings.max_memory_gb, **wait)  # after the model's load: the default leaves it room
+    logger.info("memory budget for analyses: %.0f MB", memory.budget_mb)
     demo = build_demo(engine, outputs, load_error, lang, live=live)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
@@ -100,7 +107,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
     lifespans = []  # more of them: the MCP transport's
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
-    app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
+    app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
