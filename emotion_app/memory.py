@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import threading
 import time
@@ -232,9 +231,3 @@ class MemoryBudget:
             "max_waiting": self.max_waiting,
             "wait_s": self.wait_s,
         }
-
-
-def retry_after(exc: EmotionAppError) -> int | None:
-    """The Retry-After seconds of a refusal (MemoryBusy), else None."""
-    seconds = getattr(exc, "retry_after_s", None)
-    return math.ceil(seconds) if seconds else None

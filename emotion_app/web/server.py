@@ -37,6 +37,8 @@ class AppSettings:
     concurrency: int = 2  # page/API predictions decoded at once; model calls are serialised anyway
     keep_hours: float | None = 24.0  # results (and Gradio's cached uploads) older than this are deleted; None/0: kept
     max_outputs_gb: float | None = None  # GiB the output folders may take, oldest deleted first; None: no cap
+    min_free_disk_mb: float | None = 1024.0  # under this much free on the outputs' disk, the oldest results go; None/0: never
+    disk_check_s: float | None = None  # how often the free space is checked; None: retention.DISK_CHECK_S
     cors_origins: tuple[str, ...] = ()  # other origins allowed to call the server from a browser ("*": any)
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bind address (guard.HostPolicy)
     receive_timeout_s: float | None = None  # request body timeouts; None: guard.RECEIVE_TIMEOUT_S,
@@ -104,7 +106,9 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     watchdog = LoopWatchdog()
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
-    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
+    interval |= {"disk_check_s": settings.disk_check_s} if settings.disk_check_s else {}
+    floor = int(settings.min_free_disk_mb * 2**20) if settings.min_free_disk_mb else None
+    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, min_free_bytes=floor, **interval)
     lifespans = []  # more of them: the MCP transport's
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory

@@ -31,7 +31,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...constants import LABELS
 from ...errors import ERRORS, EmotionAppError, error_code
 from ...labelset import PRESETS
-from ...memory import retry_after
 from ...outputs import output_file
 from ...request import RequestOptions
 from ...sentiment import DEFAULT_MAPPING
@@ -78,8 +77,7 @@ def public_text(text: str) -> str:
 
 def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
     body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
-    seconds = retry_after(exc)  # a busy server says when to come back
-    headers = {"Retry-After": str(seconds)} if seconds else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None  # a busy or full server: when to come back
     return JSONResponse(body, status_code=error_code(exc.code).status, headers=headers)
 
 
