@@ -15,9 +15,10 @@ samples, the results, the processed audio and the windows; `bench/bench_memory.p
 budget is the machine's memory (MemTotal) less a share for the system and the server's own RSS
 (the model) when the budget is made, with a floor (`default_budget_mb`).
 
-`hold` blocks its thread while it waits: it is called from worker threads (the service's requests
-run there), never on the event loop. `health()` reads the counters without the lock, so the
-event loop may call it (a snapshot that may be a request behind).
+`hold` blocks its thread while it waits: it is called from worker threads (service.analyze and
+analyze_batch, for the REST API, the MCP tools and the page's tabs), never on the event loop.
+`health()` reads the counters without the lock, so the event loop may call it (a snapshot that
+may be a request behind).
 """
 
 from __future__ import annotations

@@ -188,6 +188,27 @@ def test_the_mcp_tools_hold_the_same_budget(low, recording):
     assert answer["result"]["isError"] and "memory_busy: The server is busy" in answer["result"]["content"][0]["text"]
 
 
+def test_the_pages_analyses_hold_the_same_budget(low, recording, tmp_path, tiny_engine):
+    import gradio as gr
+    from gradio_client import Client, handle_file
+
+    from emotion_app.web.ui import tab_batch
+    from emotion_app.web.ui.tab_batch import BatchForm
+
+    path = tmp_path / "call.wav"
+    path.write_bytes(recording)
+    client = Client(low.url + "/", verbose=False)
+    args = (handle_file(str(path)), "vad", 0.5, 0.25, 0.3, 30.0, 10.0, 10.0, "none", "", None)
+    with low.memory.hold(1000):  # the Long recording tab's API: refused after its wait
+        with pytest.raises(Exception, match="The server is busy"):
+            client.predict(*args, api_name="/recording")
+    assert "segments" in client.predict(*args, api_name="/recording")  # room again: served
+    budget = MemoryBudget(1500, wait_s=0.05)  # the Batch tab (no API): its function, as the page calls it
+    with budget.hold(1000), pytest.raises(gr.Error, match="服务器繁忙"):
+        tab_batch.run_batch(tiny_engine, tmp_path / "out", None, BatchForm(files=[str(path)], lang="zh"), memory=budget)
+    assert tab_batch.run_batch(tiny_engine, tmp_path / "out", None, BatchForm(files=[str(path)]), memory=budget).rows
+
+
 def test_the_flag_reaches_the_settings():
     from emotion_app.cli.serve import parse_args
 

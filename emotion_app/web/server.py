@@ -97,7 +97,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
     memory = MemoryBudget.for_machine(settings.max_memory_gb, **wait)  # after the model's load: the default leaves it room
     logger.info("memory budget for analyses: %.0f MB", memory.budget_mb)
-    demo = build_demo(engine, outputs, load_error, lang, live=live)
+    demo = build_demo(engine, outputs, load_error, lang, live=live, memory=memory)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
     if settings.keep_hours:  # Gradio's cache (uploads and page downloads), cleaned by the mounted page's lifespan

@@ -91,13 +91,17 @@ class Texts:
         return [gr.update(visible=True) for _ in self.remounted]
 
 
-def bind(fn: Callable, *args) -> partial:
+def bind(fn: Callable, *args, **keywords) -> partial:
     """functools.partial for an event: named after `fn` (Gradio names the endpoint after it), with no
     docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of the bound
-    arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments."""
-    bound = partial(fn, *args)
+    arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments, the
+    `keywords` too (the server's objects, such as its memory budget: not inputs)."""
+    bound = partial(fn, *args, **keywords)
     bound.__name__ = fn.__name__
     bound.__doc__ = None
+    if keywords:
+        sig = inspect.signature(bound)
+        bound.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in keywords])
     return bound
 
 
@@ -209,14 +213,24 @@ class View:
         """{name: value} -> {component: value}."""
         return {self.components[name]: value for name, value in named.items()}
 
-    def handler(self, fn: Callable, *bound, form: type[Form] | None = None, before: tuple = (), named: bool = True) -> Callable:
-        """`fn(*bound, ...)` as an event function. With `form` its inputs are `inputs(form, *before)`,
-        and fn is called as fn(*bound, *values of `before`, form, progress if it takes one). `named`:
-        a dict fn returns is its outputs by name; else it is the one output's value (a JSON result).
+    def handler(
+        self,
+        fn: Callable,
+        *bound,
+        form: type[Form] | None = None,
+        before: tuple = (),
+        named: bool = True,
+        keywords: Mapping | None = None,
+    ) -> Callable:
+        """`fn(*bound, ..., **keywords)` as an event function. With `form` its inputs are
+        `inputs(form, *before)`, and fn is called as fn(*bound, *values of `before`, form, progress if
+        it takes one). `named`: a dict fn returns is its outputs by name; else it is the one output's
+        value (a JSON result). `keywords`: the server's objects (the memory budget), not inputs.
         Named like fn, which Gradio shows as the event's name; Gradio reads the signature made here
         (a gr.Progress default is how it knows to track progress)."""
-        call = partial(fn, *bound)
-        params = list(inspect.signature(call).parameters.values())
+        keywords = dict(keywords or {})
+        call = partial(fn, *bound, **keywords)
+        params = [p for p in inspect.signature(call).parameters.values() if p.name not in keywords]
         if form is not None:  # (*before, form, ...) -> (values, ...): Gradio's one dict
             params = [inspect.Parameter("values", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params[len(before) + 1 :]]
 
