@@ -14,6 +14,7 @@ class EmotionAppError(Exception):
     """Base class: a message for the user, and a stable `code` for translation and APIs."""
 
     code = "error"
+    retry_after_s: int | None = None  # a refusal for now (a busy or full server): when to try again, in s
 
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
@@ -185,6 +186,18 @@ ERRORS: dict[str, ErrorCode] = {
         429, "Too many failed logins from this address; try again later.", "此地址登录失败次数过多，请稍后再试。"
     ),
     "unavailable": ErrorCode(503, "The service is unavailable.", "服务暂时不可用。"),
+    "disk_full": ErrorCode(
+        507,
+        "The server's disk is full: the result could not be written; try again later.",
+        "服务器磁盘已满，结果无法写入，请稍后再试。",
+        close=1011,
+    ),
+    "memory_busy": ErrorCode(
+        503,
+        "The server is busy: its memory is taken by other long analyses; try again in a moment.",
+        "服务器繁忙：内存已被其他长时间分析占用，请稍后再试。",
+        close=1013,
+    ),
     "http_error": ErrorCode(400, "The request failed.", "请求失败。"),
     "url_not_allowed": ErrorCode(
         403,

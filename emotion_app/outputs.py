@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .constants import SAMPLE_RATE
+from .errors import EmotionAppError
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,17 @@ FILES = (
 # sets it around a request's work, and worker threads started with the context copied see it.
 OWNER: ContextVar[str | None] = ContextVar("emotion_app_owner", default=None)
 
+FULL_BYTES = 1 << 20  # a write that fails with less free than this on the disk failed for want of space
+DISK_FULL_RETRY_S = 60  # the Retry-After of a disk_full answer: the sweeper frees space meanwhile
+
+
+class DiskFull(EmotionAppError):
+    """The outputs folder's disk is full: the result could not be written (nothing was left behind)."""
+
+    code = "disk_full"
+    retry_after_s = DISK_FULL_RETRY_S
+
+
 _in_flight: set[str] = set()  # this process's temp folders still being built (the sweeper skips them)
 _in_flight_lock = threading.Lock()
 
@@ -74,8 +86,13 @@ _in_flight_lock = threading.Lock()
 def new_temp_folder(outputs_dir: Path) -> Path:
     """A hidden folder inside `outputs_dir` to build an output folder in."""
     outputs_dir = Path(outputs_dir)
-    outputs_dir.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    try:
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+    except OSError as exc:
+        if _disk_full(exc, outputs_dir):
+            raise _full(outputs_dir, exc) from exc
+        raise
     with _in_flight_lock:
         _in_flight.add(str(path))
     return path
@@ -85,12 +102,16 @@ def new_temp_folder(outputs_dir: Path) -> Path:
 def temp_folder(outputs_dir: Path, tmp: Path | None = None) -> Iterator[Path]:
     """`tmp` (or a new `new_temp_folder`) for a `with` block that builds an output folder in it:
     deleted with its content when the block raises (KeyboardInterrupt too), so that a failure
-    leaves nothing behind; on success write_output_folder has renamed it into place."""
+    leaves nothing behind; on success write_output_folder has renamed it into place. A write that
+    failed because the disk is full raises DiskFull (the error a user can act on: try later)."""
     tmp = tmp or new_temp_folder(outputs_dir)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
+        full = _disk_full(exc, tmp)  # before the folder goes: deleting it frees the space
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise _full(outputs_dir, exc) from exc
         raise
 
 
@@ -102,6 +123,27 @@ def owned_by(user: str | None) -> Iterator[None]:
         yield
     finally:
         OWNER.reset(token)
+
+
+def _disk_full(exc: BaseException, path: Path) -> bool:
+    """Whether `exc`, raised while writing under `path`, means its disk is full: ENOSPC or EDQUOT,
+    or a writer that gives no errno (libsndfile's "System error") with the disk all but full."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, EmotionAppError) or not isinstance(exc, Exception):
+        return False
+    try:
+        return shutil.disk_usage(path).free < FULL_BYTES
+    except OSError:
+        return False
+
+
+def _full(outputs_dir: Path, exc: BaseException) -> DiskFull:
+    logger.error("the disk of %s is full: a result could not be written (%s); nothing was kept", outputs_dir, exc)
+    return DiskFull(
+        "The server's disk is full: the result could not be written. Try again later; the server deletes old results "
+        "to make room."
+    )
 
 
 def in_flight(path) -> bool:

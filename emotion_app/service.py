@@ -14,6 +14,7 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from .audio.source import Source, open_source
 from .constants import SAMPLE_RATE
 from .engine import Engine
 from .errors import EmotionAppError
+from .memory import MemoryBudget, estimate_mb, request_kind, source_seconds
 from .outputs import download_urls, folder_files, temp_folder, write_output_folder
 from .request import RequestOptions
 from .results import EmotionResult, RecordingResult
@@ -96,20 +98,32 @@ def analyze(
     name: str | None = None,
     lang: str = "en",
     progress: Progress | None = None,
+    budget: MemoryBudget | None = None,
 ) -> Analysis:
     """Analyse one input (a Source from `open_input`, or anything open_source accepts) as `request`
     asks (a clip, or a long recording segmented by VAD or windows) and write its output folder.
-    `lang`: the charts' language; `progress(fraction, stage)`."""
+    `lang`: the charts' language; `progress(fraction, stage)`; `budget`: the server's memory budget,
+    from which the request's estimated peak is held while it runs (it may wait for it, or be
+    refused: memory.MemoryBusy)."""
     t0 = time.perf_counter()
     Path(outputs_dir).mkdir(parents=True, exist_ok=True)
     src = source if isinstance(source, Source) else open_input(engine, source, name)
     request = request or RequestOptions()
     try:
-        if request.segment is not None:
-            return _analyze_recording(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress)
-        return _analyze_clip(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress, t0=t0)
+        with _held(budget, request_kind(request), src, engine):
+            if request.segment is not None:
+                return _analyze_recording(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress)
+            return _analyze_clip(engine, src, request, outputs_dir=outputs_dir, lang=lang, progress=progress, t0=t0)
     finally:
         src.close()
+
+
+def _held(budget: MemoryBudget | None, kind: str, src: Source, engine: Engine):
+    """The memory a request of `kind` on `src` holds from `budget` while it runs (nothing without one)."""
+    if budget is None:
+        return nullcontext()
+    seconds = source_seconds(src, engine.options.max_duration_s)
+    return budget.hold(estimate_mb(kind, seconds), f"{src.name} ({kind}, {seconds:.0f} s)")
 
 
 def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, lang, progress, t0) -> Analysis:
@@ -233,11 +247,13 @@ def analyze_batch(
     outputs_dir: Path,
     names: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> tuple[list[dict], Path]:
     """Many files or zips into one output folder: results.csv, results.jsonl,
     files/NNNN_<name>/result.json per row, and results.zip holding all of it. `names`: the shown
     name of each path. `progress(done, total)` after each row. Returns (table rows, folder); a row
-    holds tables.COLUMNS and `error_code` (the error's code, for translation)."""
+    holds tables.COLUMNS and `error_code` (the error's code, for translation). `budget`: as for
+    `analyze`, the batch holding the estimate of its largest group of files."""
     from .batch.inputs import Extractor, collect_inputs
     from .batch.local import iter_batch
     from .batch.tables import columns_for, rows_csv, table_row, zip_bytes
@@ -246,13 +262,18 @@ def analyze_batch(
     now = datetime.now()
     shown = [display_name(n) for n in (names or [Path(p).name for p in paths])]
     inputs = collect_inputs(paths, names=shown)
+    group = max(1, engine.batch_size)
+    held = nullcontext()
+    if budget is not None:
+        seconds = _group_seconds(engine, inputs, group)
+        held = budget.hold(estimate_mb("batch", seconds), f"a batch of {len(inputs)} files ({seconds:.0f} s a group)")
     rows: list[dict] = []
-    with temp_folder(outputs_dir) as tmp:
+    with held, temp_folder(outputs_dir) as tmp:
         extra: dict[str, str] = {}
         jsonl = []
         with tempfile.TemporaryDirectory(prefix="emotion_app_zip_") as zips:
             # groups of one model batch, so that progress counts files as they finish
-            stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)), group=max(1, engine.batch_size))
+            stream = iter_batch(engine, inputs, request, extractor=Extractor(Path(zips)), group=group)
             for i, report, error in stream:
                 name = inputs[i].name
                 rows.append({**table_row(name, report, error), "error_code": getattr(error, "code", None) if error else None})
@@ -265,3 +286,23 @@ def analyze_batch(
         extra["results.csv"] = rows_csv(rows, columns_for(request))
         folder = write_output_folder(outputs_dir, None, None, None, now, extra | {"results.zip": zip_bytes(extra)}, tmp=tmp)
     return rows, folder
+
+
+def _group_seconds(engine: Engine, inputs: list, group: int) -> float:
+    """The audio of a batch's `group` longest inputs, for its memory estimate: a file's declared
+    duration (its header, read here), an archive member's size as 16-bit 16 kHz audio."""
+    limit = engine.options.max_duration_s
+    seconds = []
+    for item in inputs:
+        if item.member is not None:
+            seconds.append(min(item.member.file_size / (2 * SAMPLE_RATE), limit))
+        elif item.path is not None and item.error is None:
+            try:
+                src = open_source(item.path, max_duration_s=limit).probe()
+            except EmotionAppError:
+                continue  # its row will say why
+            try:
+                seconds.append(source_seconds(src, limit))
+            finally:
+                src.close()
+    return sum(sorted(seconds, reverse=True)[:group])

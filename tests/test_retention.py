@@ -157,3 +157,16 @@ def test_a_running_requests_temp_folder_is_never_swept(tmp_path):
         os.utime(path, (old, old))
     assert remove_temp_folders(tmp_path, TMP_MAX_AGE_S) == [stale.name]
     assert running.is_dir() and not stale.exists()
+
+
+def test_under_the_free_space_floor_the_oldest_go_until_it_is_back(tmp_path, monkeypatch):
+    from emotion_app import retention
+
+    for i, age in enumerate([5, 1, 9, 3]):
+        make(tmp_path, f"outputs_20260101_13000{i}", age, size=1000)
+    free = {"bytes": 500}  # the disk: 500 bytes free, each folder deleted gives its 1000 back
+    monkeypatch.setattr(retention, "free_bytes", lambda path: free["bytes"] + 1000 * (4 - len(output_folders(tmp_path))))
+    report = sweep(tmp_path, None, None, NOW, min_free_bytes=2000)
+    assert report.removed == ["outputs_20260101_130002", "outputs_20260101_130000"] and report.low_disk  # oldest first; two do
+    assert sweep(tmp_path, None, None, NOW, min_free_bytes=2000).removed == []
+    assert sweep(tmp_path, None, None, NOW, min_free_bytes=None).removed == []

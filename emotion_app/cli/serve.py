@@ -66,6 +66,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     cap = env("EMOTION_APP_MAX_OUTPUTS_GB")
     p.add_argument("--max-outputs-gb", type=float, default=cap, help="cap on the results' size, oldest deleted first")
+    floor = env("EMOTION_APP_MIN_FREE_DISK_MB", "1024")
+    p.add_argument(
+        "--min-free-disk-mb", type=float, default=floor,
+        help="with less free space on the outputs' disk, the oldest results are deleted at once; 0: never",
+    )  # fmt: skip
+    memory = env("EMOTION_APP_MAX_MEMORY_GB")
+    p.add_argument(
+        "--max-memory-gb", type=float, default=memory,
+        help="GiB the analyses may hold at once; past it they wait, then are answered busy (default: from the machine's memory)",
+    )  # fmt: skip
     origins = env("EMOTION_APP_CORS_ORIGINS", "")
     p.add_argument("--cors-origins", default=origins, help="comma-separated origins a browser may call from")
     hosts = env("EMOTION_APP_ALLOWED_HOSTS", "")
@@ -102,6 +112,10 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--audit-max-mb takes a size > 0 in MiB")
     if args.keep_hours < 0 or (args.max_outputs_gb is not None and args.max_outputs_gb < 0):
         parser.error("--keep-hours and --max-outputs-gb take a number >= 0 (0: no limit)")
+    if args.min_free_disk_mb < 0:
+        parser.error("--min-free-disk-mb takes a number of MiB >= 0 (0: never)")
+    if args.max_memory_gb is not None and args.max_memory_gb <= 0:
+        parser.error("--max-memory-gb takes a number of GiB above 0")
     if args.max_live_sessions < 0 or not 0 < args.live_max_minutes <= 120:
         parser.error("--max-live-sessions takes a number >= 0 (0: no live sessions), --live-max-minutes one from 0 to 120")
 
@@ -144,6 +158,8 @@ def run(args) -> int:
         share=args.share,
         keep_hours=args.keep_hours,
         max_outputs_gb=args.max_outputs_gb,
+        max_memory_gb=args.max_memory_gb,
+        min_free_disk_mb=args.min_free_disk_mb,
         cors_origins=_names(args.cors_origins),
         allowed_hosts=_names(args.allowed_hosts),
         max_live_sessions=args.max_live_sessions,

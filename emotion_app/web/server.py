@@ -38,6 +38,8 @@ class AppSettings:
     concurrency: int = 2  # page/API predictions decoded at once; model calls are serialised anyway
     keep_hours: float | None = 24.0  # results (and Gradio's cached uploads) older than this are deleted; None/0: kept
     max_outputs_gb: float | None = None  # GiB the output folders may take, oldest deleted first; None: no cap
+    min_free_disk_mb: float | None = 1024.0  # under this much free on the outputs' disk, the oldest results go; None/0: never
+    disk_check_s: float | None = None  # how often the free space is checked; None: retention.DISK_CHECK_S
     cors_origins: tuple[str, ...] = ()  # other origins allowed to call the server from a browser ("*": any)
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bind address (guard.HostPolicy)
     receive_timeout_s: float | None = None  # request body timeouts; None: guard.RECEIVE_TIMEOUT_S,
@@ -50,6 +52,8 @@ class AppSettings:
     users_file: Path | None = None  # users, their API keys and limits (web/users.py, api/callers.py)
     audit_log: Path | None = None  # JSON lines, one per request (api/audit.py)
     audit_max_mb: float = 10.0  # the audit log starts a new file past this size (5 old ones kept)
+    max_memory_gb: float | None = None  # GiB the analyses may hold at once (memory.py); None: from the machine's memory
+    memory_wait_s: float | None = None  # the longest wait for memory; None: memory.WAIT_S
 
 
 def load_engine(**options):
@@ -68,12 +72,14 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     the live WebSocket (/api/stream), the MCP tools (/mcp, with `settings.mcp`) and Gradio's page at /,
     all behind the guard. Its lifespan runs the retention sweeper, the event loop's watchdog, the MCP
     transport and Gradio's queue and cache cleaning. `app.state` holds `live` (the live hub),
-    `watchdog` and `demo` (the Blocks). `launch` serves it; it must be served with
-    `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py), as `launch` does."""
+    `watchdog`, `memory` (the memory budget every analysis holds from) and `demo` (the Blocks).
+    `launch` serves it; it must be served with `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py),
+    as `launch` does."""
     import gradio as gr
     from fastapi import FastAPI
     from starlette.routing import Mount
 
+    from ..memory import MemoryBudget
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
     from .api.guard import Guard
@@ -92,7 +98,10 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     _warn_if_exposed(settings)
     allowed_paths = _page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
-    demo = build_demo(engine, outputs, load_error, lang, live=live)
+    wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
+    memory = MemoryBudget.for_machine(settings.max_memory_gb, **wait)  # after the model's load: the default leaves it room
+    logger.info("memory budget for analyses: %.0f MB", memory.budget_mb)
+    demo = build_demo(engine, outputs, load_error, lang, live=live, memory=memory)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
     if settings.keep_hours:  # Gradio's cache (uploads and page downloads), cleaned by the mounted page's lifespan
@@ -101,11 +110,13 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     watchdog = LoopWatchdog()
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
-    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
+    interval |= {"disk_check_s": settings.disk_check_s} if settings.disk_check_s else {}
+    floor = int(settings.min_free_disk_mb * 2**20) if settings.min_free_disk_mb else None
+    sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, min_free_bytes=floor, **interval)
     lifespans = []  # more of them: the users file's watch, the audit log's writer, the MCP transport's
     callers, audit = _callers_and_audit(settings, lifespans)
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
-    app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
+    app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:

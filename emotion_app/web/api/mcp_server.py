@@ -121,8 +121,9 @@ class Comparison(BaseModel):
     similarity: float = Field(description="cosine similarity of the two clips' utterance embeddings, -1 to 1")
 
 
-def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
-    """The MCP server and its tools (mcp's FastMCP; the transport is mounted by `add_mcp_routes`)."""
+def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=None):
+    """The MCP server and its tools (mcp's FastMCP; the transport is mounted by `add_mcp_routes`);
+    `budget`: the server's memory budget (memory.MemoryBudget), shared with the REST API and the page."""
     from mcp.server.fastmcp import Context, FastMCP
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -159,7 +160,7 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs):
         request = RequestOptions.from_fields(fields, charts=False)
         http = getattr(ctx.request_context, "request", None)
         with owned_by(owner(http) if isinstance(http, Request) else None):  # the caller's result
-            body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name).response()
+            body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name, budget=budget).response()
         return answer.model_validate(links(ctx, body))
 
     @server.tool(
@@ -275,7 +276,7 @@ def add_mcp_routes(app, engine, settings, load_error: str | None, denied, allow_
     from starlette.routing import Route
 
     refs = AudioRefs(settings.outputs_dir, settings.max_upload_mb, allow_urls)
-    server = build_mcp(engine, settings, load_error, refs)
+    server = build_mcp(engine, settings, load_error, refs, getattr(app.state, "memory", None))
     server.streamable_http_app()  # makes the session manager
     endpoint = _Authorised(StreamableHTTPASGIApp(server.session_manager), denied)
     for path in (PATH, PATH + "/"):

@@ -80,7 +80,8 @@ def public_text(text: str) -> str:
 
 def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
     body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
-    return JSONResponse(body, status_code=error_code(exc.code).status)
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None  # a busy or full server: when to come back
+    return JSONResponse(body, status_code=error_code(exc.code).status, headers=headers)
 
 
 def _is_api(request: Request) -> bool:
@@ -112,10 +113,10 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": ERRORS["internal"].en, "code": "internal"}, status_code=500)
 
 
-def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str) -> bytes:
-    """In a worker thread: the analysis and its JSON (a long frame result takes a while to encode,
-    which must not happen on the event loop)."""
-    analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang)
+def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str, budget) -> bytes:
+    """In a worker thread: the analysis (within the server's memory `budget`) and its JSON (a long
+    frame result takes a while to encode, which must not happen on the event loop)."""
+    analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang, budget=budget)
     return json.dumps(analysis.response(), ensure_ascii=False).encode()
 
 
@@ -187,10 +188,12 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             return JSONResponse(body, status_code=503)
         state = request.app.state
         live, watchdog = getattr(state, "live", None), getattr(state, "watchdog", None)
+        memory = getattr(state, "memory", None)
         return {
             "status": "ok",
             **model_health,
             **({"live": live.health()} if live is not None else {}),
+            **({"memory": memory.health()} if memory is not None else {}),
             **({"event_loop": watchdog.health()} if watchdog is not None else {}),
         }
 
@@ -220,8 +223,9 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
             options = RequestOptions.from_fields(fields)
+            budget = getattr(request.app.state, "memory", None)
             with owned_by(owner(request)):  # the worker thread runs in a copy of this context
-                body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
+                body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang, budget)
         except EmotionAppError as exc:
             return _error(exc, lang)
         return Response(body, media_type="application/json")

@@ -92,12 +92,15 @@ class Texts:
         return [gr.update(visible=True) for _ in self.remounted]
 
 
-def bind(fn: Callable, *args) -> Callable:
-    """`fn` with `args` bound, for an event: named after `fn` (Gradio names the endpoint after it),
-    with no docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of
-    the bound arguments), its output folders the logged-in user's (`owned`)."""
-    bound = partial(fn, *args)
-    return owned(bound, list(inspect.signature(bound).parameters.values()), fn.__name__)
+def bind(fn: Callable, *args, **keywords) -> Callable:
+    """`fn` with `args` and `keywords` bound, for an event: named after `fn` (Gradio names the
+    endpoint after it), with no docstring (Gradio would publish partial's own as the API
+    description; `fn`'s speaks of the bound arguments), its output folders the logged-in user's
+    (`owned`). Gradio sees the signature without the bound arguments, the `keywords` too (the
+    server's objects, such as its memory budget: not inputs)."""
+    bound = partial(fn, *args, **keywords)
+    params = [p for p in inspect.signature(bound).parameters.values() if p.name not in keywords]
+    return owned(bound, params, fn.__name__)
 
 
 def owned(call: Callable, params: list[inspect.Parameter], name: str) -> Callable:
@@ -238,15 +241,25 @@ class View:
         """{name: value} -> {component: value}."""
         return {self.components[name]: value for name, value in named.items()}
 
-    def handler(self, fn: Callable, *bound, form: type[Form] | None = None, before: tuple = (), named: bool = True) -> Callable:
-        """`fn(*bound, ...)` as an event function. With `form` its inputs are `inputs(form, *before)`,
-        and fn is called as fn(*bound, *values of `before`, form, progress if it takes one). `named`:
-        a dict fn returns is its outputs by name; else it is the one output's value (a JSON result).
+    def handler(
+        self,
+        fn: Callable,
+        *bound,
+        form: type[Form] | None = None,
+        before: tuple = (),
+        named: bool = True,
+        keywords: Mapping | None = None,
+    ) -> Callable:
+        """`fn(*bound, ..., **keywords)` as an event function. With `form` its inputs are
+        `inputs(form, *before)`, and fn is called as fn(*bound, *values of `before`, form, progress if
+        it takes one). `named`: a dict fn returns is its outputs by name; else it is the one output's
+        value (a JSON result). `keywords`: the server's objects (the memory budget), not inputs.
         Named like fn, which Gradio shows as the event's name; Gradio reads the signature made here
         (a gr.Progress default is how it knows to track progress). Its output folders are the
         logged-in user's (`owned`)."""
-        call = partial(fn, *bound)
-        params = list(inspect.signature(call).parameters.values())
+        keywords = dict(keywords or {})
+        call = partial(fn, *bound, **keywords)
+        params = [p for p in inspect.signature(call).parameters.values() if p.name not in keywords]
         if form is not None:  # (*before, form, ...) -> (values, ...): Gradio's one dict
             params = [inspect.Parameter("values", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params[len(before) + 1 :]]
 

@@ -100,35 +100,40 @@ def run_analysis(
     lang="en",
     session_heads=None,
     progress=gr.Progress(),
+    *,
+    memory=None,
 ) -> dict:
     """Analyse the uploaded file; returns result.json's content with download URLs (see Analysis.response).
     The parameters after `load_error` are the API's (an AnalyzeForm's fields); `lang` is the page's
-    (a gr.State, not in the API), and so is `session_heads`."""
+    (a gr.State, not in the API), and so is `session_heads`; `memory`: the server's memory budget."""
     form = AnalyzeForm(
         lang=lang, labels=labels, sentiment=sentiment, file=path, granularity=granularity, embedding=extract_embedding,
         method=method, window=window, alpha=alpha, zero_phase=zero_phase, min_duration_s=min_duration_s,
         session_heads=session_heads,
     )  # fmt: skip
-    return analyze_clip(engine, outputs_dir, load_error, form, progress).response()
+    return analyze_clip(engine, outputs_dir, load_error, form, progress, memory=memory).response()
 
 
-def analyze_clip(engine, outputs_dir, load_error, form: AnalyzeForm, progress=None, pace: Pace | None = None) -> Analysis:
-    """One clip through the service with progress (the time left from `pace` while the model runs)."""
+def analyze_clip(
+    engine, outputs_dir, load_error, form: AnalyzeForm, progress=None, pace: Pace | None = None, memory=None
+) -> Analysis:
+    """One clip through the service with progress (the time left from `pace` while the model runs),
+    within the server's `memory` budget (memory.MemoryBudget; None: none)."""
     with guarded(engine, load_error, form.lang, "prediction"), Reporter(progress, form.lang) as report:
         report(0.01, "decode")  # at once
         request = request_options(form, engine)
         path = form.file
         source = open_input(engine, path, Path(path).name if path else None)  # opened once: its length, then its audio
         report.model_s = pace.estimate(source.declared_s) if pace else None
-        analysis = analyze(engine, source, request, outputs_dir=outputs_dir, lang=form.lang, progress=report)
+        analysis = analyze(engine, source, request, outputs_dir=outputs_dir, lang=form.lang, progress=report, budget=memory)
     if pace:
         pace.learn(analysis.report.duration_s, analysis.report.timings.get("total"))
     return analysis
 
 
-def start_analysis(engine, outputs_dir, load_error, pace, form: AnalyzeForm, progress=gr.Progress()) -> dict:
+def start_analysis(engine, outputs_dir, load_error, pace, form: AnalyzeForm, progress=gr.Progress(), *, memory=None) -> dict:
     """The page's Start: the analysis kept and drawn (KeptTab's skeleton)."""
-    run = partial(analyze_clip, engine, outputs_dir, load_error, form, progress, pace)
+    run = partial(analyze_clip, engine, outputs_dir, load_error, form, progress, pace, memory)
     return finish(run, partial(draw, view=form.view, granularity=form.granularity), form.lang)
 
 
@@ -197,15 +202,16 @@ def redraw_timeline(kept, lang: str, view: str):
     return timeline_html(kept.report, lang, view) if kept is not None else ""
 
 
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
-    """Lay out the tab in the current gr.Tabs and wire its events. Everything, states included, is
-    made inside the gr.Tab: a component made directly in gr.Tabs shifts Gradio's tab indices (the
-    tab bar then shows one tab twice)."""
+def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, memory=None) -> KeptTab:
+    """Lay out the tab in the current gr.Tabs and wire its events (`memory`: the server's memory
+    budget, which each analysis holds from). Everything, states included, is made inside the gr.Tab:
+    a component made directly in gr.Tabs shifts Gradio's tab indices (the tab bar then shows one tab
+    twice)."""
     with texts(gr.Tab, label_key="tab_analyze", id="analyze"):
         v = View(lang=lang_state, kept=gr.State(None), session_heads=gr.State([]))
         _layout(texts, v)
         tab = KeptTab(v, draw, VIEWS, redrawn=("view", "granularity"))
-        _wire(tab, engine, outputs_dir, load_error)
+        _wire(tab, engine, outputs_dir, load_error, memory)
     return tab
 
 
@@ -245,14 +251,14 @@ def _layout(texts: Texts, v: View) -> None:
     v["api"] = gr.Button(visible=False)  # the API's `predict` trigger
 
 
-def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None) -> None:
+def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None, memory=None) -> None:
     v = tab.view
     queue = {"concurrency_limit": 2, "concurrency_id": "analyze"}
-    v["api"].click(
-        bind(run_analysis, engine, outputs_dir, load_error), v.outputs(*API_INPUTS), v["result_json"], api_name="predict", **queue
-    )
+    api = bind(run_analysis, engine, outputs_dir, load_error, memory=memory)
+    v["api"].click(api, v.outputs(*API_INPUTS), v["result_json"], api_name="predict", **queue)
     pace = Pace(engine.device if engine is not None else "cpu")
-    tab.wire(v.handler(start_analysis, engine, outputs_dir, load_error, pace, form=AnalyzeForm), AnalyzeForm, None, **queue)
+    start = v.handler(start_analysis, engine, outputs_dir, load_error, pace, form=AnalyzeForm, keywords={"memory": memory})
+    tab.wire(start, AnalyzeForm, None, **queue)
     v["file"].change(v.handler(new_file), v.outputs("file", "lang"), v.outputs("kept", *tab.names, "hint"), **PRIVATE)
     v["mic"].stop_recording(lambda p: p, v["mic"], v["file"], **PRIVATE)
     v["example"].click(example_path, None, v["file"], **PRIVATE)

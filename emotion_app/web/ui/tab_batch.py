@@ -50,15 +50,16 @@ class BatchForm(Form):
         return {"granularity": self.granularity, "segment": self.segment}
 
 
-def run_batch(engine, outputs_dir: Path, load_error: str | None, form: BatchForm, progress=None) -> BatchRun:
-    """Analyse every file (zips unpacked) into one output folder. No charts: a batch's folder holds tables."""
+def run_batch(engine, outputs_dir: Path, load_error: str | None, form: BatchForm, progress=None, memory=None) -> BatchRun:
+    """Analyse every file (zips unpacked) into one output folder, within the server's `memory`
+    budget (memory.MemoryBudget; None: none). No charts: a batch's folder holds tables."""
     if not form.files:
         raise gr.Error(t("batch_need", form.lang))
     with guarded(engine, load_error, form.lang, "batch"), Reporter(progress, form.lang) as report:
         request = request_options(form, charts=False)
         report(0.01, "files")
         step = partial(file_progress, report)
-        rows, folder = analyze_batch(engine, list(form.files), request, outputs_dir=outputs_dir, progress=step)
+        rows, folder = analyze_batch(engine, list(form.files), request, outputs_dir=outputs_dir, progress=step, budget=memory)
     return BatchRun(rows, folder)
 
 
@@ -99,13 +100,13 @@ def draw_batch(run: BatchRun | None, lang: str) -> dict:
     }
 
 
-def start_batch(engine, outputs_dir, load_error, form: BatchForm, progress=gr.Progress()) -> dict:
+def start_batch(engine, outputs_dir, load_error, form: BatchForm, progress=gr.Progress(), *, memory=None) -> dict:
     """The page's button: the batch kept and drawn (KeptTab's skeleton)."""
-    return finish(partial(run_batch, engine, outputs_dir, load_error, form, progress), draw_batch, form.lang)
+    return finish(partial(run_batch, engine, outputs_dir, load_error, form, progress, memory), draw_batch, form.lang)
 
 
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
-    """Lay out the tab in the current gr.Tabs and wire its events."""
+def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, memory=None) -> KeptTab:
+    """Lay out the tab in the current gr.Tabs and wire its events (`memory`: the server's memory budget)."""
     with texts(gr.Tab, label_key="tab_batch", id="batch"):
         v = View(lang=lang_state, kept=gr.State(None))
         with gr.Row(elem_classes="ea-stack"):
@@ -123,5 +124,6 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         )  # fmt: skip
         v["downloads"] = download_list(texts, "batch-downloads")
         tab = KeptTab(v, draw_batch, ("card", "table", "downloads"))
-        tab.wire(v.handler(start_batch, engine, outputs_dir, load_error, form=BatchForm), BatchForm, "files", concurrency_limit=1)
+        start = v.handler(start_batch, engine, outputs_dir, load_error, form=BatchForm, keywords={"memory": memory})
+        tab.wire(start, BatchForm, "files", concurrency_limit=1)
     return tab

@@ -96,29 +96,36 @@ def run_recording(
     labels=None,
     sentiment=False,
     progress=gr.Progress(),
+    *,
+    memory=None,
 ) -> dict:
     """Segment and analyse a long recording; returns result.json's content with download URLs. The
-    parameters are the API's (a LongForm's fields; `lang` is the page's)."""
+    parameters are the API's (a LongForm's fields; `lang` is the page's); `memory`: the server's
+    memory budget."""
     form = LongForm(
         lang=lang, labels=labels, sentiment=sentiment, file=path, mode=mode, threshold=threshold, min_speech=min_speech,
         min_silence=min_silence, max_segment=max_segment, window_s=window_s, hop_s=hop_s, speakers=speakers, names=names,
         turns=turns,
     )  # fmt: skip
-    return analyze_recording(engine, outputs_dir, load_error, form, progress).response()
+    return analyze_recording(engine, outputs_dir, load_error, form, progress, memory).response()
 
 
-def analyze_recording(engine, outputs_dir, load_error, form: LongForm, progress=None) -> Analysis:
-    """One recording through the service, with progress (segments done, time left)."""
+def analyze_recording(engine, outputs_dir, load_error, form: LongForm, progress=None, memory=None) -> Analysis:
+    """One recording through the service, with progress (segments done, time left), within the
+    server's `memory` budget (memory.MemoryBudget; None: none)."""
     with guarded(engine, load_error, form.lang, "recording analysis"), Reporter(progress, form.lang) as report:
         report(0.01, "start")  # at once: the first stage reports once the VAD model is loaded
         request = request_options(form)
         name = Path(form.file).name if form.file else None
-        return analyze(engine, form.file, request, outputs_dir=outputs_dir, name=name, lang=form.lang, progress=report)
+        return analyze(
+            engine, form.file, request, outputs_dir=outputs_dir, name=name, lang=form.lang, progress=report, budget=memory
+        )
 
 
-def start_recording(engine, outputs_dir, load_error, form: LongForm, progress=gr.Progress()) -> dict:
+def start_recording(engine, outputs_dir, load_error, form: LongForm, progress=gr.Progress(), *, memory=None) -> dict:
     """The page's button: the analysis kept and drawn (KeptTab's skeleton)."""
-    return finish(partial(analyze_recording, engine, outputs_dir, load_error, form, progress), draw_recording, form.lang)
+    run = partial(analyze_recording, engine, outputs_dir, load_error, form, progress, memory)
+    return finish(run, draw_recording, form.lang)
 
 
 def rename(engine, outputs_dir, load_error, kept, names, lang):
@@ -150,8 +157,8 @@ def draw_recording(kept: Analysis | None, lang: str) -> dict:
     }
 
 
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State) -> KeptTab:
-    """Lay out the tab in the current gr.Tabs and wire its events."""
+def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, memory=None) -> KeptTab:
+    """Lay out the tab in the current gr.Tabs and wire its events (`memory`: the server's memory budget)."""
     d = SEGMENT
     with texts(gr.Tab, label_key="tab_long", id="long"):
         v = View(lang=lang_state, kept=gr.State(None))
@@ -193,9 +200,11 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         api = gr.Button(visible=False)  # the API's `recording` trigger
         api_in = v.outputs(*API_INPUTS)
         queue = {"concurrency_limit": 1, "concurrency_id": "recording"}
-        api.click(bind(run_recording, engine, outputs_dir, load_error), api_in, result_json, api_name="recording", **queue)
+        api_fn = bind(run_recording, engine, outputs_dir, load_error, memory=memory)
+        api.click(api_fn, api_in, result_json, api_name="recording", **queue)
         tab = KeptTab(v, draw_recording, ("card", "band", "table", "player", "summary", "log", "downloads"))
-        tab.wire(v.handler(start_recording, engine, outputs_dir, load_error, form=LongForm), LongForm, "file", **queue)
+        start = v.handler(start_recording, engine, outputs_dir, load_error, form=LongForm, keywords={"memory": memory})
+        tab.wire(start, LongForm, "file", **queue)
         v["rename"].click(
             v.handler(rename, engine, outputs_dir, load_error), v.outputs("kept", "names", "lang"), v.outputs("kept", *tab.names),
             **PRIVATE,
