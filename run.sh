@@ -23,7 +23,7 @@ setup() {  # $1: requirements file
   fi
 }
 
-system_packages() {  # $1: "test" adds Debian's chromium and espeak-ng for the tests
+system_packages() {  # $1: "test" adds Debian's chromium, espeak-ng and Node.js for the tests
   # The fonts render Chinese and emoji in the PNG charts (Symbola: emoji outlines) and in the
   # screenshots; without them the charts fall back to English labels.
   local missing=()
