@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh            set up .venv if needed, then start the web app on http://127.0.0.1:7860 (flags: serve's)
-# ./run.sh test       set up .venv with the test requirements (and Debian's chromium), then ruff, the layers, pytest
+# ./run.sh test       set up .venv with the test requirements (Debian's chromium, npm's Gradio client), then ruff, the layers, pytest
 # ./run.sh predict F  any command of the command line (emotion-app serve|predict|batch|evaluate|train-head|...)
 set -euo pipefail
 CALLER=$PWD  # the command line's file arguments are the caller's paths
@@ -23,13 +23,14 @@ setup() {  # $1: requirements file
   fi
 }
 
-system_packages() {  # $1: "test" adds Debian's chromium and espeak-ng for the tests
+system_packages() {  # $1: "test" adds Debian's chromium, espeak-ng and Node.js for the tests
   # The fonts render Chinese and emoji in the PNG charts (Symbola: emoji outlines) and in the
   # screenshots; without them the charts fall back to English labels.
   local missing=()
   if [ "${1:-}" = test ]; then  # the browser tests; spoken test audio for the VAD tests
     command -v chromium >/dev/null || missing+=(chromium)
     command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+    command -v npm >/dev/null || missing+=(nodejs npm)  # the npm Gradio client's test (tests/js)
   fi
   # the list read once: `fc-list | grep -q` under pipefail fails at random (grep -q stops reading early)
   local fonts
@@ -57,11 +58,25 @@ system_packages() {  # $1: "test" adds Debian's chromium and espeak-ng for the t
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+npm_client() {  # the npm Gradio client that tests/test_npm_client.py runs, as tests/js/package-lock.json pins it
+  if ! command -v npm >/dev/null; then
+    echo "npm is missing: tests/test_npm_client.py needs Node.js 18+ and npm (apt-get install nodejs npm)" >&2
+    return 0  # that test then fails, saying the same
+  fi
+  local stamp="tests/js/node_modules/.installed-$(sha1sum <tests/js/package-lock.json | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then  # npm ci empties node_modules first: the stamp goes with an old install
+    echo "Installing the npm Gradio client in tests/js (first run only)" >&2
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$stamp"
+  fi
+}
+
 case "${1:-}" in
   test)
     shift
     system_packages test
     setup requirements-dev.txt
+    npm_client
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/lint-imports"  # the layers of the package (pyproject.toml, docs/layout.md)

@@ -8,6 +8,7 @@ field and what is allowed (the REST API answers it with 422, the CLI exits 2, th
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 
@@ -15,6 +16,7 @@ from .errors import EmotionAppError
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
+MAX_JSON_INT_DIGITS = 18  # a longer integer in JSON is read as a float (read_json)
 
 
 class OptionError(EmotionAppError, ValueError):
@@ -43,7 +45,7 @@ def parse_bool(value, name: str) -> bool:
 def parse_float(value, name: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise OptionError(f"{name} must be a number, not {value!r}") from None
     if not math.isfinite(number):
         raise OptionError(f"{name} must be a finite number, not {value!r}")
@@ -73,6 +75,23 @@ def parse_heads(value) -> tuple[str, ...] | None:
     if names in ((), ("all",)):
         return None
     return () if names == ("none",) else names
+
+
+def read_json(text: str | bytes):
+    """json.loads for JSON that a user sent, raising ValueError (json.JSONDecodeError, with its line,
+    for bad syntax) for anything unreadable, as a caller's own error says. Python's own limits would
+    raise others: nesting deeper than its recursion limit (RecursionError), an integer of more than
+    4300 digits (ValueError) or one past float's range, which overflows where it is compared to a
+    float; so an integer of more than MAX_JSON_INT_DIGITS digits is read as a float (inf past 1e308,
+    which the parsers' finite checks refuse)."""
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _json_int(digits: str) -> int | float:
+    return int(digits) if len(digits.lstrip("-")) <= MAX_JSON_INT_DIGITS else float(digits)
 
 
 def checked(make, *args, **kwargs):

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .fields import OptionError
+from .fields import OptionError, read_json
 
 POLARITIES = ("positive", "negative", "neutral")
 DEFAULT_MAPPING = MappingProxyType(
@@ -86,11 +86,11 @@ def _read_mapping(value) -> dict[str, str]:
         if len(text.encode("utf-8")) > MAX_MAPPING_BYTES:
             raise OptionError(f"sentiment_map: at most {MAX_MAPPING_BYTES // 1024} KB of JSON", "bad_sentiment_map")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = read_json(text)
+        except ValueError as exc:
+            where = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             raise OptionError(
-                f'sentiment_map: not JSON ({exc.msg} at line {exc.lineno}); write it as {{"surprised": "positive"}}',
-                "bad_sentiment_map",
+                f'sentiment_map: not JSON ({where}); write it as {{"surprised": "positive"}}', "bad_sentiment_map"
             ) from None
     if not isinstance(data, dict):
         raise OptionError('sentiment_map: a JSON object is needed, like {"surprised": "positive"}', "bad_sentiment_map")

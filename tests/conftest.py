@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -13,6 +15,14 @@ from audio_files import speechlike  # noqa: E402
 
 # the hooks that share the cores between xdist workers and time-measuring tests
 from workers import pytest_collection_modifyitems, pytest_runtest_protocol  # noqa: E402, F401
+
+# Property tests (tests/test_fuzz.py): in the suite, a fixed budget of examples, the same ones on
+# every run (derandomize: a failure comes back on the next run, with its falsifying example printed).
+# HYPOTHESIS_PROFILE=explore draws many more, new ones each run, and prints how to reproduce a failure
+# (print_blob: the @reproduce_failure line).
+hypothesis_settings.register_profile("suite", max_examples=200, derandomize=True, deadline=None, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", max_examples=3000, deadline=None, database=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 # Parity configs: name -> build_random_checkpoint kwargs.
 CONFIGS = {

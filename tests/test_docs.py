@@ -53,6 +53,9 @@ SKIP = {
     "docs/engine.md: .venv-onnx/bin/python app.py --backend onnx --model onnx_model/": (
         "needs the .venv-onnx of the line above and serves until stopped; tests/test_onnx.py runs --backend onnx"
     ),
+    'docs/web.md: ```js import { Client } from "@gradio/client";': (
+        "JavaScript, and a URL on the network; tests/test_npm_client.py runs the same calls (tests/js/client.mjs)"
+    ),
     "docs/layout.md: .venv/bin/lint-imports": "./run.sh test runs it before pytest (and this test cannot rely on .venv)",
     "docs/layout.md: ``` analysis/report.py dataclasses ──schema.to_json──▶ result.json (page,": (
         "a drawing, not code: tests/test_schema.py holds the schema to the dataclasses"

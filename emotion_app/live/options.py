@@ -12,7 +12,6 @@ back), as a live meter cannot see the future:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..audio.samples import downmix, to_float
 from ..errors import AudioError, EmotionAppError
-from ..fields import OptionError, checked, given, parse_choice, parse_float, parse_int
+from ..fields import OptionError, checked, given, parse_choice, parse_float, parse_int, read_json
 from ..request import RequestOptions
 
 SMOOTHING = ("ewma", "vote", "none")
@@ -30,6 +29,7 @@ MAX_CHANNELS = 8
 WINDOW_RANGE = (0.5, 10.0)  # s: the model sees at most 10 s per hop
 MIN_HOP_S = 0.1  # s: shorter hops would only burn the CPU
 MAX_VOTES = 15
+NO_LIVE_FIELDS = ("turns", "turns_name")  # /api/predict's fields that a live take cannot have: a turns file
 MAX_FRAME_BYTES = 1 << 20  # one binary message: 1 MiB (5.5 s of 48 kHz stereo s16); more is refused from its header
 
 
@@ -126,11 +126,13 @@ class StreamSettings:
 
 
 def analysis_fields() -> tuple[str, ...]:
-    """The fields `settings["analysis"]` may hold: those of /api/predict."""
+    """The fields `settings["analysis"]` may hold: those of /api/predict but a turns file, which a
+    JSON message cannot carry (a string there would be a path on the server)."""
     from ..analysis.options import AnalysisOptions
     from ..audio.segmenter import SEGMENT_FIELDS
 
-    return (*RequestOptions.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS)
+    fields = (*RequestOptions.FIELDS, *AnalysisOptions.FIELDS, *SEGMENT_FIELDS)
+    return tuple(f for f in fields if f not in NO_LIVE_FIELDS)
 
 
 def parse_settings(text: str | bytes | None) -> StreamSettings:
@@ -140,7 +142,7 @@ def parse_settings(text: str | bytes | None) -> StreamSettings:
     if not isinstance(text, str):
         raise EmotionAppError("The first message must be the settings as JSON text, before any audio.", "bad_settings")
     try:
-        data = json.loads(text)
+        data = read_json(text)
     except ValueError as exc:
         raise EmotionAppError(f"The settings message is not valid JSON: {exc}", "bad_settings") from None
     if not isinstance(data, dict):
@@ -154,7 +156,8 @@ def parse_settings(text: str | bytes | None) -> StreamSettings:
         raise EmotionAppError("analysis must be an object of /api/predict's fields.", "bad_settings")
     stray = sorted(set(analysis) - set(analysis_fields()))
     if stray:
-        raise EmotionAppError(f"Unknown analysis fields: {', '.join(stray)}.", "bad_settings")
+        why = " (a live take has no turns file)" if set(stray) & set(NO_LIVE_FIELDS) else ""
+        raise EmotionAppError(f"Unknown analysis fields: {', '.join(stray)}{why}.", "bad_settings")
     lang = parse_choice(data.get("lang", "en"), "lang", ("en", "zh"))
     fmt, live = StreamFormat.from_fields(data), LiveOptions.from_fields(data)
     return StreamSettings(fmt, live, RequestOptions.from_fields(analysis), lang)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EmotionAppError
+from ..fields import read_json
 
 FORMATS = ("rttm", "vtt", "srt", "json")
 SUFFIXES = {".rttm": "rttm", ".vtt": "vtt", ".srt": "srt", ".json": "json"}
@@ -62,7 +63,7 @@ EXPECTED = {
     "json": "whisper / whisperX output: an object with a 'segments' list, or a list of segments with 'start' and 'end' in s",
 }
 
-_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})(?:[.,](\d{1,3}))?"
+_TIME = r"(?:(\d{1,5}):)?(\d{1,2}):(\d{2})(?:[.,](\d{1,3}))?"  # hours: up to 99999 (Python's int() stops at 4300 digits)
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?$")
 _RTTM_TYPE = re.compile(r"^[A-Z][A-Z_/-]*$")
 _VTT_HEADER = re.compile(r"^WEBVTT(?:[ \t].*)?$")
@@ -108,6 +109,8 @@ class TurnsFile:
             return value
         if isinstance(value, (bytes, bytearray)):
             turns = cls(bytes(value), name or "turns")
+        elif not isinstance(value, (str, os.PathLike)):
+            raise TurnsError(f"turns: a {type(value).__name__}; give the turns file (a path, or its bytes with its name).")
         else:
             path = Path(value)
             if not path.is_file():
@@ -303,6 +306,8 @@ def _rttm(lines: list[str], shown: str, recording: str | None, every_recording: 
             raise _fail(shown, n, line, f"onset and duration must be numbers of seconds, not {fields[3]!r} and {fields[4]!r}")
         if duration <= 0:
             raise _fail(shown, n, line, f"the duration is {fields[4]}; expected a duration above 0 s")
+        if not math.isfinite(onset + duration):
+            raise _fail(shown, n, line, "the turn ends past any recording (onset + duration overflows)")
         speaker = None if fields[7] in ("<NA>", "NA") else fields[7]
         by_id.setdefault(fields[1], []).append(_Raw(f"line {n}", line, onset, onset + duration, speaker, None))
     if len(by_id) <= 1 or every_recording:
@@ -429,11 +434,13 @@ def _srt(lines: list[str], shown: str) -> list[_Raw]:
 
 def _json(text: str, shown: str) -> list[_Raw]:
     try:
-        doc = json.loads(text)
+        doc = read_json(text)
     except json.JSONDecodeError as e:
         raise TurnsError(
             f"{shown} line {e.lineno}: not valid JSON ({e.msg}, column {e.colno}); expected {EXPECTED['json']}"
         ) from e
+    except ValueError as e:
+        raise TurnsError(f"{shown}: not valid JSON ({e}); expected {EXPECTED['json']}") from None
     segments = doc.get("segments") if isinstance(doc, dict) else doc
     if not isinstance(segments, list):
         raise TurnsError(f"{shown}: no 'segments' list; expected {EXPECTED['json']}")

@@ -45,7 +45,10 @@ class AudioRefs:
         ref = (ref or "").strip()
         if ref.startswith("data:"):
             return self._data_url(ref), "audio"
-        parts = urlsplit(ref)
+        try:
+            parts = urlsplit(ref)
+        except ValueError as exc:  # "http://[::1": an IPv6 host without its bracket
+            raise EmotionAppError(f"audio: not a usable URL ({exc}); send {AUDIO_HELP}", "no_audio") from None
         if parts.path.startswith("/api/outputs/") and (not parts.scheme or parts.scheme in ("http", "https")):
             return self._download_link(parts.path)
         if parts.scheme in ("http", "https"):
@@ -85,10 +88,9 @@ class AudioRefs:
         return found, found.name
 
     def _uploaded(self, ref: str) -> tuple[Path, str]:
-        path = Path(os.path.abspath(ref))
         try:
-            resolved = path.resolve(strict=True)
-        except (OSError, RuntimeError):
+            resolved = Path(os.path.abspath(ref)).resolve(strict=True)
+        except (OSError, RuntimeError, ValueError):  # ValueError: a NUL character, which no path holds
             resolved = None
         inside = resolved is not None and self.upload_dir in resolved.parents and resolved.is_file()
         if not inside:

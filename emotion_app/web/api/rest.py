@@ -213,6 +213,9 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
                 if not isinstance(upload, UploadFile):
                     return _error(EmotionAppError("Send the audio file in the multipart field 'audio'.", "no_audio"), lang)
                 fields = {k: v for k, v in form.items() if isinstance(v, str)}
+                if isinstance(fields.pop("turns", None), str):  # text would be read as a path on the server
+                    message = "turns: upload the turns file as a file (multipart field 'turns' with its file name), not as text."
+                    return _error(EmotionAppError(message, "bad_turns"), lang)
                 if len(form.getlist("head")) > 1:  # head=a&head=b as well as head=a,b
                     fields["head"] = ",".join(v for v in form.getlist("head") if isinstance(v, str))
                 turns = form.get("turns")  # a turns file (RTTM, WebVTT, SRT, whisper JSON), optional

@@ -44,6 +44,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from ...errors import ERRORS, EmotionAppError, error_code
+from ...fields import read_json
 from ...live import LiveHub, LiveSession, StreamSettings, decode_frame, parse_settings
 from ...live.options import MAX_FRAME_BYTES
 from ...outputs import owned_by
@@ -293,7 +294,7 @@ def _post(outbox: asyncio.Queue, message: dict | None) -> None:
 def end_event(text: str | None) -> bool:
     """True for `{"event": "end"}`; any other text message during a take is an error."""
     try:
-        data = json.loads(text or "")
+        data = read_json(text or "")
     except ValueError:
         data = None
     if isinstance(data, dict) and data.get("event") == "end":

@@ -146,6 +146,16 @@ def audio_upload(texts: Texts, label_key: str, elem_id: str, *, multiple: bool =
     )
 
 
+def api_upload() -> gr.File:
+    """The file input of an API endpoint (`predict`, `recording`): hidden, and with no `file_types`.
+    Gradio checks `file_types` against the uploaded file's name, and the npm client (@gradio/client)
+    uploads a Blob or a Node Buffer as "blob", with no extension: it was refused though the decoder
+    reads it. What the file is, the readers tell from its content (a file that is not audio gets the
+    decoder's `not_audio` error, an unreadable turns file `bad_turns`); the page's pickers keep their
+    lists for the browser's file dialog."""
+    return gr.File(type="filepath", visible=False)  # no label: a hidden component shows nothing to translate
+
+
 def granularity_radio(texts: Texts, **props) -> gr.Radio:
     """utterance (one result) or frame (50 a second)."""
     return texts(gr.Radio, label_key="granularity", choice_keys=GRANULARITY_CHOICES, value="utterance", **props)

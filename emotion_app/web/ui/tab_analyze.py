@@ -31,6 +31,7 @@ from .common import (
     LabelledForm,
     Texts,
     View,
+    api_upload,
     audio_upload,
     bind,
     cleared,
@@ -51,7 +52,7 @@ VIEW_CHOICES = [("view_smoothed", "smoothed"), ("view_raw", "raw")]
 LONG_FILE_S = 180.0  # files longer than this get a pointer to the Long recording tab
 SMOOTHING_NAMES = ("method", "window", "alpha", "zero_phase", "min_duration_s")
 VIEWS = ("card", "scores", "band", "view", "timeline", "segments", "player", "summary", "log", "downloads")  # what draw() draws
-API_INPUTS = ("file", "granularity", "embedding", *SMOOTHING_NAMES, "labels", "sentiment", "lang", "session_heads")
+API_INPUTS = ("api_file", "granularity", "embedding", *SMOOTHING_NAMES, "labels", "sentiment", "lang", "session_heads")
 
 
 def example_path() -> str:
@@ -249,6 +250,7 @@ def _layout(texts: Texts, v: View) -> None:
         v["downloads"] = download_list(texts, "downloads")
     v["result_json"] = gr.JSON(visible=False)
     v["api"] = gr.Button(visible=False)  # the API's `predict` trigger
+    v["api_file"] = api_upload()  # its file: any name (common.api_upload)
 
 
 def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None, memory=None) -> None:

@@ -25,6 +25,7 @@ from .common import (
     LabelledForm,
     Texts,
     View,
+    api_upload,
     audio_upload,
     bind,
     download_list,
@@ -42,8 +43,8 @@ SPEAKER_CHOICES = [("spk_none", "none"), ("spk_channels", "channels"), ("spk_aut
                    ("spk_4", "4")]  # fmt: skip
 TURN_TYPES = [".rttm", ".vtt", ".srt", ".json"]
 SEGMENT = SegmentOptions()  # the sliders' defaults
-API_INPUTS = ("file", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s", "lang", "speakers",
-              "names", "turns", "labels", "sentiment")  # fmt: skip  # run_recording's parameters
+API_INPUTS = ("api_file", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s", "lang",
+              "speakers", "names", "api_turns", "labels", "sentiment")  # fmt: skip  # run_recording's parameters
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
             v["downloads"] = download_list(texts, "long-downloads")
         result_json = gr.JSON(visible=False)
         api = gr.Button(visible=False)  # the API's `recording` trigger
+        v["api_file"], v["api_turns"] = api_upload(), api_upload()  # its files: any name (common.api_upload)
         api_in = v.outputs(*API_INPUTS)
         queue = {"concurrency_limit": 1, "concurrency_id": "recording"}
         api_fn = bind(run_recording, engine, outputs_dir, load_error, memory=memory)
