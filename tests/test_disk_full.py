@@ -57,7 +57,7 @@ def namespaces_work() -> bool:
 def small_disk(tmp_path_factory, tiny_dir):
     """The server on 127.0.0.1 with its outputs on a 4 MB tmpfs, a 1 MB free-space floor checked every 0.1 s."""
     # CI's machine allows them, as this one does: a machine that does not is a failure to look at, never a skip
-    assert namespaces_work(), "this machine allows no user and mount namespaces (unshare -rm): the small filesystem cannot be made"
+    assert namespaces_work(), "no user and mount namespaces here (unshare -rm): the small filesystem cannot be made"
     root = tmp_path_factory.mktemp("small_disk")
     outputs, log = root / "outputs", root / "server.log"
     outputs.mkdir()
