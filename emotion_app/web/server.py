@@ -46,6 +46,9 @@ class AppSettings:
     live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
     mcp: bool = False  # serve the MCP tools at /mcp (api/mcp_server.py)
     mcp_allow_urls: bool = False  # let the MCP tools fetch http(s) URLs
+    cross_batch: bool = True  # concurrent requests' model calls merged into shared ones (model/batcher.py)
+    batch_max: int = 0  # chunks per merged model call; 0: the engine's batch size
+    batch_wait_ms: float = 2.0  # how long the first call waits for others to join its model call
 
 
 def load_engine(**options):
@@ -62,9 +65,12 @@ def load_engine(**options):
 def build_app(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en"):
     """The whole web app as one ASGI app (a FastAPI app) that any ASGI server can run: the REST routes,
     the live WebSocket (/api/stream), the MCP tools (/mcp, with `settings.mcp`) and Gradio's page at /,
-    all behind the guard. Its lifespan runs the retention sweeper, the event loop's watchdog, the MCP
-    transport and Gradio's queue and cache cleaning. `app.state` holds `live` (the live hub),
-    `watchdog` and `demo` (the Blocks). `launch` serves it; it must be served with
+    and /metrics (api/metrics.py), all behind the guard. With `settings.cross_batch` the engine merges
+    concurrent requests' model calls (Engine.enable_batching). `engine` may run its model elsewhere
+    (a Ray Serve handle, scale/remote.py): every route is the same. Its lifespan runs the retention
+    sweeper, the event loop's watchdog, the metrics' observers, the MCP transport and Gradio's queue
+    and cache cleaning. `app.state` holds `live` (the live hub), `watchdog`, `metrics` and `demo` (the
+    Blocks). `launch` serves it; it must be served with
     `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py), as `launch` does."""
     import gradio as gr
     from fastapi import FastAPI
@@ -73,6 +79,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
     from .api.guard import Guard
+    from .api.metrics import Metrics, MetricsMiddleware, add_metrics_route
     from .api.rest import add_api_fallback, add_rest_routes, auth_check
     from .api.stream import add_stream_routes
     from .api.throttle import LoginThrottle
@@ -86,6 +93,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     remove_temp_folders(outputs)  # all of them: left by a killed process, as no request runs yet
     read_secret(outputs)  # made now rather than by the first requests, racing
     _warn_if_exposed(settings)
+    if engine is not None and settings.cross_batch:
+        engine.enable_batching(settings.batch_max or None, settings.batch_wait_ms / 1000)
     allowed_paths = _page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
     demo = build_demo(engine, outputs, load_error, lang, live=live)
@@ -98,16 +107,19 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     max_bytes = int(settings.max_outputs_gb * 2**30) if settings.max_outputs_gb else None
     interval = {"interval_s": settings.sweep_interval_s} if settings.sweep_interval_s else {}
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, **interval)
-    lifespans = []  # more of them: the MCP transport's
+    metrics = Metrics(engine, live)
+    lifespans = [lambda: metrics.lifespan(engine, watchdog)]  # more of them: the MCP transport's
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
-    app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
+    app.state.watchdog, app.state.live, app.state.demo, app.state.metrics = watchdog, live, demo, metrics
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    add_metrics_route(app, metrics, auth_check(settings.auth, throttle))
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
-        denied = auth_check(settings.auth, throttle)
-        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
+        lifespans.append(
+            add_mcp_routes(app, engine, settings, load_error, auth_check(settings.auth, throttle), settings.mcp_allow_urls)
+        )
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
     # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
@@ -128,10 +140,11 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         css=stylesheet(),
     )
     app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
-    # The guard is added last, so it is the outermost of the app's middleware: around our routes and
-    # the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
+    # The guard is added after the routes and the page (only the metrics' counter is outside it), so it
+    # is around our routes and the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
     # origin, with credentials).
     app.add_middleware(Guard, **_guard_options(settings, throttle, private_dir=outputs if allowed_paths else None))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the guard: its refusals are counted too
     return app
 
 

@@ -75,9 +75,13 @@ def public_text(text: str) -> str:
     return ABSOLUTE_PATH.sub(cut, text)
 
 
+RETRY_AFTER_S = 5  # what a 503 (the model's replicas unavailable, say) tells the client to wait
+
+
 def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
     body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
-    return JSONResponse(body, status_code=error_code(exc.code).status)
+    status = error_code(exc.code).status
+    return JSONResponse(body, status_code=status, headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None)
 
 
 def _is_api(request: Request) -> bool:
