@@ -21,6 +21,8 @@ import contextlib
 import logging
 import time
 
+from fastapi import Request
+
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -138,7 +140,6 @@ class MetricsMiddleware:
 
 def add_metrics_route(app, metrics: Metrics, denied) -> None:
     """GET /metrics, behind `denied` (rest.auth_check: the REST routes' login)."""
-    from fastapi import Request
     from fastapi.responses import Response
     from starlette.concurrency import run_in_threadpool
 
