@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 ERRORS_MODES = ("raise", "return")  # predict_batch's `errors`
 MAX_FRAME_EMBEDDING_S = 600.0  # per-frame embeddings are kept in memory: (T, D) float32, 12 MB a minute at D=1024
 MAX_FRAME_EMBEDDING_SAMPLES = int(MAX_FRAME_EMBEDDING_S * SAMPLE_RATE)
+FAN_OUT = 8  # a request's model batches in flight at once on a concurrent backend (its replicas)
 
 
 @dataclass
@@ -313,6 +314,7 @@ class Engine:
 
     def _flush(self, pending, results, granularity, extract_embedding, keep_frames) -> None:
         pending.sort(key=lambda item: len(item[1]))
+        batches = []
         while pending:
             n = 1
             shortest = len(pending[0][1])
@@ -323,13 +325,29 @@ class Engine:
             ):
                 n += 1
             batch, pending[:n] = pending[:n], []
-            t = time.perf_counter()
-            outs = self.run_chunks([samples for _, samples, _ in batch], keep_frames)
-            share = (time.perf_counter() - t) / sum(len(s) for _, s, _ in batch)
+            batches.append(batch)
+        for batch, (outs, seconds) in zip(batches, self._run_batches(batches, keep_frames)):
+            share = seconds / sum(len(s) for _, s, _ in batch)
             for (i, samples, work), out in zip(batch, outs):
                 self._add(work, 0, out)
                 work.infer += share * len(samples)
                 results[i] = self._finish(work, granularity, extract_embedding)
+
+    def _run_batches(self, batches, keep_frames):
+        """Each batch's (outputs, seconds), in order: one after the other (lazily), or, on a concurrent
+        backend (Ray Serve replicas), all at once, so that a long recording's segments fan out over
+        the replicas."""
+
+        def run(batch):
+            t = time.perf_counter()
+            return self.run_chunks([samples for _, samples, _ in batch], keep_frames), time.perf_counter() - t
+
+        if len(batches) > 1 and getattr(self.backend, "concurrent", False):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(batches), FAN_OUT), thread_name_prefix="fan-out") as pool:
+                return list(pool.map(run, batches))
+        return map(run, batches)
 
     @staticmethod
     def _add(work: _Work, start: int, out: ChunkOutput) -> None:

@@ -70,9 +70,10 @@ def test_every_entry_point_answers_as_the_single_process_server(front, web, tmp_
     from test_mcp import call_tool, data_url
 
     path = write_audio(tmp_path / "speech.wav", speechlike(2.5, 22050, seed=3), 22050)
-    for fields in ({}, {"granularity": "frame"}, {"segment": "window", "window_s": "1"}):
-        result = rest(front.url, path, **fields)
-        same(result, rest(web.url, path, **fields))
+    long = write_audio(tmp_path / "long.wav", speechlike(7.0, 16000, seed=4), 16000)  # 7 windows: 2 batches, fanned out
+    for audio, fields in ((path, {}), (path, {"granularity": "frame"}), (long, {"segment": "window", "window_s": "1"})):
+        result = rest(front.url, audio, **fields)
+        same(result, rest(web.url, audio, **fields))
         saved = json.loads((front.outputs / result["output_dir"] / "result.json").read_text(encoding="utf-8"))
         same(saved, result)
     gradio = Client(front.url + "/", verbose=False).predict(handle_file(str(path)), "frame", False, api_name="/predict")
