@@ -64,17 +64,17 @@ class Engine:
     """emotion2vec+ loaded once; thread-safe (model calls are serialised, or merged across requests
     once `enable_batching` was called).
 
-    `backend`: a model already made instead of loading `options.model` here: one with the
-    TorchModel contract (labels, embed_dim, device, dtype, run_chunks, head_probabilities); one with
-    `concurrent = True` (scale/remote.py: the model runs in Ray Serve replicas, which batch) is called
-    from many threads at once and reports its batches through its `observe` attribute."""
+    `remote`: a model that runs elsewhere instead of `options.model` loaded here (scale/remote.py:
+    Ray Serve replicas, which batch), with the TorchModel contract (labels, embed_dim, device, dtype,
+    run_chunks, head_probabilities) and `concurrent = True`: it is called from many threads at once
+    and reports its batches through its `observe` attribute."""
 
-    def __init__(self, options: EngineOptions | dict | None = None, *, backend=None, **overrides):
+    def __init__(self, options: EngineOptions | dict | None = None, *, remote=None, **overrides):
         self.options = opts = EngineOptions.make(options, **overrides)
         t0 = time.perf_counter()
-        if backend is not None:  # the model lives elsewhere (a Serve replica): nothing is loaded here
-            self.model_dir, self.backend = Path(opts.model), backend
-            self.device, self.dtype = backend.device, backend.dtype
+        if remote is not None:  # nothing is loaded here
+            self.model_dir, self.backend = Path(opts.model), remote
+            self.device, self.dtype = remote.device, remote.dtype
             self.vad_file = silero_onnx_file() if opts.backend == "onnx" else None
         elif opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
             from .model.onnx_backend import OnnxModel

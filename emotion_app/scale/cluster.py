@@ -70,7 +70,7 @@ def start_model(engine_options: dict, options: ServeOptions, *, address: str | N
             except RuntimeError as exc:  # a replica's constructor failed (the model did not load)
                 raise EmotionAppError(f"The model replicas did not start: {exc}", "model_load") from exc
         info = handle.info.remote().result(timeout_s=INFO_TIMEOUT_S)
-        engine = Engine(engine_options, backend=RemoteBackend(handle, info, app_name=APP_NAME))
+        engine = Engine(engine_options, remote=RemoteBackend(handle, info, app_name=APP_NAME))
         yield engine
     finally:
         if local:

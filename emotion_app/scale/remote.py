@@ -1,5 +1,5 @@
 """The front's side of Ray Serve: an engine backend whose model calls go to the replicas through a
-Serve handle (`Engine(options, backend=RemoteBackend(...))`), so that every route of the web front
+Serve handle (`Engine(options, remote=RemoteBackend(...))`), so that every route of the web front
 (page, REST, Gradio API, MCP, live) runs unchanged on replicas elsewhere.
 
 It is `concurrent`: the engine calls it from every request thread at once, unserialised, and the
