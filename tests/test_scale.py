@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,6 +27,7 @@ pytest.importorskip("ray.serve")
 
 from emotion_app.scale.cluster import ServeOptions, start_model  # noqa: E402
 
+ROOT = Path(__file__).parent.parent
 VARYING = {"timings", "timestamp", "output_dir", "files"}  # differ between any two runs of a request
 
 
@@ -159,3 +161,35 @@ def test_a_replica_killed_under_load_loses_no_request(front, tmp_path):
         time.sleep(0.5)
     result = rest(front.url, paths[0])
     assert np.isclose(sum(result["probabilities"].values()), 1, atol=1e-5)
+
+
+def test_the_serve_config_builds_the_application():
+    """deploy/serve.yaml is a valid Serve config whose builder makes the application (no Ray needed)."""
+    import yaml
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.deployment import Application
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "deploy" / "serve.yaml").read_text()))
+    (app,) = config.applications
+    assert config.proxy_location == "Disabled" and app.name == "emotion"
+    assert isinstance(call_user_app_builder_with_args_if_necessary(import_attr(app.import_path), app.args), Application)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--autoscale", "1,4"], "--autoscale needs --ray-serve"),
+        (["--ray-serve", "--autoscale", "4,1"], "MIN <= MAX"),
+        (["--ray-serve", "--autoscale", "two"], "two whole numbers"),
+        (["--ray-serve", "--replicas", "0"], "--replicas takes"),
+        (["--batch-wait-ms", "-1"], "--batch-max and --batch-wait-ms"),
+    ],
+)
+def test_serve_flags_are_checked(flags, message, capsys):
+    from emotion_app.cli.serve import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(flags)
+    assert message in capsys.readouterr().err
