@@ -158,15 +158,6 @@ class Engine:
         else:
             self._batcher.max_chunks, self._batcher.wait_s = max_chunks, wait_s
 
-    def disable_batching(self) -> None:
-        """Model calls serialised again, one request's at a time (calls already queued still run merged)."""
-        self._batcher = None
-
-    @property
-    def batching(self) -> bool:
-        """Whether concurrent requests' model calls are merged (here or in the replicas)."""
-        return self._batcher is not None or getattr(self.backend, "concurrent", False)
-
     def _run_locked(self, chunks, keep_frames):
         with self._lock:
             return self.backend.run_chunks(chunks, keep_frames)
@@ -198,8 +189,10 @@ class Engine:
                     )
                 from .speakers.model import SpeakerModel
 
-                device = "cuda" if str(self.device).startswith("cuda") else "cpu"
-                dtype = self.dtype if self.dtype in ("bf16", "fp16") else "fp32"
+                # with Ray Serve the replicas have the GPU, not this front: CAM++ runs here on the CPU
+                here = not getattr(self.backend, "concurrent", False)
+                device = "cuda" if here and str(self.device).startswith("cuda") else "cpu"
+                dtype = self.dtype if self.dtype == "bf16" or (self.dtype == "fp16" and device == "cuda") else "fp32"
                 if self.dtype == "int8" and cpu_has_native_bf16():  # a fast mode was asked for: CAM++'s is bf16
                     dtype = "bf16"
                 self._speakers = _Serialised(

@@ -1,7 +1,7 @@
 """serve --ray-serve: the web front on a local Ray (127.0.0.1 only) with two Serve replicas of the
 tiny checkpoint. Every entry point answers as the single-process server does (result.json to 1e-5),
 32 concurrent requests form batches larger than one (seen in /metrics, which prometheus_client
-parses), and a replica killed (kill -9) under 16 concurrent requests and a live take loses none
+parses), and a replica killed (kill -9) under 16 concurrent clients and a live take loses none
 and leaves none hanging; Serve starts a new one. One Ray for the module (its start is most of the
 module's time)."""
 
@@ -21,6 +21,7 @@ import pytest
 from audio_files import speechlike, write_audio
 from conftest import free_port
 from test_metrics import scrape
+from test_ray_batch import descendants
 from test_stream import pcm16, stream_take
 
 pytest.importorskip("ray.serve")
@@ -115,48 +116,55 @@ def test_concurrent_requests_are_batched_across_requests_in_the_replicas(front, 
     assert after['emotion_app_requests_total{method="POST",route="/api/predict",status="200"}'] >= 32
 
 
-def replica_pids(engine, want: int = 2) -> set[int]:
-    pids: set[int] = set()
-    for _ in range(200):  # bounded: Serve spreads the calls over its replicas
-        pids.add(engine.backend.handle.info.remote().result(timeout_s=30)["pid"])
-        if len(pids) >= want:
-            break
+def replica_pids() -> set[int]:
+    """The Serve replicas' processes: below this one (the local Ray's), by the title Ray gives them."""
+    pids = set()
+    for pid in descendants(os.getpid()):
+        try:
+            if b"ServeReplica:emotion:Model" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+        except OSError:  # ended meanwhile
+            continue
     return pids
 
 
 def test_a_replica_killed_under_load_loses_no_request(front, tmp_path):
-    pids = replica_pids(front.engine)
+    pids = replica_pids()
     assert len(pids) == 2
     paths = [write_audio(tmp_path / f"k{i}.wav", speechlike(1.5, 16000, seed=50 + i), 16000) for i in range(16)]
-    answers, first_done = [], threading.Event()
+    answers = []
 
     def client(path):
-        for _ in range(3):  # each client keeps a request in flight until the kill has happened
+        for _ in range(2):  # each client keeps a request in flight until the kill has happened
             with open(path, "rb") as f:
                 answer = httpx.post(front.url + "/api/predict", files={"audio": f}, timeout=90)  # a hung one fails here
             answers.append(answer)
-            first_done.set()
 
     live = {}
     taker = threading.Thread(target=lambda: live.update(messages=stream_take(front, pcm16(4.0), speed=2.0)[0]))
     clients = [threading.Thread(target=client, args=(p,)) for p in paths]
     for t in [taker, *clients]:
         t.start()
-    assert first_done.wait(60)
+    # Killed while 8 model calls or more are out, spread over both replicas (all 8 on the other one: 1 in 256)
     victim = min(pids)
+    deadline = time.monotonic() + 30
+    while front.engine.backend.in_flight()[0] < 8:
+        assert time.monotonic() < deadline, "the load never reached 8 model calls at once"
+        time.sleep(0.005)
     os.kill(victim, signal.SIGKILL)
     for t in [taker, *clients]:
         t.join(120)
         assert not t.is_alive(), "a request hung"
-    assert len(answers) == 48
+    assert len(answers) == 32
     statuses = [a.status_code for a in answers]
     assert set(statuses) <= {200, 503}, statuses
     assert all(a.headers.get("retry-after") for a in answers if a.status_code == 503)
-    assert statuses.count(200) == 48, f"{statuses.count(503)} answered 503"  # 0 lost: every call retried elsewhere
-    assert front.engine.backend.retries > 0  # calls were in flight on the killed replica, and sent again
+    assert statuses.count(200) == 32, f"{statuses.count(503)} answered 503"  # 0 lost: every call retried elsewhere
+    # Serve's router sends the calls the dead replica held to the other one; remote.py's retries are
+    # the second line (Serve with no replica ready, a call timed out)
     assert live["messages"][-1]["event"] == "result", live["messages"][-1:]  # the live take went on
     deadline = time.monotonic() + 60
-    while front.engine.backend.replicas() < 2 or victim in replica_pids(front.engine):
+    while front.engine.backend.replicas() < 2 or len(replica_pids() - {victim}) < 2:
         assert time.monotonic() < deadline, "Serve did not replace the killed replica"
         time.sleep(0.5)
     result = rest(front.url, paths[0])

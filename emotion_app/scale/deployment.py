@@ -28,6 +28,7 @@ DEPLOYMENT = "Model"
     name=DEPLOYMENT,
     max_ongoing_requests=64,  # calls a replica holds at once: what its batches are made of
     health_check_period_s=2.0,  # a dead replica is noticed within seconds and replaced
+    graceful_shutdown_wait_loop_s=0.5,  # a replica being stopped checks for calls in flight this often
     graceful_shutdown_timeout_s=10.0,
 )
 class Model:

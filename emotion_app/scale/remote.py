@@ -4,9 +4,10 @@ Serve handle (`Engine(options, remote=RemoteBackend(...))`), so that every route
 
 It is `concurrent`: the engine calls it from every request thread at once, unserialised, and the
 replicas merge the calls into batches (deployment.py). Each call blocks its thread (a request's
-worker or the live scheduler's, never the event loop) for at most `call_timeout_s`. A replica
-that dies under a call (kill -9, its node lost) fails the call with an actor error: the call is sent
-again, to a live replica, until `retry_s` has passed; then the request is answered as
+worker or the live scheduler's, never the event loop) for at most `call_timeout_s`. The calls a
+replica held when it died (kill -9, its node lost) are routed again by Serve's router itself
+(Ray 2.60). What still fails here (no replica ready, an actor error the router passes on, a call
+past its time) is sent again until `retry_s` has passed; then the request is answered as
 `unavailable` (503 with Retry-After). Serve starts a new replica meanwhile.
 """
 
@@ -57,6 +58,7 @@ class RemoteBackend:
         self.retry_s, self.call_timeout_s = retry_s, call_timeout_s
         self.observe = None  # set by the engine: the replicas' BatchStats go to its observers
         self.retries = 0  # calls sent again after a replica failed them
+        self._started: dict[int, float] = {}  # the calls waiting for a replica: id -> time.monotonic() sent
         self._retryable = retryable()
         self._replicas = (0.0, 0)
         self._replicas_lock = threading.Lock()
@@ -91,7 +93,20 @@ class RemoteBackend:
                 self._replicas = (time.monotonic(), count)
             return count
 
+    def in_flight(self) -> tuple[int, float]:
+        """(calls waiting for a replica now, the oldest one's wait in s)."""
+        started = list(self._started.values())
+        return len(started), time.monotonic() - min(started) if started else 0.0
+
     def _call(self, method: str, *args):
+        key = object()
+        self._started[id(key)] = time.monotonic()
+        try:
+            return self._retried(method, args)
+        finally:
+            del self._started[id(key)]
+
+    def _retried(self, method: str, args: tuple):
         deadline = time.monotonic() + self.retry_s
         pause = 0.1
         while True:

@@ -9,7 +9,8 @@ What is measured (names below; `docs/scale.md` lists them beside Ray Serve's own
   requests' calls, and chunks, each model call merged (model/batcher.py). With Ray Serve the
   replicas measure these and hand them back with the results (scale/remote.py).
 - `emotion_app_live_sessions`, `emotion_app_event_loop_lag_seconds` (the watchdog's probe, each
-  0.1 s), `emotion_app_model_replicas` (1 in one process; the running Serve replicas otherwise).
+  0.1 s), `emotion_app_model_replicas` (1 in one process; the running Serve replicas otherwise) and,
+  with Ray Serve, `emotion_app_replica_calls_in_flight`.
 
 Each app has its own registry (several apps in one process, as in the tests, do not mix). The route
 passes the same login as the REST routes.
@@ -79,8 +80,14 @@ class Metrics:
         sessions = Gauge("emotion_app_live_sessions", "Live takes running", registry=registry)
         sessions.set_function(lambda: live.active if live is not None else 0)
         replicas = Gauge("emotion_app_model_replicas", "Model replicas serving this app", registry=registry)
-        count = getattr(getattr(engine, "backend", None), "replicas", None)
+        backend = getattr(engine, "backend", None)
+        count = getattr(backend, "replicas", None)
         replicas.set_function(count if callable(count) else lambda: 1 if engine is not None else 0)
+        if callable(getattr(backend, "in_flight", None)):  # Ray Serve: the calls waiting for a replica
+            waiting = Gauge(
+                "emotion_app_replica_calls_in_flight", "Model calls sent to the replicas, not answered yet", registry=registry
+            )
+            waiting.set_function(lambda: backend.in_flight()[0])
 
     def observe_batch(self, stats) -> None:
         """One model call (model/batcher.py's BatchStats); from any thread."""
