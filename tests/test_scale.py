@@ -183,6 +183,8 @@ def test_the_serve_config_builds_the_application():
     (app,) = config.applications
     assert config.proxy_location == "Disabled" and app.name == "emotion"
     assert isinstance(call_user_app_builder_with_args_if_necessary(import_attr(app.import_path), app.args), Application)
+    scaled = ServeOptions(autoscale=(1, 3), gpus_per_replica=0.5).app_args({"model": "m"})
+    assert isinstance(import_attr(app.import_path)(scaled), Application)
 
 
 @pytest.mark.parametrize(

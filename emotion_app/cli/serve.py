@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--batch-max", type=int, default=int(env("EMOTION_APP_BATCH_MAX", "0")),
-        help="chunks per merged model call (requests with --ray-serve); 0: the engine's batch size",
+        help="chunks per merged model call (with --ray-serve also the calls a replica merges); 0: the engine's batch size",
     )  # fmt: skip
     p.add_argument(
         "--batch-wait-ms", type=float, default=float(env("EMOTION_APP_BATCH_WAIT_MS", "2")),
@@ -100,7 +100,7 @@ def add_ray_serve_args(p: argparse.ArgumentParser, env) -> None:
     )  # fmt: skip
     p.add_argument(
         "--ray-address", default=env("EMOTION_APP_RAY_ADDRESS"),
-        help="join this Ray cluster (ray://... or host:port); none: a local Ray on 127.0.0.1, stopped on exit",
+        help="join this Ray cluster (HEAD_IP:6379); none: a local Ray on 127.0.0.1, stopped on exit",
     )  # fmt: skip
     p.add_argument("--replicas", type=int, default=int(env("EMOTION_APP_REPLICAS", "1")), help="model replicas (--ray-serve)")
     p.add_argument("--autoscale", default=env("EMOTION_APP_AUTOSCALE"), help="MIN,MAX replicas, scaled on load (--ray-serve)")

@@ -111,15 +111,14 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     lifespans = [lambda: metrics.lifespan(engine, watchdog)]  # more of them: the MCP transport's
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo, app.state.metrics = watchdog, live, demo, metrics
+    denied = auth_check(settings.auth, throttle)  # the REST routes' login, for /metrics and /mcp too
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
-    add_metrics_route(app, metrics, auth_check(settings.auth, throttle))
+    add_metrics_route(app, metrics, denied)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
-        lifespans.append(
-            add_mcp_routes(app, engine, settings, load_error, auth_check(settings.auth, throttle), settings.mcp_allow_urls)
-        )
+        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
     # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
@@ -140,9 +139,9 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         css=stylesheet(),
     )
     app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
-    # The guard is added after the routes and the page (only the metrics' counter is outside it), so it
-    # is around our routes and the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
-    # origin, with credentials).
+    # The guard is added after the routes and the page (only the metrics' counter is outside it), so
+    # it is around our routes and the mounted page alike, and its CORS policy replaces Gradio's (which
+    # allows any localhost origin, with credentials).
     app.add_middleware(Guard, **_guard_options(settings, throttle, private_dir=outputs if allowed_paths else None))
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the guard: its refusals are counted too
     return app
