@@ -15,6 +15,7 @@ from pathlib import Path
 from .args import add_head_arg, add_model_args
 
 ENV_NAMES = {"head_dirs": "EMOTION_APP_HEADS (folders joined by the path separator)", "share": "EMOTION_APP_SHARE=1"}
+ENV_NAMES |= {"cross_batch": "EMOTION_APP_CROSS_BATCH=0", "ray_serve": "EMOTION_APP_RAY_SERVE=1"}
 SECRET = {"auth"}  # flags whose value --help must not print (it may come from the environment)
 DESCRIPTION = "Speech emotion recognition web app (emotion2vec+)."
 EPILOG = (
