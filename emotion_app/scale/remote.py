@@ -58,7 +58,8 @@ class RemoteBackend:
         self.retry_s, self.call_timeout_s = retry_s, call_timeout_s
         self.observe = None  # set by the engine: the replicas' BatchStats go to its observers
         self.retries = 0  # calls sent again after a replica failed them
-        self._started: dict[int, float] = {}  # the calls waiting for a replica: id -> time.monotonic() sent
+        self._waiting = 0  # calls sent, not answered yet
+        self._count_lock = threading.Lock()  # for both counts (request threads; a plain lock: never on the event loop)
         self._retryable = retryable()
         self._replicas = (0.0, 0)
         self._replicas_lock = threading.Lock()
@@ -93,18 +94,18 @@ class RemoteBackend:
                 self._replicas = (time.monotonic(), count)
             return count
 
-    def in_flight(self) -> tuple[int, float]:
-        """(calls waiting for a replica now, the oldest one's wait in s)."""
-        started = list(self._started.values())
-        return len(started), time.monotonic() - min(started) if started else 0.0
+    def in_flight(self) -> int:
+        """The calls sent to the replicas and not answered yet."""
+        return self._waiting
 
     def _call(self, method: str, *args):
-        key = object()
-        self._started[id(key)] = time.monotonic()
+        with self._count_lock:
+            self._waiting += 1
         try:
             return self._retried(method, args)
         finally:
-            del self._started[id(key)]
+            with self._count_lock:
+                self._waiting -= 1
 
     def _retried(self, method: str, args: tuple):
         deadline = time.monotonic() + self.retry_s
@@ -119,7 +120,8 @@ class RemoteBackend:
                         "try again in a moment (Ray Serve restarts failed replicas).",
                         "unavailable",
                     ) from exc
-                self.retries += 1
+                with self._count_lock:
+                    self.retries += 1
                 logger.warning("a model replica failed a call (%s); sending it again", type(exc).__name__)
                 time.sleep(pause)
                 pause = min(1.0, pause * 2)

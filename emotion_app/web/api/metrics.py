@@ -87,7 +87,7 @@ class Metrics:
             waiting = Gauge(
                 "emotion_app_replica_calls_in_flight", "Model calls sent to the replicas, not answered yet", registry=registry
             )
-            waiting.set_function(lambda: backend.in_flight()[0])
+            waiting.set_function(backend.in_flight)
 
     def observe_batch(self, stats) -> None:
         """One model call (model/batcher.py's BatchStats); from any thread."""
