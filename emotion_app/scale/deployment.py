@@ -47,13 +47,13 @@ class Model:
         engine = self.engine
         return {
             "labels": list(engine.labels), "embed_dim": engine.embed_dim, "device": str(engine.device),
-            "dtype": engine.dtype, "model_id": getattr(engine.backend, "model_id", None) or engine_model_id(engine),
+            "dtype": engine.dtype, "model_id": engine_model_id(engine),
             "batch_size": engine.batch_size, "max_batch_samples": engine.max_batch_samples, "pid": os.getpid(),
         }  # fmt: skip
 
     async def run(self, chunks: list, keep_frames: bool = False) -> tuple:
         """One request's model call: (its ChunkOutputs or the model's exception, the BatchStats of the
-        model calls it took part in, given to the first call of each Serve batch only, this pid)."""
+        model calls it took part in, given to the first call of each Serve batch only)."""
         return await self._batched(Call(chunks, keep_frames))
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
@@ -63,8 +63,7 @@ class Model:
         results = await asyncio.to_thread(
             run_merged, self.engine.run_chunks, calls, self.max_chunks, self.engine.max_batch_samples, stats.append
         )
-        pid = os.getpid()
-        return [(result, stats if i == 0 else [], pid) for i, result in enumerate(results)]
+        return [(result, stats if i == 0 else []) for i, result in enumerate(results)]
 
     async def head(self, mean):
         """(D,) feature -> (V,) probabilities (a long input's utterance reading)."""
@@ -80,6 +79,9 @@ def app(args: dict):
     if autoscale:
         low, high = (int(n) for n in autoscale)
         replicas = {"autoscaling_config": {"min_replicas": low, "max_replicas": high, "target_ongoing_requests": 8}}
-    resources = {"num_cpus": float(args.get("cpus_per_replica", 1)), "num_gpus": float(args.get("gpus_per_replica", 0))}
-    deployment = Model.options(ray_actor_options=resources, **replicas)
-    return deployment.bind(dict(args.get("engine") or {}), int(args.get("max_batch", 0)), float(args.get("batch_wait_ms", 2.0)))
+    cpus, gpus = float(args.get("cpus_per_replica", 1)), float(args.get("gpus_per_replica", 0))
+    engine = dict(args.get("engine") or {})
+    if not gpus and not engine.get("threads"):  # torch's threads: the CPUs the replica took, not all the node's
+        engine["threads"] = max(1, int(cpus))
+    deployment = Model.options(ray_actor_options={"num_cpus": cpus, "num_gpus": gpus}, **replicas)
+    return deployment.bind(engine, int(args.get("max_batch", 0)), float(args.get("batch_wait_ms", 2.0)))

@@ -66,7 +66,7 @@ class RemoteBackend:
 
     def run_chunks(self, chunks, keep_frames: bool = False):
         """As TorchModel.run_chunks, on a replica: the chunks' ChunkOutputs."""
-        result, stats, _pid = self._call("run", [np.asarray(c, dtype=np.float32) for c in chunks], keep_frames)
+        result, stats = self._call("run", [np.asarray(c, dtype=np.float32) for c in chunks], keep_frames)
         if self.observe is not None:
             for batch in stats:
                 self.observe(batch)
