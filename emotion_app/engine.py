@@ -30,6 +30,7 @@ from .engine_options import EngineOptions
 from .errors import AudioError, EmotionAppError, ModelLoadError
 from .fields import parse_choice
 from .labelset import LabelSet
+from .model.batcher import MAX_PADDING, Batcher, BatchStats
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
 from .model.devices import cpu_has_native_bf16
 from .model.head import engine_model_id, frame_readings, load_heads, select_heads
@@ -40,12 +41,7 @@ logger = logging.getLogger(__name__)
 ERRORS_MODES = ("raise", "return")  # predict_batch's `errors`
 MAX_FRAME_EMBEDDING_S = 600.0  # per-frame embeddings are kept in memory: (T, D) float32, 12 MB a minute at D=1024
 MAX_FRAME_EMBEDDING_SAMPLES = int(MAX_FRAME_EMBEDDING_S * SAMPLE_RATE)
-
-
-# Inputs batched together are padded to the longest: a batch's longest input is at most this times its
-# shortest, so that padding costs at most a fifth of the batch's compute (a 4 s clip padded to 10 s
-# beside a 10 s one cost 0.65 s of a two-file CLI run).
-MAX_PADDING = 1.25
+FAN_OUT = 8  # a request's model batches in flight at once on a concurrent backend (its replicas)
 
 
 @dataclass
@@ -65,12 +61,22 @@ class _Work:
 
 
 class Engine:
-    """emotion2vec+ loaded once; thread-safe (model calls are serialised)."""
+    """emotion2vec+ loaded once; thread-safe (model calls are serialised, or merged across requests
+    once `enable_batching` was called).
 
-    def __init__(self, options: EngineOptions | dict | None = None, **overrides):
+    `remote`: a model that runs elsewhere instead of `options.model` loaded here (scale/remote.py:
+    Ray Serve replicas, which batch), with the TorchModel contract (labels, embed_dim, device, dtype,
+    run_chunks, head_probabilities) and `concurrent = True`: it is called from many threads at once
+    and reports its batches through its `observe` attribute."""
+
+    def __init__(self, options: EngineOptions | dict | None = None, *, remote=None, **overrides):
         self.options = opts = EngineOptions.make(options, **overrides)
         t0 = time.perf_counter()
-        if opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
+        if remote is not None:  # nothing is loaded here
+            self.model_dir, self.backend = Path(opts.model), remote
+            self.device, self.dtype = remote.device, remote.dtype
+            self.vad_file = silero_onnx_file() if opts.backend == "onnx" else None
+        elif opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
             from .model.onnx_backend import OnnxModel
 
             self.model_dir = Path(opts.model)
@@ -99,6 +105,10 @@ class Engine:
         self.max_batch_samples = int((opts.max_batch_s or (480.0 if cuda else 60.0)) * SAMPLE_RATE)
         self._frames_per_window = window_frames(opts.window_s)
         self._lock = threading.Lock()
+        self._batcher: Batcher | None = None
+        self.observers: list = []  # functions of BatchStats, called after each model call (the server's metrics)
+        if getattr(self.backend, "concurrent", False):
+            self.backend.observe = self._observe
         self._speakers = None  # the CAM++ model, once a conversation asks for it
         self._speakers_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - t0
@@ -120,13 +130,50 @@ class Engine:
     # -- the model call -------------------------------------------------------------------------
     def run_chunks(self, chunks: Sequence[np.ndarray], keep_frames: bool = False) -> list[ChunkOutput]:
         """Run 16 kHz mono chunks (each at most a window long) in one padded batch: the only
-        place that calls the model. Calls are serialised (one model, many request threads)."""
+        place that calls the model. Calls are serialised (one model, many request threads), or merged
+        with other threads' calls into shared model calls after `enable_batching`; a concurrent
+        backend (Ray Serve replicas) takes them all at once and batches them itself."""
+        if self._batcher is not None:
+            return self._batcher.run(chunks, keep_frames)
+        if getattr(self.backend, "concurrent", False):
+            return self.backend.run_chunks(chunks, keep_frames)
+        t0 = time.perf_counter()
+        with self._lock:
+            t1 = time.perf_counter()
+            outputs = self.backend.run_chunks(chunks, keep_frames)
+        if self.observers:
+            self._observe(BatchStats(1, len(chunks), (t1 - t0,), time.perf_counter() - t1))
+        return outputs
+
+    def enable_batching(self, max_chunks: int | None = None, wait_s: float = 0.0) -> None:
+        """Merge the model calls of concurrent requests (model/batcher.py): at most `max_chunks` chunks
+        a model call (None: the engine's batch size) and its padded-samples budget, waiting at most
+        `wait_s` for more calls once one arrives. Results equal unbatched ones. A concurrent backend
+        batches in its replicas instead: nothing changes for it."""
+        if getattr(self.backend, "concurrent", False):
+            return
+        max_chunks = max_chunks or self.batch_size
+        if self._batcher is None:
+            self._batcher = Batcher(self._run_locked, max_chunks, self.max_batch_samples, wait_s, on_batch=self._observe)
+        else:
+            self._batcher.max_chunks, self._batcher.wait_s = max_chunks, wait_s
+
+    def _run_locked(self, chunks, keep_frames):
         with self._lock:
             return self.backend.run_chunks(chunks, keep_frames)
+
+    def _observe(self, stats: BatchStats) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(stats)
+            except Exception:  # the metrics must not fail a request
+                logger.exception("a batch observer failed")
 
     def head_probabilities(self, mean: np.ndarray) -> np.ndarray:
         """(D,) feature -> (V,) probabilities, as the model's head computes them (under the same lock:
         the head is part of the model)."""
+        if getattr(self.backend, "concurrent", False):
+            return self.backend.head_probabilities(mean)
         with self._lock:
             return self.backend.head_probabilities(mean)
 
@@ -142,8 +189,10 @@ class Engine:
                     )
                 from .speakers.model import SpeakerModel
 
-                device = "cuda" if str(self.device).startswith("cuda") else "cpu"
-                dtype = self.dtype if self.dtype in ("bf16", "fp16") else "fp32"
+                # with Ray Serve the replicas have the GPU, not this front: CAM++ runs here on the CPU
+                here = not getattr(self.backend, "concurrent", False)
+                device = "cuda" if here and str(self.device).startswith("cuda") else "cpu"
+                dtype = self.dtype if self.dtype == "bf16" or (self.dtype == "fp16" and device == "cuda") else "fp32"
                 if self.dtype == "int8" and cpu_has_native_bf16():  # a fast mode was asked for: CAM++'s is bf16
                     dtype = "bf16"
                 self._speakers = _Serialised(
@@ -258,6 +307,7 @@ class Engine:
 
     def _flush(self, pending, results, granularity, extract_embedding, keep_frames) -> None:
         pending.sort(key=lambda item: len(item[1]))
+        batches = []
         while pending:
             n = 1
             shortest = len(pending[0][1])
@@ -268,13 +318,29 @@ class Engine:
             ):
                 n += 1
             batch, pending[:n] = pending[:n], []
-            t = time.perf_counter()
-            outs = self.run_chunks([samples for _, samples, _ in batch], keep_frames)
-            share = (time.perf_counter() - t) / sum(len(s) for _, s, _ in batch)
+            batches.append(batch)
+        for batch, (outs, seconds) in zip(batches, self._run_batches(batches, keep_frames)):
+            share = seconds / sum(len(s) for _, s, _ in batch)
             for (i, samples, work), out in zip(batch, outs):
                 self._add(work, 0, out)
                 work.infer += share * len(samples)
                 results[i] = self._finish(work, granularity, extract_embedding)
+
+    def _run_batches(self, batches, keep_frames):
+        """Each batch's (outputs, seconds), in order: one after the other (lazily), or, on a concurrent
+        backend (Ray Serve replicas), all at once, so that a long recording's segments fan out over
+        the replicas."""
+
+        def run(batch):
+            t = time.perf_counter()
+            return self.run_chunks([samples for _, samples, _ in batch], keep_frames), time.perf_counter() - t
+
+        if len(batches) > 1 and getattr(self.backend, "concurrent", False):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(batches), FAN_OUT), thread_name_prefix="fan-out") as pool:
+                return list(pool.map(run, batches))
+        return map(run, batches)
 
     @staticmethod
     def _add(work: _Work, start: int, out: ChunkOutput) -> None:

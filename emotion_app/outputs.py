@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import tempfile
 import threading
@@ -83,12 +84,25 @@ _in_flight: set[str] = set()  # this process's temp folders still being built (t
 _in_flight_lock = threading.Lock()
 
 
+def temp_prefix() -> str:
+    """`.tmp-PID@HOST~`: whose temp folder it is, so that a server starting on an outputs folder that
+    other servers share (docs/scale.md) deletes only those of dead processes on its own host."""
+    return f".tmp-{os.getpid()}@{socket.gethostname()}~"
+
+
+def temp_owner(name: str) -> tuple[int, str] | None:
+    """(pid, host) of a temp folder's name made by `temp_prefix`; None for another name."""
+    head, sep, _ = name.removeprefix(".tmp-").rpartition("~")
+    pid, at, host = head.partition("@")
+    return (int(pid), host) if sep and at and pid.isdigit() else None
+
+
 def new_temp_folder(outputs_dir: Path) -> Path:
-    """A hidden folder inside `outputs_dir` to build an output folder in."""
+    """A hidden folder inside `outputs_dir` to build an output folder in (named by `temp_prefix`)."""
     outputs_dir = Path(outputs_dir)
     try:
         outputs_dir.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outputs_dir))
+        path = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=outputs_dir))
     except OSError as exc:
         if _disk_full(exc, outputs_dir):
             raise _full(outputs_dir, exc) from exc

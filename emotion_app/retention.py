@@ -17,13 +17,14 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outputs import FOLDER_RE, in_flight
+from .outputs import FOLDER_RE, in_flight, temp_owner
 
 logger = logging.getLogger(__name__)
 
@@ -103,17 +104,40 @@ def _remove(path: Path) -> bool:
 
 
 def remove_temp_folders(outputs_dir: Path, older_than_s: float = 0.0, now: float | None = None) -> list[str]:
-    """Delete the `.tmp-*` folders older than `older_than_s` (0: all of them, as at start-up, when
-    no request is running), except those of requests still running in this process; return their
-    names."""
+    """Delete the `.tmp-*` folders older than `older_than_s` (0: at start-up), except those of
+    requests still running in this process and those of other live processes on this host (their
+    names say whose they are: outputs.temp_owner); return their names. Another host's (a server
+    sharing the folder, docs/scale.md) are removed only by age, never at start-up."""
     now = time.time() if now is None else now
     removed = []
     for entry, st in _real_dirs(Path(outputs_dir)):
         if not entry.name.startswith(TMP_PREFIX) or now - st.st_mtime < older_than_s or in_flight(entry.path):
             continue
+        alive = _writer_alive(entry.name)
+        if alive or (alive is None and not older_than_s):
+            continue
         if _remove(Path(entry.path)):
             removed.append(entry.name)
     return removed
+
+
+def _writer_alive(name: str) -> bool | None:
+    """Whether the process that made temp folder `name` is alive: None when it ran on another host."""
+    owner = temp_owner(name)
+    if owner is None:
+        return False  # an older server's name: none runs on the folder at start-up
+    pid, host = owner
+    if host != socket.gethostname():
+        return None
+    if pid == os.getpid():
+        return False  # this process's own, not in flight: left by an earlier process with this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    return True
 
 
 def free_bytes(outputs_dir: Path) -> int | None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from audio_files import speechlike, write_audio
 from conftest import free_port
 
@@ -209,3 +210,21 @@ def test_gradio_settings_from_the_environment_cannot_bypass_the_guard(tiny_dir, 
     finally:
         out = stop(proc)
     assert "Static file workers" not in out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--autoscale", "1,4"], "--autoscale needs --ray-serve"),
+        (["--ray-serve", "--autoscale", "4,1"], "MIN <= MAX"),
+        (["--ray-serve", "--autoscale", "two"], "two whole numbers"),
+        (["--ray-serve", "--replicas", "0"], "--replicas takes"),
+        (["--batch-wait-ms", "-1"], "--batch-max and --batch-wait-ms"),
+    ],
+)
+def test_serve_flags_are_checked(flags, message, capsys):
+    from emotion_app.cli.serve import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(flags)
+    assert message in capsys.readouterr().err

@@ -6,10 +6,10 @@ else: hub ids resolve to a random tiny checkpoint (and `campplus` to a random CA
 hub's download is replaced. `127.0.0.1:7860` is a real server started once on a free port (with
 --mcp). `emotion-app ...` runs in-process (`cli.main.main`); `serve` runs up to the launch, which is
 recorded instead of bound (the one server stands for it, so a doc's `--host 0.0.0.0` is never
-bound). curl runs as a process, with --fail-with-body so an HTTP error fails it; the example
-scripts run as processes. A `json` block must parse (a `"key": value` fragment as an object); an
-output sample must have the shape of the output of the command it shows (OUTPUTS); a python block
-that copies a file must equal it (COPIES).
+bound). curl runs as a process, with --fail-with-body so an HTTP error fails it (its answer is JSON,
+or Prometheus text from /metrics); the example scripts run as processes. A `json` block must parse
+(a `"key": value` fragment as an object); an output sample must have the shape of the output of the
+command it shows (OUTPUTS); a python block that copies a file must equal it (COPIES).
 
 What cannot run here is in SKIP, by name, with the reason; `test_every_block_is_run_or_skipped`
 holds each block to one of these, so a new block is run or named, never left out silently.
@@ -80,6 +80,15 @@ SKIP = {
     "docs/ray.md: emotion-app batch /shared/calls/ s3://bucket/calls/ --recursive --out": f"{CLUSTER}, a shared folder, S3",
     "docs/ray.md: ray stop": CLUSTER,
     "docs/web.md: ./run.sh": NET,
+    "docs/scale.md: emotion-app serve --ray-serve --replicas 2": (
+        "starts a Ray runtime and Serve (about 25 s on 2 cores); tests/test_scale.py runs --ray-serve on a local one"
+    ),
+    "docs/scale.md: ``` browsers, REST, MCP, /api/stream ──▶ front: emotion-app serve --ray-se": (
+        "a drawing, not code: tests/test_scale.py runs the front on two replicas"
+    ),
+    "docs/scale.md: ray start --head --port=6379 --node-ip-address=HEAD_IP": CLUSTER,
+    "docs/scale.md: serve deploy deploy/serve.yaml --address http://HEAD_IP:8265": CLUSTER,
+    "docs/scale.md: emotion-app serve --ray-serve --ray-address HEAD_IP:6379 --host 0.0.0.": CLUSTER,
 }
 # python block name -> the file it copies (checked equal; the bash blocks run the file)
 COPIES = {'docs/live.md: """Stream a WAV file or the microphone to /api/stream and print the li': "examples/live_client.py"}
@@ -332,6 +341,11 @@ def _run_curl(block: Block, address: str, monkeypatch) -> str:
     words = shlex.split(block.text.replace("\\\n", " ").replace(DOC_PORT, address))
     done = subprocess.run(["curl", "--fail-with-body", "-sS", *words[1:]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"curl exit {done.returncode}: {done.stderr} {done.stdout[:2000]}"
+    if words[-1].endswith("/metrics"):  # Prometheus text, read by prometheus_client's own parser
+        from prometheus_client.parser import text_string_to_metric_families
+
+        assert "emotion_app_requests" in {family.name for family in text_string_to_metric_families(done.stdout)}
+        return done.stdout
     assert "error" not in json.loads(done.stdout), done.stdout[:2000]
     return done.stdout
 

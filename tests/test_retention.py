@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from conftest import free_port
 
+from emotion_app.outputs import new_temp_folder
 from emotion_app.retention import Sweeper, output_folders, remove_temp_folders, sweep
 
 NOW = 1_800_000_000.0  # a fixed "now", s since the epoch
@@ -69,6 +73,30 @@ def test_temp_folders_all_at_start_old_ones_while_running(tmp_path):
     assert names(tmp_path) == {".tmp-fresh"}
     assert remove_temp_folders(tmp_path, now=NOW) == [".tmp-fresh"]  # at start: all of them
     assert names(tmp_path) == set()
+
+
+def test_a_starting_server_leaves_the_temp_folders_of_live_writers(tmp_path):
+    """Servers sharing one outputs folder (docs/scale.md): a temp folder's name says whose it is."""
+    host = socket.gethostname()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        folders = {
+            "live": f".tmp-{child.pid}@{host}~a1",
+            "dead": f".tmp-{int(dead.stdout)}@{host}~b2",
+            "other host": f".tmp-{child.pid}@elsewhere.example~c3",
+            "old name": ".tmp-d4",
+        }
+        for name in folders.values():
+            make(tmp_path, name, 0.1)
+        assert sorted(remove_temp_folders(tmp_path, now=NOW)) == sorted([folders["dead"], folders["old name"]])
+        assert names(tmp_path) == {folders["live"], folders["other host"]}
+        assert remove_temp_folders(tmp_path, older_than_s=3600, now=NOW + 7200) == [folders["other host"]]  # by age
+        assert names(tmp_path) == {folders["live"]}  # its writer runs: never removed
+    finally:
+        child.kill()
+        child.wait()
+    assert new_temp_folder(tmp_path).name.startswith(f".tmp-{os.getpid()}@{host}~")
 
 
 def test_nothing_else_is_touched(tmp_path):

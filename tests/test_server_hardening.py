@@ -326,3 +326,11 @@ def test_other_clients_are_not_slowed(guarded):
     with client_from("127.0.0.5") as c:
         assert c.get(guarded.url + "/api/health", auth=AUTH).status_code == 200
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and guarded.demo.analytics_enabled is False
+
+
+def test_metrics_pass_the_login_and_the_host_check(guarded):
+    """/metrics is behind the REST routes' login and the guard, like every other route."""
+    assert httpx.get(guarded.url + "/metrics").status_code == 401
+    assert httpx.get(guarded.url + "/metrics", headers={"Host": "evil.example"}, auth=AUTH).status_code == 421
+    answer = httpx.get(guarded.url + "/metrics", auth=AUTH)
+    assert answer.status_code == 200 and 'emotion_app_requests_total{method="GET",route="/metrics",status="401"}' in answer.text

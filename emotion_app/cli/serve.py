@@ -15,6 +15,7 @@ from pathlib import Path
 from .args import add_head_arg, add_model_args
 
 ENV_NAMES = {"head_dirs": "EMOTION_APP_HEADS (folders joined by the path separator)", "share": "EMOTION_APP_SHARE=1"}
+ENV_NAMES |= {"cross_batch": "EMOTION_APP_CROSS_BATCH=0", "ray_serve": "EMOTION_APP_RAY_SERVE=1"}
 SECRET = {"auth"}  # flags whose value --help must not print (it may come from the environment)
 DESCRIPTION = "Speech emotion recognition web app (emotion2vec+)."
 EPILOG = (
@@ -92,8 +93,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mcp-allow-urls", action="store_true", default=env("EMOTION_APP_MCP_ALLOW_URLS", "") == "1",
         help="let the MCP tools fetch audio from http(s) URLs (off: a fetching server can be turned against your network)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-cross-batch", dest="cross_batch", action="store_false", default=env("EMOTION_APP_CROSS_BATCH", "1") != "0",
+        help="run each request's model calls on their own instead of merging concurrent requests' calls",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-max", type=int, default=int(env("EMOTION_APP_BATCH_MAX", "0")),
+        help="chunks per merged model call (with --ray-serve also the calls a replica merges); 0: the engine's batch size",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=float(env("EMOTION_APP_BATCH_WAIT_MS", "2")),
+        help="how long a model call waits for other requests' calls to join it, in ms",
+    )  # fmt: skip
+    add_ray_serve_args(p, env)
     add_head_arg(p, env=True)
     _name_env_variables(p)
+
+
+def add_ray_serve_args(p: argparse.ArgumentParser, env) -> None:
+    """--ray-serve and its flags (scale/cluster.py; docs/scale.md)."""
+    p.add_argument(
+        "--ray-serve", action="store_true", default=env("EMOTION_APP_RAY_SERVE", "") == "1",
+        help="run the model in Ray Serve replicas (batched across requests), this process serving the web front",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-address", default=env("EMOTION_APP_RAY_ADDRESS"),
+        help="join this Ray cluster (HEAD_IP:6379); none: a local Ray on 127.0.0.1, stopped on exit",
+    )  # fmt: skip
+    p.add_argument("--replicas", type=int, default=int(env("EMOTION_APP_REPLICAS", "1")), help="model replicas (--ray-serve)")
+    p.add_argument("--autoscale", default=env("EMOTION_APP_AUTOSCALE"), help="MIN,MAX replicas, scaled on load (--ray-serve)")
+    gpus, cpus = env("EMOTION_APP_GPUS_PER_REPLICA", "0"), env("EMOTION_APP_CPUS_PER_REPLICA", "1")
+    p.add_argument("--gpus-per-replica", type=float, default=float(gpus), help="GPUs each model replica takes (--ray-serve)")
+    p.add_argument("--cpus-per-replica", type=float, default=float(cpus), help="CPUs each model replica takes (--ray-serve)")
 
 
 def _name_env_variables(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +149,20 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--max-memory-gb takes a number of GiB above 0")
     if args.max_live_sessions < 0 or not 0 < args.live_max_minutes <= 120:
         parser.error("--max-live-sessions takes a number >= 0 (0: no live sessions), --live-max-minutes one from 0 to 120")
+    if args.batch_max < 0 or args.batch_wait_ms < 0:
+        parser.error("--batch-max and --batch-wait-ms take a number >= 0")
+    if args.replicas < 1 or args.gpus_per_replica < 0 or args.cpus_per_replica < 0:
+        parser.error("--replicas takes a whole number >= 1, --gpus-per-replica and --cpus-per-replica numbers >= 0")
+    if args.autoscale is not None:
+        try:
+            low, high = (int(n) for n in args.autoscale.split(","))
+        except ValueError:
+            parser.error(f"--autoscale takes MIN,MAX (two whole numbers, such as 1,4), not {args.autoscale!r}")
+        if not 0 <= low <= high or high < 1:
+            parser.error(f"--autoscale MIN,MAX needs 0 <= MIN <= MAX and MAX >= 1, not {args.autoscale!r}")
+    ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--autoscale", args.autoscale)) if value]
+    if ray_only and not args.ray_serve:
+        parser.error(f"{', '.join(ray_only)} needs --ray-serve")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -169,11 +214,37 @@ def run(args) -> int:
         users_file=Path(args.users) if args.users else None,
         audit_log=Path(args.audit_log) if args.audit_log else None,
         audit_max_mb=args.audit_max_mb,
+        cross_batch=args.cross_batch,
+        batch_max=args.batch_max,
+        batch_wait_ms=args.batch_wait_ms,
     )
+    if args.ray_serve:
+        return _run_ray_serve(args, settings, engine_options(args))
     engine, error = load_engine(**engine_options(args))
     try:
         launch(engine, settings, error, args.lang)
     except EmotionAppError as exc:  # the port is taken, say
+        logging.getLogger(__name__).error("%s", exc)
+        return 1
+    return 0
+
+
+def _run_ray_serve(args, settings, options: dict) -> int:
+    """The web front here, the model in Ray Serve replicas (scale/cluster.py), until Ctrl-C; a Ray
+    started here is stopped on the way out."""
+    from ..errors import EmotionAppError
+    from ..scale.cluster import ServeOptions, start_model
+    from ..web.server import launch
+
+    autoscale = tuple(int(n) for n in args.autoscale.split(",")) if args.autoscale else None
+    serve_options = ServeOptions(
+        replicas=args.replicas, autoscale=autoscale, gpus_per_replica=args.gpus_per_replica,
+        cpus_per_replica=args.cpus_per_replica, max_batch=args.batch_max, batch_wait_ms=args.batch_wait_ms,
+    )  # fmt: skip
+    try:
+        with start_model(options, serve_options, address=args.ray_address) as engine:
+            launch(engine, settings, None, args.lang)
+    except EmotionAppError as exc:
         logging.getLogger(__name__).error("%s", exc)
         return 1
     return 0

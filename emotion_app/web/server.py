@@ -54,6 +54,9 @@ class AppSettings:
     audit_max_mb: float = 10.0  # the audit log starts a new file past this size (5 old ones kept)
     max_memory_gb: float | None = None  # GiB the analyses may hold at once (memory.py); None: from the machine's memory
     memory_wait_s: float | None = None  # the longest wait for memory; None: memory.WAIT_S
+    cross_batch: bool = True  # concurrent requests' model calls merged into shared ones (model/batcher.py)
+    batch_max: int = 0  # chunks per merged model call; 0: the engine's batch size
+    batch_wait_ms: float = 2.0  # how long the first call waits for others to join its model call
 
 
 def load_engine(**options):
@@ -70,9 +73,12 @@ def load_engine(**options):
 def build_app(engine, settings: AppSettings, load_error: str | None = None, lang: str = "en"):
     """The whole web app as one ASGI app (a FastAPI app) that any ASGI server can run: the REST routes,
     the live WebSocket (/api/stream), the MCP tools (/mcp, with `settings.mcp`) and Gradio's page at /,
-    all behind the guard. Its lifespan runs the retention sweeper, the event loop's watchdog, the MCP
-    transport and Gradio's queue and cache cleaning. `app.state` holds `live` (the live hub),
-    `watchdog`, `memory` (the memory budget every analysis holds from) and `demo` (the Blocks).
+    and /metrics (api/metrics.py), all behind the guard. With `settings.cross_batch` the engine merges
+    concurrent requests' model calls (Engine.enable_batching). `engine` may run its model elsewhere
+    (a Ray Serve handle, scale/remote.py): every route is the same. Its lifespan runs the retention
+    sweeper, the event loop's watchdog, the metrics' observers, the MCP transport and Gradio's queue
+    and cache cleaning. `app.state` holds `live` (the live hub),
+    `watchdog`, `metrics`, `memory` (the memory budget every analysis holds from) and `demo` (the Blocks).
     `launch` serves it; it must be served with `ws_max_size=MAX_MESSAGE_BYTES` (web/api/stream.py),
     as `launch` does."""
     import gradio as gr
@@ -83,6 +89,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     from ..outputs import read_secret
     from ..retention import Sweeper, remove_temp_folders
     from .api.guard import Guard
+    from .api.metrics import Metrics, MetricsMiddleware, add_metrics_route
     from .api.rest import add_api_fallback, add_rest_routes, auth_check
     from .api.stream import add_stream_routes
     from .api.throttle import LoginThrottle
@@ -96,6 +103,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     remove_temp_folders(outputs)  # all of them: left by a killed process, as no request runs yet
     read_secret(outputs)  # made now rather than by the first requests, racing
     _warn_if_exposed(settings)
+    if engine is not None and settings.cross_batch:
+        engine.enable_batching(settings.batch_max or None, settings.batch_wait_ms / 1000)
     allowed_paths = _page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
     wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
@@ -113,16 +122,20 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     interval |= {"disk_check_s": settings.disk_check_s} if settings.disk_check_s else {}
     floor = int(settings.min_free_disk_mb * 2**20) if settings.min_free_disk_mb else None
     sweeper = Sweeper(outputs, settings.keep_hours, max_bytes, min_free_bytes=floor, **interval)
-    lifespans = []  # more of them: the users file's watch, the audit log's writer, the MCP transport's
+    metrics = Metrics(engine, live)
+    # more of them: the users file's watch, the audit log's writer, the MCP transport's
+    lifespans = [lambda: metrics.lifespan(engine, watchdog)]
     callers, audit = _callers_and_audit(settings, lifespans)
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory
+    app.state.metrics = metrics
+    denied = auth_check(settings.auth, throttle)  # the REST routes' login, for /metrics and /mcp too
     add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    add_metrics_route(app, metrics, denied)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
-        denied = auth_check(settings.auth, throttle)
         lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
@@ -146,11 +159,12 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
     if callers is not None:  # the guard reads who logged in on the page from Gradio's sessions
         callers.page_user = _page_sessions(app.state.page)
-    # The guard is added last, so it is the outermost of the app's middleware: around our routes and
-    # the mounted page alike, and its CORS policy replaces Gradio's (which allows any localhost
-    # origin, with credentials).
+    # The guard is added after the routes and the page (only the metrics' counter is outside it), so
+    # it is around our routes and the mounted page alike, and its CORS policy replaces Gradio's (which
+    # allows any localhost origin, with credentials).
     options = _guard_options(settings, throttle, private_dir=outputs if allowed_paths else None)
     app.add_middleware(Guard, **options, callers=callers, basic_auth=settings.auth is not None, audit=audit)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the guard: its refusals are counted too
     return app
 
 
@@ -228,9 +242,11 @@ def serve(app, host: str, port: int, start_timeout_s: float = 120.0) -> Served:
         app,
         host=host.strip("[]"),
         port=port,
-        # h11 whatever else is installed (ray[serve] brings httptools, which uvicorn would pick): the
-        # same parser everywhere, reading a chunked body as it arrives for the guard's limit
+        # h11 and asyncio's loop whatever else is installed (ray[serve] brings httptools and uvloop,
+        # which uvicorn would pick): the same server everywhere, reading a chunked body as it arrives
+        # for the guard's limit
         http="h11",
+        loop="asyncio",
         ws=capped_send_buffer(AutoWebSocketsProtocol),
         ws_max_size=MAX_MESSAGE_BYTES,
         lifespan="on",  # a lifespan that fails to start stops the server rather than serving without it

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SCOPE_KEY = "emotion_app.user"  # the ASGI scope's entry for the caller (a users.User)
 RELOAD_INTERVAL_S = 2.0
-PROTECTED = ("/api", "/mcp")  # paths (and what lies below them) that need a caller
+PROTECTED = ("/api", "/mcp", "/metrics")  # paths (and what lies below them) that need a caller
 
 
 def caller(scope) -> User | None:

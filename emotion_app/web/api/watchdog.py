@@ -42,6 +42,7 @@ class LoopWatchdog:
         self.max_stall_s = 0.0  # the longest since the last reset
         self.stalls: deque[Stall] = deque(maxlen=50)  # the last stalls over warn_s
         self.slow = 0  # stalls over warn_s since the last reset
+        self.observers: list = []  # functions of each probe's lag (s, >= 0), on the loop: the metrics
         self._beat = time.monotonic()  # the probe's last wake-up (written on the loop, read by the monitor)
         self._loop_thread: int | None = None
         self._caught: str = ""  # the stack the monitor saw during the current stall
@@ -69,6 +70,8 @@ class LoopWatchdog:
             self._beat = time.monotonic()
             self.ticks += 1
             self.max_stall_s = max(self.max_stall_s, stall)
+            for observe in self.observers:
+                observe(max(0.0, stall))
             if stall > self.warn_s:
                 self.slow += 1
                 self.stalls.append(Stall(self._beat, stall, self._caught))

@@ -1,0 +1,179 @@
+"""Requests per second and latency of the web server, in one process and on Ray Serve.
+
+    python bench/bench_serve.py [--preset plus_base | --model DIR] [--clients 1,8,32] [--modes ...]
+
+For each mode it starts `emotion-app serve` on 127.0.0.1 (a free port) as a process of its own,
+waits for /api/health, then for each count of concurrent clients sends `--requests` REST
+predictions of a `--seconds` s clip (utterance granularity) after one warm-up request per client,
+and stops the server (SIGINT, by its process id; SIGKILL after 60 s). Modes:
+- `single-serial`: one process, each request's model call on its own (--no-cross-batch);
+- `single-batched`: one process, concurrent requests' model calls merged (the default);
+- `ray-1`, `ray-2`: the web front in this process, the model in 1 or 2 Ray Serve replicas on a
+  local Ray (--ray-serve; the replicas batch across requests).
+Prints a markdown table (requests/s, p50, p95 per mode and client count, and Ray's p50 overhead
+over `single-batched` at one client) and, with --json, writes every number.
+
+On a CPU the replicas share the cores the single process had, so expect little gain and an honest
+look at Ray's overhead (a handle call, pickling the samples). With the tiny preset the model costs
+next to nothing: the requests per second are then what one front passes through with the model
+elsewhere. `bench/gpu.sh` runs the GPU counterpart (32-256 clients). Every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from audio_files import speechlike, write_audio  # noqa: E402
+from conftest import free_port  # noqa: E402
+
+MODES = {
+    "single-serial": ["--no-cross-batch"],
+    "single-batched": [],
+    "ray-1": ["--ray-serve", "--replicas", "1"],
+    "ray-2": ["--ray-serve", "--replicas", "2"],
+}
+START_TIMEOUT_S = 300.0
+
+
+def start_server(mode: str, args, outputs: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--model", str(args.model), "--device", args.device, "--dtype", args.dtype, "--outputs", str(outputs)]
+    command += ["--keep-hours", "0", "--max-live-sessions", "0", *MODES[mode]]
+    if mode.startswith("ray"):
+        command += ["--cpus-per-replica", str(args.cpus_per_replica), "--gpus-per-replica", str(args.gpus_per_replica)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=outputs)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{mode}: the server exited ({proc.returncode}); see {log}")
+        try:
+            if httpx.get(url + "/api/health", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    stop_server(proc)
+    raise SystemExit(f"{mode}: the server did not answer in {START_TIMEOUT_S:.0f} s; see {log}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # the server stops Serve and its local Ray on the way out
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def load(url: str, clip: bytes, clients: int, requests: int) -> dict:
+    """`requests` predictions from `clients` threads at once: requests/s, p50, p95 (ms), failures."""
+
+    def one(_):
+        t = time.perf_counter()
+        answer = httpx.post(url + "/api/predict", files={"audio": ("clip.wav", clip)}, timeout=600)
+        return time.perf_counter() - t, answer.status_code
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(clients)))  # warm-up: one each
+        t0 = time.perf_counter()
+        done = list(pool.map(one, range(requests)))
+        wall = time.perf_counter() - t0
+    times = sorted(s for s, _ in done)
+    return {
+        "clients": clients,
+        "requests": requests,
+        "rps": requests / wall,
+        "p50_ms": statistics.median(times) * 1000,
+        "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))] * 1000,
+        "failed": sum(code != 200 for _, code in done),
+    }
+
+
+def merged(url: str) -> tuple[float, float]:
+    """(requests' model calls, model calls) so far, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return found.get("emotion_app_batch_requests_sum", 0.0), found.get("emotion_app_batch_requests_count", 0.0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, help="a model folder (default: the --preset random checkpoint, built if missing)")
+    p.add_argument("--preset", default="plus_base", help="make-checkpoint preset for the default model: tiny ... plus_large")
+    p.add_argument("--clients", default="1,8,32", help="counts of concurrent clients")
+    p.add_argument("--requests", type=int, default=0, help="requests per count (0: 4 x clients, at least 32)")
+    p.add_argument("--seconds", type=float, default=3.0, help="the clip's length")
+    p.add_argument("--modes", default=",".join(MODES), help=f"some of {', '.join(MODES)}")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--cpus-per-replica", type=float, default=1.0)
+    p.add_argument("--gpus-per-replica", type=float, default=0.0)
+    p.add_argument("--json", type=Path, help="write every number here")
+    args = p.parse_args()
+    if args.model is None:
+        args.model = ROOT / "checkpoints" / f"{args.preset}_random"
+        if not (args.model / "model.pt").is_file():
+            subprocess.run([sys.executable, "-m", "emotion_app", "make-checkpoint", str(args.model), "--preset", args.preset],
+                           check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)  # fmt: skip
+    args.model = args.model.resolve()
+    counts = [int(n) for n in args.clients.split(",")]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise SystemExit(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
+        clip = write_audio(Path(tmp) / "clip.wav", speechlike(args.seconds, 16000), 16000).read_bytes()
+        for mode in modes:
+            outputs = Path(tmp) / mode
+            outputs.mkdir()
+            proc, url = start_server(mode, args, outputs, Path(tmp) / f"{mode}.log")
+            try:
+                for clients in counts:
+                    before = merged(url)
+                    row = {"mode": mode, **load(url, clip, clients, args.requests or max(32, 4 * clients))}
+                    calls, batches = (a - b for a, b in zip(merged(url), before))
+                    row["mean_batch"] = calls / batches if batches else None  # warm-up requests included
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+            finally:
+                stop_server(proc)
+    print(f"\nModel {args.model.name} on {args.device} ({args.dtype}), a {args.seconds:g} s clip, {os.cpu_count()} CPUs\n")
+    print("| mode | clients | requests/s | p50 | p95 | requests per model call | failed |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        batch = f"{r['mean_batch']:.1f}" if r["mean_batch"] else "-"
+        latency = f"{r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms"
+        print(f"| {r['mode']} | {r['clients']} | {r['rps']:.1f} | {latency} | {batch} | {r['failed']} |")
+    one = {r["mode"]: r["p50_ms"] for r in rows if r["clients"] == min(counts)}
+    if "single-batched" in one:
+        for mode in ("ray-1", "ray-2"):
+            if mode in one:
+                print(
+                    f"\nRay Serve's p50 overhead at {min(counts)} client(s), {mode}: {one[mode] - one['single-batched']:+.0f} ms"
+                )
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model), "device": args.device, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
