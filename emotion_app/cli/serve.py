@@ -75,6 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mcp-allow-urls", action="store_true", default=env("EMOTION_APP_MCP_ALLOW_URLS", "") == "1",
         help="let the MCP tools fetch audio from http(s) URLs (off: a fetching server can be turned against your network)",
     )  # fmt: skip
+    p.add_argument(
+        "--models", default=env("EMOTION_APP_MODELS", ""), metavar="DIR,NAME=DIR",
+        help="fine-tuned model folders served beside --model, chosen per request (model=NAME); each loads on first use",
+    )  # fmt: skip
     add_head_arg(p, env=True)
     _name_env_variables(p)
 
@@ -137,6 +141,7 @@ def run(args) -> int:
         live_max_minutes=args.live_max_minutes,
         mcp=args.mcp or args.mcp_allow_urls,
         mcp_allow_urls=args.mcp_allow_urls,
+        models=_names(args.models),
     )
     engine, error = load_engine(**engine_options(args))
     try:

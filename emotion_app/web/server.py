@@ -46,6 +46,7 @@ class AppSettings:
     live_max_minutes: float = 10.0  # a live take's limit, of audio and of wall-clock time
     mcp: bool = False  # serve the MCP tools at /mcp (api/mcp_server.py)
     mcp_allow_urls: bool = False  # let the MCP tools fetch http(s) URLs
+    models: tuple[str, ...] = ()  # fine-tuned folders ("DIR" or "NAME=DIR") served beside the model (modelset.py)
 
 
 def load_engine(**options):
@@ -88,7 +89,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     _warn_if_exposed(settings)
     allowed_paths = _page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
-    demo = build_demo(engine, outputs, load_error, lang, live=live)
+    models = _model_set(engine, settings)
+    demo = build_demo(engine, outputs, load_error, lang, live=live, models=models)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
     if settings.keep_hours:  # Gradio's cache (uploads and page downloads), cleaned by the mounted page's lifespan
@@ -101,13 +103,13 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     lifespans = []  # more of them: the MCP transport's
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo = watchdog, live, demo
-    add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    add_rest_routes(app, engine, settings, load_error, throttle=throttle, models=models)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
         denied = auth_check(settings.auth, throttle)
-        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
+        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls, models=models))
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
     # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
@@ -294,6 +296,16 @@ def _live_hub(engine, outputs: Path, settings: AppSettings):
     from ..live import LiveHub
 
     return LiveHub(engine, outputs, max_sessions=settings.max_live_sessions, max_seconds=settings.live_max_minutes * 60)
+
+
+def _model_set(engine, settings: AppSettings):
+    """The models served by name (the base and `settings.models`, checked now, loaded on first use);
+    None without a model. OptionError for a folder that is not a model folder."""
+    if engine is None:
+        return None
+    from ..modelset import ModelSet
+
+    return ModelSet(engine, settings.models)
 
 
 def cache_schedule(keep_hours: float) -> tuple[int, int]:

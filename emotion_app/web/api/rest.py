@@ -3,7 +3,8 @@
 Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
 `granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
 `head`: which loaded custom heads to apply, default all; `speakers` channels|auto|N and `names`, or
-a `turns` file, for a conversation);
+a `turns` file, for a conversation; `model`: a served model's name, default the base model,
+`serve --models`);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
 `--auth`) is throttled per client address (throttle.py). Body size and time limits, the Host check
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...constants import LABELS
 from ...errors import ERRORS, EmotionAppError, error_code
 from ...labelset import PRESETS
+from ...modelset import served_engine
 from ...outputs import output_file
 from ...request import RequestOptions
 from ...sentiment import DEFAULT_MAPPING
@@ -109,9 +111,11 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": ERRORS["internal"].en, "code": "internal"}, status_code=500)
 
 
-def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str) -> bytes:
-    """In a worker thread: the analysis and its JSON (a long frame result takes a while to encode,
-    which must not happen on the event loop)."""
+def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str,
+                  models=None, model: str | None = None) -> bytes:  # fmt: skip
+    """In a worker thread: the model chosen (loaded on its first request), the analysis and its JSON
+    (a long frame result takes a while to encode, which must not happen on the event loop)."""
+    engine = served_engine(engine, models, model)
     analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang)
     return json.dumps(analysis.response(), ensure_ascii=False).encode()
 
@@ -151,9 +155,12 @@ def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
     return denied
 
 
-def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None) -> None:
+def add_rest_routes(
+    app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None, models=None
+) -> None:
     """Register the REST routes and the /api error handlers on `app` (before Gradio's page is mounted at /).
-    `throttle`: failed-login bookkeeping shared with the guard (a new one if None)."""
+    `throttle`: failed-login bookkeeping shared with the guard (a new one if None); `models`: the
+    served models (modelset.ModelSet), chosen by the `model` field."""
     add_error_handlers(app)
     denied = auth_check(settings.auth, throttle or LoginThrottle())
 
@@ -166,6 +173,8 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
             "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
             "max_upload_mb": settings.max_upload_mb,
         }
+        if models is not None:  # `model=NAME`: each served model's labels (none is loaded to say them)
+            model_health["models"] = {name: list(models.labels(name)) for name in models.names}
 
     @app.get("/api/health")
     async def health(request: Request):  # on the event loop: nothing here may block
@@ -208,8 +217,11 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
+            model = fields.pop("model", None)
             options = RequestOptions.from_fields(fields)
-            body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang)
+            body = await run_in_threadpool(
+                _analyze_json, engine, data, options, settings.outputs_dir, filename, lang, models, model
+            )
         except EmotionAppError as exc:
             return _error(exc, lang)
         return Response(body, media_type="application/json")

@@ -34,6 +34,7 @@ EN: dict[str, str] = {
     "error_title": "No result",
     "internal_error": "Internal error; the server log has the details.",
     "long_hint": "This file is {duration} long. The Long recording tab cuts it into utterances and shows their progress.",
+    "model_choice": "Model",
     "model_loading": "Model: {model} on {device}",
     "model_error": "The model could not be loaded: {error}",
     "login_wait": "Too many failed logins from this address; try again in {seconds} s.",

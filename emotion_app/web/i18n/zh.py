@@ -34,6 +34,7 @@ ZH: dict[str, str] = {
     "error_title": "没有结果",
     "internal_error": "内部错误；详情见服务器日志。",
     "long_hint": "该文件时长 {duration}。“长录音”标签页会把它切分为语句，并显示处理进度。",
+    "model_choice": "模型",
     "model_loading": "模型：{model}，设备：{device}",
     "model_error": "模型无法加载：{error}",
     "login_wait": "此地址登录失败次数过多，请在 {seconds} 秒后再试。",

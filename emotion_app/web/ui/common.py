@@ -91,11 +91,11 @@ class Texts:
         return [gr.update(visible=True) for _ in self.remounted]
 
 
-def bind(fn: Callable, *args) -> partial:
+def bind(fn: Callable, *args, **kwargs) -> partial:
     """functools.partial for an event: named after `fn` (Gradio names the endpoint after it), with no
     docstring (Gradio would publish partial's own as the API description; `fn`'s speaks of the bound
     arguments). No `__wrapped__`: Gradio must see the signature without the bound arguments."""
-    bound = partial(fn, *args)
+    bound = partial(fn, *args, **kwargs)
     bound.__name__ = fn.__name__
     bound.__doc__ = None
     return bound
@@ -130,6 +130,23 @@ def label_set_inputs(texts: Texts, prefix: str) -> list:
         )
         sentiment = texts(gr.Checkbox, False, label_key="sentiment_box", elem_id=f"{prefix}-sentiment")
     return [labels, sentiment]
+
+
+def model_dropdown(texts: Texts, models, elem_id: str) -> gr.Dropdown:
+    """The served models to choose from (`serve --models`), each with its labels (emoji and Chinese
+    name for one of the nine, the label as written otherwise); shown only when there are several.
+    Its value is the model's name (the base model's first)."""
+    names = models.names if models is not None else ()
+    choices = [(model_choice(name, models.labels(name)), name) for name in names]
+    return texts(
+        gr.Dropdown, choices=choices, value=names[0] if names else None, label_key="model_choice",
+        visible=len(names) > 1, elem_id=elem_id,
+    )  # fmt: skip
+
+
+def model_choice(name: str, labels) -> str:
+    """A model in the model list: its name and its labels, e.g. "mine: 😠 angry 生气 · calm"."""
+    return f"{name}: {' · '.join(render.label_text(k, 'en') for k in labels)}"
 
 
 def label_set_fields(labels, sentiment) -> dict:

@@ -80,9 +80,10 @@ def remount_hidden(texts: Texts, lang: str, changed: str) -> list:
     return [gr.update(visible=False) if changed else gr.skip() for _ in texts.remounted]
 
 
-def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None) -> gr.Blocks:
+def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None, models=None) -> gr.Blocks:
     """The page for `engine` (None when the model failed to load: the page then says why); `live`:
-    the server's live hub (emotion_app.live.LiveHub), shared with /api/stream."""
+    the server's live hub (emotion_app.live.LiveHub), shared with /api/stream; `models`: the served
+    models (modelset.ModelSet), chosen from on the Analyze tab."""
     outputs_dir = Path(outputs_dir)
     texts = Texts(lang)
     with gr.Blocks(title="emotion2vec+ · " + t("title", lang)) as demo:
@@ -92,7 +93,7 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             # "Language / 语言" in both languages: not relabelled
             lang_radio = gr.Radio(LANG_CHOICES, value=lang, label=t("language", lang), scale=0, min_width=180, elem_id="lang")
         with gr.Tabs(overflow_behavior="wrap"):  # every tab reachable on a phone, no "..." menu
-            analyze = tab_analyze.build(texts, engine, outputs_dir, load_error, lang_state)
+            analyze = tab_analyze.build(texts, engine, outputs_dir, load_error, lang_state, models)
             compare = tab_compare.build(texts, engine, load_error, lang_state)
             long = tab_long.build(texts, engine, outputs_dir, load_error, lang_state)
             batch = tab_batch.build(texts, engine, outputs_dir, load_error, lang_state)
