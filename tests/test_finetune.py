@@ -210,3 +210,29 @@ def test_cli(tiny_dir, spoken, tmp_path, capsys):
     assert "is not a fine-tuned model folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --top and --unfreeze exclude each other
         main([*args, "--unfreeze", "1"])
+    report_of_the_folder(tiny_dir, spoken, out, card, tmp_path, capsys)
+
+
+def report_of_the_folder(tiny_dir, spoken, out, card, tmp_path, capsys):
+    """fine-tune-report: the base model (fast mapped onto angry), a train-head head and the fine-tuned
+    model on the validation part rebuilt from the card, in one table, written into the folder."""
+    from emotion_app.cli.main import main
+
+    head = tmp_path / "head"
+    model = ["--model", str(tiny_dir)]
+    assert main(["train-head", str(spoken / "train.csv"), "--out", str(head), *model, "--map", "slow=sad", "--folds", "2"]) == 0
+    capsys.readouterr()
+    assert main(["fine-tune-report", str(out), "--head", str(head), "--map", "fast=angry"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert list(report["rows"]) == ["base (9 labels)", "head head", "fine-tuned mine"]
+    held = card["data"]["counts"]["val"]["clips"]
+    assert report["heldout"].startswith("the validation part of") and f"{held} clips" in report["heldout"]
+    for name, row in report["rows"].items():
+        assert row["n"] == held and 0 <= row["ua"] <= 1 and sum(map(sum, row["confusion"])) == held, name
+        assert f"| {name} | {len(row['head_labels'])} | {held} | {row['wa']:.3f} | {row['ua']:.3f} |" in printed
+        assert (out / "report" / row["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert report["rows"]["base (9 labels)"]["label_map"] == {"fast": "angry"}
+    assert len(report["rows"]["base (9 labels)"]["head_labels"]) == 9
+    assert report["rows"]["fine-tuned mine"]["head_labels"] == ["sad", "fast"]
+    assert (out / "report" / "report.md").read_text(encoding="utf-8") in printed

@@ -155,7 +155,7 @@ def fine_tune(
     card = training_card(
         model=model, model_dir=model_dir, sha=sha, tokens=tokens, split=split, mapping=mapping, opts=opts, top=top,
         blocks=base.num_blocks, trainable=trainable, initialised=initialised, feats=feats, cache=cache, state=state,
-        reports=reports, seconds=(t1 - t0, t2 - t1),
+        reports=reports, seconds=(t1 - t0, t2 - t1), places=data_paths(train=data, val=val, test=test),
     )  # fmt: skip
     folder = write_model(out, model_files(net.base, model_dir, split.labels, card))
     shutil.rmtree(ckpt.parent, ignore_errors=True)
@@ -163,8 +163,13 @@ def fine_tune(
     return FineTuning(folder, card)
 
 
+def data_paths(**parts) -> dict[str, str]:
+    """Each part's DATA as an absolute path, where it was given as a path (not as a Dataset)."""
+    return {k: str(Path(v).resolve()) for k, v in parts.items() if isinstance(v, (str, Path))}
+
+
 def training_card(*, model, model_dir, sha, tokens, split: Split, mapping, opts, top, blocks, trainable, initialised,
-                  feats, cache, state, reports, seconds) -> dict:  # fmt: skip
+                  feats, cache, state, reports, seconds, places) -> dict:  # fmt: skip
     """training_card.json's content: what was trained, on what, how, and how well."""
     return {
         "format": FORMAT,
@@ -181,6 +186,7 @@ def training_card(*, model, model_dir, sha, tokens, split: Split, mapping, opts,
         "options": asdict(opts),
         "data": {
             "sources": split.sources,
+            "paths": places,  # where DATA was, to read the held-out part again (report.py)
             "validation": split.how,
             "label_map": mapping,
             "counts": split.counts(),
