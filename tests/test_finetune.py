@@ -91,6 +91,29 @@ def test_trained_folder_loads_in_the_engine_and_in_funasr_with_the_same_numbers(
     assert card["data"]["validation"] == "speaker"  # whole voices held out
     train_voices, val_voices = (set(card["data"]["counts"][k]["speakers"]) for k in ("train", "val"))
     assert train_voices and val_voices and not train_voices & val_voices
+    exports_match_torch(run.folder, tmp_path)
+
+
+def exports_match_torch(folder: Path, tmp_path: Path) -> None:
+    """export-onnx of a fine-tuned folder: its own labels, the torch engine's numbers within 1e-4;
+    with --int8, the int8 gates of tests/test_int8.py (on 8 of its clips: this model is tiny)."""
+    from test_int8 import clips, gates, run
+    from test_onnx import assert_same, signal
+
+    from emotion_app import Engine
+    from emotion_app.model.onnx_backend import OnnxModel
+    from emotion_app.tools.onnx_export import export_onnx
+
+    engine = Engine(model=str(folder), device="cpu")
+    fp32, diff = export_onnx(str(folder), tmp_path / "onnx")
+    assert diff <= 1e-4 and OnnxModel(fp32).labels == engine.labels
+    batch = [signal(kind, seconds, seed=k) for k, (kind, seconds) in enumerate([("chirp", 2.0), ("noise", 0.7), ("tone", 5.0)])]
+    assert_same(OnnxModel(fp32).run_chunks(batch), engine.run_chunks(batch), "fine-tuned fp32 export")
+    int8, _ = export_onnx(str(folder), tmp_path / "onnx_int8", int8=True)
+    some = clips()[:8]
+    reference = [run(engine.model, c) for c in some]
+    candidate = [(o.probabilities, o.frame_probabilities, o.mean) for o in (OnnxModel(int8).run_chunks([c])[0] for c in some)]
+    gates(reference, candidate, "fine-tuned int8 export")
 
 
 KILLED = """
