@@ -206,6 +206,42 @@ def test_bad_data_is_refused_before_training(tiny_dir, spoken, tmp_path):
     refused([(p, "a/b" if lab == "slow" else lab, s) for p, lab, s in good], r"labels a/b cannot be written to tokens\.txt")
 
 
+def test_augmented_copies_go_through_the_frozen_part_and_are_cached_apart(tiny_dir, spoken, tmp_path):
+    """--augment speed=0.9,1.1 --noise-snr 10: three copies of each training clip, each cached under its
+    own key with features of its own; a second run computes nothing; validation clips are not copied."""
+    from emotion_app.finetune.augment import Augmentation, augmented_clips, changes
+    from emotion_app.finetune.data import prepare
+    from emotion_app.finetune.features import FeatureCache
+
+    rows = [(f"{spoken}/{lab}/{v}-{j}.wav", lab, v) for lab in ("slow", "fast") for v in VOICES[:2] for j in range(2)]
+    data, cache = _table(tmp_path, rows), tmp_path / "cache"
+    opts = FineTuneOptions(epochs=0, speeds=(0.9, 1.1), noise_snr=10.0, **FAST)  # the features are the point
+    run = fine_tune(data, out=tmp_path / "out", model=str(tiny_dir), options=opts, cache_root=cache)
+    n_train = run.card["data"]["counts"]["train"]["clips"]
+    assert run.card["features"]["augmented_copies"] == 3 * n_train and run.card["features"]["computed"] == 8 + 3 * n_train
+    folder = FeatureCache(Path(run.card["features"]["cache"]))
+    assert len(list(folder.folder.rglob("*.npy"))) == 8 + 3 * n_train
+    split = prepare(data, seed=opts.seed)
+    copies = augmented_clips(split.train, Augmentation((0.9, 1.1), 10.0), opts.seed)
+    clean = {c.digest: folder.get(c.digest) for c in split.train}
+    for copy in copies:
+        original, changed = clean[next(c.digest for c in split.train if c.item == copy.item)], folder.get(copy.digest)
+        assert changed is not None and changed.dtype == np.float16
+        if copy.change.describe().startswith("speed"):  # 0.9: longer, 1.1: shorter
+            assert (len(changed) > len(original)) == (copy.change.factor < 1), copy.change
+        else:
+            assert changed.shape == original.shape and np.abs(changed.astype(np.float32) - original).mean() > 1e-3
+    again = fine_tune(data, out=tmp_path / "again", model=str(tiny_dir), options=opts, cache_root=cache)
+    assert again.card["features"]["computed"] == 0 and again.card["features"]["cached"] == 8 + 3 * n_train
+    with pytest.raises(ValueError, match="speed: factors from 0.5 to 2.0, not 1"):
+        FineTuneOptions(speeds=(1.0,))
+    hum = write_audio(tmp_path / "hum.wav", 0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 100), 16000)
+    (noisy,) = changes(Augmentation(noise_snr=6.0, noise=str(hum)), seed=0)  # a supplied noise, at 6 dB
+    x = speechlike(1.5, seed=5)
+    y = noisy(x, "ab" * 32)
+    assert np.isclose(10 * np.log10(np.mean(x**2) / np.mean((y - x) ** 2)), 6.0, atol=0.05) and noisy.noise_sha != "white"
+
+
 def _table_other(tmp_path: Path, spoken: Path) -> Path:
     folder = tmp_path / "other"
     folder.mkdir()

@@ -3,6 +3,7 @@
     emotion-app fine-tune my_set/ --model iic/emotion2vec_plus_large --out models/mine --test held_out.csv
     emotion-app fine-tune my_set.csv --out models/mine --unfreeze 2 --epochs 20 --map "exc=happy"
     emotion-app fine-tune my_set.csv --out models/mine --resume        # after a Ctrl-C or a crash
+    emotion-app fine-tune my_set.csv --out models/mine --augment speed=0.9,1.1 --noise-snr 10
     emotion-app predict speech.wav --model models/mine
     emotion-app fine-tune-report models/mine --head heads/mine --map "calm=neutral"   # one table: base, head, fine-tuned
 
@@ -42,6 +43,9 @@ def add_parser(sub) -> None:
     f.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (default: %(default)s)")
     f.add_argument("--patience", type=int, default=3, help="stop after K epochs without a better validation UA (0: never)")
     f.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 where native (default)")
+    f.add_argument("--augment", metavar="speed=F,...", help="a copy of each training clip per speed factor, e.g. speed=0.9,1.1")
+    f.add_argument("--noise-snr", type=float, metavar="DB", help="a copy of each training clip with noise at this SNR, in dB")
+    f.add_argument("--noise", metavar="FILE", help="the noise for --noise-snr: an audio file (default: white noise)")
     f.add_argument("--resume", action="store_true", help="go on from the last finished epoch of an interrupted run")
     f.add_argument("--json", action="store_true", help="print training_card.json's content")
     f.set_defaults(func=run_fine_tune)
@@ -79,6 +83,7 @@ def _bar(desc: str, unit: str):
 def run_fine_tune(args) -> int:
     from ..errors import EmotionAppError
     from ..fields import checked
+    from ..finetune.augment import parse_augment
     from ..finetune.run import FineTuneOptions, fine_tune
 
     def epoch_line(r: dict) -> None:
@@ -92,7 +97,8 @@ def run_fine_tune(args) -> int:
         options = checked(
             FineTuneOptions, epochs=args.epochs, lr=args.lr, seed=args.seed, batch_seconds=args.batch_seconds,
             accumulate=args.accumulate, patience=args.patience, precision=args.precision, top=args.top,
-            unfreeze=args.unfreeze, rank=args.rank, device=args.device,
+            unfreeze=args.unfreeze, rank=args.rank, device=args.device, speeds=parse_augment(args.augment),
+            noise_snr=args.noise_snr, noise=args.noise,
         )  # fmt: skip
         features_bar, on_features = _bar("features", "clip")
         steps_bar, on_step = _bar("training", "step")

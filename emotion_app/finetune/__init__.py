@@ -4,6 +4,7 @@ lower part, written as a model folder that every entry point loads with `--model
 
     data      DATA read, mapped, checked and split (heads/dataset.py reads it)
     features  the frozen lower part, run once per clip, cached on disk as fp16
+    augment   speed perturbation and noise at a given SNR: copies of the training clips
     lora      LoRA adapters on linear layers, merged back into plain weights
     top       what trains: the top K blocks and the new head over the cached tokens
     loop      AdamW, warm-up and cosine, class weights, padded-second batches, checkpoints
