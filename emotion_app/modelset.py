@@ -76,17 +76,32 @@ class ModelSet:
         self.folders = parse_folders(folders)
         if self.base_name in self.folders:
             raise OptionError(f"--models: {self.base_name!r} is the base model's name; name the folder NAME=DIR")
-        backend = base.options.backend
         self._labels = {self.base_name: tuple(base.labels)}
         for name, folder in self.folders.items():
-            missing = [f for f in MODEL_FILES[backend] if not (folder / f).is_file()]
-            if missing:
-                written = "fine-tune, then export-onnx (the server runs --backend onnx)" if backend == "onnx" else "fine-tune"
-                lacks = ", ".join(missing)
-                raise OptionError(f"--models: {folder} is not a model folder (no {lacks}); give folders written by {written}")
-            self._labels[name] = folder_labels(folder, backend)
+            self._labels[name] = self._checked(folder)
         self._engines: dict[str, Engine] = {self.base_name: base}
         self._lock = threading.Lock()  # one load at a time, in a worker thread (never the event loop)
+
+    def _checked(self, folder: Path) -> tuple[str, ...]:
+        """The labels of a model folder; OptionError when it is not one this server can load."""
+        backend = self.base.options.backend
+        missing = [f for f in MODEL_FILES[backend] if not (Path(folder) / f).is_file()]
+        if missing:
+            written = "fine-tune, then export-onnx (the server runs --backend onnx)" if backend == "onnx" else "fine-tune"
+            lacks = ", ".join(missing)
+            raise OptionError(f"--models: {folder} is not a model folder (no {lacks}); give folders written by {written}")
+        return folder_labels(folder, backend)
+
+    def add(self, name: str, folder: Path) -> None:
+        """Serve `folder` as `name` from now on (a fine-tune the page ran); a model of that name is
+        replaced, the base model never. Loaded on first use, as the others."""
+        if name == self.base_name:
+            raise OptionError(f"{name!r} is the base model's name; choose another name")
+        labels = self._checked(folder)
+        with self._lock:
+            self.folders[name] = Path(folder)
+            self._labels[name] = labels
+            self._engines.pop(name, None)  # an earlier model of that name: the new weights on next use
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ lower part, written as a model folder that every entry point loads with `--model
     export    the model folder in the hub's layout and its training card
     run       fine_tune(): all of it, for the CLI (cli/finetune.py) and Python
     report    the base model, a head and the fine-tuned model scored on the same held-out clips
+    job       a fine-tune in its own process (the page's job): one at a time, progress, cancel
 
 Importing this package loads nothing heavy; torch when a fine-tune runs.
 """

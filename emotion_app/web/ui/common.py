@@ -135,18 +135,19 @@ def label_set_inputs(texts: Texts, prefix: str) -> list:
 def model_dropdown(texts: Texts, models, elem_id: str) -> gr.Dropdown:
     """The served models to choose from (`serve --models`), each with its labels (emoji and Chinese
     name for one of the nine, the label as written otherwise); shown only when there are several.
-    Its value is the model's name (the base model's first)."""
+    Its value is the model's name (the base model's first). Names served later (a fine-tune the
+    page ran) pass Gradio's check of the choices; the model set answers an unknown name."""
     names = models.names if models is not None else ()
-    choices = [(model_choice(name, models.labels(name)), name) for name in names]
     return texts(
-        gr.Dropdown, choices=choices, value=names[0] if names else None, label_key="model_choice",
-        visible=len(names) > 1, elem_id=elem_id,
+        gr.Dropdown, choices=model_choices(models), value=names[0] if names else None, label_key="model_choice",
+        visible=len(names) > 1, allow_custom_value=True, elem_id=elem_id,
     )  # fmt: skip
 
 
-def model_choice(name: str, labels) -> str:
-    """A model in the model list: its name and its labels, e.g. "mine: 😠 angry 生气 · calm"."""
-    return f"{name}: {' · '.join(render.label_text(k, 'en') for k in labels)}"
+def model_choices(models) -> list[tuple[str, str]]:
+    """(shown, name) of each served model: its name and its labels, e.g. "mine: 😠 angry 生气 · calm"."""
+    names = models.names if models is not None else ()
+    return [(f"{n}: {' · '.join(render.label_text(k, 'en') for k in models.labels(n))}", n) for n in names]
 
 
 def label_set_fields(labels, sentiment) -> dict:

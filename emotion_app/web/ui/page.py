@@ -97,7 +97,9 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             compare = tab_compare.build(texts, engine, load_error, lang_state)
             long = tab_long.build(texts, engine, outputs_dir, load_error, lang_state)
             batch = tab_batch.build(texts, engine, outputs_dir, load_error, lang_state)
-            tab_labels.build(texts, engine, outputs_dir, load_error, lang_state, analyze.view["session_heads"])
+            tab_labels.build(
+                texts, engine, outputs_dir, load_error, lang_state, analyze.view["session_heads"], models, analyze.view["model"]
+            )
             live_tab = tab_live.build(texts, engine, outputs_dir, load_error, lang_state, live)
         _wire_language(demo, texts, engine, load_error, [analyze, compare, long, batch, live_tab], lang_radio, lang_state, header)
     return demo
