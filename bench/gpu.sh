@@ -7,6 +7,7 @@
 # 1. steady latency of 3/10/30 s clips in fp32, fp16 and bf16, with the GPU's peak memory;
 # 2. batched throughput on a mixed set of 200 clips of 1-30 s (fp16);
 # 3. the live meter's sessions at its default window (3 s every 0.5 s) in fp16, up to 32;
+# 4. fine-tuning 200 clips of 3-8 s: the caching pass, time per epoch for LoRA K=2, K=4 and --unfreeze 2 (bf16);
 # then prints their markdown table. Needs torch with CUDA in $PYTHON's environment (the machine has
 # no internet: it cannot install anything) and builds the plus_large random checkpoint if missing.
 set -euo pipefail
@@ -29,6 +30,8 @@ timeout 150 "$PY" bench/bench_engine.py --worker ours throughput:200 --model "$M
     | tail -1 > "$OUT/throughput_fp16.json" || echo '{"error": "timed out or failed"}' > "$OUT/throughput_fp16.json"
 timeout 200 "$PY" bench/bench_live.py --model "$MODEL" --modes torch-fp16 --configs 3/0.5 --sessions 4,8,16,32 \
     --seconds 10 > "$OUT/live.md" || echo "(live: timed out or failed)" >> "$OUT/live.md"
+timeout 300 "$PY" bench/bench_finetune.py --model "$MODEL" --device cuda --precision bf16 --clips 200 --epochs 2 \
+    > "$OUT/finetune.md" || echo "(fine-tune: timed out or failed)" >> "$OUT/finetune.md"
 
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
@@ -44,4 +47,5 @@ t = json.loads((out / "throughput_fp16.json").read_text() or "{}")
 print(f"\nBatched throughput, 200 mixed clips of 1-30 s, fp16: {t.get('throughput_x', float('nan')):.0f}x real time "
       f"({t.get('throughput_audio_s', 0) / 60:.0f} min of audio), GPU peak {t.get('gpu_peak_mb', float('nan')):.0f} MB\n")
 print((out / "live.md").read_text())
+print((out / "finetune.md").read_text())
 PYEOF
