@@ -98,9 +98,9 @@ class ModelSet:
         if name == self.base_name:
             raise OptionError(f"{name!r} is the base model's name; choose another name")
         labels = self._checked(folder)
-        with self._lock:
-            self.folders[name] = Path(folder)
-            self._labels[name] = labels
+        with self._lock:  # new dicts, not changed ones: readers on the event loop (health) take no lock
+            self.folders = {**self.folders, name: Path(folder)}
+            self._labels = {**self._labels, name: labels}
             self._engines.pop(name, None)  # an earlier model of that name: the new weights on next use
 
     @property
@@ -110,6 +110,10 @@ class ModelSet:
     def labels(self, name: str | None = None) -> tuple[str, ...]:
         """The labels a model gives, without loading it."""
         return self._labels[self.check(name)]
+
+    def all_labels(self) -> dict[str, list[str]]:
+        """Each served model's labels (no lock, no disk: safe on the event loop)."""
+        return {name: list(labels) for name, labels in self._labels.items()}
 
     def check(self, name: str | None) -> str:
         """The served name for `name` (None or "": the base model); UnknownModel for another."""

@@ -8,11 +8,10 @@ once: its output, (E+T, D) tokens with the E extra tokens first, is stored as fp
 
 (default `~/.cache/emotion_app`): keyed by the sha256 of model.pt and config.yaml, the number of
 blocks below the cut, and the sha256 of the audio file's bytes (an augmented copy: of that and its
-change, augment.py). Entries are written whole
-(temporary file, then rename), so a pass that is stopped keeps what it finished and the next run
-goes on from there; a second run, or a run with other data that shares clips, reuses them. Epochs
-then cost only the top K blocks: for plus_large at K = 4, a third of the blocks and none of the
-convolutions.
+change, augment.py). Entries are written whole (temporary file, then rename), so a pass that is
+stopped keeps what it finished and the next run goes on from there; a second run, or a run with
+other data that shares clips, reuses them. Epochs then cost only the top K blocks: for plus_large
+at K = 4, a third of the blocks and none of the convolutions.
 """
 
 from __future__ import annotations

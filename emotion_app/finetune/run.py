@@ -209,7 +209,7 @@ def training_card(*, model, model_dir, sha, tokens, split: Split, mapping, opts,
             "cache": str(cache.folder),
             "dtype": "float16",
             "augmented_copies": augmented,
-        },  # fmt: skip
+        },
         "curve": state.curve,
         "best_epoch": state.best_epoch,
         "stopped_early": bool(opts.patience and state.stale >= opts.patience and state.epoch < opts.epochs),

@@ -173,8 +173,6 @@ def add_rest_routes(
             "heads": {name: list(head.labels) for name, head in getattr(engine, "heads", {}).items()},  # `head=NAME`
             "max_upload_mb": settings.max_upload_mb,
         }
-        if models is not None:  # `model=NAME`: each served model's labels (none is loaded to say them)
-            model_health["models"] = {name: list(models.labels(name)) for name in models.names}
 
     @app.get("/api/health")
     async def health(request: Request):  # on the event loop: nothing here may block
@@ -188,6 +186,7 @@ def add_rest_routes(
         return {
             "status": "ok",
             **model_health,
+            **({"models": models.all_labels()} if models is not None else {}),  # `model=NAME`, with each one's labels
             **({"live": live.health()} if live is not None else {}),
             **({"event_loop": watchdog.health()} if watchdog is not None else {}),
         }

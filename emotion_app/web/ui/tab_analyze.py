@@ -14,7 +14,7 @@ the frames (`resmooth_views`) without running the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -126,7 +126,9 @@ def analyze_clip(
     on the model the form names (`models`: the served models, modelset.py)."""
     with guarded(engine, load_error, form.lang, "prediction"), Reporter(progress, form.lang) as report:
         report(0.01, "decode")  # at once
-        engine = served_engine(engine, models, form.model)  # loaded on its first request
+        chosen = served_engine(engine, models, form.model)  # loaded on its first request
+        if chosen is not engine:  # the session's heads read the base model's features only
+            engine, form = chosen, replace(form, session_heads=None)
         request = request_options(form, engine)
         path = form.file
         source = open_input(engine, path, Path(path).name if path else None)  # opened once: its length, then its audio
