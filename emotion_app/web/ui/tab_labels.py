@@ -289,7 +289,8 @@ def _job_section(texts: Texts, v: View, engine, outputs_dir: Path, load_error, m
         with gr.Row():
             v["model_name"] = texts(gr.Textbox, "my_model", label_key="ft_name", elem_id="ft-name")
             v["epochs"] = texts(gr.Slider, 1, 30, value=5, step=1, label_key="ft_epochs", elem_id="ft-epochs")
-            v["top"] = texts(gr.Slider, 1, 12, value=4, step=1, label_key="ft_top", elem_id="ft-top")
+            blocks = engine.model.num_blocks  # the served model's: at most all of them train
+            v["top"] = texts(gr.Slider, 1, blocks, value=min(4, blocks), step=1, label_key="ft_top", elem_id="ft-top")
         with gr.Row():
             start = texts(gr.Button, value_key="ft_start", variant="primary", elem_id="ft-start")
             cancel = texts(gr.Button, value_key="ft_cancel", elem_id="ft-cancel")
