@@ -150,6 +150,11 @@ def model_choices(models) -> list[tuple[str, str]]:
     return [(f"{n}: {' · '.join(render.label_text(k, 'en') for k in models.labels(n))}", n) for n in names]
 
 
+def model_list(models) -> dict:
+    """The model list's update for the models served now (a fine-tune the page ran included)."""
+    return gr.update(choices=model_choices(models), visible=len(models.names) > 1)
+
+
 def label_set_fields(labels, sentiment) -> dict:
     """The request fields of label_set_inputs' values."""
     return {"labels": ",".join(labels or []), "sentiment": bool(sentiment)}

@@ -21,7 +21,7 @@ import gradio as gr
 
 from ..i18n import GRADIO_LOCALES, t
 from . import tab_analyze, tab_batch, tab_compare, tab_labels, tab_live, tab_long
-from .common import Texts, bind
+from .common import Texts, bind, model_list
 
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
 
@@ -102,6 +102,8 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             )
             live_tab = tab_live.build(texts, engine, outputs_dir, load_error, lang_state, live)
         _wire_language(demo, texts, engine, load_error, [analyze, compare, long, batch, live_tab], lang_radio, lang_state, header)
+        if models is not None:  # the models served now: a fine-tune the page ran since the server started
+            demo.load(bind(model_list, models), None, analyze.view["model"], api_visibility="private", show_progress="hidden")
     return demo
 
 

@@ -28,7 +28,7 @@ from ...heads.evaluate import evaluate_dataset, left_out_lines
 from ...heads.store import HEADS_DIR, head_folder_name, train_and_store
 from ...outputs import write_output_folder
 from ..i18n import error_message, t
-from .common import PRIVATE, Form, Texts, View, guarded, model_choices
+from .common import PRIVATE, Form, Texts, View, guarded, model_list
 
 KIND_CHOICES = [("kind_logreg", "logreg"), ("kind_mlp", "mlp")]
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".jsonl", "audio", "video"]
@@ -214,7 +214,7 @@ def poll_job(jobs: JobRunner, models, lang: str = "en") -> dict:
         out["timer"] = gr.Timer(active=False)
         if progress["state"] == "done" and models is not None:
             jobs.wait(5.0)  # the model is served once the job's watcher has added it
-            out["model"] = gr.update(choices=model_choices(models), visible=len(models.names) > 1)
+            out["model"] = model_list(models)
     return out
 
 
@@ -238,10 +238,10 @@ def build(
     lang_state: gr.State,
     heads_state: gr.State,
     models=None,
-    model_list=None,
+    picker=None,
 ) -> None:
     """Lay out the tab in the current gr.Tabs and wire its events. `heads_state`: the Analyze tab's
-    list of this session's head folders; `models`: the served models and `model_list` the Analyze
+    list of this session's head folders; `models`: the served models and `picker` the Analyze
     tab's list of them (the fine-tune job shows with both, on the torch backend)."""
     v = View(lang=lang_state, session_heads=heads_state)
     with texts(gr.Tab, label_key="tab_labels", id="labels"):
@@ -266,8 +266,8 @@ def build(
             v["metrics"] = gr.HTML(elem_id="labels-metrics")
             v["confusion"] = texts(gr.Image, label_key="labels_confusion", type="filepath", interactive=False)
         v["downloads"] = texts(gr.File, label_key="downloads", file_count="multiple", interactive=False)
-        if models is not None and model_list is not None and engine.options.backend == "torch":
-            v["model"] = model_list
+        if models is not None and picker is not None and engine.options.backend == "torch":
+            v["model"] = picker
             _job_section(texts, v, engine, outputs_dir, load_error, models)
     check.click(check_data, v.outputs("data", "lang"), v.outputs("counts", "status"), **PRIVATE)
     drawn = ("status", "metrics", "confusion", "downloads")
