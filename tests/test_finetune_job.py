@@ -62,6 +62,9 @@ def test_a_job_runs_apart_one_at_a_time_and_its_model_is_served(tiny_engine, upl
     assert ("my_calm", "my_calm: calm · tense") in [(n, s) for s, n in polled["model"]["choices"]]
     assert models.engine("my_calm").labels == ("calm", "tense")
     assert (tmp_path / "models" / "my_calm" / "training_card.json").is_file()
+    again = ModelSet(tiny_engine)  # a server started again serves the models its page made
+    tab_labels.jobs_for(tmp_path, again)
+    assert again.names == (again.base_name, "my_calm") and again.labels("my_calm") == ("calm", "tense")
 
 
 def test_cancel_kills_the_job_and_every_process_it_started(tiny_engine, upload, tmp_path):

@@ -132,7 +132,7 @@ class JobRunner:
         if folder is None:
             return {"state": "none"}
         state = read_json(folder / "progress.json") or {"state": "starting"}
-        if cancelled:
+        if cancelled and state.get("state") != "done":  # a job that finished as it was cancelled stays done
             return {**state, "state": "cancelled"}
         if proc is not None and proc.poll() is not None and state.get("state") not in FINAL:
             lines = (folder / "log.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()

@@ -13,6 +13,7 @@ The fine-tuned models are the server's, as `serve --models` folders are: every u
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -22,6 +23,7 @@ import gradio as gr
 import pandas as pd
 
 from ...errors import EmotionAppError
+from ...finetune.export import CARD_FILE
 from ...finetune.job import FINAL, JobRunner, JobSpec
 from ...heads.dataset import Dataset, read_uploads
 from ...heads.evaluate import evaluate_dataset, left_out_lines
@@ -29,6 +31,8 @@ from ...heads.store import HEADS_DIR, head_folder_name, train_and_store
 from ...outputs import write_output_folder
 from ..i18n import error_message, t
 from .common import PRIVATE, Form, Texts, View, guarded, model_list
+
+logger = logging.getLogger(__name__)
 
 KIND_CHOICES = [("kind_logreg", "logreg"), ("kind_mlp", "mlp")]
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".jsonl", "audio", "video"]
@@ -163,13 +167,20 @@ class JobForm(Form):
 
 
 def jobs_for(outputs_dir: Path, models) -> JobRunner:
-    """The server's fine-tune jobs; a finished job's folder is served at once (`models.add`)."""
+    """The server's fine-tune jobs; a finished job's folder is served at once (`models.add`), and so
+    are the models earlier jobs wrote (`<outputs>/models/<name>/`, read when the page is built)."""
 
     def served(progress: dict) -> None:
         if models is not None:
             folder = Path(progress["folder"])
             models.add(folder.name, folder)
 
+    if models is not None:
+        for card in sorted((Path(outputs_dir) / MODELS_DIR).glob(f"*/{CARD_FILE}")):
+            try:
+                models.add(card.parent.name, card.parent)
+            except EmotionAppError as exc:  # a folder this server cannot load (say, --backend onnx)
+                logger.warning("not served: %s", exc)
     return JobRunner(Path(outputs_dir) / JOBS_DIR, on_done=served)
 
 
