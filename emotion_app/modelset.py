@@ -6,6 +6,7 @@ list, the Gradio API's `model`, the MCP tools' `model` argument).
     models.names                 # ("emotion2vec_plus_large", "mine", "calls")
     models.labels("mine")        # ("angry", "calm", ...) from tokens.txt, nothing loaded
     models.engine("mine")        # the Engine: loaded on first use, then kept (blocking: a worker thread)
+    models.add("calls", folder)  # served from now on (the page's fine-tune jobs, web/ui/tab_labels.py)
 
 Each folder is checked when the set is made (a model folder: config.yaml, model.pt, tokens.txt,
 or with `--backend onnx` an export-onnx folder; a name no other model has), and loaded on the
