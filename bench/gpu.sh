@@ -9,6 +9,7 @@
 # 3. the live meter's sessions at its default window (3 s every 0.5 s) in fp16, up to 32;
 # 4. REST requests/s and p50/p95 at 32-256 clients: one process (with and without cross-request
 #    batching) and Ray Serve with 1 and 2 replicas sharing the GPU (bench_serve.py);
+# 5. fine-tuning 200 clips of 3-8 s: the caching pass, time per epoch for LoRA K=2, K=4 and --unfreeze 2 (bf16);
 # then prints their markdown table. Needs torch with CUDA in $PYTHON's environment (the machine has
 # no internet: it cannot install anything) and builds the plus_large random checkpoint if missing.
 set -euo pipefail
@@ -34,6 +35,8 @@ timeout 200 "$PY" bench/bench_live.py --model "$MODEL" --modes torch-fp16 --conf
 timeout 900 "$PY" bench/bench_serve.py --model "$MODEL" --device cuda --dtype fp16 --clients 32,64,128,256 \
     --gpus-per-replica 0.5 --cpus-per-replica 4 --json "$OUT/serve.json" > "$OUT/serve.md" \
     || echo "(serve: timed out or failed)" >> "$OUT/serve.md"
+timeout 300 "$PY" bench/bench_finetune.py --model "$MODEL" --device cuda --precision bf16 --clips 200 --epochs 2 \
+    > "$OUT/finetune.md" || echo "(fine-tune: timed out or failed)" >> "$OUT/finetune.md"
 
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
@@ -50,4 +53,5 @@ print(f"\nBatched throughput, 200 mixed clips of 1-30 s, fp16: {t.get('throughpu
       f"({t.get('throughput_audio_s', 0) / 60:.0f} min of audio), GPU peak {t.get('gpu_peak_mb', float('nan')):.0f} MB\n")
 print((out / "live.md").read_text())
 print((out / "serve.md").read_text())
+print((out / "finetune.md").read_text())
 PYEOF

@@ -65,6 +65,17 @@ COLORS = {
     "unknown": "#5c5c5c",
 }
 
+# Labels other than the nine (a fine-tuned model's own, finetune/) take one of these, by their name.
+OTHER_COLORS = ("#8e6cbf", "#c97b3f", "#2f9e8f", "#b0487a", "#6b8e23", "#4f6d9a", "#a0522d", "#d4a017")
+
+
+def label_color(key: str) -> str:
+    """The colour of a label: the nine's own (COLORS), another label's picked by its name (stable
+    across runs and processes: a CRC, not Python's salted hash)."""
+    import zlib
+
+    return COLORS.get(key) or OTHER_COLORS[zlib.crc32(key.encode("utf-8")) % len(OTHER_COLORS)]
+
 
 def label_for_token(token: str) -> Label:
     """Map a tokens.txt entry ("开心/happy", "<unk>", "angry") to its Label."""

@@ -144,6 +144,14 @@ ERRORS: dict[str, ErrorCode] = {
         "分类头无法使用：缺失、无法读取或属于另一个模型。",
     ),
     "model_load": ErrorCode(503, "The model could not be loaded.", "模型无法加载。", close=1011),
+    "job_running": ErrorCode(
+        409, "A fine-tune is running; wait for it to finish, or cancel it.", "已有微调任务在运行；请等待其完成，或先取消它。"
+    ),
+    "unknown_model": ErrorCode(
+        400,
+        "No model of that name is served here; /api/health lists the served models.",
+        "此服务器没有该名称的模型；/api/health 列出了可用的模型。",
+    ),  # fmt: skip
     "missing_dependency": ErrorCode(
         500, "A package this needs is not installed (the message names it).", "缺少所需的软件包（英文说明中有其名称）。"
     ),

@@ -91,6 +91,29 @@ def test_trained_folder_loads_in_the_engine_and_in_funasr_with_the_same_numbers(
     assert card["data"]["validation"] == "speaker"  # whole voices held out
     train_voices, val_voices = (set(card["data"]["counts"][k]["speakers"]) for k in ("train", "val"))
     assert train_voices and val_voices and not train_voices & val_voices
+    exports_match_torch(run.folder, tmp_path)
+
+
+def exports_match_torch(folder: Path, tmp_path: Path) -> None:
+    """export-onnx of a fine-tuned folder: its own labels, the torch engine's numbers within 1e-4;
+    with --int8, the int8 gates of tests/test_int8.py (on 8 of its clips: this model is tiny)."""
+    from test_int8 import clips, gates, run
+    from test_onnx import assert_same, signal
+
+    from emotion_app import Engine
+    from emotion_app.model.onnx_backend import OnnxModel
+    from emotion_app.tools.onnx_export import export_onnx
+
+    engine = Engine(model=str(folder), device="cpu")
+    fp32, diff = export_onnx(str(folder), tmp_path / "onnx")
+    assert diff <= 1e-4 and OnnxModel(fp32).labels == engine.labels
+    batch = [signal(kind, seconds, seed=k) for k, (kind, seconds) in enumerate([("chirp", 2.0), ("noise", 0.7), ("tone", 5.0)])]
+    assert_same(OnnxModel(fp32).run_chunks(batch), engine.run_chunks(batch), "fine-tuned fp32 export")
+    int8, _ = export_onnx(str(folder), tmp_path / "onnx_int8", int8=True)
+    some = clips()[:8]
+    reference = [run(engine.model, c) for c in some]
+    candidate = [(o.probabilities, o.frame_probabilities, o.mean) for o in (OnnxModel(int8).run_chunks([c])[0] for c in some)]
+    gates(reference, candidate, "fine-tuned int8 export")
 
 
 KILLED = """
@@ -183,6 +206,42 @@ def test_bad_data_is_refused_before_training(tiny_dir, spoken, tmp_path):
     refused([(p, "a/b" if lab == "slow" else lab, s) for p, lab, s in good], r"labels a/b cannot be written to tokens\.txt")
 
 
+def test_augmented_copies_go_through_the_frozen_part_and_are_cached_apart(tiny_dir, spoken, tmp_path):
+    """--augment speed=0.9,1.1 --noise-snr 10: three copies of each training clip, each cached under its
+    own key with features of its own; a second run computes nothing; validation clips are not copied."""
+    from emotion_app.finetune.augment import Augmentation, augmented_clips, changes
+    from emotion_app.finetune.data import prepare
+    from emotion_app.finetune.features import FeatureCache
+
+    rows = [(f"{spoken}/{lab}/{v}-{j}.wav", lab, v) for lab in ("slow", "fast") for v in VOICES[:2] for j in range(2)]
+    data, cache = _table(tmp_path, rows), tmp_path / "cache"
+    opts = FineTuneOptions(epochs=0, speeds=(0.9, 1.1), noise_snr=10.0, **FAST)  # the features are the point
+    run = fine_tune(data, out=tmp_path / "out", model=str(tiny_dir), options=opts, cache_root=cache)
+    n_train = run.card["data"]["counts"]["train"]["clips"]
+    assert run.card["features"]["augmented_copies"] == 3 * n_train and run.card["features"]["computed"] == 8 + 3 * n_train
+    folder = FeatureCache(Path(run.card["features"]["cache"]))
+    assert len(list(folder.folder.rglob("*.npy"))) == 8 + 3 * n_train
+    split = prepare(data, seed=opts.seed)
+    copies = augmented_clips(split.train, Augmentation((0.9, 1.1), 10.0), opts.seed)
+    clean = {c.digest: folder.get(c.digest) for c in split.train}
+    for copy in copies:
+        original, changed = clean[next(c.digest for c in split.train if c.item == copy.item)], folder.get(copy.digest)
+        assert changed is not None and changed.dtype == np.float16
+        if copy.change.describe().startswith("speed"):  # 0.9: longer, 1.1: shorter
+            assert (len(changed) > len(original)) == (copy.change.factor < 1), copy.change
+        else:
+            assert changed.shape == original.shape and np.abs(changed.astype(np.float32) - original).mean() > 1e-3
+    again = fine_tune(data, out=tmp_path / "again", model=str(tiny_dir), options=opts, cache_root=cache)
+    assert again.card["features"]["computed"] == 0 and again.card["features"]["cached"] == 8 + 3 * n_train
+    with pytest.raises(ValueError, match="speed: factors from 0.5 to 2.0, not 1"):
+        FineTuneOptions(speeds=(1.0,))
+    hum = write_audio(tmp_path / "hum.wav", 0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 100), 16000)
+    (noisy,) = changes(Augmentation(noise_snr=6.0, noise=str(hum)), seed=0)  # a supplied noise, at 6 dB
+    x = speechlike(1.5, seed=5)
+    y = noisy(x, "ab" * 32)
+    assert np.isclose(10 * np.log10(np.mean(x**2) / np.mean((y - x) ** 2)), 6.0, atol=0.05) and noisy.noise_sha != "white"
+
+
 def _table_other(tmp_path: Path, spoken: Path) -> Path:
     folder = tmp_path / "other"
     folder.mkdir()
@@ -210,3 +269,29 @@ def test_cli(tiny_dir, spoken, tmp_path, capsys):
     assert "is not a fine-tuned model folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --top and --unfreeze exclude each other
         main([*args, "--unfreeze", "1"])
+    report_of_the_folder(tiny_dir, spoken, out, card, tmp_path, capsys)
+
+
+def report_of_the_folder(tiny_dir, spoken, out, card, tmp_path, capsys):
+    """fine-tune-report: the base model (fast mapped onto angry), a train-head head and the fine-tuned
+    model on the validation part rebuilt from the card, in one table, written into the folder."""
+    from emotion_app.cli.main import main
+
+    head = tmp_path / "head"
+    model = ["--model", str(tiny_dir)]
+    assert main(["train-head", str(spoken / "train.csv"), "--out", str(head), *model, "--map", "slow=sad", "--folds", "2"]) == 0
+    capsys.readouterr()
+    assert main(["fine-tune-report", str(out), "--head", str(head), "--map", "fast=angry"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert list(report["rows"]) == ["base (9 labels)", "head head", "fine-tuned mine"]
+    held = card["data"]["counts"]["val"]["clips"]
+    assert report["heldout"].startswith("the validation part of") and f"{held} clips" in report["heldout"]
+    for name, row in report["rows"].items():
+        assert row["n"] == held and 0 <= row["ua"] <= 1 and sum(map(sum, row["confusion"])) == held, name
+        assert f"| {name} | {len(row['head_labels'])} | {held} | {row['wa']:.3f} | {row['ua']:.3f} |" in printed
+        assert (out / "report" / row["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert report["rows"]["base (9 labels)"]["label_map"] == {"fast": "angry"}
+    assert len(report["rows"]["base (9 labels)"]["head_labels"]) == 9
+    assert report["rows"]["fine-tuned mine"]["head_labels"] == ["sad", "fast"]
+    assert (out / "report" / "report.md").read_text(encoding="utf-8") in printed

@@ -282,6 +282,7 @@ def test_gradio_api_signatures(tiny_engine, out):
         ("min_duration_s", 0.2),
         ("labels", []),
         ("sentiment", False),
+        ("model", None),  # a served model's name (build_app's page: the base model's by default)
     ]
     assert [p["parameter_name"] for p in api["/recording"]["parameters"]] == [
         "path", "mode", "threshold", "min_speech", "min_silence", "max_segment", "window_s", "hop_s",

@@ -3,7 +3,9 @@
     emotion-app fine-tune my_set/ --model iic/emotion2vec_plus_large --out models/mine --test held_out.csv
     emotion-app fine-tune my_set.csv --out models/mine --unfreeze 2 --epochs 20 --map "exc=happy"
     emotion-app fine-tune my_set.csv --out models/mine --resume        # after a Ctrl-C or a crash
+    emotion-app fine-tune my_set.csv --out models/mine --augment speed=0.9,1.1 --noise-snr 10
     emotion-app predict speech.wav --model models/mine
+    emotion-app fine-tune-report models/mine --head heads/mine --map "calm=neutral"   # one table: base, head, fine-tuned
 
 Only argparse is imported here, so `--help` stays instant. Progress bars (features, steps) on
 stderr on a terminal, one line per epoch on stderr; exit codes: 0 done, 2 bad data or options
@@ -41,9 +43,28 @@ def add_parser(sub) -> None:
     f.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (default: %(default)s)")
     f.add_argument("--patience", type=int, default=3, help="stop after K epochs without a better validation UA (0: never)")
     f.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 where native (default)")
+    f.add_argument("--augment", metavar="speed=F,...", help="a copy of each training clip per speed factor, e.g. speed=0.9,1.1")
+    f.add_argument("--noise-snr", type=float, metavar="DB", help="a copy of each training clip with noise at this SNR, in dB")
+    f.add_argument("--noise", metavar="FILE", help="the noise for --noise-snr: an audio file (default: white noise)")
     f.add_argument("--resume", action="store_true", help="go on from the last finished epoch of an interrupted run")
     f.add_argument("--json", action="store_true", help="print training_card.json's content")
     f.set_defaults(func=run_fine_tune)
+
+    r = sub.add_parser(
+        "fine-tune-report",
+        help="score the base model, a train-head head and the fine-tuned model on the same held-out clips, in one table",
+    )
+    r.add_argument("folder", metavar="DIR", help="the fine-tuned model folder (the report is written into DIR/report/)")
+    r.add_argument(
+        "--test", metavar="DATA",
+        help="the held-out clips (default: the fine-tune's --test set, else its validation part rebuilt from the card)",
+    )  # fmt: skip
+    r.add_argument("--head", dest="report_head", metavar="HEAD_DIR", help="a head trained with train-head on the base model")
+    r.add_argument("--map", dest="label_map", metavar="MAP", help='your labels onto the nine, for the base model: "calm=neutral"')
+    r.add_argument("--base", metavar="MODEL", help="the base model, when its folder moved (default: training_card.json's)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    r.add_argument("--json", action="store_true", help="print report.json's content")
+    r.set_defaults(func=run_report)
 
 
 def _bar(desc: str, unit: str):
@@ -62,6 +83,7 @@ def _bar(desc: str, unit: str):
 def run_fine_tune(args) -> int:
     from ..errors import EmotionAppError
     from ..fields import checked
+    from ..finetune.augment import parse_augment
     from ..finetune.run import FineTuneOptions, fine_tune
 
     def epoch_line(r: dict) -> None:
@@ -75,7 +97,8 @@ def run_fine_tune(args) -> int:
         options = checked(
             FineTuneOptions, epochs=args.epochs, lr=args.lr, seed=args.seed, batch_seconds=args.batch_seconds,
             accumulate=args.accumulate, patience=args.patience, precision=args.precision, top=args.top,
-            unfreeze=args.unfreeze, rank=args.rank, device=args.device,
+            unfreeze=args.unfreeze, rank=args.rank, device=args.device, speeds=parse_augment(args.augment),
+            noise_snr=args.noise_snr, noise=args.noise,
         )  # fmt: skip
         features_bar, on_features = _bar("features", "clip")
         steps_bar, on_step = _bar("training", "step")
@@ -101,4 +124,25 @@ def run_fine_tune(args) -> int:
         if card[part]:
             lines.append(f"{part}: WA {card[part]['wa']:.3f}  UA {card[part]['ua']:.3f}  macro F1 {card[part]['macro_f1']:.3f}")
     print("\n".join(lines) + f"\n-> {run.folder} (use it: --model {run.folder})")
+    return 0
+
+
+def run_report(args) -> int:
+    from ..errors import EmotionAppError
+    from ..finetune.report import REPORT_FILE, model_report
+
+    try:
+        bar, update = _bar("embeddings", "file")
+        with bar:
+            report = model_report(
+                args.folder, test=args.test, head=args.report_head, base_map=args.label_map, base_model=args.base,
+                device=args.device, progress=update,
+            )  # fmt: skip
+        out = report.write()
+    except EmotionAppError as exc:
+        return fail(exc.message)
+    if args.json:
+        print(json.dumps({**json.loads(report.files()[REPORT_FILE]), "out": str(out)}, ensure_ascii=False))
+    else:
+        print(f"{report.table()}\n-> {out}")
     return 0

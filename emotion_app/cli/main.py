@@ -4,6 +4,7 @@
     predict FILE...  one result per file          batch PATH...  a results table (--ray: on Ray Data)
     evaluate DATA    the 9-class head or yours     train-head DATA --out HEAD_DIR
     fine-tune DATA --out DIR   the model itself, fine-tuned on your labels (LoRA, a new head)
+    fine-tune-report DIR       the base model, a head and the fine-tuned model in one table
     make-checkpoint DIR                            export-onnx OUT_DIR
     embed-speaker FILE...  CAM++ speaker embeddings (or their similarities)
     users add|remove|key|list --file FILE      the users and API keys of a shared server

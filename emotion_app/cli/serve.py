@@ -106,6 +106,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how long a model call waits for other requests' calls to join it, in ms",
     )  # fmt: skip
     add_ray_serve_args(p, env)
+    p.add_argument(
+        "--models", default=env("EMOTION_APP_MODELS", ""), metavar="DIR,NAME=DIR",
+        help="fine-tuned model folders served beside --model, chosen per request (model=NAME); each loads on first use",
+    )  # fmt: skip
     add_head_arg(p, env=True)
     _name_env_variables(p)
 
@@ -217,6 +221,7 @@ def run(args) -> int:
         cross_batch=args.cross_batch,
         batch_max=args.batch_max,
         batch_wait_ms=args.batch_wait_ms,
+        models=_names(args.models),
     )
     if args.ray_serve:
         return _run_ray_serve(args, settings, engine_options(args))

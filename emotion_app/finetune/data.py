@@ -31,11 +31,13 @@ MIN_CLIPS = 2  # per label: one to train on, one to check it
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled file with the sha256 of its bytes (the feature cache's key)."""
+    """One labelled file with the sha256 of its bytes (the feature cache's key); an augmented copy
+    (augment.py) has its own key and the `change` made to its samples."""
 
     item: Item
     label: str
     digest: str
+    change: object = field(default=None, compare=False)  # samples, key -> samples; None: the file as it is
 
     @property
     def name(self) -> str:

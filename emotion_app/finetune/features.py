@@ -7,11 +7,11 @@ once: its output, (E+T, D) tokens with the E extra tokens first, is stored as fp
     $EMOTION_APP_CACHE/finetune/<model hash>-cut<n>/<aa>/<audio sha256>.npy
 
 (default `~/.cache/emotion_app`): keyed by the sha256 of model.pt and config.yaml, the number of
-blocks below the cut, and the sha256 of the audio file's bytes. Entries are written whole
-(temporary file, then rename), so a pass that is stopped keeps what it finished and the next run
-goes on from there; a second run, or a run with other data that shares clips, reuses them. Epochs
-then cost only the top K blocks: for plus_large at K = 4, a third of the blocks and none of the
-convolutions.
+blocks below the cut, and the sha256 of the audio file's bytes (an augmented copy: of that and its
+change, augment.py). Entries are written whole (temporary file, then rename), so a pass that is
+stopped keeps what it finished and the next run goes on from there; a second run, or a run with
+other data that shares clips, reuses them. Epochs then cost only the top K blocks: for plus_large
+at K = 4, a third of the blocks and none of the convolutions.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ def lower_features(
         else:
             try:
                 samples = load_audio(clip.item.read(), name=clip.name).samples[:limit]
+                if clip.change is not None:  # an augmented copy (augment.py)
+                    samples = clip.change(samples, digest)
                 if model.cfg.num_frames(len(samples)) < 1:
                     raise DatasetError(f"shorter than {model.cfg.min_samples() / SAMPLE_RATE * 1000:.0f} ms")
             except (EmotionAppError, OSError) as exc:

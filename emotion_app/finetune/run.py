@@ -26,6 +26,7 @@ from pathlib import Path
 from ..constants import DEFAULT_MODEL
 from ..fields import OptionError
 from ..heads.dataset import Dataset, parse_label_map
+from .augment import Augmentation, augmented_clips
 from .data import Split, prepare
 from .export import CARD_FILE, model_files, write_model
 from .features import FeatureCache, cache_folder, lower_features, model_hash
@@ -49,6 +50,9 @@ class FineTuneOptions(LoopOptions):
     rank: int = 8  # LoRA rank
     alpha: float = 16.0  # LoRA scale alpha / rank
     max_clip_s: float = 30.0  # longer clips are cut to their first max_clip_s seconds
+    speeds: tuple[float, ...] = ()  # augmentation: one copy of each training clip per speed factor
+    noise_snr: float | None = None  # augmentation: one copy with noise at this SNR (dB)
+    noise: str | None = None  # the noise recording for noise_snr (default: white noise)
     device: str = "auto"
 
     def __post_init__(self):
@@ -68,6 +72,10 @@ class FineTuneOptions(LoopOptions):
             raise ValueError(f"out of range: {', '.join(f'{k}={getattr(self, k)}' for k in wrong)}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
+        self.augmentation()  # checked now
+
+    def augmentation(self) -> Augmentation:
+        return Augmentation(tuple(self.speeds), self.noise_snr, self.noise)
 
     def blocks(self, available: int) -> int:
         k = self.unfreeze or self.top or min(DEFAULT_TOP, available)
@@ -128,7 +136,8 @@ def fine_tune(
     cut = base.num_blocks - top
     sha = model_hash(model_dir)
     cache = FeatureCache(cache_folder(sha, cut, cache_root))
-    clips = split.train + split.val + split.test
+    copies = augmented_clips(split.train, opts.augmentation(), opts.seed)  # training clips only
+    clips = split.train + split.val + split.test + copies
     feats = lower_features(base, clips, cut, cache, max_clip_s=opts.max_clip_s, progress=on_features)
     t1 = time.perf_counter()
 
@@ -136,6 +145,7 @@ def fine_tune(
     net = TopModel(base, head, top, unfreeze=opts.unfreeze is not None, rank=opts.rank, alpha=opts.alpha, seed=opts.seed)
     index = {k: i for i, k in enumerate(split.labels)}
     sets = {part: [Example(feats.tokens[c.digest], index[c.label]) for c in getattr(split, part)] for part in PARTS}
+    sets["train"] += [Example(feats.tokens[c.digest], index[c.label]) for c in copies]
     meta = {
         "model": sha, "cut": cut, "labels": list(split.labels),
         "options": {k: v for k, v in asdict(opts).items() if k != "device"},  # another device may go on
@@ -155,7 +165,8 @@ def fine_tune(
     card = training_card(
         model=model, model_dir=model_dir, sha=sha, tokens=tokens, split=split, mapping=mapping, opts=opts, top=top,
         blocks=base.num_blocks, trainable=trainable, initialised=initialised, feats=feats, cache=cache, state=state,
-        reports=reports, seconds=(t1 - t0, t2 - t1),
+        reports=reports, seconds=(t1 - t0, t2 - t1), places=data_paths(train=data, val=val, test=test),
+        augmented=len(copies),
     )  # fmt: skip
     folder = write_model(out, model_files(net.base, model_dir, split.labels, card))
     shutil.rmtree(ckpt.parent, ignore_errors=True)
@@ -163,8 +174,13 @@ def fine_tune(
     return FineTuning(folder, card)
 
 
+def data_paths(**parts) -> dict[str, str]:
+    """Each part's DATA as an absolute path, where it was given as a path (not as a Dataset)."""
+    return {k: str(Path(v).resolve()) for k, v in parts.items() if isinstance(v, (str, Path))}
+
+
 def training_card(*, model, model_dir, sha, tokens, split: Split, mapping, opts, top, blocks, trainable, initialised,
-                  feats, cache, state, reports, seconds) -> dict:  # fmt: skip
+                  feats, cache, state, reports, seconds, places, augmented) -> dict:  # fmt: skip
     """training_card.json's content: what was trained, on what, how, and how well."""
     return {
         "format": FORMAT,
@@ -181,12 +197,19 @@ def training_card(*, model, model_dir, sha, tokens, split: Split, mapping, opts,
         "options": asdict(opts),
         "data": {
             "sources": split.sources,
+            "paths": places,  # where DATA was, to read the held-out part again (report.py)
             "validation": split.how,
             "label_map": mapping,
             "counts": split.counts(),
             "notes": split.notes,
         },
-        "features": {"computed": feats.computed, "cached": feats.cached, "cache": str(cache.folder), "dtype": "float16"},
+        "features": {
+            "computed": feats.computed,
+            "cached": feats.cached,
+            "cache": str(cache.folder),
+            "dtype": "float16",
+            "augmented_copies": augmented,
+        },
         "curve": state.curve,
         "best_epoch": state.best_epoch,
         "stopped_early": bool(opts.patience and state.stale >= opts.patience and state.epoch < opts.epochs),

@@ -57,6 +57,7 @@ class AppSettings:
     cross_batch: bool = True  # concurrent requests' model calls merged into shared ones (model/batcher.py)
     batch_max: int = 0  # chunks per merged model call; 0: the engine's batch size
     batch_wait_ms: float = 2.0  # how long the first call waits for others to join its model call
+    models: tuple[str, ...] = ()  # fine-tuned folders ("DIR" or "NAME=DIR") served beside the model (modelset.py)
 
 
 def load_engine(**options):
@@ -110,7 +111,8 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
     memory = MemoryBudget.for_machine(settings.max_memory_gb, **wait)  # after the model's load: the default leaves it room
     logger.info("memory budget for analyses: %.0f MB", memory.budget_mb)
-    demo = build_demo(engine, outputs, load_error, lang, live=live, memory=memory)
+    models = _model_set(engine, settings)
+    demo = build_demo(engine, outputs, load_error, lang, live=live, memory=memory, models=models)
     demo.analytics_enabled = False
     demo.queue(default_concurrency_limit=settings.concurrency)
     if settings.keep_hours:  # Gradio's cache (uploads and page downloads), cleaned by the mounted page's lifespan
@@ -130,13 +132,13 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory
     app.state.metrics = metrics
     denied = auth_check(settings.auth, throttle)  # the REST routes' login, for /metrics and /mcp too
-    add_rest_routes(app, engine, settings, load_error, throttle=throttle)
+    add_rest_routes(app, engine, settings, load_error, throttle=throttle, models=models)
     add_metrics_route(app, metrics, denied)
     add_stream_routes(app, live, settings, load_error, throttle=throttle)
     if settings.mcp:
         from .api.mcp_server import add_mcp_routes
 
-        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls))
+        lifespans.append(add_mcp_routes(app, engine, settings, load_error, denied, settings.mcp_allow_urls, models=models))
     add_api_fallback(app)
     # The page is mounted at / after our routes, so /api/* and /mcp are ours and the rest Gradio's.
     # ssr_mode and mcp_server are set here, so that Gradio's environment variables cannot start a
@@ -331,6 +333,16 @@ def _live_hub(engine, outputs: Path, settings: AppSettings):
     from ..live import LiveHub
 
     return LiveHub(engine, outputs, max_sessions=settings.max_live_sessions, max_seconds=settings.live_max_minutes * 60)
+
+
+def _model_set(engine, settings: AppSettings):
+    """The models served by name (the base and `settings.models`, checked now, loaded on first use);
+    None without a model. OptionError for a folder that is not a model folder."""
+    if engine is None:
+        return None
+    from ..modelset import ModelSet
+
+    return ModelSet(engine, settings.models)
 
 
 def cache_schedule(keep_hours: float) -> tuple[int, int]:

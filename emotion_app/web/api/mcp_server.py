@@ -43,6 +43,7 @@ from ...analysis import schema
 from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
 from ...errors import ERRORS, EmotionAppError
+from ...modelset import served_engine
 from ...outputs import owned_by
 from ...request import RequestOptions
 from ...service import analyze
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 PATH = "/mcp"
 INTERNAL = ERRORS["internal"].en
 LABELS_HELP = 'a label set: results over these emotions only, e.g. "angry,happy,neutral,sad" or "iemocap4"; empty: all 9'
+MODEL_HELP = "a served model's name (serve --models: fine-tuned models with their own labels); empty: the base model"
 SENTIMENT_HELP = "add a sentiment block {label: positive|negative|neutral, score in [-1, 1]} to each reading"
 
 
@@ -121,9 +123,10 @@ class Comparison(BaseModel):
     similarity: float = Field(description="cosine similarity of the two clips' utterance embeddings, -1 to 1")
 
 
-def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=None):
+def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=None, models=None):
     """The MCP server and its tools (mcp's FastMCP; the transport is mounted by `add_mcp_routes`);
-    `budget`: the server's memory budget (memory.MemoryBudget), shared with the REST API and the page."""
+    `budget`: the server's memory budget (memory.MemoryBudget), shared with the REST API and the page;
+    `models`: the served models (modelset.ModelSet), which each tool's `model` argument chooses from."""
     from mcp.server.fastmcp import Context, FastMCP
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -154,13 +157,14 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
             body["files"] = {name: base + url for name, url in body["files"].items()}
         return body
 
-    def run(ref: str, fields: dict, ctx: Context, answer: type[BaseModel]) -> BaseModel:
-        """In a worker thread: the reference opened, analysed, and the answer checked."""
+    def run(ref: str, fields: dict, ctx: Context, answer: type[BaseModel], model: str = "") -> BaseModel:
+        """In a worker thread: the model chosen, the reference opened, analysed, and the answer checked."""
+        chosen = served_engine(engine, models, model)
         data, name = refs.open(ref)
         request = RequestOptions.from_fields(fields, charts=False)
         http = getattr(ctx.request_context, "request", None)
         with owned_by(owner(http) if isinstance(http, Request) else None):  # the caller's result
-            body = analyze(engine, data, request, outputs_dir=settings.outputs_dir, name=name, budget=budget).response()
+            body = analyze(chosen, data, request, outputs_dir=settings.outputs_dir, name=name, budget=budget).response()
         return answer.model_validate(links(ctx, body))
 
     @server.tool(
@@ -176,10 +180,12 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
         audio: Annotated[str, Field(description=AUDIO_HELP)],
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
+        model: Annotated[str, Field(description=MODEL_HELP)] = "",
     ) -> ClipAnswer:
         with answered():
             ready()
-            return await run_in_threadpool(run, audio, {"labels": labels, "sentiment": sentiment}, ctx, ClipAnswer)
+            fields = {"labels": labels, "sentiment": sentiment}
+            return await run_in_threadpool(run, audio, fields, ctx, ClipAnswer, model)
 
     @server.tool(
         name="analyze_recording",
@@ -197,13 +203,14 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
         names: Annotated[str, Field(description="the speakers' names in order, comma-separated")] = "",
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
+        model: Annotated[str, Field(description=MODEL_HELP)] = "",
     ) -> RecordingAnswer:
         fields = {"segment": "vad", "speakers": speakers, "names": names, "labels": labels, "sentiment": sentiment}
         if speakers and not names:
             fields.pop("names")
         with answered():
             ready()
-            return await run_in_threadpool(run, audio, fields, ctx, RecordingAnswer)
+            return await run_in_threadpool(run, audio, fields, ctx, RecordingAnswer, model)
 
     @server.tool(
         name="compare_clips",
@@ -215,11 +222,13 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
         audio_b: Annotated[str, Field(description=AUDIO_HELP)],
         labels: Annotated[str, Field(description=LABELS_HELP)] = "",
         sentiment: Annotated[bool, Field(description=SENTIMENT_HELP)] = False,
+        model: Annotated[str, Field(description=MODEL_HELP)] = "",
     ) -> Comparison:
         def both() -> Comparison:
+            chosen = served_engine(engine, models, model)
             (a, _), (b, _) = refs.open(audio_a), refs.open(audio_b)
             request = RequestOptions.from_fields({"labels": labels, "sentiment": sentiment})
-            cmp = compare(engine, [a, b], ["a", "b"], labels=request.labels)
+            cmp = compare(chosen, [a, b], ["a", "b"], labels=request.labels)
             if cmp.errors:
                 which, message = next(iter(cmp.errors.items()))
                 raise EmotionAppError(f"clip {which}: {message}", cmp.codes.get(which))
@@ -270,13 +279,13 @@ class _Authorised:
         await self.app(scope, receive, send)
 
 
-def add_mcp_routes(app, engine, settings, load_error: str | None, denied, allow_urls: bool = False):
+def add_mcp_routes(app, engine, settings, load_error: str | None, denied, allow_urls: bool = False, models=None):
     """Serve the MCP tools at /mcp; returns the lifespan context the transport needs."""
     from mcp.server.fastmcp.server import StreamableHTTPASGIApp
     from starlette.routing import Route
 
     refs = AudioRefs(settings.outputs_dir, settings.max_upload_mb, allow_urls)
-    server = build_mcp(engine, settings, load_error, refs, getattr(app.state, "memory", None))
+    server = build_mcp(engine, settings, load_error, refs, getattr(app.state, "memory", None), models)
     server.streamable_http_app()  # makes the session manager
     endpoint = _Authorised(StreamableHTTPASGIApp(server.session_manager), denied)
     for path in (PATH, PATH + "/"):

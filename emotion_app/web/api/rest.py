@@ -3,7 +3,8 @@
 Multipart upload (field `audio`, optional `lang`, and the option fields of RequestOptions:
 `granularity`, `extract_embedding`, the frame-analysis fields, `segment` vad|window with its fields,
 `head`: which loaded custom heads to apply, default all; `speakers` channels|auto|N and `names`, or
-a `turns` file, for a conversation);
+a `turns` file, for a conversation; `model`: a served model's name, default the base model,
+`serve --models`);
 JSON out; every error of an /api/ path (bad input, 404, 405, validation, 500) is `{"error", "code"}`,
 with no absolute paths. Downloads need the folder's key (outputs.py); HTTP Basic auth (with
 `--auth`) is throttled per client address (throttle.py); with `--users` the guard has found the
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...constants import LABELS
 from ...errors import ERRORS, EmotionAppError, error_code
 from ...labelset import PRESETS
+from ...modelset import served_engine
 from ...outputs import list_results, output_file, owned_by
 from ...request import RequestOptions
 from ...sentiment import DEFAULT_MAPPING
@@ -116,9 +118,12 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": ERRORS["internal"].en, "code": "internal"}, status_code=500)
 
 
-def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str, budget) -> bytes:
-    """In a worker thread: the analysis (within the server's memory `budget`) and its JSON (a long
-    frame result takes a while to encode, which must not happen on the event loop)."""
+def _analyze_json(engine, data: bytes, options: RequestOptions, outputs_dir: Path, name: str | None, lang: str,
+                  budget=None, models=None, model: str | None = None) -> bytes:  # fmt: skip
+    """In a worker thread: the model chosen (loaded on its first request), the analysis (within the
+    server's memory `budget`) and its JSON (a long frame result takes a while to encode, which must
+    not happen on the event loop)."""
+    engine = served_engine(engine, models, model)
     analysis = analyze(engine, data, options, outputs_dir=outputs_dir, name=name, lang=lang, budget=budget)
     return json.dumps(analysis.response(), ensure_ascii=False).encode()
 
@@ -166,9 +171,12 @@ def auth_check(auth: tuple[str, str] | None, throttle: LoginThrottle):
     return denied
 
 
-def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None) -> None:
+def add_rest_routes(
+    app: FastAPI, engine, settings, load_error: str | None = None, throttle: LoginThrottle | None = None, models=None
+) -> None:
     """Register the REST routes and the /api error handlers on `app` (before Gradio's page is mounted at /).
-    `throttle`: failed-login bookkeeping shared with the guard (a new one if None)."""
+    `throttle`: failed-login bookkeeping shared with the guard (a new one if None); `models`: the
+    served models (modelset.ModelSet), chosen by the `model` field."""
     add_error_handlers(app)
     denied = auth_check(settings.auth, throttle or LoginThrottle())
 
@@ -195,6 +203,7 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         return {
             "status": "ok",
             **model_health,
+            **({"models": models.all_labels()} if models is not None else {}),  # `model=NAME`, with each one's labels
             **({"live": live.health()} if live is not None else {}),
             **({"memory": memory.health()} if memory is not None else {}),
             **({"event_loop": watchdog.health()} if watchdog is not None else {}),
@@ -228,10 +237,13 @@ def add_rest_routes(app: FastAPI, engine, settings, load_error: str | None = Non
         except (ValueError, KeyError, RuntimeError) as exc:  # starlette's parser errors: a malformed request
             return JSONResponse({"error": f"Malformed multipart form: {exc}", "code": "bad_request"}, status_code=400)
         try:
+            model = fields.pop("model", None)
             options = RequestOptions.from_fields(fields)
             budget = getattr(request.app.state, "memory", None)
             with owned_by(owner(request)):  # the worker thread runs in a copy of this context
-                body = await run_in_threadpool(_analyze_json, engine, data, options, settings.outputs_dir, filename, lang, budget)
+                body = await run_in_threadpool(
+                    _analyze_json, engine, data, options, settings.outputs_dir, filename, lang, budget, models, model
+                )
         except EmotionAppError as exc:
             return _error(exc, lang)
         return Response(body, media_type="application/json")

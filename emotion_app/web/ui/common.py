@@ -174,6 +174,29 @@ def label_set_inputs(texts: Texts, prefix: str) -> list:
     return [labels, sentiment]
 
 
+def model_dropdown(texts: Texts, models, elem_id: str) -> gr.Dropdown:
+    """The served models to choose from (`serve --models`), each with its labels (emoji and Chinese
+    name for one of the nine, the label as written otherwise); shown only when there are several.
+    Its value is the model's name (the base model's first). Names served later (a fine-tune the
+    page ran) pass Gradio's check of the choices; the model set answers an unknown name."""
+    names = models.names if models is not None else ()
+    return texts(
+        gr.Dropdown, choices=model_choices(models), value=names[0] if names else None, label_key="model_choice",
+        visible=len(names) > 1, allow_custom_value=True, elem_id=elem_id,
+    )  # fmt: skip
+
+
+def model_choices(models) -> list[tuple[str, str]]:
+    """(shown, name) of each served model: its name and its labels, e.g. "mine: 😠 angry 生气 · calm"."""
+    names = models.names if models is not None else ()
+    return [(f"{n}: {' · '.join(render.label_text(k, 'en') for k in models.labels(n))}", n) for n in names]
+
+
+def model_list(models) -> dict:
+    """The model list's update for the models served now (a fine-tune the page ran included)."""
+    return gr.update(choices=model_choices(models), visible=len(models.names) > 1)
+
+
 def label_set_fields(labels, sentiment) -> dict:
     """The request fields of label_set_inputs' values."""
     return {"labels": ",".join(labels or []), "sentiment": bool(sentiment)}

@@ -16,7 +16,7 @@ import html
 import numpy as np
 
 from ...analysis.report import Report
-from ...constants import COLORS, FRAME_S
+from ...constants import FRAME_S, label_color
 from ..i18n import t
 from .render import clock, duration_text, label_text, legend_key, time_axis
 
@@ -49,7 +49,7 @@ def timeline_html(report: Report | None, lang: str = "en", view: str = "smoothed
     shown = [i for i in np.argsort(-probs.mean(0)) if probs[:, i].max() >= SHOWN]
     x = np.clip(times / duration, 0, 1) * WIDTH
     lines = "".join(
-        f'<polyline class="ea-line" data-emotion="{labels[i]}" stroke="{COLORS[labels[i]]}" points="'
+        f'<polyline class="ea-line" data-emotion="{html.escape(labels[i])}" stroke="{label_color(labels[i])}" points="'
         + " ".join(f"{a:.1f},{(1 - p) * HEIGHT:.1f}" for a, p in zip(x, thin[:, i]))
         + '"/>'
         for i in shown

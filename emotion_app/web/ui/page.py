@@ -21,7 +21,7 @@ import gradio as gr
 
 from ..i18n import GRADIO_LOCALES, t
 from . import my_results, tab_analyze, tab_batch, tab_compare, tab_labels, tab_live, tab_long
-from .common import Texts, bind
+from .common import Texts, bind, model_list
 
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
 
@@ -80,11 +80,14 @@ def remount_hidden(texts: Texts, lang: str, changed: str) -> list:
     return [gr.update(visible=False) if changed else gr.skip() for _ in texts.remounted]
 
 
-def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None, memory=None) -> gr.Blocks:
+def build_demo(
+    engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None, memory=None, models=None
+) -> gr.Blocks:
     """The page for `engine` (None when the model failed to load: the page then says why); `live`:
     the server's live hub (emotion_app.live.LiveHub), shared with /api/stream; `memory`: the
     server's memory budget (memory.MemoryBudget), which the Analyze, Long recording and Batch tabs
-    hold from as the REST API does."""
+    hold from as the REST API does; `models`: the served models (modelset.ModelSet), chosen from on
+    the Analyze tab."""
     outputs_dir = Path(outputs_dir)
     texts = Texts(lang)
     with gr.Blocks(title="emotion2vec+ · " + t("title", lang)) as demo:
@@ -94,14 +97,18 @@ def build_demo(engine, outputs_dir: Path, load_error: str | None = None, lang: s
             # "Language / 语言" in both languages: not relabelled
             lang_radio = gr.Radio(LANG_CHOICES, value=lang, label=t("language", lang), scale=0, min_width=180, elem_id="lang")
         with gr.Tabs(overflow_behavior="wrap"):  # every tab reachable on a phone, no "..." menu
-            analyze = tab_analyze.build(texts, engine, outputs_dir, load_error, lang_state, memory)
+            analyze = tab_analyze.build(texts, engine, outputs_dir, load_error, lang_state, memory, models)
             compare = tab_compare.build(texts, engine, load_error, lang_state)
             long = tab_long.build(texts, engine, outputs_dir, load_error, lang_state, memory)
             batch = tab_batch.build(texts, engine, outputs_dir, load_error, lang_state, memory)
-            tab_labels.build(texts, engine, outputs_dir, load_error, lang_state, analyze.view["session_heads"])
+            tab_labels.build(
+                texts, engine, outputs_dir, load_error, lang_state, analyze.view["session_heads"], models, analyze.view["model"]
+            )
             live_tab = tab_live.build(texts, engine, outputs_dir, load_error, lang_state, live)
         my_results.build(texts, outputs_dir, lang_state)
         _wire_language(demo, texts, engine, load_error, [analyze, compare, long, batch, live_tab], lang_radio, lang_state, header)
+        if models is not None:  # the models served now: a fine-tune the page ran since the server started
+            demo.load(bind(model_list, models), None, analyze.view["model"], api_visibility="private", show_progress="hidden")
     return demo
 
 

@@ -9,7 +9,7 @@ import html
 
 from ...analysis.report import FrameSummary, Report
 from ...analysis.schema import to_json
-from ...constants import COLORS, FRAME_S, LABEL_BY_KEY
+from ...constants import FRAME_S, LABEL_BY_KEY, label_color
 from ..i18n import t, warning_message
 
 BAND_LABELS = 40  # segments named in the band's text alternative
@@ -35,26 +35,32 @@ def duration_text(seconds: float, lang: str = "en", decimals: int = 1) -> str:
 
 
 def label_text(key: str, lang: str) -> str:
-    label = LABEL_BY_KEY[key]
+    """One of the nine with its emoji and Chinese name; another label (a fine-tuned model's) as written."""
+    label = LABEL_BY_KEY.get(key)
+    if label is None:
+        return key
     return f"{label.emoji} {label.zh} {key}" if lang == "zh" else f"{label.emoji} {key} {label.zh}"
 
 
 def label_short(key: str, lang: str) -> str:
     """The emoji and the name in the page's language (table headers)."""
-    label = LABEL_BY_KEY[key]
-    return f"{label.emoji} {label.zh if lang == 'zh' else key}"
+    label = LABEL_BY_KEY.get(key)
+    return f"{label.emoji} {label.zh if lang == 'zh' else key}" if label is not None else key
 
 
 def label_html(key: str, lang: str) -> str:
     """label_text with the emoji in its own span, so it gets a colour-emoji font."""
-    label = LABEL_BY_KEY[key]
+    label = LABEL_BY_KEY.get(key)
+    if label is None:
+        return html.escape(key)
     names = f"{label.zh} {key}" if lang == "zh" else f"{key} {label.zh}"
     return f'<span class="ea-emo">{label.emoji}</span> {html.escape(names)}'
 
 
 def legend_key(key: str, lang: str) -> str:
     """An emotion's colour dot and name, for a legend."""
-    return f'<span class="ea-key"><span class="ea-dot" style="background:{COLORS[key]}"></span>{label_html(key, lang)}</span>'
+    dot = f'<span class="ea-dot" style="background:{label_color(key)}"></span>'
+    return f'<span class="ea-key">{dot}{label_html(key, lang)}</span>'
 
 
 def note_card(text: str) -> str:
@@ -82,11 +88,15 @@ def emotion_card(report: Report, lang: str = "en") -> str:
     if not report.emotion:  # a recording without speech
         return f'<div class="ea-card">{warnings}</div>'
     key = report.emotion
-    label = LABEL_BY_KEY[key]
+    label = LABEL_BY_KEY.get(key)  # None: a fine-tuned model's own label, shown as written
+    names = (
+        f'<div class="ea-emoji ea-emo">{label.emoji}</div><div class="ea-names"><span class="ea-zh">{label.zh}</span> '
+        f'<span class="ea-en">{key}</span></div>'
+        if label is not None
+        else f'<div class="ea-names"><span class="ea-en">{html.escape(key)}</span></div>'
+    )
     return (
-        f'<div class="ea-card" style="border-color:{COLORS[key]}">'
-        f'<div class="ea-emoji ea-emo">{label.emoji}</div>'
-        f'<div class="ea-names"><span class="ea-zh">{label.zh}</span> <span class="ea-en">{key}</span></div>'
+        f'<div class="ea-card" style="border-color:{label_color(key)}">{names}'
         f'<div class="ea-conf">{t("confidence", lang)} <b>{report.confidence * 100:.1f}%</b></div>'
         f"{mixed_line(report, lang)}{sentiment_line(to_json(report.sentiment), lang)}{warnings}</div>"
     )
@@ -113,9 +123,9 @@ def score_bars(report: Report, lang: str = "en") -> str:
     """All 9 scores as horizontal bars, sorted by score (full-precision probabilities)."""
     probs = sorted(report.probabilities.items(), key=lambda kv: -kv[1])
     rows = "".join(
-        f'<div class="ea-row" data-emotion="{k}"><span class="ea-label">{label_html(k, lang)}</span>'
+        f'<div class="ea-row" data-emotion="{html.escape(k)}"><span class="ea-label">{label_html(k, lang)}</span>'
         f'<span class="ea-track" aria-hidden="true">'
-        f'<span class="ea-bar" style="width:{p * 100:.2f}%;background:{COLORS[k]}"></span></span>'
+        f'<span class="ea-bar" style="width:{p * 100:.2f}%;background:{label_color(k)}"></span></span>'
         f'<span class="ea-pct">{p * 100:.1f}%</span></div>'
         for k, p in probs
     )
@@ -152,7 +162,7 @@ def dominant_band(report: Report, lang: str = "en") -> str:
     total = (len(frames) * FRAME_S if frames is not None and len(frames) else report.duration_s) or 1.0
     parts = "".join(
         f'<span class="ea-seg" title="{html.escape(label_text(e, lang))} {clock(s)}–{clock(end)}" '
-        f'style="left:{s / total * 100:.3f}%;width:{(end - s) / total * 100:.3f}%;background:{COLORS[e]}"></span>'
+        f'style="left:{s / total * 100:.3f}%;width:{(end - s) / total * 100:.3f}%;background:{label_color(e)}"></span>'
         for s, end, e in runs
     )
     spoken = "; ".join(f"{clock(s)}–{clock(end)} {label_text(e, lang)}" for s, end, e in runs[:BAND_LABELS])
@@ -191,7 +201,7 @@ def summary_html(report: Report, lang: str = "en") -> str:
         return ""
     share = sorted(((k, v) for k, v in s.share.items() if v > 0), key=lambda kv: -kv[1])
     parts = "".join(
-        f'<span class="ea-share" style="width:{v * 100:.3f}%;background:{COLORS[k]}" '
+        f'<span class="ea-share" style="width:{v * 100:.3f}%;background:{label_color(k)}" '
         f'title="{html.escape(label_text(k, lang))}"></span>'
         for k, v in share
     )

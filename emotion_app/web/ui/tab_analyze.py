@@ -2,7 +2,8 @@
 
 `run_analysis` is the Gradio API's `predict` (api_name="predict"): (path, granularity,
 extract_embedding, and optionally method, window, alpha, zero_phase, min_duration_s, labels (a list
-of emotions: the label set), sentiment) -> result JSON.
+of emotions: the label set), sentiment, model (a served model's name, `serve --models`; default the
+base model)) -> result JSON. The model list shows only when the server serves several models.
 It hangs on a hidden trigger; the page's Start button runs KeptTab's three steps (common.py)
 instead: `begin` (the button disabled, the old result cleared), `start_analysis` (progress on the
 card; an error shown where the result goes) and `show_error` (the same error as a toast), on the
@@ -13,7 +14,7 @@ the frames (`resmooth_views`) without running the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ import gradio as gr
 
 from ...analysis.options import AnalysisOptions
 from ...analysis.smoothing import METHODS, WINDOW_RANGE, SmoothingOptions
+from ...modelset import served_engine
 from ...service import Analysis, analyze, open_input, resmooth
 from ..i18n import t
 from . import render
@@ -40,6 +42,7 @@ from .common import (
     granularity_radio,
     guarded,
     label_set_inputs,
+    model_dropdown,
     play_segment,
     request_options,
 )  # fmt: skip
@@ -52,7 +55,7 @@ VIEW_CHOICES = [("view_smoothed", "smoothed"), ("view_raw", "raw")]
 LONG_FILE_S = 180.0  # files longer than this get a pointer to the Long recording tab
 SMOOTHING_NAMES = ("method", "window", "alpha", "zero_phase", "min_duration_s")
 VIEWS = ("card", "scores", "band", "view", "timeline", "segments", "player", "summary", "log", "downloads")  # what draw() draws
-API_INPUTS = ("api_file", "granularity", "embedding", *SMOOTHING_NAMES, "labels", "sentiment", "lang", "session_heads")
+API_INPUTS = ("api_file", "granularity", "embedding", *SMOOTHING_NAMES, "labels", "sentiment", "lang", "session_heads", "model")
 
 
 def example_path() -> str:
@@ -75,6 +78,7 @@ class AnalyzeForm(LabelledForm):
     min_duration_s: float = DEFAULT.min_duration_s
     session_heads: list | None = None  # folders of heads, applied beside the engine's own
     view: str = "smoothed"
+    model: str | None = None  # a served model's name (modelset.py); None: the base model
 
     def smoothing(self) -> dict:
         return {name: getattr(self, name) for name in SMOOTHING_NAMES}
@@ -100,28 +104,35 @@ def run_analysis(
     sentiment=False,
     lang="en",
     session_heads=None,
+    model=None,
     progress=gr.Progress(),
     *,
     memory=None,
+    models=None,
 ) -> dict:
     """Analyse the uploaded file; returns result.json's content with download URLs (see Analysis.response).
     The parameters after `load_error` are the API's (an AnalyzeForm's fields); `lang` is the page's
-    (a gr.State, not in the API), and so is `session_heads`; `memory`: the server's memory budget."""
+    (a gr.State, not in the API), and so is `session_heads`; `memory`: the server's memory budget;
+    `models`: the served models."""
     form = AnalyzeForm(
         lang=lang, labels=labels, sentiment=sentiment, file=path, granularity=granularity, embedding=extract_embedding,
         method=method, window=window, alpha=alpha, zero_phase=zero_phase, min_duration_s=min_duration_s,
-        session_heads=session_heads,
+        session_heads=session_heads, model=model,
     )  # fmt: skip
-    return analyze_clip(engine, outputs_dir, load_error, form, progress, memory=memory).response()
+    return analyze_clip(engine, outputs_dir, load_error, form, progress, memory=memory, models=models).response()
 
 
 def analyze_clip(
-    engine, outputs_dir, load_error, form: AnalyzeForm, progress=None, pace: Pace | None = None, memory=None
+    engine, outputs_dir, load_error, form: AnalyzeForm, progress=None, pace: Pace | None = None, memory=None, models=None
 ) -> Analysis:
     """One clip through the service with progress (the time left from `pace` while the model runs),
-    within the server's `memory` budget (memory.MemoryBudget; None: none)."""
+    on the model the form names (`models`: the served models, modelset.py), within the server's
+    `memory` budget (memory.MemoryBudget; None: none)."""
     with guarded(engine, load_error, form.lang, "prediction"), Reporter(progress, form.lang) as report:
         report(0.01, "decode")  # at once
+        chosen = served_engine(engine, models, form.model)  # loaded on its first request
+        if chosen is not engine:  # the session's heads read the base model's features only
+            engine, form = chosen, replace(form, session_heads=None)
         request = request_options(form, engine)
         path = form.file
         source = open_input(engine, path, Path(path).name if path else None)  # opened once: its length, then its audio
@@ -132,9 +143,11 @@ def analyze_clip(
     return analysis
 
 
-def start_analysis(engine, outputs_dir, load_error, pace, form: AnalyzeForm, progress=gr.Progress(), *, memory=None) -> dict:
-    """The page's Start: the analysis kept and drawn (KeptTab's skeleton)."""
-    run = partial(analyze_clip, engine, outputs_dir, load_error, form, progress, pace, memory)
+def start_analysis(
+    engine, outputs_dir, load_error, pace, form: AnalyzeForm, progress=gr.Progress(), *, memory=None, models=None
+) -> dict:
+    """The page's Start: the analysis kept and drawn (KeptTab's skeleton), on the model the form names."""
+    run = partial(analyze_clip, engine, outputs_dir, load_error, form, progress, pace, memory, models)
     return finish(run, partial(draw, view=form.view, granularity=form.granularity), form.lang)
 
 
@@ -203,20 +216,22 @@ def redraw_timeline(kept, lang: str, view: str):
     return timeline_html(kept.report, lang, view) if kept is not None else ""
 
 
-def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, memory=None) -> KeptTab:
+def build(
+    texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_state: gr.State, memory=None, models=None
+) -> KeptTab:
     """Lay out the tab in the current gr.Tabs and wire its events (`memory`: the server's memory
-    budget, which each analysis holds from). Everything, states included, is made inside the gr.Tab:
-    a component made directly in gr.Tabs shifts Gradio's tab indices (the tab bar then shows one tab
-    twice)."""
+    budget, which each analysis holds from; `models`: the served models, a list to choose from when
+    there are several). Everything, states included, is made inside the gr.Tab: a component made
+    directly in gr.Tabs shifts Gradio's tab indices (the tab bar then shows one tab twice)."""
     with texts(gr.Tab, label_key="tab_analyze", id="analyze"):
         v = View(lang=lang_state, kept=gr.State(None), session_heads=gr.State([]))
-        _layout(texts, v)
+        _layout(texts, v, models)
         tab = KeptTab(v, draw, VIEWS, redrawn=("view", "granularity"))
-        _wire(tab, engine, outputs_dir, load_error, memory)
+        _wire(tab, engine, outputs_dir, load_error, memory, models)
     return tab
 
 
-def _layout(texts: Texts, v: View) -> None:
+def _layout(texts: Texts, v: View, models=None) -> None:
     """The tab's components, named in `v`."""
     with gr.Row(elem_classes="ea-stack"):
         with gr.Column(scale=1, min_width=300):
@@ -226,6 +241,7 @@ def _layout(texts: Texts, v: View) -> None:
                 gr.Audio, label_key="record", sources=["microphone"], type="filepath", format="wav", remount=True, elem_id="mic"
             )
             v["example"] = texts(gr.Button, value_key="example", size="sm")
+            v["model"] = model_dropdown(texts, models, "model")
             v["granularity"] = granularity_radio(texts, elem_id="granularity")
             v["embedding"] = texts(gr.Checkbox, False, label_key="embedding")
             v["start"] = texts(gr.Button, value_key="start", variant="primary", elem_id="start")
@@ -253,13 +269,14 @@ def _layout(texts: Texts, v: View) -> None:
     v["api_file"] = api_upload()  # its file: any name (common.api_upload)
 
 
-def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None, memory=None) -> None:
+def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None, memory=None, models=None) -> None:
     v = tab.view
     queue = {"concurrency_limit": 2, "concurrency_id": "analyze"}
-    api = bind(run_analysis, engine, outputs_dir, load_error, memory=memory)
+    api = bind(run_analysis, engine, outputs_dir, load_error, memory=memory, models=models)
     v["api"].click(api, v.outputs(*API_INPUTS), v["result_json"], api_name="predict", **queue)
     pace = Pace(engine.device if engine is not None else "cpu")
-    start = v.handler(start_analysis, engine, outputs_dir, load_error, pace, form=AnalyzeForm, keywords={"memory": memory})
+    keywords = {"memory": memory, "models": models}
+    start = v.handler(start_analysis, engine, outputs_dir, load_error, pace, form=AnalyzeForm, keywords=keywords)
     tab.wire(start, AnalyzeForm, None, **queue)
     v["file"].change(v.handler(new_file), v.outputs("file", "lang"), v.outputs("kept", *tab.names, "hint"), **PRIVATE)
     v["mic"].stop_recording(lambda p: p, v["mic"], v["file"], **PRIVATE)
