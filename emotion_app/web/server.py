@@ -60,6 +60,15 @@ class AppSettings:
     models: tuple[str, ...] = ()  # fine-tuned folders ("DIR" or "NAME=DIR") served beside the model (modelset.py)
 
 
+def _preload_matplotlib() -> None:
+    """Gradio imports matplotlib and sets its backend around every event, on the event loop: the
+    first import stalled the loop 0.3-0.9 s. Done here, before serving, that is a dictionary lookup."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    matplotlib.get_backend()
+
+
 def load_engine(**options):
     """(engine, None), or (None, one sentence saying what failed and how to fix it)."""
     from ..engine import Engine
@@ -101,6 +110,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when the Blocks are built: no telemetry, no version check
     outputs = Path(settings.outputs_dir)
     outputs.mkdir(parents=True, exist_ok=True)
+    _preload_matplotlib()
     remove_temp_folders(outputs)  # all of them: left by a killed process, as no request runs yet
     read_secret(outputs)  # made now rather than by the first requests, racing
     _warn_if_exposed(settings)
