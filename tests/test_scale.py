@@ -24,9 +24,9 @@ from test_metrics import scrape
 from test_ray_batch import descendants
 from test_stream import pcm16, stream_take
 
-pytest.importorskip("ray.serve")
+from emotion_app.scale.cluster import ServeOptions, start_model
 
-from emotion_app.scale.cluster import ServeOptions, start_model  # noqa: E402
+pytestmark = pytest.mark.long  # Ray's start: begun early in its worker (tests/workers.py)
 
 ROOT = Path(__file__).parent.parent
 VARYING = {"timings", "timestamp", "output_dir", "files"}  # differ between any two runs of a request
