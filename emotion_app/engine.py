@@ -107,7 +107,7 @@ class Engine:
         self._lock = threading.Lock()
         self._batcher: Batcher | None = None
         self.observers: list = []  # functions of BatchStats, called after each model call (the server's metrics)
-        if getattr(self.backend, "concurrent", False):
+        if self.remote:
             self.backend.observe = self._observe
         self._speakers = None  # the CAM++ model, once a conversation asks for it
         self._speakers_lock = threading.Lock()
@@ -135,7 +135,7 @@ class Engine:
         backend (Ray Serve replicas) takes them all at once and batches them itself."""
         if self._batcher is not None:
             return self._batcher.run(chunks, keep_frames)
-        if getattr(self.backend, "concurrent", False):
+        if self.remote:
             return self.backend.run_chunks(chunks, keep_frames)
         t0 = time.perf_counter()
         with self._lock:
@@ -145,12 +145,18 @@ class Engine:
             self._observe(BatchStats(1, len(chunks), (t1 - t0,), time.perf_counter() - t1))
         return outputs
 
+    @property
+    def remote(self) -> bool:
+        """Whether the model runs elsewhere (Ray Serve replicas, scale/remote.py): a concurrent
+        backend, called from many threads at once, with no model object here."""
+        return getattr(self.backend, "concurrent", False)
+
     def enable_batching(self, max_chunks: int | None = None, wait_s: float = 0.0) -> None:
         """Merge the model calls of concurrent requests (model/batcher.py): at most `max_chunks` chunks
         a model call (None: the engine's batch size) and its padded-samples budget, waiting at most
         `wait_s` for more calls once one arrives. Results equal unbatched ones. A concurrent backend
         batches in its replicas instead: nothing changes for it."""
-        if getattr(self.backend, "concurrent", False):
+        if self.remote:
             return
         max_chunks = max_chunks or self.batch_size
         if self._batcher is None:
@@ -172,7 +178,7 @@ class Engine:
     def head_probabilities(self, mean: np.ndarray) -> np.ndarray:
         """(D,) feature -> (V,) probabilities, as the model's head computes them (under the same lock:
         the head is part of the model)."""
-        if getattr(self.backend, "concurrent", False):
+        if self.remote:
             return self.backend.head_probabilities(mean)
         with self._lock:
             return self.backend.head_probabilities(mean)
@@ -190,7 +196,7 @@ class Engine:
                 from .speakers.model import SpeakerModel
 
                 # with Ray Serve the replicas have the GPU, not this front: CAM++ runs here on the CPU
-                here = not getattr(self.backend, "concurrent", False)
+                here = not self.remote
                 device = "cuda" if here and str(self.device).startswith("cuda") else "cpu"
                 dtype = self.dtype if self.dtype == "bf16" or (self.dtype == "fp16" and device == "cuda") else "fp32"
                 if self.dtype == "int8" and cpu_has_native_bf16():  # a fast mode was asked for: CAM++'s is bf16
@@ -335,7 +341,7 @@ class Engine:
             t = time.perf_counter()
             return self.run_chunks([samples for _, samples, _ in batch], keep_frames), time.perf_counter() - t
 
-        if len(batches) > 1 and getattr(self.backend, "concurrent", False):
+        if len(batches) > 1 and self.remote:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(min(len(batches), FAN_OUT), thread_name_prefix="fan-out") as pool:

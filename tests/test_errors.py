@@ -180,3 +180,16 @@ def test_the_boundaries_read_the_registry():
     assert warning_message("silent", "quiet", "zh") == WARNINGS["silent"].zh
     assert (error_code("busy").close, error_code("frame_too_large").close, error_code("bad_settings").close) == (1013, 1009, 1008)
     assert (error_code("bad_labels").status, error_code("model_load").status, error_code("no_audio").status) == (422, 503, 400)
+
+
+def test_a_refusal_for_now_says_when_to_come_back():
+    """Busy, full or unavailable: the REST answer carries the error's Retry-After."""
+    from emotion_app.memory import MemoryBusy
+    from emotion_app.outputs import DiskFull
+    from emotion_app.scale.remote import ReplicasUnavailable
+    from emotion_app.web.api.rest import _error
+
+    for exc, status, wait in ((ReplicasUnavailable("x"), 503, "5"), (MemoryBusy("x"), 503, "30"), (DiskFull("x"), 507, "60")):
+        answer = _error(exc, "zh")
+        assert (answer.status_code, answer.headers["retry-after"]) == (status, wait), exc.code
+        assert answer.body.decode().count(exc.code) == 1

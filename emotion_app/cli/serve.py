@@ -165,6 +165,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if not 0 <= low <= high or high < 1:
             parser.error(f"--autoscale MIN,MAX needs 0 <= MIN <= MAX and MAX >= 1, not {args.autoscale!r}")
     ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--autoscale", args.autoscale)) if value]
+    if args.ray_serve and args.models:
+        parser.error("--models is not served with --ray-serve: its replicas hold the one --model (serve others apart)")
     if ray_only and not args.ray_serve:
         parser.error(f"{', '.join(ray_only)} needs --ray-serve")
 

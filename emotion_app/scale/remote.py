@@ -23,6 +23,14 @@ from ..errors import EmotionAppError
 
 logger = logging.getLogger(__name__)
 
+
+class ReplicasUnavailable(EmotionAppError):
+    """No replica answered within the retries: 503 with Retry-After (Serve restarts failed replicas)."""
+
+    code = "unavailable"
+    retry_after_s = 5
+
+
 RETRY_S = 30.0  # s a call is retried on other replicas before the request is answered 503
 CALL_TIMEOUT_S = 300.0  # s one call may take (a long batch of chunks on a busy CPU replica) before it is retried
 REPLICAS_TTL_S = 2.0  # s the replica count is cached for /metrics (it asks Serve's controller)
@@ -115,10 +123,9 @@ class RemoteBackend:
                 return getattr(self.handle, method).remote(*args).result(timeout_s=self.call_timeout_s)
             except self._retryable as exc:
                 if time.monotonic() + pause > deadline:
-                    raise EmotionAppError(
+                    raise ReplicasUnavailable(
                         f"The model replicas did not answer for {self.retry_s:g} s ({type(exc).__name__}); "
-                        "try again in a moment (Ray Serve restarts failed replicas).",
-                        "unavailable",
+                        "try again in a moment (Ray Serve restarts failed replicas)."
                     ) from exc
                 with self._count_lock:
                     self.retries += 1

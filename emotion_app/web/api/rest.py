@@ -80,9 +80,6 @@ def public_text(text: str) -> str:
     return ABSOLUTE_PATH.sub(cut, text)
 
 
-RETRY_AFTER_S = 5  # what a 503 (the model's replicas unavailable, say) tells the client to wait
-
-
 def _error(exc: EmotionAppError, lang: str) -> JSONResponse:
     body = {"error": public_text(error_message(exc, lang)), "code": exc.code}
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None  # a busy or full server: when to come back

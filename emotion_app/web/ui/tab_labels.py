@@ -277,7 +277,7 @@ def build(
             v["metrics"] = gr.HTML(elem_id="labels-metrics")
             v["confusion"] = texts(gr.Image, label_key="labels_confusion", type="filepath", interactive=False)
         v["downloads"] = texts(gr.File, label_key="downloads", file_count="multiple", interactive=False)
-        if models is not None and picker is not None and engine.options.backend == "torch":
+        if models is not None and picker is not None and engine.options.backend == "torch" and not engine.remote:
             v["model"] = picker
             _job_section(texts, v, engine, outputs_dir, load_error, models)
     check.click(check_data, v.outputs("data", "lang"), v.outputs("counts", "status"), **PRIVATE)
