@@ -175,6 +175,11 @@ ERRORS: dict[str, ErrorCode] = {
     "internal": ErrorCode(500, "Internal server error; see the server's log.", "服务器内部错误，请查看服务器日志。", close=1011),
     "unauthorized": ErrorCode(401, "Authentication required.", "需要登录。"),
     "bad_key": ErrorCode(401, "The API key is not valid (unknown or revoked).", "API 密钥无效（未知或已撤销）。"),
+    "results_need_login": ErrorCode(
+        403,
+        "Results are listed per user, and this server has no logins: start it with --users or --auth.",
+        "结果按用户列出，而此服务器没有登录：请用 --users 或 --auth 启动。",
+    ),
     "rate_limited": ErrorCode(
         429, "Too many requests from this user; wait a moment and try again.", "该用户请求过于频繁，请稍候再试。", close=1013
     ),

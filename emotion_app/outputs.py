@@ -309,10 +309,13 @@ def folder_owner(folder: Path) -> str | None:
 
 
 def list_results(outputs_dir: Path, owner: str | None, everyone: bool = False, limit: int = 200) -> list[dict]:
-    """The output folders of `owner` (None: those with no owner), or of `everyone`, newest first,
+    """The output folders of `owner` (None: none, as results made without a login are nobody's to
+    list), or of `everyone`, newest first,
     at most `limit`: {"folder", "created" (ISO time), "owner", "file" and "emotion" (from result.json,
     when it has them), "files" (download URLs)}. Reads the disk: call it in a worker thread."""
     outputs_dir = Path(outputs_dir)
+    if owner is None and not everyone:
+        return []
     try:
         names = sorted(e.name for e in os.scandir(outputs_dir) if FOLDER_RE.match(e.name) and e.is_dir(follow_symlinks=False))
     except FileNotFoundError:

@@ -245,3 +245,15 @@ def test_rest_long_recording_with_vad_segments(web, tmp_path):
     assert httpx.get(web.url + result["files"]["segments.vtt"]).text.count(" --> ") == 2
     bad = httpx.post(web.url + "/api/predict", files={"audio": ("c.wav", b"x")}, data={"segment": "vad", "threshold": "2"})
     assert bad.status_code == 422 and "VAD threshold must be from 0.05 to 0.95" in bad.json()["error"]
+
+
+def test_without_logins_no_results_are_listed(web, tmp_path):
+    """Results made without a login are nobody's: neither the API nor the page lists them."""
+    wav = write_audio(tmp_path / "a.wav", speechlike(1.0), 16000, "wav")
+    with open(wav, "rb") as f:
+        assert httpx.post(web.url + "/api/predict", files={"audio": ("a.wav", f, "audio/wav")}, timeout=60).status_code == 200
+    answer = httpx.get(web.url + "/api/results", params={"lang": "zh"}, timeout=30)
+    assert answer.status_code == 403 and answer.json()["code"] == "results_need_login" and "--users" in answer.json()["error"]
+    from emotion_app.web.ui.my_results import my_results
+
+    assert "没有登录" in my_results(web.outputs, "zh")  # the page's list: none, and why

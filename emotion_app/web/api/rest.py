@@ -256,6 +256,8 @@ def add_rest_routes(
         if everyone and (user is None or not user.admin):
             message = "Listing everyone's results needs the admin role; without all=1 you get your own."
             return _error(EmotionAppError(message, "forbidden"), lang)
+        if owner(request) is None:  # no logins: nobody's results are anyone's to list (the keyed links stay secret)
+            return _error(EmotionAppError(ERRORS["results_need_login"].en, "results_need_login"), lang)
         found = await run_in_threadpool(list_results, settings.outputs_dir, owner(request), everyone)
         return {"user": owner(request), "results": found}
 

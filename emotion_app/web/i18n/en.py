@@ -235,6 +235,7 @@ EN: dict[str, str] = {
     "skipped_files": "Skipped",
     "progress_embeddings": "Embeddings",
     "my_results": "My results",
+    "my_results_no_login": "This server has no logins, so results are not listed: each stays with whoever made it.",
     "my_results_none": "No results of yours yet (results are kept for a while, then deleted).",
     "refresh": "Refresh",
     "col_time": "time",

@@ -233,6 +233,7 @@ ZH: dict[str, str] = {
     "skipped_files": "已跳过",
     "progress_embeddings": "特征提取",
     "my_results": "我的结果",
+    "my_results_no_login": "此服务器没有登录，因此不列出结果：每个结果只属于创建它的人（凭其下载链接）。",
     "my_results_none": "还没有您的结果（结果会保留一段时间，之后删除）。",
     "refresh": "刷新",
     "col_time": "时间",

@@ -1,6 +1,6 @@
 """The page's "My results": the output folders of the user logged in on the page, newest first,
 with their download links (the same keyed links as the APIs'). Without a login (no --auth or
---users) they are the folders made without one. Never anyone else's: the list is read for the
+--users) nothing is listed: results made without one are nobody's. Never anyone else's: the list is read for the
 request's user (common.owned sets it from Gradio's login), by outputs.list_results.
 """
 
@@ -36,7 +36,10 @@ def results_html(found: list[dict], lang: str) -> str:
 
 def my_results(outputs_dir: Path, lang: str) -> str:
     """In a worker thread (a Gradio event): the list of this request's user (`common.owned`)."""
-    return results_html(list_results(outputs_dir, OWNER.get(), limit=SHOWN), lang)
+    user = OWNER.get()
+    if user is None:
+        return f"<p class='ea-note'>{html.escape(t('my_results_no_login', lang))}</p>"
+    return results_html(list_results(outputs_dir, user, limit=SHOWN), lang)
 
 
 def build(texts: Texts, outputs_dir: Path, lang_state: gr.State) -> None:
