@@ -144,6 +144,9 @@ ERRORS: dict[str, ErrorCode] = {
         "分类头无法使用：缺失、无法读取或属于另一个模型。",
     ),
     "model_load": ErrorCode(503, "The model could not be loaded.", "模型无法加载。", close=1011),
+    "model_exists": ErrorCode(
+        409, "A model of that name exists already on this server; choose another name.", "此服务器上已有同名模型；请换一个名称。"
+    ),
     "job_running": ErrorCode(
         409, "A fine-tune is running; wait for it to finish, or cancel it.", "已有微调任务在运行；请等待其完成，或先取消它。"
     ),

@@ -14,6 +14,7 @@ from audio_files import speechlike, write_audio
 
 from emotion_app.finetune.job import FINAL
 from emotion_app.modelset import ModelSet
+from emotion_app.outputs import owned_by
 from emotion_app.web.ui import tab_labels
 from emotion_app.web.ui.tab_labels import JobForm
 
@@ -62,18 +63,27 @@ def test_a_job_runs_apart_one_at_a_time_and_its_model_is_served(tiny_engine, upl
     assert ("my_calm", "my_calm: calm · tense") in [(n, s) for s, n in polled["model"]["choices"]]
     assert models.engine("my_calm").labels == ("calm", "tense")
     assert (tmp_path / "models" / "my_calm" / "training_card.json").is_file()
+    with pytest.raises(gr.Error, match="'my_calm' exists already"):  # never replaced: another's, or served
+        tab_labels.start_job(jobs, tiny_engine, tmp_path, None, form, models=models)
     again = ModelSet(tiny_engine)  # a server started again serves the models its page made
     tab_labels.jobs_for(tmp_path, again)
     assert again.names == (again.base_name, "my_calm") and again.labels("my_calm") == ("calm", "tense")
 
 
 def test_cancel_kills_the_job_and_every_process_it_started(tiny_engine, upload, tmp_path):
+    """Its user's only: another logged-in user sees that a job runs, not its progress, and cannot cancel it."""
     jobs = tab_labels.jobs_for(tmp_path, None)
     assert tab_labels.poll_job(jobs, None)["job_status"] == "No fine-tune is running."
-    tab_labels.start_job(jobs, tiny_engine, tmp_path, None, JobForm(data=upload, epochs=30, top=1))
+    with owned_by("ana"):
+        tab_labels.start_job(jobs, tiny_engine, tmp_path, None, JobForm(data=upload, epochs=30, top=1))
     pid = jobs._proc.pid
     until(lambda: jobs.progress()["state"] in ("features", "training"))  # in the middle of its work
-    shown = tab_labels.cancel_job(jobs, "en")
+    with owned_by("bo"):
+        assert tab_labels.poll_job(jobs, None)["job_status"].startswith("Another user's fine-tune is running")
+        assert tab_labels.cancel_job(jobs, "zh")["job_status"] == "另一位用户的微调正在运行；它结束后您才能开始。"
+    assert jobs.running()
+    with owned_by("ana"):
+        shown = tab_labels.cancel_job(jobs, "en")
     assert shown["job_status"] == "The fine-tune was cancelled." and not shown["timer"].active
     assert jobs._proc.poll() is not None and not jobs.running()
     with pytest.raises(ProcessLookupError):

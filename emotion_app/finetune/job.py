@@ -58,6 +58,7 @@ class JobSpec:
     out: str  # the model folder to write
     model: str  # the base model (a folder)
     options: dict = field(default_factory=dict)  # FineTuneOptions' fields
+    owner: str | None = None  # the page's user who started it (None: no logins): only they see and cancel it
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -85,6 +86,7 @@ class JobRunner:
         self._dir: Path | None = None
         self._cancelled = False
         self._watcher: threading.Thread | None = None
+        self.owner: str | None = None  # the running (or last) job's JobSpec.owner
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -108,7 +110,7 @@ class JobRunner:
                     [sys.executable, "-m", "emotion_app.finetune.job", str(folder)],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
-            self._dir, self._cancelled = folder, False
+            self._dir, self._cancelled, self.owner = folder, False, spec.owner
             self._watcher = threading.Thread(target=self._watch, args=(self._proc,), name="finetune-job", daemon=True)
             self._watcher.start()
             logger.info("fine-tune job %s started (pid %d)", folder.name, self._proc.pid)

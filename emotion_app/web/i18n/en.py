@@ -215,6 +215,7 @@ EN: dict[str, str] = {
     "ft_top": "Blocks to train",
     "ft_start": "Start fine-tuning",
     "ft_cancel": "Cancel",
+    "ft_other": "Another user's fine-tune is running; yours can start once it ends.",
     "ft_none": "No fine-tune is running.",
     "ft_starting": "Starting the fine-tune…",
     "ft_features": "Fine-tune: the frozen part, clip {done} of {total}",

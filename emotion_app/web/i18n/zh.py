@@ -213,6 +213,7 @@ ZH: dict[str, str] = {
     "ft_top": "训练的层数",
     "ft_start": "开始微调",
     "ft_cancel": "取消",
+    "ft_other": "另一位用户的微调正在运行；它结束后您才能开始。",
     "ft_none": "当前没有微调任务。",
     "ft_starting": "正在启动微调……",
     "ft_features": "微调：冻结部分，第 {done}/{total} 个片段",

@@ -28,7 +28,7 @@ from ...finetune.job import FINAL, JobRunner, JobSpec
 from ...heads.dataset import Dataset, read_uploads
 from ...heads.evaluate import evaluate_dataset, left_out_lines
 from ...heads.store import HEADS_DIR, head_folder_name, train_and_store
-from ...outputs import write_output_folder
+from ...outputs import OWNER, write_output_folder
 from ..i18n import error_message, t
 from .common import PRIVATE, Form, Texts, View, guarded, model_list
 
@@ -155,6 +155,12 @@ def evaluate_labels(engine, outputs_dir: Path, load_error, form: LabelsForm, pro
     return {**drawn_folder(folder, status), "metrics": evaluation_html(ev.report, lang)}
 
 
+class ModelExists(EmotionAppError):
+    """A fine-tune's model name is taken: it would replace a served model, or another user's."""
+
+    code = "model_exists"
+
+
 @dataclass(frozen=True)
 class JobForm(Form):
     """The fine-tune job's form: the labelled set (the tab's upload), the model's name, epochs and
@@ -184,17 +190,21 @@ def jobs_for(outputs_dir: Path, models) -> JobRunner:
     return JobRunner(Path(outputs_dir) / JOBS_DIR, on_done=served)
 
 
-def start_job(jobs: JobRunner, engine, outputs_dir: Path, load_error, form: JobForm) -> dict:
-    """Start a fine-tune of the served base model on the upload (checked first), in its own process:
-    the status line and the progress timer switched on. A job that runs already is a gr.Error."""
+def start_job(jobs: JobRunner, engine, outputs_dir: Path, load_error, form: JobForm, *, models=None) -> dict:
+    """Start a fine-tune of the served base model on the upload (checked first), in its own process,
+    as the page's logged-in user's: the status line and the progress timer switched on. A job that
+    runs already, or a model name that is taken (served, or written before), is a gr.Error."""
     lang = form.lang
     with guarded(engine, load_error, lang, "fine-tune"):
         read_data(form.data, lang)  # a bad upload is said now, not by the job
         paths = [form.data] if isinstance(form.data, (str, Path)) else list(form.data)
         name = head_folder_name(form.model_name)
+        if (Path(outputs_dir) / MODELS_DIR / name).exists() or (models is not None and name in models.names):
+            raise ModelExists(f"A model named {name!r} exists already on this server; choose another name.")
         options = {"epochs": int(form.epochs), "top": int(form.top) or None, "seed": 0}
         spec = JobSpec(data=[str(p) for p in paths], names=[Path(p).name for p in paths],
-                       out=str(Path(outputs_dir) / MODELS_DIR / name), model=str(engine.model_dir), options=options)  # fmt: skip
+                       out=str(Path(outputs_dir) / MODELS_DIR / name), model=str(engine.model_dir), options=options,
+                       owner=OWNER.get())  # fmt: skip
         jobs.start(spec)
     return {"job_status": t("ft_starting", lang), "timer": gr.Timer(active=True)}
 
@@ -218,7 +228,9 @@ def job_text(progress: dict, lang: str = "en") -> str:
 
 def poll_job(jobs: JobRunner, models, lang: str = "en") -> dict:
     """The timer's tick: the job's progress; once it has ended, the timer off and the Analyze tab's
-    model list with the new model."""
+    model list with the new model. Another user's job is only said to run."""
+    if jobs.owner != OWNER.get():
+        return {"job_status": t("ft_other" if jobs.running() else "ft_none", lang), "timer": gr.Timer(active=False)}
     progress = jobs.progress()
     out = {"job_status": job_text(progress, lang)}
     if progress["state"] in (*FINAL, "none"):
@@ -230,7 +242,9 @@ def poll_job(jobs: JobRunner, models, lang: str = "en") -> dict:
 
 
 def cancel_job(jobs: JobRunner, lang: str = "en") -> dict:
-    """Stop the running job (its whole process group)."""
+    """Stop the running job (its whole process group): the user's own only."""
+    if jobs.owner != OWNER.get():
+        return {"job_status": t("ft_other" if jobs.running() else "ft_none", lang), "timer": gr.Timer(active=False)}
     jobs.cancel()
     return {"job_status": job_text(jobs.progress(), lang), "timer": gr.Timer(active=False)}
 
@@ -308,7 +322,7 @@ def _job_section(texts: Texts, v: View, engine, outputs_dir: Path, load_error, m
         v["job_status"] = gr.Markdown(elem_id="ft-status")
         v["timer"] = gr.Timer(POLL_S, active=False)
     start.click(
-        v.handler(start_job, jobs, engine, outputs_dir, load_error, form=JobForm), v.inputs(JobForm),
+        v.handler(start_job, jobs, engine, outputs_dir, load_error, form=JobForm, keywords={"models": models}), v.inputs(JobForm),
         v.outputs("job_status", "timer"), **PRIVATE,
     )  # fmt: skip
     cancel.click(v.handler(cancel_job, jobs), v.outputs("lang"), v.outputs("job_status", "timer"), **PRIVATE)
