@@ -93,6 +93,18 @@ def test_a_model_error_reaches_only_its_callers():
     assert int(batcher.run([chunk(12)])[0].mean[0]) == 12
 
 
+def test_a_failure_outside_the_model_calls_fails_its_calls_and_the_batcher_goes_on(monkeypatch):
+    from emotion_app.model import batcher as module
+
+    batcher = Batcher(fake_run, max_chunks=4, max_samples=10**6)
+    real = module.run_merged
+    monkeypatch.setattr(module, "run_merged", lambda *a: (_ for _ in ()).throw(RuntimeError("planning failed")))
+    with pytest.raises(RuntimeError, match="planning failed"):  # an answer, not a wait forever
+        batcher.run([chunk(10)])
+    monkeypatch.setattr(module, "run_merged", real)
+    assert int(batcher.run([chunk(12)])[0].mean[0]) == 12
+
+
 def test_concurrent_predictions_batched_equal_unbatched(tiny_engine):
     from emotion_app import Engine
 

@@ -187,7 +187,11 @@ class Batcher:
                 jobs = self._take()
             if jobs is None:
                 return
-            results = run_merged(self._run, [job.call for job in jobs], self.max_chunks, self.max_samples, self.on_batch)
+            try:
+                results = run_merged(self._run, [job.call for job in jobs], self.max_chunks, self.max_samples, self.on_batch)
+            except BaseException as exc:  # noqa: BLE001 - outside the model calls (planning, say): fail these calls, go on
+                logger.exception("the batcher failed %d calls outside their model calls", len(jobs))
+                results = [exc] * len(jobs)
             for job, result in zip(jobs, results):
                 if isinstance(result, BaseException):
                     job.future.set_exception(result)
