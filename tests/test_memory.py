@@ -184,9 +184,11 @@ def test_the_mcp_tools_hold_the_same_budget(low, recording):
     params = {"name": "analyze_recording", "arguments": {"audio": url}}
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
     headers = {"Accept": "application/json, text/event-stream"}
+    both = {**call, "params": {"name": "compare_clips", "arguments": {"audio_a": url, "audio_b": url}}}
     with low.memory.hold(1000):
-        answer = httpx.post(f"{low.url}/mcp", json=call, headers=headers, timeout=60).json()
-    assert answer["result"]["isError"] and "memory_busy: The server is busy" in answer["result"]["content"][0]["text"]
+        for sent in (call, both):
+            answer = httpx.post(f"{low.url}/mcp", json=sent, headers=headers, timeout=60).json()
+            assert answer["result"]["isError"] and "memory_busy: The server is busy" in answer["result"]["content"][0]["text"]
 
 
 def test_the_pages_analyses_hold_the_same_budget(low, recording, tmp_path, tiny_engine):

@@ -111,7 +111,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     outputs = Path(settings.outputs_dir)
     outputs.mkdir(parents=True, exist_ok=True)
     _preload_matplotlib()
-    remove_temp_folders(outputs)  # all of them: left by a killed process, as no request runs yet
+    remove_temp_folders(outputs)  # those of dead processes on this host (outputs.temp_owner): left by a kill
     read_secret(outputs)  # made now rather than by the first requests, racing
     _warn_if_exposed(settings)
     if engine is not None and settings.cross_batch:

@@ -43,6 +43,7 @@ from ...analysis import schema
 from ...analysis.report import ClipReport, RecordingReport, Segment, Speaker
 from ...compare import compare
 from ...errors import ERRORS, EmotionAppError
+from ...memory import estimate_mb
 from ...modelset import served_engine
 from ...outputs import owned_by
 from ...request import RequestOptions
@@ -228,7 +229,10 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
             chosen = served_engine(engine, models, model)
             (a, _), (b, _) = refs.open(audio_a), refs.open(audio_b)
             request = RequestOptions.from_fields({"labels": labels, "sentiment": sentiment})
-            cmp = compare(chosen, [a, b], ["a", "b"], labels=request.labels)
+            # two clips' fixed parts (their length adds a few MB a minute): held from the budget as an analysis is
+            held = budget.hold(2 * estimate_mb("clip", 0.0), "compare_clips") if budget is not None else contextlib.nullcontext()
+            with held:
+                cmp = compare(chosen, [a, b], ["a", "b"], labels=request.labels)
             if cmp.errors:
                 which, message = next(iter(cmp.errors.items()))
                 raise EmotionAppError(f"clip {which}: {message}", cmp.codes.get(which))
