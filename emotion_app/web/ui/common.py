@@ -98,9 +98,14 @@ def bind(fn: Callable, *args, **keywords) -> Callable:
     description; `fn`'s speaks of the bound arguments), its output folders the logged-in user's
     (`owned`). Gradio sees the signature without the bound arguments, the `keywords` too (the
     server's objects, such as its memory budget: not inputs)."""
+    return owned(*partial_event(fn, *args, **keywords), fn.__name__)
+
+
+def partial_event(fn: Callable, *args, **keywords) -> tuple[partial, list[inspect.Parameter]]:
+    """`fn` with `args` and `keywords` bound, and the parameters Gradio sees: those left, less the
+    `keywords` (the server's objects: not inputs)."""
     bound = partial(fn, *args, **keywords)
-    params = [p for p in inspect.signature(bound).parameters.values() if p.name not in keywords]
-    return owned(bound, params, fn.__name__)
+    return bound, [p for p in inspect.signature(bound).parameters.values() if p.name not in keywords]
 
 
 def owned(call: Callable, params: list[inspect.Parameter], name: str) -> Callable:
@@ -290,9 +295,7 @@ class View:
         Named like fn, which Gradio shows as the event's name; Gradio reads the signature made here
         (a gr.Progress default is how it knows to track progress). Its output folders are the
         logged-in user's (`owned`)."""
-        keywords = dict(keywords or {})
-        call = partial(fn, *bound, **keywords)
-        params = [p for p in inspect.signature(call).parameters.values() if p.name not in keywords]
+        call, params = partial_event(fn, *bound, **(keywords or {}))
         if form is not None:  # (*before, form, ...) -> (values, ...): Gradio's one dict
             params = [inspect.Parameter("values", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params[len(before) + 1 :]]
 
