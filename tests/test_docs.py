@@ -46,6 +46,9 @@ CLUSTER = "a Ray cluster of several machines"
 SKIP = {
     "README.md: ./run.sh": NET,
     "README.md: ./run.sh test": "is the suite itself (with ruff and lint-imports)",
+    'docs/server.md: curl -H "Authorization: Bearer ea_3f9a1c2e_SECRET" http://127.0.0.1:78': (
+        "needs the key `users key` printed, on a server with --users; tests/test_users.py lists results with a key"
+    ),
     "docs/cli.md: emotion-app predict clip.webm --model emotion2vec_plus_base --hub hf -": "a GPU and Hugging Face",
     "docs/engine.md: python3 -m venv .venv-onnx && .venv-onnx/bin/pip install -r requiremen": (
         "installs from the network; tests/test_onnx.py runs --backend onnx"
