@@ -130,6 +130,18 @@ def predict(model, examples: list[Example], max_frames: int, bf16: bool) -> np.n
     return out
 
 
+def pooled(model, examples: list[Example], max_frames: int) -> np.ndarray:
+    """(N, D) fp32 mean frames that the head reads, in the order of `examples`."""
+    device, extra = next(model.parameters()).device, model.base.cfg.num_extra_tokens
+    out = np.zeros((len(examples), model.base.head.in_features), np.float32)
+    model.eval()
+    with torch.no_grad():
+        for idx in batches([len(e.tokens) for e in examples], max_frames, 0):
+            x, mask, _ = collate([examples[i] for i in idx], extra, device)
+            out[idx] = model(x, mask, pooled=True).float().cpu().numpy()
+    return out
+
+
 def scores(model, examples: list[Example], labels: tuple[str, ...], max_frames: int, bf16: bool) -> dict:
     p = predict(model, examples, max_frames, bf16)
     return classification_scores([labels[e.label] for e in examples], [labels[i] for i in p.argmax(1)], labels)

@@ -30,7 +30,7 @@ from .augment import Augmentation, augmented_clips
 from .data import Split, prepare
 from .export import CARD_FILE, model_files, write_model
 from .features import FeatureCache, cache_folder, lower_features, model_hash
-from .loop import FRAMES_PER_S, Example, LoopOptions, scores, train
+from .loop import FRAMES_PER_S, Example, LoopOptions, pooled, scores, train
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def fine_tune(
     from ..model.hub import resolve_model
     from ..model.torch_backend import load_model, resolve_device
     from .lora import merge_lora
-    from .top import TopModel, new_head
+    from .top import TopModel, new_head, probe_head
 
     opts = options or FineTuneOptions()
     out = Path(out)
@@ -151,6 +151,11 @@ def fine_tune(
         "options": {k: v for k, v in asdict(opts).items() if k != "device"},  # another device may go on
         "train": sorted(c.digest + c.label for c in split.train), "val": sorted(c.digest + c.label for c in split.val),
     }  # fmt: skip
+    fresh = [i for i, k in enumerate(split.labels) if k not in initialised]
+    if fresh and not resume:  # LP-FT: the new rows start as a linear probe of the training clips
+        probe = [e for e in sets["train"] if e.label in fresh]
+        x = pooled(net, probe, int(opts.batch_seconds * FRAMES_PER_S))
+        probe_head(head, x, [e.label for e in probe], fresh, seed=opts.seed)
     if not resume and ckpt.exists():
         logger.info("starting again: the checkpoint %s of an earlier run is replaced", ckpt)
     state = train(net, sets["train"], sets["val"], split.labels, opts, checkpoint=ckpt, resume=resume, meta=meta,

@@ -6,8 +6,9 @@ and the head, as the engine's graph does (model/graph.py: `run_blocks`, `classif
 
 The new head has one row per label of the data. A label that is one of the base model's nine
 (directly, or through `--map`) starts from the 9-class head's row for it; any other label starts
-from small random weights (the spread of the base head's weights). With the nine labels and no
-training step the model is the base model.
+from small random weights (the spread of the base head's weights), which `probe_head` then sets to
+a linear probe of the training clips (LP-FT). With the nine labels and no training step the model
+is the base model.
 """
 
 from __future__ import annotations
@@ -59,9 +60,33 @@ class TopModel(nn.Module):
     def trainable(self) -> dict[str, nn.Parameter]:
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, pooled: bool = False) -> torch.Tensor:
         """tokens: (B, E+T, D) from the lower part, zero-padded; mask: (B, T) True on real frames.
-        Returns (B, V) fp32 utterance logits."""
+        Returns (B, V) fp32 utterance logits (`pooled`: the (B, D) mean frames the head reads)."""
         base = self.base
         x = base.run_blocks(tokens, mask, self.cut, base.num_blocks)
-        return base.classify(x[:, base.cfg.num_extra_tokens :], mask).utterance_logits
+        out = base.classify(x[:, base.cfg.num_extra_tokens :], mask)
+        return out.mean if pooled else out.utterance_logits
+
+
+def probe_head(head: nn.Linear, x, y: list[int], rows: list[int], c: float = 0.05, seed: int = 0) -> None:
+    """Set `head`'s `rows` (labels that start from no row of the base head) to a logistic regression
+    fitted on the pooled features `x` (N, D) of the training clips with their labels `y` (indices
+    into the head's rows): training then starts where a train-head head ends (linear probing, then
+    fine-tuning: LP-FT). Standardisation is folded into the weights; the other rows are kept."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    present = sorted(set(y))
+    if len(present) < 2 or not set(present) <= set(rows):
+        return
+    mu, sigma = x.mean(0), x.std(0) + 1e-6
+    clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed).fit((x - mu) / sigma, y)
+    coef, bias = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # sklearn's binary form: one row for the second class
+        coef, bias = np.concatenate([-coef, coef]) / 2, np.concatenate([-bias, bias]) / 2
+    weight, offset = coef / sigma, bias - (coef / sigma) @ mu
+    with torch.no_grad():
+        for k, row in enumerate(clf.classes_):
+            head.weight[row] = torch.as_tensor(weight[k], dtype=head.weight.dtype)
+            head.bias[row] = float(offset[k])
