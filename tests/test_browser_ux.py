@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from audio_files import espeak, speechlike, write_audio
 from conftest import free_port
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from emotion_app.constants import LABEL_KEYS
 
@@ -322,8 +323,15 @@ def test_smoothing_changes_without_the_model_and_a_segment_plays(browser, app, t
     page.wait_for_function("prev => document.querySelector('#log textarea').value !== prev", arg=before, timeout=20_000)
     assert len(app.calls) == calls  # re-read from the kept frames: no model call
     assert page.locator("#zero-phase").is_visible()
-    page.locator("#segments [role=gridcell][aria-rowindex='2'][aria-colindex='3']").click()  # the first segment
-    page.wait_for_selector("#segment-audio audio, #segment-audio [data-testid='waveform-x']", state="attached", timeout=30_000)
+    player = "#segment-audio audio, #segment-audio [data-testid='waveform-x']"
+    for _ in range(6):  # the table is drawn again after the smoothing's change: a click on the old one is lost
+        page.locator("#segments [role=gridcell][aria-rowindex='2'][aria-colindex='3']").click()  # the first segment
+        try:
+            page.wait_for_selector(player, state="attached", timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    page.wait_for_selector(player, state="attached", timeout=1_000)
     page.wait_for_selector("#segment-audio", state="visible", timeout=10_000)  # shown once its audio is set
     page.close()
 
