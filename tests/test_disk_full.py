@@ -14,13 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from audio_files import speechlike
 from conftest import free_port
+from test_stream import wait_for
 
 SIZE = "4m"
 FLOOR_MB = 1.0
@@ -35,15 +35,6 @@ settings = AppSettings(port=int(port), outputs_dir=Path(outputs), min_free_disk_
 launch(Engine(model=model), settings)
 """
 MOUNT = 'mount -t tmpfs -o size={size} tmpfs "$0" && exec "$@"'
-
-
-def wait_until(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def namespaces_work() -> bool:
@@ -75,7 +66,7 @@ def small_disk(tmp_path_factory, tiny_dir):
             return False
 
     try:
-        assert wait_until(lambda: up() or server.poll() is not None, 120) and server.poll() is None, log.read_text()
+        assert wait_for(lambda: up() or server.poll() is not None, 120) and server.poll() is None, log.read_text()
         seen = Path(f"/proc/{server.pid}/root") / str(outputs).lstrip("/")  # the tmpfs, as the server sees it
         assert os.statvfs(seen).f_blocks * os.statvfs(seen).f_frsize == 4 * 2**20
         yield type("Disk", (), {"url": url, "outputs": seen, "log": log})
@@ -127,8 +118,8 @@ def test_under_the_floor_the_sweeper_deletes_the_oldest_results_at_once(small_di
     assert len(folders) == 3
     oldest = sum(f.stat().st_size for f in folders[0].rglob("*") if f.is_file())
     fill(small_disk.outputs, int(FLOOR_MB * 2**20) - oldest // 2)  # deleting the oldest alone is enough
-    assert wait_until(lambda: not folders[0].exists()), "the sweeper did not run"
-    assert wait_until(lambda: "deleted early" in small_disk.log.read_text())
+    assert wait_for(lambda: not folders[0].exists()), "the sweeper did not run"
+    assert wait_for(lambda: "deleted early" in small_disk.log.read_text())
     assert folders[1].is_dir() and folders[2].is_dir()  # oldest first, and only as many as needed
     assert shutil.disk_usage(small_disk.outputs).free >= FLOOR_MB * 2**20
     (small_disk.outputs / "filler").unlink()

@@ -5,26 +5,17 @@ what is too big for the budget is refused at once, and nothing half-written is l
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from audio_files import speechlike, write_audio
 from conftest import free_port
+from test_stream import wait_for
 
 from emotion_app.errors import EmotionAppError
 from emotion_app.memory import COSTS, MemoryBudget, MemoryBusy, estimate_mb, request_kind, source_seconds
 from emotion_app.request import RequestOptions
-
-
-def wait_until(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.parametrize(
@@ -65,9 +56,9 @@ def test_the_queue_is_first_come_first_served_bounded_and_timed():
 
     with ThreadPoolExecutor(2) as pool:
         big = pool.submit(run, "big", 900)
-        assert wait_until(lambda: budget.waiting == 1)
+        assert wait_for(lambda: budget.waiting == 1)
         small = pool.submit(run, "small", 100)  # would fit now, but waits its turn behind "big"
-        assert wait_until(lambda: budget.waiting == 2)
+        assert wait_for(lambda: budget.waiting == 2)
         with pytest.raises(MemoryBusy) as busy:  # the queue is full: refused at once
             with budget.hold(10, "third"):
                 pass
@@ -157,7 +148,7 @@ def test_two_long_requests_at_once_the_second_waits_for_the_first(low, recording
         held.__enter__()
         with ThreadPoolExecutor(2) as pool:
             answers = [pool.submit(post, low.url, recording, segment="vad") for _ in range(2)]
-            assert wait_until(lambda: low.memory.waiting == 2)  # both queued behind the test's hold
+            assert wait_for(lambda: low.memory.waiting == 2)  # both queued behind the test's hold
             held.__exit__(None, None, None)  # one fits now; the other waits for it
             results = [a.result(120) for a in answers]
     finally:
