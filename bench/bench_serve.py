@@ -98,6 +98,7 @@ def load(url: str, clip: bytes, clients: int, requests: int) -> dict:
         wall = time.perf_counter() - t0
     times = sorted(s for s, _ in done)
     return {
+        "mean_ms": statistics.fmean(times) * 1000,
         "clients": clients,
         "requests": requests,
         "rps": requests / wall,
@@ -107,13 +108,20 @@ def load(url: str, clip: bytes, clients: int, requests: int) -> dict:
     }
 
 
-def merged(url: str) -> tuple[float, float]:
-    """(requests' model calls, model calls) so far, from /metrics."""
+COUNTERS = (  # from /metrics: requests' model calls, model calls, seconds in model calls
+    "emotion_app_batch_requests_sum",
+    "emotion_app_batch_requests_count",
+    "emotion_app_model_seconds_sum",
+)
+
+
+def counters(url: str) -> tuple[float, ...]:
+    """COUNTERS so far, from /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(url + "/metrics", timeout=30).text
     found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-    return found.get("emotion_app_batch_requests_sum", 0.0), found.get("emotion_app_batch_requests_count", 0.0)
+    return tuple(found.get(name, 0.0) for name in COUNTERS)
 
 
 def main() -> None:
@@ -150,26 +158,36 @@ def main() -> None:
             proc, url = start_server(mode, args, outputs, Path(tmp) / f"{mode}.log")
             try:
                 for clients in counts:
-                    before = merged(url)
+                    before = counters(url)
                     row = {"mode": mode, **load(url, clip, clients, args.requests or max(32, 4 * clients))}
-                    calls, batches = (a - b for a, b in zip(merged(url), before))
+                    calls, batches, model_s = (a - b for a, b in zip(counters(url), before))
                     row["mean_batch"] = calls / batches if batches else None  # warm-up requests included
+                    row["model_ms"] = model_s / batches * 1000 if batches else None  # per model call, as the replica timed it
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
             finally:
                 stop_server(proc)
     print(f"\nModel {args.model.name} on {args.device} ({args.dtype}), a {args.seconds:g} s clip, {os.cpu_count()} CPUs\n")
-    print("| mode | clients | requests/s | p50 | p95 | requests per model call | failed |\n|---|---|---|---|---|---|---|")
+    print("| mode | clients | requests/s | p50 | p95 | requests per model call | model call | failed |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         batch = f"{r['mean_batch']:.1f}" if r["mean_batch"] else "-"
+        model = f"{r['model_ms']:.0f} ms" if r["model_ms"] else "-"
         latency = f"{r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms"
-        print(f"| {r['mode']} | {r['clients']} | {r['rps']:.1f} | {latency} | {batch} | {r['failed']} |")
-    one = {r["mode"]: r["p50_ms"] for r in rows if r["clients"] == min(counts)}
+        print(f"| {r['mode']} | {r['clients']} | {r['rps']:.1f} | {latency} | {batch} | {model} | {r['failed']} |")
+    one = {r["mode"]: r for r in rows if r["clients"] == min(counts)}
     if "single-batched" in one:
+        base = one["single-batched"]
         for mode in ("ray-1", "ray-2"):
             if mode in one:
+                r = one[mode]
+                # The mean's change split in two: the model call itself (slower where the replica shares
+                # the cores with the front and Ray's own processes) and everything around it (Ray's cost).
+                model = (r["model_ms"] or 0) - (base["model_ms"] or 0)
                 print(
-                    f"\nRay Serve's p50 overhead at {min(counts)} client(s), {mode}: {one[mode] - one['single-batched']:+.0f} ms"
+                    f"\nRay Serve's overhead at {min(counts)} client(s), {mode}: p50 {r['p50_ms'] - base['p50_ms']:+.0f} ms, "
+                    f"mean {r['mean_ms'] - base['mean_ms']:+.0f} ms = model call {model:+.0f} ms "
+                    f"+ around it {r['mean_ms'] - base['mean_ms'] - model:+.0f} ms"
                 )
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "device": args.device, "rows": rows}, indent=2))
