@@ -274,7 +274,7 @@ def test_startup_warns_when_exposed_without_auth(caplog):
 
 
 def test_host_policy():
-    from emotion_app.web.api.guard import HostPolicy
+    from emotion_app.web.api.hosts import HostPolicy
 
     loop = HostPolicy.for_bind("127.0.0.1", ["api.example", ".corp.example"])
     assert all(loop.allows(h) for h in ("127.0.0.1:7860", "LOCALHOST", "[::1]:80", "api.example", "x.corp.example", None))

@@ -41,7 +41,7 @@ class AppSettings:
     min_free_disk_mb: float | None = 1024.0  # under this much free on the outputs' disk, the oldest results go; None/0: never
     disk_check_s: float | None = None  # how often the free space is checked; None: retention.DISK_CHECK_S
     cors_origins: tuple[str, ...] = ()  # other origins allowed to call the server from a browser ("*": any)
-    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bind address (guard.HostPolicy)
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bind address (api/hosts.py)
     receive_timeout_s: float | None = None  # request body timeouts; None: guard.RECEIVE_TIMEOUT_S,
     body_timeout_s: float | None = None  # guard.BODY_TIMEOUT_S
     sweep_interval_s: float | None = None  # None: retention.SWEEP_INTERVAL_S
@@ -363,7 +363,7 @@ def cache_schedule(keep_hours: float) -> tuple[int, int]:
 
 def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) -> dict:
     """The guard's settings (api/guard.py) for these app settings."""
-    from .api.guard import HostPolicy
+    from .api.hosts import HostPolicy
 
     hosts = HostPolicy.for_bind(settings.host, settings.allowed_hosts, settings.share)
     options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
@@ -444,7 +444,7 @@ def _page_allowed_paths(outputs: Path) -> list[str]:
 
 
 def _warn_if_exposed(settings: AppSettings) -> None:
-    from .api.guard import is_loopback
+    from .api.hosts import is_loopback
 
     if settings.auth is not None or settings.users_file is not None:
         return

@@ -2,7 +2,7 @@
 
 Before any route runs it checks, in this order:
 
-- **Host** (DNS rebinding): the `Host` header must name this server (`HostPolicy`), else 421
+- **Host** (DNS rebinding): the `Host` header must name this server (hosts.py), else 421
   `{"error", "code": "bad_host"}`. A page on evil.example whose name is re-pointed at 127.0.0.1
   still sends `Host: evil.example`, so it never reaches the app.
 - **CORS**: other origins get no `Access-Control-*` headers unless listed (`--cors-origins`);
@@ -30,10 +30,8 @@ in one request). With `--audit-log` each request that does something is written 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,87 +43,13 @@ from ...errors import ERRORS, EmotionAppError
 from ..i18n import error_message
 from .audit import AuditLog, audited
 from .callers import SCOPE_KEY, Callers, Refusal, protected
+from .hosts import HostPolicy
 from .throttle import LoginThrottle, retry_message
 
 RECEIVE_TIMEOUT_S = 15.0  # longest wait for the next piece of a request body
 BODY_TIMEOUT_S = 120.0  # a whole body: 100 MB in 2 minutes is under 7 Mbit/s
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
-SHARE_SUFFIX = ".gradio.live"
 LOGIN_PATHS = frozenset({"/login", "/login/"})
 FILE_ROUTE = "/gradio_api/file="  # Gradio serves its cache and `allowed_paths` here, by absolute path
-
-
-def hostname(host: str) -> str:
-    """`Host` header -> lower-case name without port or IPv6 brackets ("[::1]:7860" -> "::1")."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    if host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host.rstrip(".")
-
-
-def is_loopback(bind_host: str) -> bool:
-    name = hostname(bind_host) if bind_host.startswith("[") else bind_host.strip().lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-        return True
-    except ValueError:
-        return False
-
-
-@dataclass
-class HostPolicy:
-    """The `Host` names this server answers to: the loopback names, the bind address, the machine's
-    name and any IP address for a wildcard bind (0.0.0.0, ::), and the `--allowed-hosts` entries
-    (a name, `.example.com` for it and its subdomains, or `*` for any)."""
-
-    names: set[str] = field(default_factory=lambda: set(LOOPBACK_NAMES))
-    suffixes: list[str] = field(default_factory=list)
-    any_ip: bool = False
-    any_host: bool = False
-
-    @classmethod
-    def for_bind(cls, bind_host: str, allowed_hosts=(), share: bool = False) -> HostPolicy:
-        policy = cls()
-        bind = bind_host.strip().strip("[]").lower()
-        if bind in WILDCARD_BINDS:
-            policy.any_ip = True
-            policy.names.add(socket.gethostname().lower())
-        else:
-            policy.names.add(bind)
-        for entry in allowed_hosts:
-            policy.allow(entry)
-        if share:
-            policy.allow(SHARE_SUFFIX)
-        return policy
-
-    def allow(self, entry: str) -> None:
-        entry = entry.strip().lower()
-        if entry == "*":
-            self.any_host = True
-        elif entry.startswith("."):
-            self.suffixes.append(entry)
-        elif entry:
-            self.names.add(hostname(entry))
-
-    def allows(self, host: str | None) -> bool:
-        if host is None or self.any_host:  # no Host (HTTP/1.0): not a browser, so not rebinding
-            return True
-        name = hostname(host)
-        if name in self.names or (self.any_ip and _is_ip(name)):
-            return True
-        return any(name.endswith(s) or name == s[1:] for s in self.suffixes)
 
 
 def _inside(path: str, folder: Path) -> bool:

@@ -142,7 +142,7 @@ def build_mcp(engine, settings, load_error: str | None, refs: AudioRefs, budget=
         stateless_http=True,  # no session state kept between calls
         json_response=True,
         max_request_body_size=envelope_bytes(settings.max_upload_mb),
-        # the guard checks the Host header for every route (guard.HostPolicy, --allowed-hosts)
+        # the guard checks the Host header for every route (hosts.py, --allowed-hosts)
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
 
