@@ -261,14 +261,15 @@ def test_api_errors_are_json_without_paths_or_reprs(web, tiny_dir):
 
 
 def test_startup_warns_when_exposed_without_auth(caplog):
-    from emotion_app.web.server import AppSettings, _warn_if_exposed
+    from emotion_app.web.access import warn_if_exposed
+    from emotion_app.web.server import AppSettings
 
-    with caplog.at_level(logging.WARNING, logger="emotion_app.web.server"):
-        _warn_if_exposed(AppSettings(host="127.0.0.1"))
-        _warn_if_exposed(AppSettings(host="0.0.0.0", auth=AUTH, share=True))
+    with caplog.at_level(logging.WARNING, logger="emotion_app.web.access"):
+        warn_if_exposed(AppSettings(host="127.0.0.1"))
+        warn_if_exposed(AppSettings(host="0.0.0.0", auth=AUTH, share=True))
         assert not caplog.records
-        _warn_if_exposed(AppSettings(host="0.0.0.0"))
-        _warn_if_exposed(AppSettings(host="127.0.0.1", share=True))
+        warn_if_exposed(AppSettings(host="0.0.0.0"))
+        warn_if_exposed(AppSettings(host="127.0.0.1", share=True))
     assert len(caplog.records) == 2 and "0.0.0.0 without --auth" in caplog.records[0].message
     assert "--share without --auth" in caplog.records[1].message
 

@@ -5,8 +5,9 @@
 
 Safe to leave running: every request passes the guard (guard.py: Host check, CORS, body size and
 time limits, login throttling, with --users the caller and their limits, with --audit-log the
-audit log), download links carry a secret key (outputs.py), old results are deleted by a sweeper
-thread and Gradio's cache by Gradio (retention.py), and Gradio's analytics are off.
+audit log; its options and the page's login: access.py), download links carry a secret key
+(outputs.py), old results are deleted by a sweeper thread and Gradio's cache by Gradio
+(retention.py), and Gradio's analytics are off.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import gc
 import logging
 import os
 import secrets
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EmotionAppError
+from .access import callers_and_audit, guard_options, page_allowed_paths, page_login, page_sessions, warn_if_exposed
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +114,10 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     _preload_matplotlib()
     remove_temp_folders(outputs)  # those of dead processes on this host (outputs.temp_owner): left by a kill
     read_secret(outputs)  # made now rather than by the first requests, racing
-    _warn_if_exposed(settings)
+    warn_if_exposed(settings)
     if engine is not None and settings.cross_batch:
         engine.enable_batching(settings.batch_max or None, settings.batch_wait_ms / 1000)
-    allowed_paths = _page_allowed_paths(outputs)
+    allowed_paths = page_allowed_paths(outputs)
     live = _live_hub(engine, outputs, settings)
     wait = {"wait_s": settings.memory_wait_s} if settings.memory_wait_s is not None else {}
     memory = MemoryBudget.for_machine(settings.max_memory_gb, **wait)  # after the model's load: the default leaves it room
@@ -137,7 +138,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     metrics = Metrics(engine, live)
     # more of them: the users file's watch, the audit log's writer, the MCP transport's
     lifespans = [lambda: metrics.lifespan(engine, watchdog)]
-    callers, audit = _callers_and_audit(settings, lifespans)
+    callers, audit = callers_and_audit(settings, lifespans)
     app = FastAPI(lifespan=_lifespan(sweeper, watchdog, lifespans), docs_url=None, redoc_url=None)
     app.state.watchdog, app.state.live, app.state.demo, app.state.memory = watchdog, live, demo, memory
     app.state.metrics = metrics
@@ -159,7 +160,7 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
         path="/",
         server_name=settings.host,
         server_port=settings.port,
-        auth=_page_login(settings.auth, callers),
+        auth=page_login(settings.auth, callers),
         max_file_size=f"{settings.max_upload_mb:g}mb",
         allowed_paths=allowed_paths,
         show_error=True,
@@ -170,11 +171,11 @@ def build_app(engine, settings: AppSettings, load_error: str | None = None, lang
     )
     app.state.page = next(route.app for route in app.routes if isinstance(route, Mount))  # Gradio's app, at /
     if callers is not None:  # the guard reads who logged in on the page from Gradio's sessions
-        callers.page_user = _page_sessions(app.state.page)
+        callers.page_user = page_sessions(app.state.page)
     # The guard is added after the routes and the page (only the metrics' counter is outside it), so
     # it is around our routes and the mounted page alike, and its CORS policy replaces Gradio's (which
     # allows any localhost origin, with credentials).
-    options = _guard_options(settings, throttle, private_dir=outputs if allowed_paths else None)
+    options = guard_options(settings, throttle, private_dir=outputs if allowed_paths else None)
     app.add_middleware(Guard, **options, callers=callers, basic_auth=settings.auth is not None, audit=audit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the guard: its refusals are counted too
     return app
@@ -359,103 +360,6 @@ def cache_schedule(keep_hours: float) -> tuple[int, int]:
     """Gradio's `delete_cache` (every s, older than s): files go after `keep_hours`, checked 4 times as often."""
     age = max(60, int(keep_hours * 3600))
     return min(3600, max(60, age // 4)), age
-
-
-def _guard_options(settings: AppSettings, throttle, private_dir: Path | None) -> dict:
-    """The guard's settings (api/guard.py) for these app settings."""
-    from .api.hosts import HostPolicy
-
-    hosts = HostPolicy.for_bind(settings.host, settings.allowed_hosts, settings.share)
-    options = {"receive_timeout_s": settings.receive_timeout_s, "body_timeout_s": settings.body_timeout_s}
-    options = {k: v for k, v in options.items() if v is not None}
-    options |= {"max_upload_mb": settings.max_upload_mb, "hosts": hosts, "cors_origins": settings.cors_origins}
-    login = settings.auth is not None or settings.users_file is not None
-    options |= {"throttle": throttle if login else None, "private_dir": private_dir}
-    if login:  # the login form shows a throttled login's answer (throttle.LOGIN_SCRIPT)
-        from .api.throttle import LOGIN_SCRIPT
-
-        options |= {"page_script": LOGIN_SCRIPT}
-    if settings.mcp:  # a data URL carries the audio in base64: 4/3 of its bytes, in JSON
-        from .api.mcp_audio import envelope_bytes
-        from .api.mcp_server import PATH
-
-        options |= {"larger_bodies": {PATH: envelope_bytes(settings.max_upload_mb)}}
-    return options
-
-
-def _callers_and_audit(settings: AppSettings, lifespans: list):
-    """(Callers of --users, AuditLog of --audit-log), None for each not asked; their lifespans added
-    to `lifespans`. The users file is read here, before the server serves (UsersError if it cannot be)."""
-    callers = audit = None
-    if settings.users_file is not None:
-        from .api.callers import Callers
-
-        callers = Callers(settings.users_file)
-        lifespans.append(callers.lifespan)
-        logger.info("%d users from %s", len(callers.store.users), settings.users_file)
-    if settings.audit_log is not None:
-        from .api.audit import AuditLog
-
-        audit = AuditLog(settings.audit_log, max_bytes=int(settings.audit_max_mb * 2**20))
-        lifespans.append(audit.lifespan)
-    return callers, audit
-
-
-def _page_login(auth: tuple[str, str] | None, callers):
-    """Gradio's `auth` for the page's login form: the --auth pair, and with --users an async check of
-    the users file (scrypt, in a worker thread: Gradio awaits a coroutine function on the event loop)."""
-    if callers is None:
-        return auth
-
-    async def login(name: str, password: str) -> bool:
-        if auth is not None and name == auth[0]:
-            return secrets.compare_digest(password.encode(), auth[1].encode())
-        return await callers.check_login(name, password)
-
-    return login
-
-
-def _page_sessions(page):
-    """cookies -> the user logged in on the page (Gradio's `App.tokens`, keyed by its access-token
-    cookies), or None."""
-    names = (f"access-token-{page.cookie_id}", f"access-token-unsecure-{page.cookie_id}")
-
-    def user(cookies: dict[str, str]) -> str | None:
-        for name in names:
-            if name in cookies:
-                found = page.tokens.get(cookies[name])
-                if found:
-                    return found
-        return None
-
-    return user
-
-
-def _page_allowed_paths(outputs: Path) -> list[str]:
-    """Gradio hands the page only files inside the working directory, the temp folder or its
-    `allowed_paths`, and serves `allowed_paths` to anyone by absolute path (/gradio_api/file=...).
-    So the outputs folder is passed only when it lies elsewhere, and then the guard refuses those
-    paths: the page's download lists are copies in Gradio's cache either way."""
-    resolved = outputs.resolve()
-    roots = (Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve())
-    if any(resolved == root or root in resolved.parents for root in roots):
-        return []
-    return [str(resolved)]
-
-
-def _warn_if_exposed(settings: AppSettings) -> None:
-    from .api.hosts import is_loopback
-
-    if settings.auth is not None or settings.users_file is not None:
-        return
-    if not is_loopback(settings.host):
-        logger.warning(
-            "Serving on %s without --auth: anyone who can reach this address can use the app. "
-            "Set --auth user:password, or serve on 127.0.0.1.",
-            settings.host,
-        )
-    if settings.share:
-        logger.warning("--share without --auth: anyone with the public link can use the app. Set --auth user:password.")
 
 
 def _wait_until_served(url: str, timeout_s: float = 60.0) -> None:
