@@ -21,7 +21,7 @@ import pytest
 from audio_files import speechlike, write_audio
 from conftest import free_port
 from test_metrics import scrape
-from test_ray_batch import descendants
+from test_ray_batch import descendants, listening_sockets
 from test_stream import pcm16, stream_take
 
 from emotion_app.scale.cluster import ServeOptions, start_model
@@ -168,6 +168,16 @@ def test_a_replica_killed_under_load_loses_no_request(front, tmp_path):
         time.sleep(0.5)
     result = rest(front.url, paths[0])
     assert np.isclose(sum(result["probabilities"].values()), 1, atol=1e-5)
+
+
+def test_nothing_of_it_listens_beyond_loopback(front):
+    """The front, Ray's processes and both replicas (the one started after the kill too) listen on
+    127.0.0.1 only: a replica's own gRPC server, which Ray Serve 2.60 binds to every interface, included."""
+    sockets = listening_sockets(descendants(os.getpid()))
+    exposed = [(name, str(ip)) for _, name, ip in sockets if not (getattr(ip, "ipv4_mapped", None) or ip).is_loopback]
+    assert not exposed, exposed
+    replicas = {pid for pid, name, _ in sockets if name.startswith("ray::ServeRepli")}
+    assert len(replicas) == 2 and replicas <= replica_pids(), sockets
 
 
 def test_the_serve_config_builds_the_application():

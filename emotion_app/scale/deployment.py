@@ -37,6 +37,7 @@ class Model:
     call waits at most `batch_wait_ms` for others)."""
 
     def __init__(self, engine_options: dict, max_batch: int = 0, batch_wait_ms: float = 2.0):
+        bind_internal_grpc_to_node_address()  # before Serve starts this replica's gRPC server
         self.engine = Engine(engine_options)
         self.max_chunks = max_batch or self.engine.batch_size
         self._batched.set_max_batch_size(self.max_chunks)
@@ -68,6 +69,33 @@ class Model:
     async def head(self, mean):
         """(D,) feature -> (V,) probabilities (a long input's utterance reading)."""
         return await asyncio.to_thread(self.engine.head_probabilities, mean)
+
+
+def bind_internal_grpc_to_node_address() -> None:
+    """Ray Serve 2.60 starts each replica's inter-deployment gRPC server on "[::]:0": every interface of
+    the machine, whatever address Ray's own services listen on, with no setting for it (ray-project/ray
+    #64544 asks for one for the port). Our fronts never use it (their handle calls are Ray actor calls;
+    RAY_SERVE_USE_GRPC_BY_DEFAULT is off), so in this replica it is bound to the node's Ray address
+    instead: 127.0.0.1 on the local Ray of `--ray-serve`, the node's own address in a cluster. Called
+    in the replica's constructor, which Serve runs before it starts that server."""
+    import ray
+    from ray.serve._private import replica
+
+    add_port = getattr(replica, "add_port_to_grpc_server", None)
+    if add_port is None or getattr(add_port, "node_address", False):
+        if add_port is None:
+            logger.warning("Ray Serve changed: this replica's internal gRPC server may listen on every interface")
+        return
+    host = ray.util.get_node_ip_address()
+    host = f"[{host}]" if ":" in host else host
+
+    def on_node_address(server, address: str):
+        if address.startswith("[::]:"):
+            address = f"{host}:{address[5:]}"
+        return add_port(server, address)
+
+    on_node_address.node_address = True
+    replica.add_port_to_grpc_server = on_node_address
 
 
 def app(args: dict):
