@@ -89,7 +89,9 @@ SKIP = {
     "docs/scale.md: ``` browsers, REST, MCP, /api/stream ──▶ front: emotion-app serve --ray-se": (
         "a drawing, not code: tests/test_scale.py runs the front on two replicas"
     ),
-    "docs/scale.md: ray start --head --port=6379 --node-ip-address=HEAD_IP": CLUSTER,
+    "docs/scale.md: ray start --head --port=6379 --node-ip-address=HEAD_IP": (
+        f"{CLUSTER}; tests/test_cluster_join.py starts a head on 127.0.0.1 and two fronts that join it"
+    ),
     "docs/scale.md: serve deploy deploy/serve.yaml --address http://HEAD_IP:8265": CLUSTER,
     "docs/scale.md: emotion-app serve --ray-serve --ray-address HEAD_IP:6379 --host 0.0.0.": CLUSTER,
 }

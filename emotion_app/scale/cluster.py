@@ -40,6 +40,31 @@ class ServeOptions:
         return {**asdict(self), "engine": dict(engine_options)}
 
 
+def join(address: str) -> None:
+    """Connect this process to the Ray cluster at `address` (EmotionAppError saying why it cannot)."""
+    import ray
+
+    try:
+        ray.init(address=address)
+    except (ConnectionError, RuntimeError) as exc:
+        said, cause = [], exc
+        while cause is not None and len(said) < 10:  # Ray wraps its GCS client's error: ConnectionError <- RuntimeError
+            said.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        if any("InvalidAuthToken" in text for text in said):
+            raise EmotionAppError(
+                f"The Ray cluster at {address} refused this front: it uses token authentication, and this front "
+                "has no token or another one. Start the front with RAY_AUTH_MODE=token and the cluster's token in "
+                "RAY_AUTH_TOKEN or in the file that RAY_AUTH_TOKEN_PATH names (docs/ray.md).",
+                "unavailable",
+            ) from None
+        raise EmotionAppError(
+            f"Could not join the Ray cluster at {address} ({said[0].splitlines()[0]}): check that it runs there "
+            "(`ray start --head`) and that --ray-address names it (HEAD_IP:6379).",
+            "unavailable",
+        ) from None
+
+
 @contextlib.contextmanager
 def start_model(engine_options: dict, options: ServeOptions, *, address: str | None = None, num_cpus: int | None = None):
     """The front's engine on the replicas of the Serve application (deployment.APP_NAME), while the
@@ -57,7 +82,7 @@ def start_model(engine_options: dict, options: ServeOptions, *, address: str | N
     if local:
         start_local_ray(num_cpus or os.cpu_count() or 1)
     else:
-        ray.init(address=address)
+        join(address)
     try:
         serve.start(proxy_location="Disabled")  # no Serve HTTP proxy: the front is the only door
         if not local and APP_NAME in serve.status().applications:
