@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from audio_files import espeak, speechlike, write_audio
 from conftest import free_port
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from emotion_app.constants import LABEL_KEYS
+from emotion_app.retention import output_folders
 
 pytestmark = pytest.mark.long  # started first in its worker (tests/workers.py)
 
@@ -97,7 +97,7 @@ def app(tmp_path_factory, tiny_dir):
     engine.run_chunks = lambda chunks, keep_frames=False: calls.append(len(chunks)) or run(chunks, keep_frames)
     settings = AppSettings(port=free_port(), outputs_dir=tmp_path_factory.mktemp("ux_outputs"), max_upload_mb=50)
     demo = launch(engine, settings, block=False)
-    yield SimpleNamespace(url=demo.local_url.rstrip("/"), calls=calls)
+    yield SimpleNamespace(url=demo.local_url.rstrip("/"), calls=calls, outputs=settings.outputs_dir)
     demo.close()
 
 
@@ -315,6 +315,7 @@ def test_smoothing_changes_without_the_model_and_a_segment_plays(browser, app, t
     page.wait_for_selector("#timeline polyline.ea-line", timeout=60_000)
     assert page.locator("#dominant-band :text('Choose frame granularity')").count() == 0
     calls, before = len(app.calls), page.input_value("#log textarea")
+    folders = len(output_folders(app.outputs))
     timeline = page.inner_html("#timeline")
     page.locator("#method input").click()
     page.locator("[role=option]:text('EWMA')").click()
@@ -323,16 +324,12 @@ def test_smoothing_changes_without_the_model_and_a_segment_plays(browser, app, t
     page.wait_for_function("prev => document.querySelector('#log textarea').value !== prev", arg=before, timeout=20_000)
     assert len(app.calls) == calls  # re-read from the kept frames: no model call
     assert page.locator("#zero-phase").is_visible()
-    player = "#segment-audio audio, #segment-audio [data-testid='waveform-x']"
-    for _ in range(6):  # the table is drawn again after the smoothing's change: a click on the old one is lost
-        page.locator("#segments [role=gridcell][aria-rowindex='2'][aria-colindex='3']").click()  # the first segment
-        try:
-            page.wait_for_selector(player, state="attached", timeout=5_000)
-            break
-        except PlaywrightTimeout:
-            continue
-    page.wait_for_selector(player, state="attached", timeout=1_000)
+    page.locator("#segments [role=gridcell][aria-rowindex='2'][aria-colindex='3']").click()  # the first segment
+    page.wait_for_selector("#segment-audio audio, #segment-audio [data-testid='waveform-x']", state="attached", timeout=30_000)
     page.wait_for_selector("#segment-audio", state="visible", timeout=10_000)  # shown once its audio is set
+    # one pick, one re-reading: a second one (Gradio's Dropdown sends `input` twice) drew the views
+    # again after the click and hid the player
+    assert len(output_folders(app.outputs)) == folders + 1
     page.close()
 
 

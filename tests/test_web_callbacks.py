@@ -106,6 +106,9 @@ def test_smoothing_changes_rerender_without_a_model_call(tiny_engine, out, clip,
     assert again.result["probabilities"] == kept.result["probabilities"]
     assert views["timeline"] != tab_analyze.draw(kept, "en")["timeline"]
     assert tab_analyze.resmooth_views(tiny_engine, out, None, None, ewma) == gr.skip()
+    written = folders(out)
+    assert tab_analyze.resmooth_views(tiny_engine, out, None, again, ewma) == gr.skip()  # the same smoothing: nothing to redo
+    assert folders(out) == written
     assert [u["visible"] for u in tab_analyze.method_controls("ewma")] == [True, True, True]
     assert [u["visible"] for u in tab_analyze.method_controls("majority")] == [True, False, False]
     assert [u["visible"] for u in tab_analyze.method_controls("none")] == [False, False, False]

@@ -190,11 +190,14 @@ def new_file(path, lang: str) -> dict:
 
 def resmooth_views(engine, outputs_dir, load_error, kept, form: AnalyzeForm):
     """A change of smoothing: the kept frames read again (no model call) into a new output folder,
-    and redrawn (the kept analysis and its views); nothing changes without a frame result."""
+    and redrawn (the kept analysis and its views); nothing changes without a frame result or when
+    the smoothing is the one the kept analysis already has."""
     if kept is None or kept.frames is None:
         return gr.skip()
     with guarded(engine, load_error, form.lang, "smoothing"):
         options = AnalysisOptions.from_fields(form.smoothing())
+        if options.smoothing == kept.report.options.smoothing:  # a slider let go where it was: no new folder
+            return gr.skip()  # and the views stay as drawn (the segment player too)
         kept = resmooth(kept, options, outputs_dir=outputs_dir, lang=form.lang)
     return {"kept": kept, **draw(kept, form.lang, form.view, form.granularity)}
 
@@ -288,11 +291,15 @@ def _wire(tab: KeptTab, engine, outputs_dir: Path, load_error: str | None, memor
     v["segments"].select(play_segment, v.outputs("kept", "lang"), v["player"], **PRIVATE)
     v["method"].change(method_controls, v["method"], v.outputs("window", "alpha", "zero_phase"), **PRIVATE)
     again = v.handler(resmooth_views, engine, outputs_dir, load_error, form=AnalyzeForm, before=("kept",))
-    smoothing = v.outputs(*SMOOTHING_NAMES)
-    method, window, alpha, zero_phase, min_duration = smoothing
-    for event in (method.input, zero_phase.input, window.release, alpha.release, min_duration.release):
-        event(again, v.inputs(AnalyzeForm, "kept"), v.outputs("kept", *tab.names), show_progress="minimal",
-              trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    method, window, alpha, zero_phase, min_duration = v.outputs(*SMOOTHING_NAMES)
+    # One event for all five controls: a change made while a re-reading runs waits for it and then
+    # runs once, with the latest values (always_last holds per event), so two never race to draw.
+    # The method's `change`, not its `input`: Gradio's Dropdown dispatches `input` twice for one
+    # pick (on the option, then on the blur that follows it), in one tick that always_last cannot
+    # merge, and once on a blur without a pick; the second drawing hid the segment player again.
+    triggers = [method.change, zero_phase.input, window.release, alpha.release, min_duration.release]
+    gr.on(triggers, again, v.inputs(AnalyzeForm, "kept"), v.outputs("kept", *tab.names), show_progress="minimal",
+          trigger_mode="always_last", **PRIVATE)  # fmt: skip
 
 
 def smoothing_inputs(texts: Texts, v: View) -> None:
