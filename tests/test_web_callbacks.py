@@ -16,7 +16,8 @@ from audio_files import speechlike, write_audio
 from emotion_app.constants import LABEL_BY_KEY, LABEL_KEYS
 from emotion_app.web.i18n import EN, ZH
 from emotion_app.web.ui import page, tab_analyze, tab_batch, tab_compare, tab_long
-from emotion_app.web.ui.common import Texts, begin, download_list, granularity_radio, show_error
+from emotion_app.web.ui.boundary import begin
+from emotion_app.web.ui.common import Texts, download_list, granularity_radio, show_error
 from emotion_app.web.ui.tab_analyze import AnalyzeForm
 from emotion_app.web.ui.tab_batch import BatchForm
 from emotion_app.web.ui.tab_compare import CompareForm

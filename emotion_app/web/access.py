@@ -8,10 +8,8 @@ import logging
 import secrets
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .server import AppSettings
+from .settings import AppSettings
 
 logger = logging.getLogger(__name__)
 

@@ -27,25 +27,20 @@ from ...modelset import served_engine
 from ...service import Analysis, analyze, open_input, resmooth
 from ..i18n import t
 from . import render
-from .common import (
+from .boundary import KeptTab, LabelledForm, View, cleared, finish, request_options
+from .common import (  # fmt: skip
     PRIVATE,
-    KeptTab,
-    LabelledForm,
     Texts,
-    View,
     api_upload,
     audio_upload,
     bind,
-    cleared,
     download_list,
-    finish,
     granularity_radio,
     guarded,
     label_set_inputs,
     model_dropdown,
     play_segment,
-    request_options,
-)  # fmt: skip
+)
 from .figures import timeline_html
 from .heads_view import heads_html
 from .progress import Pace, Reporter, declared_duration

@@ -18,7 +18,8 @@ from ...constants import LABEL_BY_KEY, LABEL_KEYS
 from ...service import analyze_batch
 from ..i18n import short_error, t
 from . import render
-from .common import Form, KeptTab, Texts, View, audio_upload, download_list, finish, granularity_radio, guarded, request_options
+from .boundary import Form, KeptTab, View, finish, request_options
+from .common import Texts, audio_upload, download_list, granularity_radio, guarded
 from .progress import Reporter
 
 SEGMENT_CHOICES = [("seg_none", "none"), ("seg_vad", "vad"), ("seg_window", "window")]

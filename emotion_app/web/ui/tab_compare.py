@@ -18,7 +18,8 @@ from ...compare import Comparison, compare
 from ...service import display_name
 from ..i18n import short_error, t
 from . import render
-from .common import Form, KeptTab, Texts, View, audio_upload, finish, guarded
+from .boundary import Form, KeptTab, View, finish
+from .common import Texts, audio_upload, guarded
 from .figures import image_html
 from .progress import Reporter
 

@@ -30,7 +30,8 @@ from ...heads.evaluate import evaluate_dataset, left_out_lines
 from ...heads.store import HEADS_DIR, head_folder_name, train_and_store
 from ...outputs import OWNER, write_output_folder
 from ..i18n import error_message, t
-from .common import PRIVATE, Form, Texts, View, guarded, model_list
+from .boundary import Form, View
+from .common import PRIVATE, Texts, guarded, model_list
 
 logger = logging.getLogger(__name__)
 

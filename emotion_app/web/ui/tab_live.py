@@ -30,17 +30,8 @@ from ...live import LiveHub, LiveOptions, LiveSession, StreamFormat
 from ...live.session import CHART_SPAN_S
 from ..i18n import t
 from . import live_view
-from .common import (
-    GRANULARITY_CHOICES,
-    LabelledForm,
-    Texts,
-    View,
-    bind,
-    download_list,
-    guarded,
-    label_set_inputs,
-    request_options,
-)
+from .boundary import LabelledForm, View, request_options
+from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded, label_set_inputs
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
 PAGE_IDLE_S = 120.0  # a page take without audio for this long may be discarded for a new one

@@ -19,22 +19,8 @@ from ...audio.segmenter import SegmentOptions
 from ...service import Analysis, analyze, rename_speakers
 from ..i18n import t
 from . import render
-from .common import (
-    PRIVATE,
-    KeptTab,
-    LabelledForm,
-    Texts,
-    View,
-    api_upload,
-    audio_upload,
-    bind,
-    download_list,
-    finish,
-    guarded,
-    label_set_inputs,
-    play_segment,
-    request_options,
-)
+from .boundary import KeptTab, LabelledForm, View, finish, request_options
+from .common import PRIVATE, Texts, api_upload, audio_upload, bind, download_list, guarded, label_set_inputs, play_segment
 from .conversation_view import conversation_html
 from .progress import Reporter
 
