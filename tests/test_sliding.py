@@ -1,6 +1,7 @@
 """The live meter's sliding conv features (model/sliding.py) on the tiny random checkpoint: each
-frame is the full recompute's frame of the window that brought it, a window without usable cache
-is the full recompute, and the scores stay within the stated bound of the full recompute's."""
+frame is the full recompute's frame of the window that brought it (a quiet one: of the window
+scored), a window without usable cache is the full recompute, and the scores stay within the
+stated bound of the full recompute's."""
 
 from __future__ import annotations
 
