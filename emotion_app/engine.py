@@ -34,6 +34,7 @@ from .model.batcher import MAX_PADDING, Batcher, BatchStats
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
 from .model.devices import cpu_has_native_bf16
 from .model.head import engine_model_id, frame_readings, load_heads, select_heads
+from .model.sliding import StreamWindow
 from .results import EmotionResult, read_heads
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,25 @@ class Engine:
             outputs = self.backend.run_chunks(chunks, keep_frames)
         if self.observers:
             self._observe(BatchStats(1, len(chunks), (t1 - t0,), time.perf_counter() - t1))
+        return outputs
+
+    @property
+    def slides(self) -> bool:
+        """Whether `run_windows` slides live windows' conv features (model/sliding.py): the torch
+        backend here with a layer-norm extractor. Not the ONNX backend (its graph takes samples)
+        nor remote replicas (the caches would live in another process): they score whole windows."""
+        return not self.remote and bool(getattr(self.backend, "slides", False))
+
+    def run_windows(self, windows: Sequence[StreamWindow]) -> list[ChunkOutput]:
+        """Score live windows (the live scheduler's model call when `slides`): each stream's conv
+        features slid from its last window, the rest of the model on the whole window; under the
+        model's lock, as `run_chunks`."""
+        t0 = time.perf_counter()
+        with self._lock:
+            t1 = time.perf_counter()
+            outputs = self.backend.run_windows(windows)
+        if self.observers:
+            self._observe(BatchStats(1, len(windows), (t1 - t0,), time.perf_counter() - t1))
         return outputs
 
     @property

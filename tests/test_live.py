@@ -364,3 +364,17 @@ def test_a_fast_clients_queue_is_not_lateness():
         future.result(timeout=10)
     assert engine.batches == [[10.0], [11.0, 20.0], [12.0], [13.0]]
     assert reports == [None, None, None, None]  # by their due time alone, the last two would be late
+
+
+def test_a_dropped_session_starts_its_features_afresh(tiny_engine):
+    x = np.clip(speechlike(2.0, 16_000, seed=6), -1, 1).astype(np.float32)
+    scheduler = LiveScheduler(tiny_engine)
+    assert scheduler.slides
+    for key in (1, 2):
+        scheduler.submit(key, x[:16_000], time.perf_counter(), 16_000).result(timeout=30)
+    scheduler.drop(1)  # a take ended: its next window (a new take's, in the hub) reuses nothing
+    window = x[8_000:32_000]
+    fresh, reused = (scheduler.submit(key, window, time.perf_counter(), 32_000).result(timeout=30) for key in (1, 2))
+    full = tiny_engine.run_chunks([window])[0].probabilities
+    np.testing.assert_allclose(fresh, full, rtol=0, atol=1e-6)
+    assert 0 < np.abs(reused - full).max() <= 2e-3 and scheduler.stats.slid == 4

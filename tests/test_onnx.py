@@ -239,3 +239,18 @@ def test_onnx_vad_matches_silero_torchscript():
     onnx_probs, torch_probs = np.array(OnnxVad(silero_onnx_file())(x)), np.array(TorchVad()(x))
     assert np.abs(onnx_probs - torch_probs).max() < 0.02
     assert ((onnx_probs > 0.5) == (torch_probs > 0.5)).mean() > 0.98 and (onnx_probs > 0.5).mean() > 0.3
+
+
+def test_the_live_meter_scores_whole_windows_on_onnx(tiny_onnx, onnx_model):
+    from emotion_app import Engine
+    from emotion_app.live import LiveScheduler
+
+    engine = Engine(model=str(tiny_onnx), backend="onnx")
+    scheduler = LiveScheduler(engine)
+    assert not engine.slides and not scheduler.slides  # the exported graph takes samples, not conv features
+    x = signal("chirp", 2.0)
+    windows = [(x[:end], end) for end in (8_000, 16_000, 24_000)]
+    got = [scheduler.submit(1, w, 0.0, end).result(timeout=30) for w, end in windows]
+    for probabilities, (w, _) in zip(got, windows):
+        np.testing.assert_allclose(probabilities, onnx_model.run_chunks([w])[0].probabilities, rtol=0, atol=1e-6)
+    assert scheduler.stats.windows == 3 and scheduler.stats.slid == 0

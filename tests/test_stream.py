@@ -146,6 +146,26 @@ def test_ten_times_real_time_gets_every_hop_sooner(web):
     assert messages[-1]["result"]["duration_s"] == pytest.approx(5.0) and time.monotonic() - t0 < 5.0  # < real time
 
 
+def test_a_take_slides_its_conv_features_and_scores_within_the_bound_of_whole_windows(web):
+    from test_sliding import BOUND
+
+    from emotion_app.live import StreamFormat, decode_frame
+
+    data = pcm16(4.0, rate=16_000, seed=3)  # at 16 kHz the model sees the client's samples as they are
+    slid = web.live.scheduler.stats.slid
+    with open_ws(web) as ws:
+        assert start(ws, sample_rate=16_000)["event"] == "ready"
+        send_audio(ws, data, rate=16_000, speed=8.0)
+        messages = read_all(ws)[0]
+    got = check_hops(messages, 4.0)
+    assert web.live.health()["sliding"] is True and web.live.scheduler.stats.slid - slid == len(got)
+    samples = decode_frame(data, StreamFormat(16_000))
+    windows = [samples[round(m["t_start"] * 16_000) : round(m["t_end"] * 16_000)] for m in got]
+    for m, full in zip(got, web.engine.run_chunks(windows)):
+        scores = np.array([m["scores"][label] for label in web.engine.labels])
+        assert np.abs(scores - full.probabilities).max() <= BOUND + 5e-4, m["hop"]  # + the message's rounding
+
+
 def test_eight_sessions_at_once_and_a_ninth_refused(web):
     gate, results = threading.Barrier(9, timeout=30), {}
 

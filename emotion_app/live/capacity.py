@@ -71,17 +71,36 @@ def demand_of(options) -> Demand:
     return total
 
 
-def measure_cost(engine, window_s: float = REFERENCE_WINDOW[0], batch: int = 2, repeats: int = 3) -> float:
-    """Seconds of model time per second of window audio, batched as the scheduler batches: one
-    warm-up window, then the fastest of `repeats` batches of `batch` windows of quiet noise (the
-    fastest: what the engine can do; a pause of the machine during one run is not its capacity)."""
+def measure_cost(
+    engine, window_s: float = REFERENCE_WINDOW[0], hop_s: float = REFERENCE_WINDOW[1], batch: int = 2, repeats: int = 3
+) -> float:
+    """Seconds of model time per second of window audio, batched as the scheduler batches: a warm-up
+    batch, then the fastest of `repeats` batches of `batch` windows of quiet noise (the fastest: what
+    the engine can do; a pause of the machine during one run is not its capacity). On an engine that
+    slides (model/sliding.py) each batch is the next hop of `batch` streams, as a take's windows are
+    scored: the new hop's conv features and the whole window's transformer."""
+    from ..model.sliding import FeatureCache, StreamWindow
+
     rng = np.random.default_rng(0)
-    windows = [(0.01 * rng.standard_normal(int(window_s * SAMPLE_RATE))).astype(np.float32) for _ in range(batch)]
-    engine.run_chunks(windows[:1])
+    n, hop = int(window_s * SAMPLE_RATE), int(hop_s * SAMPLE_RATE)
+    streams = [(0.01 * rng.standard_normal(n + repeats * hop)).astype(np.float32) for _ in range(batch)]
+    slides = bool(getattr(engine, "slides", False))
+    caches = [FeatureCache() for _ in streams]
+
+    def run(end: int) -> None:
+        if slides:
+            engine.run_windows([StreamWindow(s[end - n : end], end, c) for s, c in zip(streams, caches)])
+        else:
+            engine.run_chunks([s[end - n : end] for s in streams])
+
+    if slides:
+        run(n)  # warm-up: every frame of the first windows
+    else:
+        engine.run_chunks([streams[0][:n]])  # warm-up
     best = math.inf
-    for _ in range(repeats):
+    for k in range(1, repeats + 1):
         t0 = time.perf_counter()
-        engine.run_chunks(windows)
+        run(n + k * hop)
         best = min(best, time.perf_counter() - t0)
     return max(best, 1e-6) / (batch * window_s)
 

@@ -131,7 +131,7 @@ class LiveHub:
 
     def submit(self, session: LiveSession, window: Window) -> Future:
         """Score `window` (fairly batched with the other sessions'); the future gives (V,) probabilities."""
-        return self.scheduler.submit(session.id, window.samples, window.due)
+        return self.scheduler.submit(session.id, window.samples, window.due, window.end)
 
     def feed(self, session: LiveSession, samples: np.ndarray) -> list[tuple[Window, Future]]:
         """`session.feed(samples)` with the hops stretched as the load asks and at most MAX_WAITING
@@ -199,6 +199,7 @@ class LiveHub:
                 "admitted": min(admitted, self.max_sessions),
                 **dict(zip(("window_s", "hop_s"), REFERENCE_WINDOW)),
             },
+            "sliding": self.scheduler.slides,  # each take's conv features slid from hop to hop (model/sliding.py)
             "cost_ms_per_s": round(self.capacity.measured * 1000, 2),  # model ms per s of window audio, at start-up
             "recent_cost_ms_per_s": round(self.capacity.cost * 1000, 2),  # the same over the last batches
             "load": round(self.capacity.load(demand), 3),

@@ -8,6 +8,11 @@ are scored in order. Nothing waits to fill a batch: the worker takes whatever is
 model is free, so under light load a window is scored at once and under heavy load batches grow
 by themselves. The worker exits after `idle_exit_s` without work and starts again on demand.
 
+On an engine that slides (`engine.slides`: the torch backend, model/sliding.py), each session keeps
+the conv features of its last window, and a model call computes only the frames of each window's
+new audio (`engine.run_windows`); the ONNX backend and remote replicas score whole windows
+(`engine.run_chunks`). A session's cache lives here, from its first window to `drop`.
+
 Live windows share the engine's lock with uploads: a window that arrives while a long upload's
 chunk is in the model waits for that chunk. Each batch's time is reported to `on_batch` (the hub's
 capacity, capacity.py), lock wait included, with the windows that waited too long for it.
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..constants import SAMPLE_RATE
+from ..model.sliding import FeatureCache, StreamWindow
 from .capacity import LATE_S
 
 logger = logging.getLogger(__name__)
@@ -35,8 +41,10 @@ class _Job:
     key: int  # the session's id
     samples: np.ndarray  # (n,) float32 at 16 kHz
     due: float  # time.perf_counter() when it became due
+    end: int | None = None  # samples since the take's start at the window's end; None: not slid
     future: Future = field(default_factory=Future)
     ready: float = 0.0  # time.perf_counter() when it became the first of its session's queue
+    cache: FeatureCache | None = None  # the session's slid features, when the engine slides
 
 
 @dataclass
@@ -44,6 +52,7 @@ class SchedulerStats:
     batches: int = 0  # model calls
     windows: int = 0  # windows scored
     busy_s: float = 0.0  # seconds in the model
+    slid: int = 0  # windows scored on slid features (the rest: whole windows)
 
     @property
     def mean_batch(self) -> float:
@@ -62,16 +71,21 @@ class LiveScheduler:
         self.max_batch = max_batch
         self.idle_exit_s = idle_exit_s
         self.max_batch_samples = getattr(engine, "max_batch_samples", 60 * 16_000)
+        self.slides = bool(getattr(engine, "slides", False))
         self.stats = SchedulerStats()
         self._cond = threading.Condition()
         self._queues: dict[int, deque[_Job]] = {}
+        self._caches: dict[int, FeatureCache] = {}  # session -> its last window's conv features
         self._thread: threading.Thread | None = None
 
-    def submit(self, key: int, samples: np.ndarray, due: float) -> Future:
-        """Queue one window of session `key`; the future gives its (V,) probabilities (or the
-        model's exception). Cancelling the future before it runs drops the window."""
-        job = _Job(key, samples, due)
+    def submit(self, key: int, samples: np.ndarray, due: float, end: int | None = None) -> Future:
+        """Queue one window of session `key`, ending `end` samples after the take's start (None: scored
+        whole); the future gives its (V,) probabilities (or the model's exception). Cancelling the
+        future before it runs drops the window."""
+        job = _Job(key, samples, due, end)
         with self._cond:
+            if self.slides and end is not None:
+                job.cache = self._caches.setdefault(key, FeatureCache())
             queue = self._queues.setdefault(key, deque())
             if not queue:
                 job.ready = time.perf_counter()
@@ -83,8 +97,9 @@ class LiveScheduler:
         return job.future
 
     def drop(self, key: int) -> None:
-        """Forget session `key`: its windows not yet in the model are cancelled."""
+        """Forget session `key`: its windows not yet in the model are cancelled, its features dropped."""
         with self._cond:
+            self._caches.pop(key, None)
             for job in self._queues.pop(key, ()):
                 job.future.cancel()
 
@@ -137,8 +152,12 @@ class LiveScheduler:
 
     def _score(self, batch: list[_Job]) -> None:
         t0 = time.perf_counter()
+        slid = all(job.cache is not None for job in batch)
         try:
-            outputs = self.engine.run_chunks([job.samples for job in batch])
+            if slid:
+                outputs = self.engine.run_windows([StreamWindow(job.samples, job.end, job.cache) for job in batch])
+            else:
+                outputs = self.engine.run_chunks([job.samples for job in batch])
         except Exception as exc:  # handed to every waiting session; the worker goes on
             logger.exception("live batch of %d windows failed", len(batch))
             for job in batch:
@@ -148,6 +167,7 @@ class LiveScheduler:
         self.stats.batches += 1
         self.stats.windows += len(batch)
         self.stats.busy_s += seconds
+        self.stats.slid += len(batch) if slid else 0
         for job, out in zip(batch, outputs):
             job.future.set_result(out.probabilities)
         if self.on_batch is not None:

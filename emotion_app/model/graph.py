@@ -242,7 +242,12 @@ class Emotion2vec(nn.Module):
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutput:
         """wav: (B, N) raw samples at 16 kHz, zero-padded; lengths: (B,) real samples per item."""
-        x, mask = self.embed(wav, lengths)
+        return self.run_features(*self.extract(wav, lengths))
+
+    def run_features(self, features: torch.Tensor, frames: torch.Tensor) -> ModelOutput:
+        """Everything above the conv feature extractor: (B, T, C) features (`extract`'s, or the live
+        meter's slid ones, model/sliding.py) with (B,) real frames per item -> the model's output."""
+        x, mask = self.embed_features(features, frames)
         x = self.run_blocks(x, mask, 0, self.num_blocks)
         return self.classify(x[:, self.cfg.num_extra_tokens :], mask)  # extra tokens removed: (B, T, D)
 
@@ -257,17 +262,26 @@ class Emotion2vec(nn.Module):
     def embed(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Everything below the transformer blocks: (B, N) samples -> ((B, E+T, D) tokens with the
         extra tokens first, (B, T) mask True on real frames)."""
-        cfg = self.cfg
+        return self.embed_features(*self.extract(wav, lengths))
+
+    def extract(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv feature extractor over each waveform normalised on its own: (B, N) samples ->
+        ((B, T, C) features in the model's dtype, (B,) real frames per item)."""
         b, n = wav.shape
         if lengths is None:
             lengths = torch.full((b,), n, dtype=torch.long)
-        dtype = self.extra_tokens.dtype  # the model's float type (its linears may be int8)
-        x = self.normalize(wav, lengths).to(dtype)
+        x = self.normalize(wav, lengths).to(self.extra_tokens.dtype)  # the model's float type (its linears may be int8)
         x = self.features(x, lengths)  # (B, T, C)
-        x = self.feature_proj(layer_norm_fp32(x, self.feature_norm, x.shape[-1]))  # (B, T, D)
-        t = x.shape[1]
-        frames = torch.tensor([cfg.num_frames(int(m)) for m in lengths.tolist()], device=x.device)
-        mask = torch.arange(t, device=x.device)[None, :] < frames[:, None]  # (B, T)
+        return x, torch.tensor([self.cfg.num_frames(int(m)) for m in lengths.tolist()], device=x.device)
+
+    def embed_features(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conv features -> transformer tokens: (B, T, C) features, (B,) real frames per item (what a
+        padded frame holds does not matter) -> ((B, E+T, D) tokens with the extra tokens first,
+        (B, T) mask True on real frames)."""
+        dtype = self.extra_tokens.dtype
+        x = self.feature_proj(layer_norm_fp32(features, self.feature_norm, features.shape[-1]))  # (B, T, D)
+        b, t = x.shape[:2]
+        mask = torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]  # (B, T)
         x = x + self.pos_conv(x, None if bool(mask.all()) else ~mask)
         x = torch.cat([self.extra_tokens.to(dtype).expand(b, -1, -1), x], dim=1)  # (B, E+T, D)
         return self.prenet_norm(x), mask

@@ -16,6 +16,7 @@ from ..constants import label_for_token
 from ..errors import ModelLoadError
 from .chunking import ChunkOutput
 from .devices import resolve_dtype
+from .sliding import StreamWindow, slide_features
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,32 @@ class TorchModel:
         for i, c in enumerate(chunks):
             wav[i, : len(c)] = c
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(wav).to(self.device), torch.tensor(lengths))
-            utt = torch.softmax(out.utterance_logits.float(), -1)[:, self._keep].cpu().numpy()
-            frame = torch.softmax(out.frame_logits.float(), -1)[..., self._keep].cpu().numpy()
-            mean = out.mean.float().cpu().numpy()
-            counts = out.mask.sum(1).tolist()
-            feats = out.frames.float().cpu().numpy() if keep_frames else None
+            return self._outputs(self.model(torch.from_numpy(wav).to(self.device), torch.tensor(lengths)), keep_frames)
+
+    @property
+    def slides(self) -> bool:
+        """Whether `run_windows` can slide live windows' conv features (model/sliding.py): the
+        layer-norm extractor is local in time, the GroupNorm one is not."""
+        return self.model.cfg.extractor_mode == "layer_norm"
+
+    def run_windows(self, windows: Sequence[StreamWindow]) -> list[ChunkOutput]:
+        """Score live windows in one padded batch, each stream's conv features slid from its last
+        window (model/sliding.py: only the new audio's frames are computed; a documented
+        approximation of `run_chunks` on the same samples)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._outputs(self.model.run_features(*slide_features(self.model, windows)), False)
+
+    def _outputs(self, out, keep_frames: bool) -> list[ChunkOutput]:
+        """The graph's ModelOutput as one ChunkOutput per item (probabilities over the kept labels)."""
+        import torch
+
+        utt = torch.softmax(out.utterance_logits.float(), -1)[:, self._keep].cpu().numpy()
+        frame = torch.softmax(out.frame_logits.float(), -1)[..., self._keep].cpu().numpy()
+        mean = out.mean.float().cpu().numpy()
+        counts = out.mask.sum(1).tolist()
+        feats = out.frames.float().cpu().numpy() if keep_frames else None
         return [ChunkOutput(mean[i], utt[i], frame[i, :t], feats[i, :t] if keep_frames else None) for i, t in enumerate(counts)]
 
     def head_probabilities(self, mean: np.ndarray) -> np.ndarray:
