@@ -10,7 +10,11 @@ the other workers' tests forever.
 
 torch's threads: each worker gets its share of the cores for ordinary tests (two processes with
 two threads each on two cores spin against each other, as FunASR's default of four threads did in
-one), a solo test all of them. Without xdist, every test starts with torch's own default.
+one), a solo test all of them. Without xdist, every test starts with torch's own default. The
+processes a test starts (the CLI, a server, a peak-memory script) get the same share through
+OMP_NUM_THREADS, which torch reads at start: with its default (all cores) on a busy machine, a
+24-minute prediction in a subprocess took 39 CPU seconds, with one thread 6 (idle threads spin
+waiting for each other).
 
 The order: the full-size model's group first (built while the other workers run their tests),
 then the modules marked `long` (started early, they do not end the run alone), then the rest.
@@ -60,13 +64,16 @@ def _share(config) -> int:
 
 
 def _set_threads(config, solo: bool) -> None:
-    """Before each test, whatever an earlier one set (an Engine(threads=N), a library's default)."""
+    """Before each test, whatever an earlier one set (an Engine(threads=N), a library's default);
+    under xdist also for the processes it starts (OMP_NUM_THREADS)."""
     import torch
 
     if not _torch_default:
         _torch_default.append(torch.get_num_threads())
     if hasattr(config, "workerinput"):
-        torch.set_num_threads(CORES if solo else _share(config))
+        threads = CORES if solo else _share(config)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     else:
         torch.set_num_threads(_torch_default[0])
 
