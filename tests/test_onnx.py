@@ -188,8 +188,10 @@ def test_missing_packages_give_the_install_hint(tiny_onnx, tiny_engine, tmp_path
 
 @pytest.mark.xdist_group("heavy")  # the worker that holds the full-size model
 def test_plus_large_layout_matches_torch(plus_large):
+    import torch
+
     engine, folder = plus_large
-    model = OnnxModel(folder)
+    model = OnnxModel(folder, threads=torch.get_num_threads())  # the worker's share (test_int8's gate says why)
     assert model.embed_dim == 1024 and model.labels == LABEL_KEYS
     clips = [signal("chirp", 3.0), signal("noise", 1.3, seed=4)]
     assert_same(model.run_chunks(clips[:1]), engine.run_chunks(clips[:1]), "plus_large 3 s")
