@@ -13,7 +13,10 @@ K = 2's cut and is run after it, so its pass comes from the cache: the table say
 - caching pass: every clip once through the frozen lower part (seconds, clips per second);
 - time per epoch: the mean of the training card's per-epoch seconds over `--epochs` epochs (the
   top K blocks and the head over the cached tokens, with validation);
-- peak RSS of the process (VmHWM), and on CUDA the GPU's peak memory.
+- peak RSS of the process (VmHWM), and on CUDA the GPU's peak memory;
+- the peak RSS of each phase (load, caching pass, the probe's pass, each epoch, evaluation, merge
+  and write): the peak is reset at each phase's start (`5` into /proc/self/clear_refs, Linux) and
+  read at its end; the phases are the functions fine_tune calls, wrapped here.
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -70,6 +73,49 @@ def ensure_model(model: str) -> None:
         build_random_checkpoint(Path(model), "plus_large")
 
 
+PHASES = {  # fine_tune's steps: (module, function) -> phase name
+    ("emotion_app.model.torch_backend", "load_model"): "load",
+    ("emotion_app.finetune.run", "lower_features"): "caching pass",
+    ("emotion_app.finetune.run", "pooled"): "probe's pass",
+    ("emotion_app.finetune.run", "scores"): "evaluation",
+    ("emotion_app.finetune.lora", "merge_lora"): "merge",
+    ("emotion_app.finetune.run", "model_files"): "write",
+    ("emotion_app.finetune.run", "write_model"): "write",
+}
+
+
+def reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def watch_phases(peaks: dict[str, float]) -> None:
+    """Wrap fine_tune's steps so that each one's peak RSS lands in `peaks` (MB; several calls of a
+    step: their highest; "between": the highest between steps)."""
+    import importlib
+
+    from bench_engine import peak_rss_mb
+
+    def wrapped(f, name):
+        def call(*args, **kwargs):
+            peaks["between"] = max(peaks.get("between", 0.0), peak_rss_mb())  # since the last phase
+            reset_peak()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb())
+                reset_peak()
+
+        return call
+
+    for (module, attr), name in PHASES.items():
+        mod = importlib.import_module(module)
+        setattr(mod, attr, wrapped(getattr(mod, attr), name))
+
+
 def worker(config: str, data: str, model: str, cache: str, out: str, epochs: int, device: str, precision: str) -> dict:
     """In a fresh process: one fine-tune of `config`; its caching pass, epochs and peak memory."""
     from bench_engine import peak_rss_mb
@@ -77,8 +123,15 @@ def worker(config: str, data: str, model: str, cache: str, out: str, epochs: int
     from emotion_app.finetune.run import FineTuneOptions, fine_tune
 
     opts = FineTuneOptions(epochs=epochs, patience=0, device=device, precision=precision, **CONFIGS[config])
+    phases: dict[str, float] = {}
+    watch_phases(phases)
+
+    def on_epoch(record: dict) -> None:  # an epoch: from the end of the one before (or of the probe)
+        phases[f"epoch {record['epoch']}"] = peak_rss_mb()
+        reset_peak()
+
     t0 = time.perf_counter()
-    run = fine_tune(data, out=out, model=model, options=opts, cache_root=Path(cache))
+    run = fine_tune(data, out=out, model=model, options=opts, cache_root=Path(cache), on_epoch=on_epoch)
     wall = time.perf_counter() - t0
     card = run.card
     result = {
@@ -86,7 +139,8 @@ def worker(config: str, data: str, model: str, cache: str, out: str, epochs: int
         "computed": card["features"]["computed"], "cached": card["features"]["cached"],
         "epoch_s": sum(r["seconds"] for r in card["curve"]) / max(len(card["curve"]), 1),
         "epochs": len(card["curve"]), "trainable": card["trained"]["trainable_parameters"],
-        "train_clips": card["data"]["counts"]["train"]["clips"], "peak_rss_mb": peak_rss_mb(),
+        "train_clips": card["data"]["counts"]["train"]["clips"], "phases_mb": phases,
+        "peak_rss_mb": max([peak_rss_mb(), *phases.values()]),  # the phases reset VmHWM
     }  # fmt: skip
     if device.startswith("cuda"):
         import torch
@@ -113,6 +167,10 @@ def table(runs: list[dict], clips: int) -> list[str]:
             f"| {r['config']} | {r['trainable'] / 1e6:.2f} M | {caching} | {r['epoch_s']:.1f} s ({r['train_clips']} clips) "
             f"| {r['peak_rss_mb']:.0f} MB | {gpu} |"
         )
+    rows += ["", "Peak RSS by phase (MB):", ""]
+    for r in runs:
+        if "phases_mb" in r:
+            rows.append(f"- {r['config']}: " + ", ".join(f"{k} {v:.0f}" for k, v in r["phases_mb"].items()))
     return rows
 
 

@@ -317,3 +317,37 @@ def report_of_the_folder(tiny_dir, spoken, out, card, tmp_path, capsys):
     assert len(report["rows"]["base (9 labels)"]["head_labels"]) == 9
     assert report["rows"]["fine-tuned mine"]["head_labels"] == ["sad", "fast"]
     assert (out / "report" / "report.md").read_text(encoding="utf-8") in printed
+
+
+def test_training_recomputes_the_top_blocks_activations_with_the_same_gradients(tiny_dir):
+    """A training step keeps for backward only what enters each trained block (the rest is computed
+    again in backward): the bytes autograd saves, measured, fall by more than half, and the
+    gradients are the ones of a step that kept everything, bit for bit."""
+    import torch
+
+    from emotion_app.finetune.top import TopModel, new_head
+    from emotion_app.model.torch_backend import load_model
+
+    def step(recompute: bool) -> tuple[int, dict]:
+        base, tokens = load_model(tiny_dir, torch.device("cpu"), torch.float32)
+        head, _ = new_head(base.head, tokens, ("slow", "fast"), seed=0)
+        net = TopModel(base, head, 2, unfreeze=False, rank=4, alpha=8.0, seed=0).train(recompute)
+        x = torch.randn(3, base.cfg.num_extra_tokens + 40, base.cfg.embed_dim, generator=torch.Generator().manual_seed(0))
+        mask = torch.arange(40)[None, :] < torch.tensor([40, 31, 17])[:, None]
+        saved = []
+
+        def keep(t):
+            saved.append(t.untyped_storage().nbytes() if isinstance(t, torch.Tensor) else 0)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            loss = net(x, mask).logsumexp(-1).sum()  # eval mode (recompute=False) keeps every activation
+        loss.backward()
+        return sum(saved), {k: p.grad for k, p in net.trainable().items()}
+
+    kept_bytes, kept = step(recompute=False)
+    saved_bytes, grads = step(recompute=True)
+    assert saved_bytes < kept_bytes / 2, (saved_bytes, kept_bytes)
+    assert kept.keys() == grads.keys() and len(grads) > 2
+    for k in kept:
+        assert torch.equal(kept[k], grads[k]), k

@@ -22,9 +22,9 @@ by the engine, so both give exactly the data's labels with the probabilities tra
 
 from __future__ import annotations
 
-import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from ..heads.report import write_folder
@@ -50,8 +50,10 @@ def config_text(base_text: str, tokens: list[str]) -> str:
     return yaml.safe_dump(conf, allow_unicode=True, sort_keys=False)
 
 
-def model_files(model, base_dir: Path, labels: tuple[str, ...], card: dict) -> dict[str, str | bytes]:
-    """The folder's files for `model` (an Emotion2vec whose head has one row per label, adapters merged)."""
+def model_files(model, base_dir: Path, labels: tuple[str, ...], card: dict) -> dict[str, str | bytes | Callable]:
+    """The folder's files for `model` (an Emotion2vec whose head has one row per label, adapters
+    merged). model.pt is a function that writes it (write_folder calls it): torch.save straight
+    into the file, where bytes in memory cost twice the model (the buffer and its copy)."""
     import torch
 
     from ..model.checkpoint import hub_state
@@ -64,12 +66,11 @@ def model_files(model, base_dir: Path, labels: tuple[str, ...], card: dict) -> d
         tokens.append(MASKED_UNK)
         weights["head.weight"] = torch.cat([weights["head.weight"], torch.zeros_like(weights["head.weight"][:1])])
         weights["head.bias"] = torch.cat([weights["head.bias"], torch.zeros_like(weights["head.bias"][:1])])
-    buf = io.BytesIO()
-    torch.save({"model": hub_state(weights, model.cfg)}, buf)
-    files: dict[str, str | bytes] = {
+    state = {"model": hub_state(weights, model.cfg)}
+    files: dict[str, str | bytes | Callable] = {
         "config.yaml": (Path(base_dir) / "config.yaml").read_bytes() if config == base_text else config,
         "tokens.txt": "\n".join(tokens),  # as the hub's file: no final newline
-        "model.pt": buf.getvalue(),
+        "model.pt": lambda path: save_to(path, state),
         CARD_FILE: json.dumps(card, ensure_ascii=False, indent=2) + "\n",
     }
     if (Path(base_dir) / "configuration.json").is_file():
@@ -77,6 +78,15 @@ def model_files(model, base_dir: Path, labels: tuple[str, ...], card: dict) -> d
     return files
 
 
-def write_model(out: Path, files: dict[str, str | bytes]) -> Path:
+def save_to(path: Path, obj) -> None:
+    """torch.save into an open file: the bytes a buffer would hold (a path would name the zip's
+    inner folder after the file), written as they come."""
+    import torch
+
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def write_model(out: Path, files: dict[str, str | bytes | Callable]) -> Path:
     """Write the folder whole; an existing folder is replaced only when it is an earlier fine-tune."""
     return write_folder(Path(out), files, CARD_FILE)

@@ -16,6 +16,9 @@ at K = 4, a third of the blocks and none of the convolutions.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import logging
 import os
@@ -33,6 +36,28 @@ from .data import Clip
 logger = logging.getLogger(__name__)
 
 HASH_BLOCK = 1 << 22
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc `malloc_trim`; nothing elsewhere).
+
+    Each clip of the caching pass (and each batch of an epoch) allocates tensors of other sizes;
+    glibc keeps what torch frees in its arenas, raises its mmap threshold after the first large
+    frees, and the free pages stay resident: the caching pass of 200 clips of 3-8 s on plus_large
+    grew by 1.3 GB that nothing used. Trimming after each clip keeps it at what one clip needs.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None  # musl and macOS have none
 
 
 def model_hash(model_dir: Path) -> str:
@@ -128,8 +153,10 @@ def lower_features(
                 x, mask = model.embed(wav)
                 x = model.run_blocks(x, mask, 0, cut)[0]  # (E+T, D)
             tokens[digest] = x.float().cpu().numpy().astype(np.float16)
+            del x
             cache.put(digest, tokens[digest])
             computed += 1
+            trim_heap()
         if progress:
             progress(done, len(digests))
     if failed:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..fields import OptionError
 from ..heads.report import classification_scores
+from .features import trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def predict(model, examples: list[Example], max_frames: int, bf16: bool) -> np.n
         for idx in batches(lengths, max_frames, 0):
             x, mask, _ = collate([examples[i] for i in idx], extra, device)
             out[idx] = torch.softmax(model(x, mask).float(), -1).cpu().numpy()
+            trim_heap()  # batches differ in shape: what one frees, glibc would keep (features.py)
     return out
 
 
@@ -139,6 +141,7 @@ def pooled(model, examples: list[Example], max_frames: int) -> np.ndarray:
         for idx in batches([len(e.tokens) for e in examples], max_frames, 0):
             x, mask, _ = collate([examples[i] for i in idx], extra, device)
             out[idx] = model(x, mask, pooled=True).float().cpu().numpy()
+            trim_heap()
     return out
 
 
@@ -206,6 +209,8 @@ def train(
             (loss / opts.accumulate).backward()
             loss_sum += float(loss.detach()) * len(idx)
             n_seen += len(idx)
+            del x, logits, loss
+            trim_heap()
             if (k + 1) % opts.accumulate == 0 or k + 1 == len(epoch_batches):
                 optimizer.step()
                 sched.step()

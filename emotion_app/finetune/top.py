@@ -64,7 +64,10 @@ class TopModel(nn.Module):
         """tokens: (B, E+T, D) from the lower part, zero-padded; mask: (B, T) True on real frames.
         Returns (B, V) fp32 utterance logits (`pooled`: the (B, D) mean frames the head reads)."""
         base = self.base
-        x = base.run_blocks(tokens, mask, self.cut, base.num_blocks)
+        # Training recomputes each block's activations in backward instead of keeping those of all
+        # K blocks (attention probabilities, feed-forward) for the whole step: one block's at a time.
+        recompute = self.training and torch.is_grad_enabled()
+        x = base.run_blocks(tokens, mask, self.cut, base.num_blocks, recompute=recompute)
         out = base.classify(x[:, base.cfg.num_extra_tokens :], mask)
         return out.mean if pooled else out.utterance_logits
 

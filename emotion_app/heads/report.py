@@ -13,7 +13,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +92,12 @@ def scores_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_folder(dest: Path, files: dict[str, str | bytes], marker: str) -> Path:
+def write_folder(dest: Path, files: dict[str, str | bytes | Callable[[Path], None]], marker: str) -> Path:
     """Write `files` (name -> content) as the folder `dest`, whole or not at all: into a temporary
-    folder beside it, then renamed into place. An existing `dest` is replaced only when it holds
-    `marker` (a folder this tool wrote) or nothing; any other folder is refused."""
+    folder beside it, then renamed into place. A content that is a function writes the file at
+    the path it is given (a large file streamed, never held whole in memory). An existing `dest`
+    is replaced only when it holds `marker` (a folder this tool wrote) or nothing; any other
+    folder is refused."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / marker).is_file())):
         raise DatasetError(f"{dest} exists and was not written by this tool (no {marker}); choose another output folder")
@@ -105,7 +107,12 @@ def write_folder(dest: Path, files: dict[str, str | bytes], marker: str) -> Path
     try:
         for name, content in files.items():
             path = tmp / name
-            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+            if callable(content):
+                content(path)
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
             os.replace(dest, old / "x")

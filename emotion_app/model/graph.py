@@ -286,16 +286,23 @@ class Emotion2vec(nn.Module):
         x = torch.cat([self.extra_tokens.to(dtype).expand(b, -1, -1), x], dim=1)  # (B, E+T, D)
         return self.prenet_norm(x), mask
 
-    def run_blocks(self, x: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def run_blocks(self, x: torch.Tensor, mask: torch.Tensor, start: int, stop: int, recompute: bool = False) -> torch.Tensor:
         """Blocks start..stop-1 (of `num_blocks`) over (B, E+T, D) tokens; mask: (B, T) real frames.
-        Fine-tuning runs the lower blocks once (cached) and the top ones each step."""
+        Fine-tuning runs the lower blocks once (cached) and the top ones each step. `recompute`
+        (training): each block's activations are computed again in the backward pass instead of
+        being kept, so a step holds one block's (the same numbers, one more forward pass)."""
         t = mask.shape[1]
         pad = None if bool(mask.all()) else ~mask
         bias = None
         for i in range(start, stop):
             if i == start or self.cfg.alibi_scale_per_layer:
                 bias = self.attention_bias(t, pad, i, x.dtype)
-            x = self.block(i)(x, bias)
+            if recompute:
+                from torch.utils.checkpoint import checkpoint
+
+                x = checkpoint(self.block(i), x, bias, use_reentrant=False)
+            else:
+                x = self.block(i)(x, bias)
         return x
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
