@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,24 +69,28 @@ def cluster(tmp_path_factory):
     token = tmp / "auth_token"
     token.write_text(secrets.token_hex(32))
     port = free_port()
+    # Ray's session folder holds its sockets, whose paths may not pass 107 bytes: a short folder of its own
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ea-ray-", dir="/tmp"))
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     command = [ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
-    command += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"]
+    command += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_tmp}"]
     log = tmp / "head.log"
     env = {**os.environ, **LOOPBACK_ENV, **token_env(token)}
     head = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + START_S
-    while b"Ray runtime started" not in log.read_bytes():
-        assert head.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "the Ray head did not start:\n" + log.read_text()[-3000:]
-        time.sleep(0.5)
-    yield address, token_env(token)
-    family = descendants(head.pid)  # gcs_server, the raylet, its workers (the Serve actors the fronts left running)
-    stop(head, signal.SIGTERM, wait_s=10)  # `--block` stops them, one grace period after another (~30 s on 2 busy cores)
-    for pid in family - {head.pid}:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    try:
+        deadline = time.monotonic() + START_S
+        while b"Ray runtime started" not in log.read_bytes():
+            assert head.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Ray head did not start:\n" + log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", token_env(token)
+    finally:
+        family = descendants(head.pid)  # gcs_server, the raylet, its workers (the Serve actors the fronts left)
+        stop(head, signal.SIGTERM, wait_s=10)  # `--block` stops them one grace period after another (~30 s, 2 busy cores)
+        for pid in family - {head.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def start_front(cluster, tiny_dir: Path, outputs: Path, log: Path, wait: bool = True) -> tuple[subprocess.Popen, str]:
