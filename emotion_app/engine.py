@@ -18,21 +18,19 @@ import numpy as np
 
 from .audio.samples import AudioInfo, AudioWarning
 from .audio.source import open_source
-from .audio.vad import ONNX_NAME as VAD_ONNX
-from .audio.vad import silero_onnx_file
 from .constants import (
     FRAME_HOP,
     GRANULARITIES,
     SAMPLE_RATE,
     Granularity,
 )
+from .engine_load import load_backend, load_speaker_model
 from .engine_options import EngineOptions
-from .errors import AudioError, EmotionAppError, ModelLoadError
+from .errors import AudioError, EmotionAppError
 from .fields import parse_choice
 from .labelset import LabelSet
 from .model.batcher import MAX_PADDING, Batcher, BatchStats
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
-from .model.devices import cpu_has_native_bf16
 from .model.head import engine_model_id, frame_readings, load_heads, select_heads
 from .model.sliding import StreamWindow
 from .results import EmotionResult, read_heads
@@ -73,29 +71,8 @@ class Engine:
     def __init__(self, options: EngineOptions | dict | None = None, *, remote=None, **overrides):
         self.options = opts = EngineOptions.make(options, **overrides)
         t0 = time.perf_counter()
-        if remote is not None:  # nothing is loaded here
-            self.model_dir, self.backend = Path(opts.model), remote
-            self.device, self.dtype = remote.device, remote.dtype
-            self.vad_file = silero_onnx_file() if opts.backend == "onnx" else None
-        elif opts.backend == "onnx":  # an exported folder on onnxruntime: torch is never imported
-            from .model.onnx_backend import OnnxModel
-
-            self.model_dir = Path(opts.model)
-            self.backend = OnnxModel(self.model_dir, threads=opts.threads, dtype=opts.dtype)
-            self.device, self.dtype = "cpu", self.backend.dtype
-            # Silero VAD's ONNX model: the export's copy, else the installed silero-vad package's
-            # (never its TorchScript model: this backend does not import torch)
-            self.vad_file = self.model_dir / VAD_ONNX if (self.model_dir / VAD_ONNX).is_file() else silero_onnx_file()
-        else:
-            from .model.hub import resolve_model
-            from .model.torch_backend import TorchModel
-
-            self.model_dir = resolve_model(opts.model, opts.hub, cache_dir=opts.cache_dir)
-            self.backend = TorchModel(
-                self.model_dir, opts.device, opts.dtype, cache_weights=opts.cache_weights, threads=opts.threads
-            )
-            self.device, self.dtype = self.backend.device, self.backend.dtype
-            self.vad_file = None  # Silero's TorchScript model
+        self.model_dir, self.backend, self.vad_file = load_backend(opts, remote)
+        self.device, self.dtype = self.backend.device, self.backend.dtype
         shown = Path(opts.model).name if Path(opts.model).is_dir() else opts.model  # a local folder by its name only
         self._model_info = {"id": shown, "device": str(self.device), "dtype": self.dtype, "backend": opts.backend}
         self.labels = self.backend.labels
@@ -208,24 +185,7 @@ class Engine:
         device; its calls are serialised like the emotion model's."""
         with self._speakers_lock:
             if self._speakers is None:
-                if self.options.backend == "onnx":
-                    raise ModelLoadError(
-                        "telling speakers apart by voice needs torch (CAM++), which the ONNX backend does not load; "
-                        "use speakers=channels or a turns file, or --backend torch"
-                    )
-                from .speakers.model import SpeakerModel
-
-                # with Ray Serve the replicas have the GPU, not this front: CAM++ runs here on the CPU
-                here = not self.remote
-                device = "cuda" if here and str(self.device).startswith("cuda") else "cpu"
-                dtype = self.dtype if self.dtype == "bf16" or (self.dtype == "fp16" and device == "cuda") else "fp32"
-                if self.dtype == "int8" and cpu_has_native_bf16():  # a fast mode was asked for: CAM++'s is bf16
-                    dtype = "bf16"
-                self._speakers = _Serialised(
-                    SpeakerModel(
-                        self.options.speaker_model, self.options.hub, device=device, dtype=dtype, cache_dir=self.options.cache_dir
-                    )
-                )
+                self._speakers = load_speaker_model(self.options, self.device, self.dtype, remote=self.remote)
             return self._speakers
 
     # -- public API -----------------------------------------------------------------------------
@@ -414,24 +374,6 @@ class Engine:
             heads=read_heads(work.heads, mean, [work.head_frames[s] for s in sorted(work.head_frames)] or None),
             label_set=work.labels.keys if work.labels is not None else None,
         )
-
-
-class _Serialised:
-    """A model whose calls take turns (one per process, many request threads), its attributes as is."""
-
-    def __init__(self, model):
-        self._model, self._lock = model, threading.Lock()
-
-    def __getattr__(self, name):
-        value = getattr(self._model, name)
-        if not callable(value):
-            return value
-
-        def call(*args, **kwargs):
-            with self._lock:
-                return value(*args, **kwargs)
-
-        return call
 
 
 _shared: dict[EngineOptions, Engine] = {}

@@ -83,6 +83,8 @@ class OnnxModel:
     providers (default: the CPU).
     """
 
+    device = "cpu"  # as the engine reports it (the default providers; `info` reads the session's own)
+
     def __init__(self, folder, *, threads: int = 0, providers: Sequence[str] | None = None, dtype: str = "auto"):
         self.folder = folder = Path(folder)
         self.meta = meta = read_labels(folder)
