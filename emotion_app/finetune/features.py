@@ -17,7 +17,6 @@ at K = 4, a third of the blocks and none of the convolutions.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import logging
@@ -53,10 +52,9 @@ def trim_heap() -> None:
 
 @functools.cache
 def _glibc():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
+    # The symbols already in the process (glibc's where there is one): no library lookup, which
+    # `ctypes.util.find_library` does by running ldconfig in a child process.
+    libc = ctypes.CDLL(None)
     return libc if hasattr(libc, "malloc_trim") else None  # musl and macOS have none
 
 

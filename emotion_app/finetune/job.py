@@ -76,6 +76,20 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def _end_group(pgid: int, timeout_s: float) -> None:
+    """Kill what is left of process group `pgid` once its leader has ended, until the group is gone
+    (or `timeout_s`): a child the job started may outlive the leader by a moment, and one that
+    ignores SIGTERM would outlive it for good."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    logger.warning("fine-tune job's process group %d still has processes after %.0f s", pgid, timeout_s)
+
+
 class JobRunner:
     """One fine-tune process at a time, its folders under `root`."""
 
@@ -158,6 +172,7 @@ class JobRunner:
                 break
             except subprocess.TimeoutExpired:
                 continue
+        _end_group(proc.pid, timeout_s)
         logger.info("fine-tune job %s cancelled", self._dir.name if self._dir else "?")
         return True
 
