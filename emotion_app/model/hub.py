@@ -74,10 +74,31 @@ EMOTION2VEC = HubModel(
 REQUIRED_FILES = EMOTION2VEC.required
 
 
+MS_REACH_TIMEOUT_S = 10.0  # the one request that tells whether ModelScope's endpoint answers at all
+
+
+def _reach(endpoint: str | None) -> None:
+    """Raise ConnectionError when ModelScope's endpoint does not answer (any HTTP answer will do).
+
+    ModelScope's client retries a refused or unresolved connection with backoff (1 + 2 + 4 s): an
+    offline user waited 7 s for the error. One request first says it at once; `requests` follows
+    the same proxy settings (HTTPS_PROXY, ...) as the client does."""
+    import requests
+    from modelscope.hub.utils.utils import resolve_endpoint
+
+    url = resolve_endpoint(endpoint)
+    try:
+        requests.head(url, timeout=MS_REACH_TIMEOUT_S, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise ConnectionError(f"{url} does not answer ({type(exc).__name__})") from exc
+
+
 def _download(repo: str, hub: str, local_only: bool, cache_dir, endpoint, allow: list[str]):
     if hub == "ms":
         from modelscope.hub.snapshot_download import snapshot_download
 
+        if not local_only:
+            _reach(endpoint)
         return snapshot_download(repo, cache_dir=cache_dir, local_files_only=local_only, allow_patterns=allow, endpoint=endpoint)
     from huggingface_hub import snapshot_download
 
