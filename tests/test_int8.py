@@ -20,7 +20,6 @@ from test_onnx import signal  # noqa: E402
 from emotion_app import Engine  # noqa: E402
 from emotion_app.errors import ModelLoadError  # noqa: E402
 from emotion_app.model.chunking import ChunkOutput  # noqa: E402
-from emotion_app.model.config import read_tokens  # noqa: E402
 from emotion_app.model.onnx_backend import OnnxModel  # noqa: E402
 from emotion_app.model.quantize import Int8Linear, quantize_linears  # noqa: E402
 
@@ -89,10 +88,12 @@ def test_torch_int8_passes_the_gates_on_plus_large(plus_large, reference):
 
 @pytest.mark.xdist_group("heavy")
 def test_onnx_int8_export_passes_the_gates_on_plus_large(plus_large, reference, tmp_path):
-    from emotion_app.tools.onnx_export import export_model
+    """`export-onnx --int8` is the fp32 export quantized (export_model's int8 path, run end to end on
+    the tiny checkpoint below): here the fixture's fp32 export, not traced a second time."""
+    from emotion_app.tools.onnx_export import quantize_export
 
     engine, fp32_folder = plus_large
-    folder = export_model(engine.model, read_tokens(engine.model_dir), tmp_path / "int8", "plus_large", int8=True)
+    folder = quantize_export(fp32_folder, tmp_path / "int8")
     assert json.loads((folder / "labels.json").read_text(encoding="utf-8"))["dtype"] == "int8"
     size, fp32_size = (folder / "model.onnx").stat().st_size, (fp32_folder / "model.onnx").stat().st_size
     assert size < 0.35 * fp32_size, (size, fp32_size)  # int8 weights: 195 of 649 MB

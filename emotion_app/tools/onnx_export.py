@@ -258,11 +258,17 @@ def export_model(
     int8: bool = False,
 ) -> Path:
     """Write the ONNX folder for an fp32 `model` (see the module docstring) and return its path;
-    `int8`: quantize its linear layers (quantize_graph).
+    `int8`: the fp32 folder's linear layers quantized (`quantize_export`).
 
     The files are written to a temporary folder inside `out_dir` and moved into place at the
     end, so a failed export leaves an earlier export in `out_dir` as it was.
     """
+    if int8:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".float-", dir=out_dir) as fp32:
+            options = {"frame_embeddings": frame_embeddings, "opset": opset, "max_inline_bytes": max_inline_bytes}
+            export_model(model, tokens, fp32, model_id, **options)
+            return quantize_export(fp32, out_dir, max_inline_bytes=max_inline_bytes)
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old: scaled dot-product attention needs {MIN_OPSET} or later")
     onnx = import_onnx()
@@ -282,19 +288,12 @@ def export_model(
         proto = onnx.load(str(tmp / "traced" / ONNX_FILE))  # with its weights, wherever they are
         onnx.helper.set_model_props(proto, {"fingerprint": fingerprint, "model_id": model_id, "format": FORMAT})
         proto.doc_string = f"emotion2vec+ {model_id}: waveform (batch, samples) 16 kHz -> emotion probabilities"
-        if int8:
-            onnx.save_model(proto, str(tmp / "traced" / "float.onnx"), save_as_external_data=external, location="float.onnx.data")
-            del proto
-            external = quantize_graph(
-                tmp / "traced" / "float.onnx", tmp / ONNX_FILE, (weight.shape[0], weight.shape[1]), max_inline_bytes
-            )
-        else:
-            onnx.save_model(proto, str(tmp / ONNX_FILE), save_as_external_data=external, location=ONNX_DATA_FILE)
-            del proto
+        onnx.save_model(proto, str(tmp / ONNX_FILE), save_as_external_data=external, location=ONNX_DATA_FILE)
+        del proto
         np.savez(tmp / HEAD_FILE, weight=weight, bias=bias)
         meta = labels_json(model, tokens, keep, model_id, fingerprint, frame_embeddings, opset, external)
-        meta["dtype"] = "int8" if int8 else "fp32"
-        (tmp / LABELS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        meta["dtype"] = "fp32"
+        write_labels(tmp, meta)
         frame_row = f"| output `{FRAME_EMBEDDINGS}` | (batch, frames, {meta['embed_dim']}) | per-frame features |\n"
         readme = README_TEXT.format(
             model_id=model_id,
@@ -306,13 +305,47 @@ def export_model(
         vad = silero_onnx_file()  # Silero VAD (MIT) for segment=vad without torch, when installed
         if vad is not None:
             shutil.copyfile(vad, tmp / VAD_ONNX)
-        for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE, VAD_ONNX):
-            if (tmp / name).exists():
-                os.replace(tmp / name, out / name)
-            elif (out / name).exists():  # a stale weights file from an earlier, larger export
-                (out / name).unlink()
+        place(tmp, out)
     logger.info("exported %s to %s (fingerprint %s)", model_id, out, fingerprint[:12])
     return out
+
+
+def quantize_export(fp32_folder, out_dir, *, max_inline_bytes: int = MAX_INLINE_BYTES) -> Path:
+    """The int8 folder of an fp32 export (`export-onnx --int8`): its graph's linear layers through
+    onnxruntime's dynamic quantizer (quantize_graph), its other files as they are, labels.json
+    saying `"dtype": "int8"`. Needs onnx and onnxruntime, not torch. Written as `export_model` writes."""
+    src, out = Path(fp32_folder), Path(out_dir)
+    meta = json.loads((src / LABELS_FILE).read_text(encoding="utf-8"))
+    if meta.get("dtype", "fp32") != "fp32":
+        raise ValueError(f"{src} holds an {meta['dtype']} export: quantize the fp32 export instead")
+    with np.load(src / HEAD_FILE) as head:
+        head_shape = tuple(head["weight"].shape)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        tmp = Path(tmp)
+        meta["external_data"] = quantize_graph(src / ONNX_FILE, tmp / ONNX_FILE, head_shape, max_inline_bytes)
+        meta["dtype"] = "int8"
+        write_labels(tmp, meta)
+        for name in (HEAD_FILE, README_FILE, VAD_ONNX):
+            if (src / name).exists():
+                shutil.copyfile(src / name, tmp / name)
+        place(tmp, out)
+    logger.info("quantized %s to int8 in %s", meta.get("model_id", src), out)
+    return out
+
+
+def write_labels(folder: Path, meta: dict) -> None:
+    (folder / LABELS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def place(tmp: Path, out: Path) -> None:
+    """The export's files from `tmp` into `out`, each by a rename; a file of an earlier export that
+    this one has not (a weights file of a larger one) is removed."""
+    for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE, VAD_ONNX):
+        if (tmp / name).exists():
+            os.replace(tmp / name, out / name)
+        elif (out / name).exists():
+            (out / name).unlink()
 
 
 def labels_json(model, tokens, keep, model_id, fingerprint, frame_embeddings, opset, external) -> dict:
