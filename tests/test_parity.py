@@ -63,12 +63,16 @@ def test_batched_inputs_match_funasr(config, engines, funasr_models):
         np.testing.assert_allclose(res.frame_probabilities, single.frame_probabilities, rtol=0, atol=1e-5)
 
 
-def test_beyond_the_window_each_chunk_matches_funasr(engines, funasr_models):
-    engine, fm = engines["tiny_large"], funasr_models["tiny_large"]
-    x = speechlike(70.0, seed=7)
+def test_beyond_the_window_each_chunk_matches_funasr(checkpoint_dirs, funasr_models):
+    from emotion_app import Engine
+
+    # a 10 s window (the default is 30 s): three chunks of 25 s of audio, the last one short
+    engine = Engine(model=str(checkpoint_dirs["tiny_large"]), device="cpu", window_s=10.0)
+    fm = funasr_models["tiny_large"]
+    x = speechlike(25.0, seed=7)
     res = engine.predict(x, sample_rate=16000, granularity="frame", extract_embedding=True)
     chunks = list(iter_chunks([x], window_frames(engine.options.window_s)))
-    assert [s for s, _ in chunks] == [0, 480000, 960000] and res.chunks == 3
+    assert [s for s, _ in chunks] == [0, 160000, 320000] and res.chunks == 3
     assert len(res.frame_probabilities) == (len(x) - 400) // 320 + 1  # the single-pass frame grid
     offset, weighted = 0, []
     for start, samples in chunks:
