@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 from audio_files import espeak, speechlike, write_audio
-from test_cli import run
+from test_cli import in_process
 
 from emotion_app.batch.inputs import Extractor, collect_inputs
 from emotion_app.batch.tables import COLUMNS
@@ -58,7 +58,7 @@ def test_batch_rows_exit_code_and_resume(tiny_dir, tiny_engine, tmp_path):
     root = make_tree(tmp_path)
     out = tmp_path / "results"
     args = ("batch", str(root), "--recursive", "--model", str(tiny_dir), "--out", str(out))
-    proc = run(*args)
+    proc = in_process(*args)
     assert proc.returncode == 1, proc.stderr
     rows = read_csv(out / "results.csv")
     assert list(rows[0]) == COLUMNS
@@ -72,17 +72,17 @@ def test_batch_rows_exit_code_and_resume(tiny_dir, tiny_engine, tmp_path):
     assert "3 done, 1 failed, 0 skipped" in proc.stderr and "error: " in proc.stderr
 
     # resume: finished files are skipped, the failed one is tried again (and still fails)
-    again = run(*args)
+    again = in_process(*args)
     assert again.returncode == 1 and "0 done, 1 failed, 3 skipped" in again.stderr
     rows2 = read_csv(out / "results.csv")
     assert len(rows2) == 4 and [r["file"] for r in rows2 if r["error"]] == [by_name["broken.flac"]["file"]]
     # fixed file: only it runs; exit code 0
     write_audio(root / "broken.flac", speechlike(1.0), 16000, "flac")
-    fixed = run(*args)
+    fixed = in_process(*args)
     assert fixed.returncode == 0 and "1 done, 0 failed, 3 skipped" in fixed.stderr
     assert len(read_csv(out / "results.csv")) == 4 and not any(r["error"] for r in read_csv(out / "results.csv"))
     # --overwrite redoes everything
-    redo = run(*args, "--overwrite")
+    redo = in_process(*args, "--overwrite")
     assert redo.returncode == 0 and "4 done, 0 failed, 0 skipped" in redo.stderr
 
 
@@ -93,7 +93,7 @@ def test_batch_jsonl_with_vad_segments_and_a_zip(tiny_dir, tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(wav, "inner/talk2.wav")
     out = tmp_path / "res"
-    proc = run(
+    proc = in_process(
         "batch", str(wav), str(archive), "--model", str(tiny_dir), "--out", str(out), "--format", "jsonl", "--segment", "vad"
     )
     assert proc.returncode == 0, proc.stderr
@@ -102,7 +102,7 @@ def test_batch_jsonl_with_vad_segments_and_a_zip(tiny_dir, tmp_path):
     for d in lines:
         assert d["granularity"] == "segments" and len(d["segments"]) == 1 and d["summary"]["num_segments"] == 1
         assert 0.4 <= d["segments"][0]["start"] <= 0.6
-    bad = run(
+    bad = in_process(
         "batch", str(wav), "--model", str(tiny_dir), "--out", str(out), "--segment", "window", "--window-s", "5", "--hop-s", "8"
     )
     assert bad.returncode == 2 and "must not exceed the window length" in bad.stderr
@@ -140,7 +140,9 @@ def test_every_archive_fault_is_an_error_row_and_the_batch_goes_on(tiny_dir, tmp
     (tmp_path / "mutated.wav").write_bytes(bytes(wav))
     names = ["long.zip", "crc.zip", "locked.zip", "damaged.zip", "missing.zip", "nested.zip", "mutated.wav", "good.wav"]
     out = tmp_path / "res"
-    proc = run("batch", *(str(tmp_path / n) for n in names), "--model", str(tiny_dir), "--out", str(out), "--format", "jsonl")
+    proc = in_process(
+        "batch", *(str(tmp_path / n) for n in names), "--model", str(tiny_dir), "--out", str(out), "--format", "jsonl"
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     by_tail = {d["file"][len(str(tmp_path)) + 1 :]: d for d in records}  # rows are named by absolute path
@@ -162,7 +164,7 @@ def test_same_archive_names_in_two_folders_stay_apart(tiny_dir, tiny_engine, tmp
             zf.write(clip, "a/x.wav")
             zf.write(clip, "b/x.wav")
     out = tmp_path / "res"
-    proc = run(
+    proc = in_process(
         "batch",
         str(tmp_path / "d1" / "pack.zip"),
         str(tmp_path / "d2" / "pack.zip"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -17,6 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "emotion_app", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def in_process(*args) -> subprocess.CompletedProcess:
+    """`run` in this process: the command line's `main` with its stdout and stderr captured (a process
+    per call cost 2 s of imports). This module runs the real process; others compare what it writes."""
+    from emotion_app.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["emotion-app", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_predict_json_lines_and_failures(tiny_dir, tiny_engine, tmp_path):

@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import pytest
 import soundfile as sf
 import soxr
 from conversation_audio import LINES, RATE, call, say
+from test_cli import in_process
 
 from emotion_app.analysis.build import build_report
 from emotion_app.audio.segmenter import SegmentOptions
@@ -29,7 +28,6 @@ from emotion_app.service import analyze
 from emotion_app.speakers.options import SpeakerOptions
 from emotion_app.speakers.turns import TurnsError
 
-ROOT = Path(__file__).parent.parent
 NAMES = ("Agent", "Customer")
 TOLERANCE_S = 0.2  # VAD boundaries against the true turns
 
@@ -258,30 +256,29 @@ def _wav_bytes(x: np.ndarray) -> bytes:
 
 def test_cli_predict_batch_and_embed_speaker(tiny_dir, campplus_dir, conversation, tmp_path):
     path = stereo_file(tmp_path / "call.wav", conversation)
-    run = [sys.executable, "-m", "emotion_app"]
-    out = subprocess.run(
-        [*run, "predict", str(path), "--model", str(tiny_dir), "--speakers", "channels", "--names", "Agent,Customer"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    out = in_process("predict", str(path), "--model", str(tiny_dir), "--speakers", "channels", "--names", "Agent,Customer")
     assert out.returncode == 0, out.stderr
     assert "\n  Agent: " in out.stdout and "\n  Customer: " in out.stdout and "of the talk, 3 turns" in out.stdout
     mono = tmp_path / "talk.wav"
     sf.write(mono, conversation.mono(), RATE)
     (tmp_path / "talk.vtt").write_text(conversation.vtt(), encoding="utf-8")
     (tmp_path / "alone.wav").write_bytes(mono.read_bytes())  # no turns beside it: an error row
-    batch = subprocess.run(
-        [*run, "batch", str(mono), str(tmp_path / "alone.wav"), "--model", str(tiny_dir), "--turns", "beside",
-         "--out", str(tmp_path / "res")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    batch = in_process(
+        "batch",
+        str(mono),
+        str(tmp_path / "alone.wav"),
+        "--model",
+        str(tiny_dir),
+        "--turns",
+        "beside",
+        "--out",
+        str(tmp_path / "res"),
+    )
     assert batch.returncode == 1, batch.stderr  # one file without turns
     rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv", encoding="utf-8")))
     assert rows[0]["speakers"].startswith("Agent=") and "; Customer=" in rows[0]["speakers"] and not rows[0]["error"]
     assert "no turns file beside it" in rows[1]["error"] and "alone.rttm" in rows[1]["error"]
-    emb = subprocess.run(
-        [*run, "embed-speaker", str(mono), "--speaker-model", str(campplus_dir), "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    emb = in_process("embed-speaker", str(mono), "--speaker-model", str(campplus_dir), "--json")
     record = json.loads(emb.stdout)
     assert emb.returncode == 0 and record["file"] == str(mono) and len(record["embedding"]) == 192
     assert np.isfinite(record["embedding"]).all() and np.linalg.norm(record["embedding"]) > 0
@@ -296,30 +293,29 @@ def test_a_corpus_rttm_gives_each_file_its_own_turns(tiny_dir, web, conversation
     for stem in ("dev00", "dev01", "dev07"):
         sf.write(tmp_path / f"{stem}.wav", conversation.mono(), RATE)
     files = [str(tmp_path / f"{stem}.wav") for stem in ("dev00", "dev01")]
-    run = [sys.executable, "-m", "emotion_app"]
-    out = subprocess.run(
-        [*run, "predict", *files, "--model", str(tiny_dir), "--turns", str(corpus)], capture_output=True, text=True,
-        cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    out = in_process("predict", *files, "--model", str(tiny_dir), "--turns", str(corpus))
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.strip().split(str(tmp_path / "dev01.wav"))
     assert "\n  Agent: " in first and "\n  Customer: " in first and "Ann" not in first
     assert "\n  Ann: " in second and "\n  Bob: " in second and "Agent" not in second
-    batch = subprocess.run(
-        [*run, "batch", *files, str(tmp_path / "dev07.wav"), "--model", str(tiny_dir), "--turns", str(corpus),
-         "--out", str(tmp_path / "res")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    batch = in_process(
+        "batch",
+        *files,
+        str(tmp_path / "dev07.wav"),
+        "--model",
+        str(tiny_dir),
+        "--turns",
+        str(corpus),
+        "--out",
+        str(tmp_path / "res"),
+    )
     assert batch.returncode == 1, batch.stderr  # dev07 has no lines
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(tmp_path / "res" / "results.csv", encoding="utf-8"))}
     assert rows["dev00.wav"]["speakers"].startswith("Agent=") and rows["dev01.wav"]["speakers"].startswith("Ann=")
     assert "no turns of the recording 'dev07'" in rows["dev07.wav"]["error"] and "'dev00', 'dev01'" in rows["dev07.wav"]["error"]
     vtt = tmp_path / "talk.vtt"
     vtt.write_text(conversation.vtt(), encoding="utf-8")
-    one_for_all = subprocess.run(
-        [*run, "batch", *files, "--model", str(tiny_dir), "--turns", str(vtt), "--out", str(tmp_path / "res2")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    one_for_all = in_process("batch", *files, "--model", str(tiny_dir), "--turns", str(vtt), "--out", str(tmp_path / "res2"))
     assert one_for_all.returncode == 2 and "must be an RTTM" in one_for_all.stderr and "--turns beside" in one_for_all.stderr
     r = httpx.post(
         web.url + "/api/predict",

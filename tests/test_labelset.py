@@ -6,15 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import torch
 from audio_files import espeak, speechlike, write_audio
+from test_cli import in_process
 
 from emotion_app.analysis.build import build_report
 from emotion_app.constants import LABEL_KEYS
@@ -24,7 +22,6 @@ from emotion_app.request import RequestOptions
 from emotion_app.service import analyze
 
 FOUR = ("angry", "happy", "neutral", "sad")
-ROOT = Path(__file__).parent.parent
 
 
 def test_parse_names_presets_and_errors():
@@ -87,23 +84,23 @@ def test_a_clip_and_a_recording_in_the_set_everywhere(tiny_engine, tmp_path):
 def test_batch_tables_cli_and_resume(tiny_dir, tmp_path):
     files = [write_audio(tmp_path / f"c{i}.wav", speechlike(1.5 + i, seed=i), 16000, "wav") for i in range(2)]
     out = tmp_path / "batch"
-    cmd = [sys.executable, "-m", "emotion_app", "batch", *map(str, files), "--out", str(out), "--model", str(tiny_dir)]
-    proc = subprocess.run([*cmd, "--labels", "iemocap4", "--sentiment"], capture_output=True, text=True, cwd=ROOT)
+    cmd = ["batch", *map(str, files), "--out", str(out), "--model", str(tiny_dir)]
+    proc = in_process(*cmd, "--labels", "iemocap4", "--sentiment")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
     assert list(rows[0]) == ["file", "duration_s", "emotion", "confidence", *FOUR, "sentiment", "sentiment_score",
                              "heads", "speakers", "error"]  # fmt: skip
     assert all(r["emotion"] in FOUR and r["sentiment"] in ("positive", "negative", "neutral") for r in rows)
     assert all(-1 <= float(r["sentiment_score"]) <= 1 for r in rows)
-    again = subprocess.run([*cmd, "--labels", "happy,sad"], capture_output=True, text=True, cwd=ROOT)  # other columns
+    again = in_process(*cmd, "--labels", "happy,sad")  # other columns
     assert again.returncode == 2 and "has other columns" in again.stderr and "--overwrite" in again.stderr
 
-    predict = [sys.executable, "-m", "emotion_app", "predict", str(files[0]), "--model", str(tiny_dir)]
-    one = subprocess.run([*predict, "--labels", "angry,sad", "--json"], capture_output=True, text=True, cwd=ROOT)
+    predict = ["predict", str(files[0]), "--model", str(tiny_dir)]
+    one = in_process(*predict, "--labels", "angry,sad", "--json")
     assert one.returncode == 0, one.stderr
     r = json.loads(one.stdout)
     assert r["label_set"] == ["angry", "sad"] and list(r["scores"]) == ["angry", "sad"]
-    bad = subprocess.run([*predict, "--labels", "angry,joy"], capture_output=True, text=True, cwd=ROOT)
+    bad = in_process(*predict, "--labels", "angry,joy")
     assert bad.returncode == 2 and "'joy' is not a label of the model; choose from angry, disgusted" in bad.stderr
 
 

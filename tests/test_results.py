@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from audio_files import espeak, speechlike, write_audio
-from test_cli import run
+from test_cli import in_process, run
 
 from emotion_app.audio.segmenter import SegmentOptions
 
@@ -77,10 +77,11 @@ def via_gradio(web, path, case):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_route_gives_the_same_result(case, web, tiny_dir, talk, tmp_path):
-    cli = run("predict", str(talk), "--model", str(tiny_dir), "--json", *CLI_FLAGS[case])
+    cli = in_process("predict", str(talk), "--model", str(tiny_dir), "--json", *CLI_FLAGS[case])
     assert cli.returncode == 0, cli.stderr
     from_cli = json.loads(cli.stdout)
-    batch = run("batch", str(talk), "--model", str(tiny_dir), "--out", str(tmp_path / "b"), "--format", "jsonl", *CLI_FLAGS[case])
+    args = ("batch", str(talk), "--model", str(tiny_dir), "--out", str(tmp_path / "b"), "--format", "jsonl", *CLI_FLAGS[case])
+    batch = in_process(*args)
     assert batch.returncode == 0, batch.stderr
     from_batch = json.loads((tmp_path / "b" / "results.jsonl").read_text())
     with open(talk, "rb") as f:
