@@ -92,7 +92,7 @@ def test_torch_int8_passes_the_gates_on_plus_large(plus_large, reference):
 def test_onnx_int8_export_passes_the_gates_on_plus_large(plus_large, reference, tmp_path):
     """`export-onnx --int8` is the fp32 export quantized (export_model's int8 path, run end to end on
     the tiny checkpoint below): here the fixture's fp32 export, not traced a second time."""
-    from emotion_app.tools.onnx_export import quantize_export
+    from emotion_app.tools.onnx_quantize import quantize_export
 
     engine, fp32_folder = plus_large
     folder = quantize_export(fp32_folder, tmp_path / "int8")

@@ -19,9 +19,7 @@ The folder format is owned by `emotion_app.model.onnx_backend`, which reads it w
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -43,7 +41,6 @@ from ..model.onnx_backend import (
     FRAME_EMBEDDINGS,
     HEAD_FILE,
     INPUTS,
-    LABELS_FILE,
     ONNX_DATA_FILE,
     ONNX_FILE,
     OUTPUTS,
@@ -51,14 +48,12 @@ from ..model.onnx_backend import (
     head_fingerprint,
 )
 from ..optional import ONNX_INSTALL_HINT
-from .onnx_quantize import quantize_graph
+from .onnx_quantize import MAX_INLINE_BYTES, place, quantize_export, write_labels
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17  # LayerNormalization is a single op from opset 17
 MIN_OPSET = 14  # scaled_dot_product_attention exports from opset 14
-# bytes: protobuf cannot serialise 2 GB; above this the weights go to model.onnx.data
-MAX_INLINE_BYTES = 2 * 1024**3 - 64 * 1024**2
 CHECK_TOLERANCE = 1e-4  # |dp| between onnxruntime and torch fp32 (measured: ~1e-6)
 INT8_CHECK_TOLERANCE = 0.1  # the same for an int8 export (measured on plus_large: ~0.01; tests/test_int8.py)
 
@@ -308,44 +303,6 @@ def export_model(
         place(tmp, out)
     logger.info("exported %s to %s (fingerprint %s)", model_id, out, fingerprint[:12])
     return out
-
-
-def quantize_export(fp32_folder, out_dir, *, max_inline_bytes: int = MAX_INLINE_BYTES) -> Path:
-    """The int8 folder of an fp32 export (`export-onnx --int8`): its graph's linear layers through
-    onnxruntime's dynamic quantizer (quantize_graph), its other files as they are, labels.json
-    saying `"dtype": "int8"`. Needs onnx and onnxruntime, not torch. Written as `export_model` writes."""
-    src, out = Path(fp32_folder), Path(out_dir)
-    meta = json.loads((src / LABELS_FILE).read_text(encoding="utf-8"))
-    if meta.get("dtype", "fp32") != "fp32":
-        raise ValueError(f"{src} holds an {meta['dtype']} export: quantize the fp32 export instead")
-    with np.load(src / HEAD_FILE) as head:
-        head_shape = tuple(head["weight"].shape)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
-        tmp = Path(tmp)
-        meta["external_data"] = quantize_graph(src / ONNX_FILE, tmp / ONNX_FILE, head_shape, max_inline_bytes)
-        meta["dtype"] = "int8"
-        write_labels(tmp, meta)
-        for name in (HEAD_FILE, README_FILE, VAD_ONNX):
-            if (src / name).exists():
-                shutil.copyfile(src / name, tmp / name)
-        place(tmp, out)
-    logger.info("quantized %s to int8 in %s", meta.get("model_id", src), out)
-    return out
-
-
-def write_labels(folder: Path, meta: dict) -> None:
-    (folder / LABELS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def place(tmp: Path, out: Path) -> None:
-    """The export's files from `tmp` into `out`, each by a rename; a file of an earlier export that
-    this one has not (a weights file of a larger one) is removed."""
-    for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE, VAD_ONNX):
-        if (tmp / name).exists():
-            os.replace(tmp / name, out / name)
-        elif (out / name).exists():
-            (out / name).unlink()
 
 
 def labels_json(model, tokens, keep, model_id, fingerprint, frame_embeddings, opset, external) -> dict:

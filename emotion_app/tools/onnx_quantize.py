@@ -1,10 +1,65 @@
 """`export-onnx --int8`: onnxruntime's dynamic quantizer on an exported graph (int8 weights per
-output channel for the linear layers; the head, the convs and the attention products stay fp32)."""
+output channel for the linear layers; the head, the convs and the attention products stay fp32).
+`quantize_export` makes the int8 folder of an fp32 export; it needs onnx and onnxruntime, not torch
+(onnx_export.py, which traces the model, writes the fp32 folder and then calls it)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
+
+import numpy as np
+
+from ..audio.vad import ONNX_NAME as VAD_ONNX
+from ..model.onnx_backend import HEAD_FILE, LABELS_FILE, ONNX_DATA_FILE, ONNX_FILE, README_FILE
+
+logger = logging.getLogger(__name__)
+
+# bytes: protobuf cannot serialise 2 GB; above this the weights go to model.onnx.data
+MAX_INLINE_BYTES = 2 * 1024**3 - 64 * 1024**2
+
+
+def quantize_export(fp32_folder, out_dir, *, max_inline_bytes: int = MAX_INLINE_BYTES) -> Path:
+    """The int8 folder of an fp32 export (`export-onnx --int8`): its graph's linear layers through
+    onnxruntime's dynamic quantizer (quantize_graph), its other files as they are, labels.json
+    saying `"dtype": "int8"`. Written as onnx_export.export_model writes (into a temporary folder
+    inside `out_dir`, then each file moved into place)."""
+    src, out = Path(fp32_folder), Path(out_dir)
+    meta = json.loads((src / LABELS_FILE).read_text(encoding="utf-8"))
+    if meta.get("dtype", "fp32") != "fp32":
+        raise ValueError(f"{src} holds an {meta['dtype']} export: quantize the fp32 export instead")
+    with np.load(src / HEAD_FILE) as head:
+        head_shape = tuple(head["weight"].shape)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        tmp = Path(tmp)
+        meta["external_data"] = quantize_graph(src / ONNX_FILE, tmp / ONNX_FILE, head_shape, max_inline_bytes)
+        meta["dtype"] = "int8"
+        write_labels(tmp, meta)
+        for name in (HEAD_FILE, README_FILE, VAD_ONNX):
+            if (src / name).exists():
+                shutil.copyfile(src / name, tmp / name)
+        place(tmp, out)
+    logger.info("quantized %s to int8 in %s", meta.get("model_id", src), out)
+    return out
+
+
+def write_labels(folder: Path, meta: dict) -> None:
+    (folder / LABELS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def place(tmp: Path, out: Path) -> None:
+    """The export's files from `tmp` into `out`, each by a rename; a file of an earlier export that
+    this one has not (a weights file of a larger one) is removed."""
+    for name in (ONNX_DATA_FILE, ONNX_FILE, HEAD_FILE, LABELS_FILE, README_FILE, VAD_ONNX):
+        if (tmp / name).exists():
+            os.replace(tmp / name, out / name)
+        elif (out / name).exists():
+            (out / name).unlink()
 
 
 def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_inline_bytes: int) -> bool:
