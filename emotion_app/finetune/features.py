@@ -16,8 +16,6 @@ at K = 4, a third of the blocks and none of the convolutions.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import logging
 import os
@@ -30,32 +28,12 @@ import numpy as np
 
 from ..constants import SAMPLE_RATE
 from ..heads.dataset import DatasetError
+from ..model.heap import trim_heap
 from .data import Clip
 
 logger = logging.getLogger(__name__)
 
 HASH_BLOCK = 1 << 22
-
-
-def trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc `malloc_trim`; nothing elsewhere).
-
-    Each clip of the caching pass (and each batch of an epoch) allocates tensors of other sizes;
-    glibc keeps what torch frees in its arenas, raises its mmap threshold after the first large
-    frees, and the free pages stay resident: the caching pass of 200 clips of 3-8 s on plus_large
-    grew by 1.3 GB that nothing used. Trimming after each clip keeps it at what one clip needs.
-    """
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _glibc():
-    # The symbols already in the process (glibc's where there is one): no library lookup, which
-    # `ctypes.util.find_library` does by running ldconfig in a child process.
-    libc = ctypes.CDLL(None)
-    return libc if hasattr(libc, "malloc_trim") else None  # musl and macOS have none
 
 
 def model_hash(model_dir: Path) -> str:

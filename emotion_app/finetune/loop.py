@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..fields import OptionError
 from ..heads.report import classification_scores
-from .features import trim_heap
+from ..model.heap import trim_heap
 
 logger = logging.getLogger(__name__)
 
