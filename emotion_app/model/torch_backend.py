@@ -16,6 +16,7 @@ from ..constants import label_for_token
 from ..errors import ModelLoadError
 from .chunking import ChunkOutput
 from .devices import resolve_dtype
+from .heap import keep_freed_memory
 from .sliding import StreamWindow, slide_features
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,12 @@ class TorchModel:
             from .quantize import quantize_linears
 
             quantize_linears(self.model)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+            if self.dtype == "bf16":
+                from .packed import pack_linears
+
+                pack_linears(self.model)
         keep = [i for i, t in enumerate(tokens) if not t.startswith("unuse")]
         self._keep = np.array(keep)
         self.tokens = tokens
