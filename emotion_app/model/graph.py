@@ -51,6 +51,7 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.layer_norm = cfg.extractor_mode == "layer_norm"
+        self._taps_cache: tuple | None = None  # _taps()
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         in_dim = 1
@@ -70,7 +71,7 @@ class FeatureExtractor(nn.Module):
         512-channel activations of a long input never exist at once (200 MB for 30 s).
         """
         t = self.cfg.num_frames(wav.shape[1])
-        taps = [conv.weight.permute(2, 1, 0).contiguous() for conv in self.convs]  # (k, Cin, Cout) each
+        taps = self._taps()
         if not self.layer_norm:  # GroupNorm normalises over all of time: each item on its own
             items = [self._run(wav[i : i + 1, :n], taps) for i, n in enumerate(lengths.tolist())]
             return torch.cat([F.pad(x, (0, 0, 0, t - x.shape[1])) for x in items])
@@ -82,6 +83,20 @@ class FeatureExtractor(nn.Module):
             for f0 in range(0, t, self.TILE_FRAMES)
         ]
         return torch.cat(tiles, dim=1)
+
+    def _taps(self) -> list[torch.Tensor]:
+        """Each conv's weight as (k, Cin, Cout), contiguous (strided_conv's layout). The transposed
+        copy is slow (0.6 ms for a 3 x 512 x 512 weight, 2-3 ms of a call), so it is kept from call
+        to call while the weights are the same ones (same memory, same version) and no gradient is
+        wanted; made anew otherwise."""
+        key = tuple((c.weight.data_ptr(), c.weight._version, c.weight.dtype) for c in self.convs)
+        if torch.is_grad_enabled() and any(c.weight.requires_grad for c in self.convs):
+            return [c.weight.permute(2, 1, 0).contiguous() for c in self.convs]
+        cached = self._taps_cache  # (key, taps), one attribute: swapped whole
+        if cached is None or cached[0] != key:
+            cached = (key, [c.weight.detach().permute(2, 1, 0).contiguous() for c in self.convs])
+            self._taps_cache = cached
+        return cached[1]
 
     def _run(self, wav: torch.Tensor, taps: list[torch.Tensor]) -> torch.Tensor:
         # Channels-last throughout: each conv is a few GEMMs and each LayerNorm runs on contiguous
@@ -144,11 +159,27 @@ class PositionalConv(nn.Module):
         for conv in self.convs:
             if pad is not None:
                 x = x.masked_fill(pad.unsqueeze(-1), 0.0)
-            y = conv(x.transpose(1, 2))  # (B, D, T + trim)
+            y = _conv_rows(conv, x)  # (B, T + trim, D)
             if self.trim:
-                y = y[:, :, : -self.trim]
-            x = F.gelu(F.layer_norm(y.transpose(1, 2), (conv.out_channels,)))  # (B, T, D)
+                y = y[:, : -self.trim]
+            x = F.gelu(F.layer_norm(y, (conv.out_channels,)))  # (B, T, D)
         return x
+
+
+def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """`conv` over (B, T, D) rows -> (B, T', D) rows.
+
+    In bf16/fp16 the rows are taken as a (B, D, 1, T) image in channels-last memory (the same
+    bytes): a 2-d conv reads them and writes (B, T', D) rows, with no transposed copy on either
+    side; 1.4-5x faster than conv1d on (B, D, T) in bf16, most on long batches, and the same
+    numbers. fp32 keeps conv1d: the 2-d kernel sums in another order there (4e-6 apart), enough
+    to move the int8 gate of tests/test_int8.py, which sits at 0.048 of its 0.05 bound.
+    """
+    if x.dtype == torch.float32:
+        return conv(x.transpose(1, 2)).transpose(1, 2)
+    image = x.transpose(1, 2).unsqueeze(2)  # (B, D, 1, T), channels last
+    y = F.conv2d(image, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), groups=conv.groups)
+    return y.squeeze(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
