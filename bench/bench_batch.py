@@ -92,7 +92,7 @@ def worker(impl: str, scenario: str, model: str, device: str, data: str, dtype: 
             t = time.perf_counter()
             results = list(iter_batch(engine, collect_inputs(files), request, group=max(8, 8 * engine.batch_size)))
             out["errors"] = sum(1 for _, r, e in results if e)
-            audio = sum(r["duration_s"] for _, r, e in results if r)
+            audio = sum(r.duration_s for _, r, e in results if r)
         else:
             fm.generate(input=str(files[0]), granularity="utterance")
             t = time.perf_counter()

@@ -4,8 +4,10 @@ In eager torch a bf16 `nn.Linear` on the CPU hands oneDNN a plain weight, which 
 into its blocked layout (AMX / AVX512-BF16 tiles) inside every call: for a 1024 x 4096 weight that
 is reading and writing 8 MB each time, from memory, since twelve blocks' weights do not stay in
 cache. `PackedLinear` reorders once, at load, and calls the same kernel on the packed weight
-(`mkldnn._linear_pointwise`, what inductor's freezing emits): the same numbers, bit for bit, and
-per layer 0.6-0.8x the time (a 10 s clip's 509 rows to a 3 s window's 159 rows; docs/benchmarks.md).
+(`mkldnn._linear_pointwise`, what inductor's freezing emits): per layer 0.6-0.8x the time (a 10 s
+clip's 509 rows to a 3 s window's 159 rows; docs/benchmarks.md). The numbers are the same bit for
+bit up to about a thousand rows; past that, oneDNN blocks some products (512 or 1024 outputs)
+another way in one of the two paths, one bf16 rounding apart (a 2-clip batch: |dp| 0.0025).
 fp32 gains nothing (its kernels are MKL's), so only bf16 is packed.
 
 Inference only: a packed weight has no gradient, no state-dict entry of the usual layout and no

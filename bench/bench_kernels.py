@@ -1,0 +1,126 @@
+"""What each CPU kernel change under eager bf16 is worth: the C heap kept between calls
+(model/heap.py), linear weights packed for oneDNN (model/packed.py), the positional convs over the
+rows' channels-last view and the extractor's taps kept (graph.py), each added to the one before.
+
+    python bench/bench_kernels.py [--model DIR] [--dtype bf16] [--threads 2] [--rounds 3] [--calls 9]
+
+Each configuration runs in a fresh process (the heap's thresholds are process-wide), the
+configurations in turn, `--rounds` times; each process times, after two warm-up calls, `--calls`
+calls of: a 10 s clip (`run_chunks`), a 3 s clip (the live window, scored whole), and 8 live
+streams' next hop (`run_windows`: the new 0.5 s of conv features, the 3 s window's transformer;
+what the live meter's batches cost, per window). Medians over all rounds; the outputs of every
+configuration are compared with the first's (max |dp| on the probabilities). DIR defaults to
+checkpoints/plus_large_random (built if missing). Prints a markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = {  # name: the changes switched off in that process
+    "none of them": ["heap", "packed", "conv"],
+    "+ heap kept": ["packed", "conv"],
+    "+ packed linears": ["conv"],
+    "+ channels-last convs, taps kept (main)": [],
+}
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+off = set(sys.argv[4].split(",")) - {""}
+from emotion_app.model import graph, torch_backend
+if "heap" in off:
+    torch_backend.keep_freed_memory = lambda: False
+if "packed" in off:
+    import emotion_app.model.packed as packed
+    packed.pack_linears = lambda model: 0
+if "conv" in off:
+    def conv1d_rows(conv, x):
+        return conv(x.transpose(1, 2)).transpose(1, 2)
+    def fresh_taps(self):
+        return [c.weight.permute(2, 1, 0).contiguous() for c in self.convs]
+    graph._conv_rows = conv1d_rows
+    graph.FeatureExtractor._taps = fresh_taps
+from emotion_app.model.sliding import FeatureCache, StreamWindow
+model = torch_backend.TorchModel(sys.argv[1], "cpu", sys.argv[2], threads=int(sys.argv[3]))
+calls = int(sys.argv[5])
+rng = np.random.default_rng(0)
+clip10, clip3 = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (160000, 48000)]
+n, hop = 48000, 8000
+streams = [(0.05 * rng.standard_normal(n + (calls + 4) * hop)).astype(np.float32) for _ in range(8)]
+caches = [FeatureCache() for _ in streams]
+step = [0]
+
+def windows():
+    end = n + step[0] * hop
+    step[0] += 1
+    return model.run_windows([StreamWindow(s[end - n : end], end, c) for s, c in zip(streams, caches)])
+
+out = {}
+for name, run in (("10 s clip", lambda: model.run_chunks([clip10])), ("3 s clip", lambda: model.run_chunks([clip3])),
+                  ("8 windows", windows)):
+    run(); run()
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
+    out[name] = times
+out["probabilities"] = [o.probabilities.tolist() for o in model.run_chunks([clip10, clip3])]
+print(json.dumps(out))
+"""
+
+
+def run_config(args, off: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
+    cmd = [sys.executable, "-c", WORKER, str(args.model), args.dtype, str(args.threads), ",".join(off), str(args.calls)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"the worker failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "plus_large_random")
+    p.add_argument("--dtype", default="bf16")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--calls", type=int, default=9)
+    args = p.parse_args()
+    if not (args.model / "model.pt").exists():
+        from emotion_app.tools.random_checkpoint import build_random_checkpoint
+
+        build_random_checkpoint(args.model, "plus_large", training_state=True)
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in CONFIGS}
+    probs: dict[str, list] = {}
+    for _ in range(args.rounds):
+        for name, off in CONFIGS.items():
+            out = run_config(args, off)
+            probs[name] = out.pop("probabilities")
+            for what, ts in out.items():
+                times[name].setdefault(what, []).extend(ts)
+    first = next(iter(CONFIGS))
+    print(f"\n{args.model.name}, {args.dtype}, {args.threads} threads, {platform.processor() or platform.machine()}; "
+          f"medians of {args.rounds} x {args.calls} calls\n")  # fmt: skip
+    print("| configuration | 10 s clip | 3 s clip | 8 live windows (per window) | max \\|dp\\| against the first |")
+    print("|---|---|---|---|---|")
+    for name in CONFIGS:
+        med = {what: statistics.median(ts) for what, ts in times[name].items()}
+        dp = max(abs(a - b) for pa, pb in zip(probs[name], probs[first]) for a, b in zip(pa, pb))
+        print(
+            f"| {name} | {med['10 s clip'] * 1e3:.1f} ms | {med['3 s clip'] * 1e3:.1f} ms | "
+            f"{med['8 windows'] * 1e3:.1f} ms ({med['8 windows'] / 8 * 1e3:.1f} ms) | {dp:.2g} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
