@@ -32,6 +32,7 @@ from .labelset import LabelSet
 from .model.batcher import MAX_PADDING, Batcher, BatchStats
 from .model.chunking import Accumulator, ChunkOutput, iter_chunks, window_frames
 from .model.head import engine_model_id, frame_readings, load_heads, select_heads
+from .model.heap import IdleTrim
 from .model.sliding import StreamWindow
 from .results import EmotionResult, read_heads
 
@@ -84,6 +85,7 @@ class Engine:
         self._frames_per_window = window_frames(opts.window_s)
         self._lock = threading.Lock()
         self._batcher: Batcher | None = None
+        self._idle = IdleTrim()  # the C heap given back when no model call ran for a while (model/heap.py)
         self.observers: list = []  # functions of BatchStats, called after each model call (the server's metrics)
         if self.remote:
             self.backend.observe = self._observe
@@ -111,16 +113,18 @@ class Engine:
         place that calls the model. Calls are serialised (one model, many request threads), or merged
         with other threads' calls into shared model calls after `enable_batching`; a concurrent
         backend (Ray Serve replicas) takes them all at once and batches them itself."""
-        if self._batcher is not None:
-            return self._batcher.run(chunks, keep_frames)
         if self.remote:
             return self.backend.run_chunks(chunks, keep_frames)
-        t0 = time.perf_counter()
-        with self._lock:
-            t1 = time.perf_counter()
-            outputs = self.backend.run_chunks(chunks, keep_frames)
-        if self.observers:
-            self._observe(BatchStats(1, len(chunks), (t1 - t0,), time.perf_counter() - t1))
+        if self._batcher is not None:
+            outputs = self._batcher.run(chunks, keep_frames)
+        else:
+            t0 = time.perf_counter()
+            with self._lock:
+                t1 = time.perf_counter()
+                outputs = self.backend.run_chunks(chunks, keep_frames)
+            if self.observers:
+                self._observe(BatchStats(1, len(chunks), (t1 - t0,), time.perf_counter() - t1))
+        self._idle.touch()
         return outputs
 
     @property
@@ -140,6 +144,7 @@ class Engine:
             outputs = self.backend.run_windows(windows)
         if self.observers:
             self._observe(BatchStats(1, len(windows), (t1 - t0,), time.perf_counter() - t1))
+        self._idle.touch()
         return outputs
 
     @property

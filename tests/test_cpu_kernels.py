@@ -1,21 +1,27 @@
 """The CPU's own speed-ups under the model: bf16 linears packed for oneDNN once (model/packed.py),
-the C heap keeping what a call frees for the next one (model/heap.py), the extractor's taps laid
-out once per call (graph.strided_conv). Each must give the numbers the plain path gives."""
+the C heap keeping what a call frees for the next one and given back when idle (model/heap.py),
+the extractor's taps laid out once and kept (graph.FeatureExtractor._taps), the positional convs'
+channels-last path (graph._conv_rows). Each must give the numbers the plain path gives.
+
+bf16 runs here whatever the CPU: on one without native bf16 the engine refuses it (emulated is
+slower than fp32), so the tests say the CPU has it (`native_bf16`); the numbers are the same."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from emotion_app.model import batcher as batcher_module
+from emotion_app.model import devices
 from emotion_app.model.graph import _conv_rows, strided_conv
+from emotion_app.model.heap import IdleTrim
 from emotion_app.model.packed import PackedLinear, pack_linears
 from emotion_app.model.torch_backend import TorchModel
 
@@ -32,7 +38,12 @@ def test_a_packed_linear_gives_the_plain_linears_numbers_bit_for_bit():
             assert torch.equal(packed(x), F.linear(x, linear.weight, linear.bias))
 
 
-def test_the_bf16_model_on_the_cpu_is_packed_and_scores_as_the_unpacked_one(tiny_dir):
+@pytest.fixture
+def native_bf16(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+
+
+def test_the_bf16_model_on_the_cpu_is_packed_and_scores_as_the_unpacked_one(tiny_dir, native_bf16):
     packed = TorchModel(tiny_dir, "cpu", "bf16")
     plain = TorchModel(tiny_dir, "cpu", "bf16")
     plain.model = TorchModel(tiny_dir, "cpu", "fp32").model.to(torch.bfloat16)  # the same weights, never packed
@@ -45,6 +56,31 @@ def test_the_bf16_model_on_the_cpu_is_packed_and_scores_as_the_unpacked_one(tiny
     for a, b in zip(packed.run_chunks(chunks, keep_frames=True), plain.run_chunks(chunks, keep_frames=True)):
         np.testing.assert_array_equal(a.probabilities, b.probabilities)
         np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_a_packed_model_saves_copies_and_casts_as_a_plain_one(tiny_dir, native_bf16, tmp_path):
+    """state_dict, deepcopy and .to() see the usual weights: a packed engine's model can be saved,
+    copied, exported (onnx_export copies and casts a non-fp32 model) or moved."""
+    from emotion_app.tools.onnx_export import export_model
+
+    packed = TorchModel(tiny_dir, "cpu", "bf16")
+    plain = TorchModel(tiny_dir, "cpu", "fp32").model.to(torch.bfloat16)
+    saved = packed.model.state_dict()
+    assert saved.keys() == plain.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in plain.state_dict().items())
+    twin = copy.deepcopy(packed.model).float()
+    assert type(twin.blocks[0].fc1) is torch.nn.Linear and twin.blocks[0].fc1.weight.dtype == torch.float32
+    wav = (0.1 * np.random.default_rng(4).standard_normal(20000)).astype(np.float32)
+    before = packed.run_chunks([wav])[0].probabilities
+    packed.model.float()  # in place: the layers hold plain fp32 weights and still compute
+    layer = packed.model.blocks[0].fc1
+    assert layer.packed is None and layer.weight.dtype == torch.float32
+    assert np.abs(packed.run_chunks([wav])[0].probabilities - before).max() < 0.025  # fp32 against bf16
+    packed.model.to(torch.bfloat16)  # and packed again
+    assert layer.packed is not None
+    np.testing.assert_array_equal(packed.run_chunks([wav])[0].probabilities, before)
+    export_model(TorchModel(tiny_dir, "cpu", "bf16").model, packed.tokens, tmp_path / "onnx", "tiny")
+    assert (tmp_path / "onnx" / "model.onnx").stat().st_size > 0
 
 
 def test_fp32_is_not_packed(tiny_dir):
@@ -65,7 +101,8 @@ def test_the_taps_conv_equals_torchs_conv1d():
 FAULTS = """
 import resource, sys
 import numpy as np
-from emotion_app.model import torch_backend
+from emotion_app.model import devices, torch_backend
+devices.cpu_has_native_bf16 = lambda: True  # bf16 on any CPU (the test's numbers, not its speed)
 if sys.argv[2] == "default":
     torch_backend.keep_freed_memory = lambda: False  # glibc's own thresholds
 model = torch_backend.TorchModel(sys.argv[1], "cpu", "bf16", threads=1)
@@ -83,26 +120,37 @@ def test_a_call_reuses_the_heap_pages_of_the_last_one(tiny_dir):
     model, 25 000 on plus_large); with the thresholds fixed (heap.keep_freed_memory), few."""
     faults = {}
     for mode in ("default", "kept"):
-        out = subprocess.run(
-            [sys.executable, "-c", FAULTS, str(tiny_dir), mode], capture_output=True, text=True, cwd=ROOT, check=True
-        )
+        cmd = [sys.executable, "-c", FAULTS, str(tiny_dir), mode]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
         faults[mode] = float(out.stdout.split()[-1])
     assert faults["default"] > 1000 and faults["kept"] < faults["default"] / 5, faults  # 16-141 kept, beside a busy worker
 
 
-def test_the_batcher_gives_the_heap_back_when_idle(monkeypatch):
-    trimmed = threading.Event()
-    monkeypatch.setattr(batcher_module, "IDLE_EXIT_S", 0.05)
-    monkeypatch.setattr(batcher_module, "trim_heap", trimmed.set)
-    batcher = batcher_module.Batcher(lambda chunks, keep: [len(c) for c in chunks], max_chunks=4, max_samples=10**6)
-    assert batcher.run([np.zeros(5, np.float32)]) == [5]
-    assert trimmed.wait(5)
-    time.sleep(0.05)
-    assert batcher._thread is None  # the worker ended after the trim
+def test_the_heap_is_given_back_once_calls_stop():
+    trims = []
+    idle = IdleTrim(idle_s=0.2, trim=lambda: trims.append(time.monotonic()))
+    start = time.monotonic()
+    for _ in range(4):  # calls 0.1 s apart: never idle for 0.2 s
+        idle.touch()
+        time.sleep(0.1)
+    assert trims == []
+    watcher = idle._watcher
+    watcher.join(5)
+    assert not watcher.is_alive() and len(trims) == 1 and trims[0] - start >= 0.5  # 0.2 s after the last call
+    idle.touch()  # calls again: a new watcher, a second trim
+    idle._watcher.join(5)
+    assert len(trims) == 2
+
+
+def test_the_engine_touches_the_idle_trim_after_each_model_call(tiny_engine, monkeypatch):
+    touched = []
+    monkeypatch.setattr(tiny_engine._idle, "touch", lambda: touched.append(1))
+    tiny_engine.run_chunks([np.zeros(16000, np.float32)])
+    assert touched == [1]
 
 
 def test_the_positional_convs_bf16_path_gives_conv1ds_numbers():
-    """bf16 runs the grouped conv as a 2-d conv over the rows' channels-last view (graph._conv_rows)."""
+    """bf16 on the CPU runs the grouped conv as a 2-d conv over the rows' channels-last view."""
     torch.manual_seed(2)
     conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16)
     for b, t in [(1, 37), (3, 149)]:
@@ -112,8 +160,9 @@ def test_the_positional_convs_bf16_path_gives_conv1ds_numbers():
 
 
 def test_the_extractors_taps_follow_its_weights(tiny_dir):
-    """The taps are kept between calls (inference) and made anew once a weight changes; with a
-    gradient wanted they are made at each call, so the gradient reaches the weights."""
+    """The taps are kept between calls (inference) and made anew once a weight changes in place or
+    is replaced; with a gradient wanted they are made at each call, so the gradient reaches the
+    weights."""
     features = TorchModel(tiny_dir, "cpu", "fp32").model.features
     with torch.inference_mode():
         first = features._taps()
@@ -123,7 +172,9 @@ def test_the_extractors_taps_follow_its_weights(tiny_dir):
     with torch.inference_mode():
         again = features._taps()
     assert again is not first and torch.equal(again[1], first[1] * 2)
+    features.convs[2].weight = torch.nn.Parameter(features.convs[2].weight.detach() + 1)
+    with torch.inference_mode():
+        assert torch.equal(features._taps()[2], again[2] + 1)
     features.requires_grad_(True)
-    wav = torch.randn(1, 4000)
-    features(wav, torch.tensor([4000])).sum().backward()
+    features(torch.randn(1, 4000), torch.tensor([4000])).sum().backward()
     assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in features.convs)

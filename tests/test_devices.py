@@ -97,10 +97,12 @@ def test_bf16_stays_close_to_fp32_on_the_cpu(tiny_dir):
     these clips: frames 0.036 (|dz| 0.18), utterance 0.0047 (|dz| 0.043); on the plus_large layout
     0.018 and 0.0093.
     """
+    from emotion_app.model.packed import pack_linears
     from emotion_app.model.torch_backend import load_model
 
     fp32, _ = load_model(tiny_dir, torch.device("cpu"), torch.float32, cache_weights=False)
     bf16, _ = load_model(tiny_dir, torch.device("cpu"), torch.bfloat16, cache_weights=False)
+    assert pack_linears(bf16) > 0  # as TorchModel runs bf16 on the CPU (model/packed.py)
     agree = []
     for kind, seconds in [("tone", 1.0), ("noise", 5.0), ("chirp", 8.0), ("chirp", 3.0)]:
         wav = torch.from_numpy(clip(kind, seconds))[None]

@@ -128,7 +128,7 @@ def predict(model, examples: list[Example], max_frames: int, bf16: bool) -> np.n
         for idx in batches(lengths, max_frames, 0):
             x, mask, _ = collate([examples[i] for i in idx], extra, device)
             out[idx] = torch.softmax(model(x, mask).float(), -1).cpu().numpy()
-            trim_heap()  # batches differ in shape: what one frees, glibc would keep (features.py)
+            trim_heap()  # batches differ in shape: what one frees, glibc would keep (model/heap.py)
     return out
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunking import ChunkOutput
-from .heap import trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +185,7 @@ class Batcher:
         while True:
             with self._cond:
                 jobs = self._take()
-            if jobs is None:  # idle: what the calls freed goes back to the system (heap.py)
-                trim_heap()
+            if jobs is None:
                 return
             try:
                 results = run_merged(self._run, [job.call for job in jobs], self.max_chunks, self.max_samples, self.on_batch)

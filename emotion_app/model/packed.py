@@ -4,43 +4,86 @@ In eager torch a bf16 `nn.Linear` on the CPU hands oneDNN a plain weight, which 
 into its blocked layout (AMX / AVX512-BF16 tiles) inside every call: for a 1024 x 4096 weight that
 is reading and writing 8 MB each time, from memory, since twelve blocks' weights do not stay in
 cache. `PackedLinear` reorders once, at load, and calls the same kernel on the packed weight
-(`mkldnn._linear_pointwise`, what inductor's freezing emits): per layer 0.6-0.8x the time (a 10 s
-clip's 509 rows to a 3 s window's 159 rows; docs/benchmarks.md). The numbers are the same bit for
+(`mkldnn._linear_pointwise`, what inductor's freezing emits): alone, a layer takes 0.6-0.8x the
+time (a 10 s clip's 509 rows to a 3 s window's 159 rows); in the model, a 10 s clip 5 % less and
+a 3 s window 11 % less (bench/bench_kernels.py, docs/benchmarks.md). The numbers are the same bit for
 bit up to about a thousand rows; past that, oneDNN blocks some products (512 or 1024 outputs)
 another way in one of the two paths, one bf16 rounding apart (a 2-clip batch: |dp| 0.0025).
 fp32 gains nothing (its kernels are MKL's), so only bf16 is packed.
 
-Inference only: a packed weight has no gradient, no state-dict entry of the usual layout and no
-`.to()`. TorchModel packs its own model (never the one fine-tuning trains) after loading.
+Inference only: a packed weight has no gradient. A packed layer saves (`state_dict`) and copies
+(`copy.deepcopy`, as a plain `nn.Linear`) with its weight in the usual layout, and cast or moved it
+holds the plain weight (tools/onnx_export.export_model copies a non-fp32 model and casts the copy
+to fp32). TorchModel packs its own model (never the one fine-tuning trains) after loading.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
+from .swap import first_linear, swap_linears
 
-FLOAT_LAYERS = frozenset({"head"})  # the 9-class head runs in fp32 (graph.head_logits reads its weight)
+logger = logging.getLogger(__name__)
 
 
 class PackedLinear(nn.Module):
-    """A bf16 `nn.Linear` on the CPU with its weight in oneDNN's layout (see the module's docstring)."""
+    """A bf16 `nn.Linear` on the CPU with its weight in oneDNN's layout (see the module's docstring).
+    Cast or moved (`.to()`, `.float()`, `.cuda()`), it holds the plain weight instead and computes
+    as nn.Linear does; back in bf16 on the CPU, it packs again."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
         self.bias = None if linear.bias is None else linear.bias.detach()
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self._hold(linear.weight.detach())
+
+    def _hold(self, weight: torch.Tensor) -> None:
+        if weight.dtype == torch.bfloat16 and weight.device.type == "cpu":
+            self.packed, self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, None), None
+        else:
+            self.packed, self.weight = None, weight
+
+    def dense_weight(self) -> torch.Tensor:
+        """The weight in the usual (out, in) layout, the same numbers bit for bit."""
+        return self.weight if self.packed is None else self.packed.to_dense()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is None:
+            return F.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
+    def unpacked(self) -> nn.Linear:
+        """The plain layer with the same weight and bias."""
+        weight = self.dense_weight()
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, dtype=weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear.to(weight.device)
+
+    def __deepcopy__(self, memo) -> nn.Linear:
+        return copy.deepcopy(self.unpacked(), memo)  # oneDNN's opaque tensor has no storage to copy
+
+    def _apply(self, fn, recurse: bool = True):
+        weight = fn(self.dense_weight())
+        self.bias = None if self.bias is None else fn(self.bias)
+        self._hold(weight)
+        return self
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        destination[prefix + "weight"] = self.dense_weight()
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias
+
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bf16 packed for oneDNN"
+        kind = "bf16 packed for oneDNN" if self.packed is not None else f"{self.weight.dtype} unpacked"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {kind}"
 
 
 def can_pack(linear: nn.Linear) -> bool:
@@ -63,17 +106,11 @@ def can_pack(linear: nn.Linear) -> bool:
 
 
 def pack_linears(model: nn.Module) -> int:
-    """Swap every bf16 nn.Linear of `model` (on the CPU) except FLOAT_LAYERS for PackedLinear, in
+    """Swap every bf16 nn.Linear of `model` (on the CPU) but the head (swap.py) for PackedLinear, in
     place, when `can_pack` says this torch can; returns how many were swapped."""
-    layers = [
-        (parent, name, child)
-        for parent_name, parent in model.named_modules()
-        for name, child in parent.named_children()
-        if isinstance(child, nn.Linear) and (f"{parent_name}.{name}" if parent_name else name) not in FLOAT_LAYERS
-    ]
-    if not layers or not can_pack(layers[0][2]):
+    first = first_linear(model)
+    if first is None or not can_pack(first):
         return 0
-    for parent, name, child in layers:
-        setattr(parent, name, PackedLinear(child))
-    logger.info("%d bf16 linear layers packed for oneDNN", len(layers))
-    return len(layers)
+    swapped = swap_linears(model, PackedLinear)
+    logger.info("%d bf16 linear layers packed for oneDNN", swapped)
+    return swapped

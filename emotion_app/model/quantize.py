@@ -29,12 +29,12 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .devices import CPUINFO, cpu_flags
+from .swap import swap_linears
 
 logger = logging.getLogger(__name__)
 
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "asimddp"})  # x86 VNNI, ARM dotprod
 AMX_INT8_FLAG = "amx_int8"  # Intel AMX tiles: oneDNN's kernels use them, fbgemm's do not
-FLOAT_LAYERS = frozenset({"head"})  # linear layers left in float
 
 
 def cpu_has_int8_dot(cpuinfo: Path = CPUINFO) -> bool:
@@ -93,19 +93,13 @@ def _packing_with(engine: str):
 
 
 def quantize_linears(model: nn.Module, reduce_range: bool | None = None, engine: str | None = None) -> nn.Module:
-    """Swap every nn.Linear of `model` (an fp32 model on the CPU) except FLOAT_LAYERS for Int8Linear,
+    """Swap every nn.Linear of `model` (an fp32 model on the CPU) but the head (swap.py) for Int8Linear,
     in place; returns the model."""
     _check_kernels()
     if reduce_range is None:
         reduce_range = not cpu_has_int8_dot()
     engine = engine or packing_engine()
-    swapped = 0
     with _packing_with(engine):
-        for parent_name, parent in list(model.named_modules()):
-            for name, child in list(parent.named_children()):
-                full = f"{parent_name}.{name}" if parent_name else name
-                if isinstance(child, nn.Linear) and full not in FLOAT_LAYERS:
-                    setattr(parent, name, Int8Linear(child, reduce_range))
-                    swapped += 1
+        swapped = swap_linears(model, lambda layer: Int8Linear(layer, reduce_range))
     logger.info("%d linear layers in int8 (reduce_range=%s, %s kernels)", swapped, reduce_range, engine)
     return model
