@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .swap import first_linear, swap_linears
+from .swap import linear_layers, swap_linears
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def can_pack(linear: nn.Linear) -> bool:
 def pack_linears(model: nn.Module) -> int:
     """Swap every bf16 nn.Linear of `model` (on the CPU) but the head (swap.py) for PackedLinear, in
     place, when `can_pack` says this torch can; returns how many were swapped."""
-    first = first_linear(model)
-    if first is None or not can_pack(first):
+    layers = linear_layers(model)
+    if not layers or not can_pack(layers[0][2]):
         return 0
     swapped = swap_linears(model, PackedLinear)
     logger.info("%d bf16 linear layers packed for oneDNN", swapped)

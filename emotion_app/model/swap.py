@@ -11,22 +11,19 @@ from torch import nn
 FLOAT_LAYERS = frozenset({"head"})  # linear layers left as they are
 
 
-def swap_linears(model: nn.Module, make: Callable[[nn.Linear], nn.Module]) -> int:
-    """Replace every nn.Linear of `model` except FLOAT_LAYERS by `make(layer)`; returns how many."""
-    layers = [
+def linear_layers(model: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+    """(parent, name, layer) of every nn.Linear of `model` except FLOAT_LAYERS, in module order."""
+    return [
         (parent, name, child)
         for parent_name, parent in model.named_modules()
         for name, child in parent.named_children()
         if isinstance(child, nn.Linear) and (f"{parent_name}.{name}" if parent_name else name) not in FLOAT_LAYERS
     ]
+
+
+def swap_linears(model: nn.Module, make: Callable[[nn.Linear], nn.Module]) -> int:
+    """Replace every layer of `linear_layers(model)` by `make(layer)`; returns how many."""
+    layers = linear_layers(model)
     for parent, name, child in layers:
         setattr(parent, name, make(child))
     return len(layers)
-
-
-def first_linear(model: nn.Module) -> nn.Linear | None:
-    """The first nn.Linear that `swap_linears` would replace (None: none)."""
-    return next(
-        (m for name, m in model.named_modules() if isinstance(m, nn.Linear) and name not in FLOAT_LAYERS),
-        None,
-    )
