@@ -99,31 +99,36 @@ def test_the_taps_conv_equals_torchs_conv1d():
 
 
 FAULTS = """
-import resource, sys
+import ctypes, resource, sys
 import numpy as np
+# faults of 4 KB pages, whatever /sys/kernel/mm/transparent_hugepage says
+assert ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0) == 0  # PR_SET_THP_DISABLE
 from emotion_app.model import devices, torch_backend
 devices.cpu_has_native_bf16 = lambda: True  # bf16 on any CPU (the test's numbers, not its speed)
 if sys.argv[2] == "default":
     torch_backend.keep_freed_memory = lambda: False  # glibc's own thresholds
 model = torch_backend.TorchModel(sys.argv[1], "cpu", "bf16", threads=1)
 wav = (0.1 * np.random.default_rng(0).standard_normal(160000)).astype(np.float32)
-model.run_chunks([wav]); model.run_chunks([wav])
+clips = [wav, wav[:120000]]  # a batch of two lengths: the count depends less on oneDNN's kernels
+model.run_chunks(clips); model.run_chunks(clips)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(4):
-    model.run_chunks([wav])
+    model.run_chunks(clips)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
 """
 
 
 def test_a_call_reuses_the_heap_pages_of_the_last_one(tiny_dir):
-    """With glibc's own thresholds each 10 s call faults in fresh pages (about 2000 on the tiny
-    model, 25 000 on plus_large); with the thresholds fixed (heap.keep_freed_memory), few."""
+    """With glibc's own thresholds each call faults in fresh pages (4000-5000 on the tiny model with
+    10 s + 7.5 s here, whatever oneDNN's ISA; 25 000 for one 10 s clip on plus_large); with the
+    thresholds fixed (heap.keep_freed_memory), few. One 10 s clip alone gave 1226-1972 here and 512
+    on a CI machine, hence the batch."""
     faults = {}
     for mode in ("default", "kept"):
         cmd = [sys.executable, "-c", FAULTS, str(tiny_dir), mode]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
         faults[mode] = float(out.stdout.split()[-1])
-    assert faults["default"] > 1000 and faults["kept"] < faults["default"] / 5, faults  # 16-141 kept, beside a busy worker
+    assert faults["default"] > 800 and faults["kept"] < faults["default"] / 5, faults  # kept: 0 here
 
 
 def test_the_heap_is_given_back_once_calls_stop():
