@@ -1,6 +1,7 @@
 """What each CPU kernel change under eager bf16 is worth: the C heap kept between calls
 (model/heap.py), linear weights packed for oneDNN (model/packed.py), the positional convs over the
-rows' channels-last view and the extractor's taps kept (graph.py), each added to the one before.
+rows' channels-last view and the extractor's taps kept, the tokens padded to a multiple of 32 rows
+(graph.py), each added to the one before.
 
     python bench/bench_kernels.py [--model DIR] [--dtype bf16] [--threads 2] [--rounds 3] [--calls 9]
 
@@ -28,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CONFIGS = {  # name: the changes switched off in that process
-    "none of them": ["heap", "packed", "conv"],
-    "+ heap kept": ["packed", "conv"],
-    "+ packed linears": ["conv"],
-    "+ channels-last convs, taps kept (main)": [],
+    "none of them": ["heap", "packed", "conv", "align"],
+    "+ heap kept": ["packed", "conv", "align"],
+    "+ packed linears": ["conv", "align"],
+    "+ channels-last convs, taps kept": ["align"],
+    "+ tokens padded to 32 rows (main)": [],
 }
 
 WORKER = r"""
@@ -51,6 +53,8 @@ if "conv" in off:
         return [c.weight.permute(2, 1, 0).contiguous() for c in self.convs]
     graph._conv_rows = conv1d_rows
     graph.FeatureExtractor._taps = fresh_taps
+if "align" in off:
+    graph._aligned_rows = lambda x: x.shape[1]
 from emotion_app.model.sliding import FeatureCache, StreamWindow
 model = torch_backend.TorchModel(sys.argv[1], "cpu", sys.argv[2], threads=int(sys.argv[3]))
 calls = int(sys.argv[5])

@@ -1,7 +1,8 @@
 """The CPU's own speed-ups under the model: bf16 linears packed for oneDNN once (model/packed.py),
 the C heap keeping what a call frees for the next one and given back when idle (model/heap.py),
 the extractor's taps laid out once and kept (graph.FeatureExtractor._taps), the positional convs'
-channels-last path (graph._conv_rows). Each must give the numbers the plain path gives.
+channels-last path (graph._conv_rows), bf16 tokens padded to 32 rows (graph._aligned_rows). Each
+must give the numbers the plain path gives.
 
 bf16 runs here whatever the CPU: on one without native bf16 the engine refuses it (emulated is
 slower than fp32), so the tests say the CPU has it (`native_bf16`); the numbers are the same."""
@@ -183,3 +184,53 @@ def test_the_extractors_taps_follow_its_weights(tiny_dir):
     features.requires_grad_(True)
     features(torch.randn(1, 4000), torch.tensor([4000])).sum().backward()
     assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in features.convs)
+
+
+def _rows_seen(model, chunks) -> tuple[list[int], list]:
+    """The tokens per item the first block runs on, and the engine's outputs for `chunks`."""
+    rows: list[int] = []
+    hook = model.model.block(0).register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[1]))
+    try:
+        return rows, model.run_chunks(chunks, keep_frames=True)
+    finally:
+        hook.remove()
+
+
+def test_bf16_blocks_run_on_tokens_padded_to_32_rows_with_the_same_scores(tiny_dir, native_bf16, monkeypatch):
+    """The CPU's flash attention is 1.5-2.3x slower off its 32-row blocks: bf16 pads the tokens, masks
+    them as keys and cuts them off, and scores as the unpadded blocks do (to bf16's rounding)."""
+    from emotion_app.model import graph
+
+    rng = np.random.default_rng(5)
+    chunks = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (48000, 30000)]
+    model = TorchModel(tiny_dir, "cpu", "bf16")
+    rows, padded = _rows_seen(model, chunks)
+    tokens = model.model.cfg.num_extra_tokens + model.model.cfg.num_frames(48000)
+    assert rows == [160] and tokens % 32 != 0 and tokens <= 160  # 3 s: 159 tokens
+    monkeypatch.setattr(graph, "_aligned_rows", lambda x: x.shape[1])
+    rows, plain = _rows_seen(model, chunks)
+    assert rows == [tokens]
+    for a, b in zip(padded, plain):
+        assert a.frames.shape == b.frames.shape
+        assert np.abs(a.probabilities - b.probabilities).max() < 0.01  # bf16: other blocks, other roundings
+        assert np.abs(a.frames - b.frames).max() < 0.05 * np.abs(b.frames).max()
+
+
+def test_fp32_blocks_keep_their_rows(tiny_dir):
+    rows, _ = _rows_seen(TorchModel(tiny_dir, "cpu", "fp32"), [np.zeros(48000, np.float32)])
+    assert rows == [159]
+
+
+def test_one_padding_for_every_item_gives_one_bias_for_the_batch(tiny_dir):
+    """Items padded alike (aligned rows, windows of one length) share one (1, H, T, T) bias; items of
+    other lengths get one each."""
+    model = TorchModel(tiny_dir, "cpu", "fp32").model
+    alike = torch.tensor([[False] * 5 + [True] * 3] * 4)
+    apart = torch.tensor([[False] * 5 + [True] * 3, [False] * 8, [False] * 7 + [True], [False] * 8])
+    heads, e = model.cfg.num_heads, model.cfg.num_extra_tokens
+    shared = model.attention_bias(8, alike, 0, torch.float32)
+    assert shared.shape == (1, heads, e + 8, e + 8)
+    assert torch.isinf(shared[0, :, :, e + 5 :]).all() and torch.isfinite(shared[0, :, :, : e + 5]).all()
+    own = model.attention_bias(8, apart, 0, torch.float32)
+    assert own.shape == (4, heads, e + 8, e + 8) and torch.equal(own[0], shared[0])
+    assert torch.isfinite(own[1]).all() and torch.isinf(own[2, :, :, -1]).all()

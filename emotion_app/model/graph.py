@@ -187,6 +187,25 @@ def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     return y.squeeze(2).transpose(1, 2)
 
 
+ROW_ALIGN = 32  # tokens per item in bf16 on the CPU: a multiple of this (run_blocks pads)
+
+
+def _aligned_rows(x: torch.Tensor) -> int:
+    """The tokens per item that the blocks run on: in bf16 on the CPU, rounded up to ROW_ALIGN.
+
+    The CPU's flash attention in bf16 takes 1.5-2.3x the time when the tokens are not a multiple of
+    its 32-row blocks (159 tokens, a 3 s window: 4.4-5.0 ms a layer for 8 windows; 160: 2.2 ms), and
+    the packed linears tile 32 rows. Padding costs the extra rows (at most 31) and a key mask:
+    a 10 s clip (509 tokens) -7 %, a live window in batches of 8 -4 % (bench/bench_kernels.py).
+    fp32 gains nothing measurable and keeps its rows (the FunASR parity of 1e-5 stays as it was);
+    CUDA keeps them too (not measured there).
+    """
+    n = x.shape[1]
+    if x.dtype != torch.bfloat16 or x.device.type != "cpu":
+        return n
+    return -(-n // ROW_ALIGN) * ROW_ALIGN
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -274,6 +293,8 @@ class Emotion2vec(nn.Module):
             torch.mul(dist, slopes, out=frames)
             frames.mul_(scale)
         if pad is not None and bool(pad.any()):
+            if bool((pad == pad[:1]).all()):  # the same keys padded in every item (one length, or aligned)
+                pad = pad[:1]
             keys = F.pad(pad, (e, 0)).view(pad.shape[0], 1, 1, e + t)
             neg = torch.zeros(keys.shape, device=pad.device).masked_fill(keys, float("-inf"))
             bias = neg if bias is None else bias + neg  # (B, H, E+T, E+T)
@@ -330,6 +351,10 @@ class Emotion2vec(nn.Module):
         Fine-tuning runs the lower blocks once (cached) and the top ones each step. `recompute`
         (training): each block's activations are computed again in the backward pass instead of
         being kept, so a step holds one block's (the same numbers, one more forward pass)."""
+        n = x.shape[1]
+        extra = _aligned_rows(x) - n
+        if extra:  # padded tokens: zeros, masked as keys, cut off at the end
+            x, mask = F.pad(x, (0, 0, 0, extra)), F.pad(mask, (0, extra), value=False)
         t = mask.shape[1]
         pad = None if bool(mask.all()) else ~mask
         bias = None
@@ -342,7 +367,7 @@ class Emotion2vec(nn.Module):
                 x = checkpoint(self.block(i), x, bias, use_reentrant=False)
             else:
                 x = self.block(i)(x, bias)
-        return x
+        return x[:, :n] if extra else x
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(..., D) features -> (..., V) fp32 logits, `unuse*` labels masked to -inf (as FunASR)."""
