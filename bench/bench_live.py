@@ -148,18 +148,22 @@ def summary(results: list[SessionResult]) -> dict:
     return row
 
 
-def start_server(folder: str, backend: str, dtype: str, max_sessions: int, outputs: Path) -> tuple[subprocess.Popen, str, dict]:
+def start_server(
+    folder: str, backend: str, dtype: str, max_sessions: int, outputs: Path, log: Path
+) -> tuple[subprocess.Popen, str, dict]:
+    """The server, its log written to `log` (a file, never an unread pipe that could fill and stall it)."""
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "app.py", "--port", str(port), "--outputs", str(outputs), "--model", folder]
     cmd += ["--backend", backend, "--dtype", dtype, "--max-live-sessions", str(max_sessions), "--keep-hours", "1"]
-    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as sink:
+        server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
     while time.time() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(server.stderr.read().decode(errors="replace")[-2000:])
+            raise RuntimeError(log.read_text(errors="replace")[-2000:])
         try:
             health = httpx.get(url + "/api/health", timeout=2)
             if health.status_code == 200:
@@ -178,22 +182,35 @@ def bench_mode(mode: str, folder: str, configs, sessions: list[int], seconds: fl
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
         try:
-            server, url, live = start_server(folder, backend, dtype, max_sessions or max(sessions), Path(tmp) / "outputs")
+            log = Path(tmp) / "server.log"
+            server, url, live = start_server(folder, backend, dtype, max_sessions or max(sessions), Path(tmp) / "outputs", log)
             print(f"{mode}: capacity {live['capacity']}, {live['cost_ms_per_s']} model ms per s of window", file=sys.stderr)
         except RuntimeError as exc:
             print(f"{mode}: not run: {exc}", file=sys.stderr)
             return [{"mode": mode, "skipped": str(exc).strip().splitlines()[-1][:120]}]
         try:
             asyncio.run(run_sessions(url, 1, 3.0, 3.0, 0.5))  # warm-up: first model calls, thread pools
+            seen = show_meter_log(log, 0)
             for window_s, hop_s in configs:
                 for n in sessions:
                     row = summary(asyncio.run(run_sessions(url, n, seconds, window_s, hop_s)))
                     rows.append({"mode": mode, "window_s": window_s, "asked_hop_s": hop_s, "sessions": n, **row})
                     print(format_row(rows[-1]), file=sys.stderr, flush=True)
+                    seen = show_meter_log(log, seen)
         finally:
             server.terminate()
             server.wait(timeout=30)
     return rows
+
+
+def show_meter_log(log: Path, seen: int) -> int:
+    """Print the server's log lines about the live meter (hops stretched, takes refused) written
+    since line `seen`; returns the lines read so far."""
+    lines = log.read_text(errors="replace").splitlines()
+    for line in lines[seen:]:
+        if "live meter" in line or "refused" in line:
+            print("  server:", line.strip()[-200:], file=sys.stderr)
+    return len(lines)
 
 
 def format_row(r: dict) -> str:
