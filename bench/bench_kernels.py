@@ -4,6 +4,7 @@ rows' channels-last view and the extractor's taps kept, the tokens padded to a m
 (graph.py), each added to the one before.
 
     python bench/bench_kernels.py [--model DIR] [--dtype bf16] [--threads 2] [--rounds 3] [--calls 9]
+    python bench/bench_kernels.py --attention-rows 150-167,176,192 [--dtype bf16] [--threads 2]
 
 Each configuration runs in a fresh process (the heap's thresholds are process-wide), the
 configurations in turn, `--rounds` times; each process times, after two warm-up calls, `--calls`
@@ -12,6 +13,10 @@ streams' next hop (`run_windows`: the new 0.5 s of conv features, the 3 s window
 what the live meter's batches cost, per window). Medians over all rounds; the outputs of every
 configuration are compared with the first's (max |dp| on the probabilities). DIR defaults to
 checkpoints/plus_large_random (built if missing). Prints a markdown table for docs/benchmarks.md.
+
+`--attention-rows` times only torch's attention kernel (`scaled_dot_product_attention` with a
+(1, H, T, T) bias, as the blocks call it) for 8 items of 16 heads of 64 at each token count T:
+why graph.py pads the tokens to a multiple of 32 in bf16 (medians of 15 calls).
 """
 
 from __future__ import annotations
@@ -92,6 +97,32 @@ def run_config(args, off: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def attention_rows(spec: str, dtype: str, threads: int) -> None:
+    """Print the attention kernel's time at each token count of `spec` ("150-167,176")."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    rows = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        rows += range(int(lo), int(hi or lo) + 1)
+    kind = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    print(f"\nscaled_dot_product_attention, 8 x 16 heads x 64, {dtype}, {threads} threads; medians of 15 calls\n")
+    print("| tokens | ms |\n|---|---|")
+    for t in rows:
+        q, k, v = torch.randn(3, 8, 16, t, 64).to(kind).unbind(0)
+        bias = torch.randn(1, 16, t, t).to(kind)
+        times = []
+        for _ in range(17):
+            t0 = time.perf_counter()
+            F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            times.append(time.perf_counter() - t0)
+        print(f"| {t} | {statistics.median(times[2:]) * 1e3:.2f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "plus_large_random")
@@ -99,7 +130,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=9)
+    p.add_argument("--attention-rows", help="only time the attention kernel at these token counts (150-167,176)")
     args = p.parse_args()
+    if args.attention_rows:
+        attention_rows(args.attention_rows, args.dtype, args.threads)
+        return
     if not (args.model / "model.pt").exists():
         from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
