@@ -11,8 +11,8 @@ random (seed 1, the same in every run), and each window's delay is the time from
 its result. `--background D` runs, beside it, a process that keeps one core busy a share D of the
 time in 2 ms bursts: what the server's front (WebSocket frames, resampling, the take's file) does
 to the model's two threads. Reports the delays, the mean batch and the model's busy share. First,
-what one window costs in a batch of each of `--batch-costs` sizes (the next hop of that many
-streams, medians of 12 calls, alone in the machine). DIR defaults to checkpoints/plus_large_random
+for each neighbour's load, what a batch of each of `--batch-costs` sizes costs (the next hop of
+that many streams, medians of 12 calls). DIR defaults to checkpoints/plus_large_random
 (built if missing). Prints markdown tables.
 """
 
@@ -102,30 +102,31 @@ while time.time() < until:
 """
 
 
-def batch_costs(args) -> dict[str, float]:
-    """Seconds per batch of each size in `--batch-costs`."""
+def batch_costs(args, background: float) -> dict[str, float]:
+    """Seconds per batch of each size in `--batch-costs`, beside a neighbour this busy."""
     cmd = [sys.executable, "-c", COSTS, str(args.model), args.dtype, args.batch_costs]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=900)
-    if done.returncode != 0:
-        raise SystemExit(f"the worker failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(beside(cmd, background, 900).strip().splitlines()[-1])
 
 
-def run(args, sessions: int, background: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", WORKER, str(args.model), args.dtype, str(sessions), str(args.seconds)]
+def beside(cmd: list[str], background: float, timeout: float) -> str:
+    """Run `cmd` (a worker) with a neighbour keeping one core busy `background` of the time; its stdout."""
     neighbour = None
     if background > 0:
-        neighbour = subprocess.Popen([sys.executable, "-c", BACKGROUND, str(background), str(args.seconds + 120)])
+        neighbour = subprocess.Popen([sys.executable, "-c", BACKGROUND, str(background), str(timeout)])
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.seconds + 300)
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
     finally:
         if neighbour is not None:
             neighbour.kill()
             neighbour.wait()
     if done.returncode != 0:
         raise SystemExit(f"the worker failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+def run(args, sessions: int, background: float) -> dict:
+    cmd = [sys.executable, "-c", WORKER, str(args.model), args.dtype, str(sessions), str(args.seconds)]
+    return json.loads(beside(cmd, background, args.seconds + 300).strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -141,9 +142,10 @@ def main() -> None:
         from emotion_app.tools.random_checkpoint import build_random_checkpoint
 
         build_random_checkpoint(args.model, "plus_large", training_state=True)
-    costs = batch_costs(args) if args.batch_costs else {}
+    backgrounds = [float(b) for b in args.background.split(",")]
+    costs = {b: batch_costs(args, b) for b in backgrounds} if args.batch_costs else {}
     rows = []
-    for background in [float(b) for b in args.background.split(",")]:
+    for background in backgrounds:
         for sessions in [int(s) for s in args.sessions.split(",")]:
             r = run(args, sessions, background)
             rows.append(
@@ -154,10 +156,13 @@ def main() -> None:
     print(f"\n{args.model.name}, {args.dtype}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"3 s windows every 0.5 s for {args.seconds:g} s\n")  # fmt: skip
     if costs:
-        print("| windows in a batch | " + " | ".join(costs) + " |")
-        print("|---|" + "---|" * len(costs))
-        print("| the batch | " + " | ".join(f"{t * 1e3:.0f} ms" for t in costs.values()) + " |")
-        print("| a window | " + " | ".join(f"{t / int(b) * 1e3:.1f} ms" for b, t in costs.items()) + " |\n")
+        sizes = args.batch_costs.split(",")
+        print("| neighbour's load (one core) | " + " | ".join(f"batch of {b} (a window)" for b in sizes) + " |")
+        print("|---|" + "---|" * len(sizes))
+        for background, times in costs.items():
+            cells = [f"{times[b] * 1e3:.0f} ms ({times[b] / int(b) * 1e3:.1f} ms)" for b in sizes]
+            print(f"| {background:.0%} | " + " | ".join(cells) + " |")
+        print()
     print("| neighbour's load (one core) | sessions | p50 delay | p95 delay | max | mean batch | model busy | windows |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
