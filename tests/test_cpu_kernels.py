@@ -197,7 +197,7 @@ def _rows_seen(model, chunks) -> tuple[list[int], list]:
 
 
 def test_bf16_blocks_run_on_tokens_padded_to_32_rows_with_the_same_scores(tiny_dir, native_bf16, monkeypatch):
-    """The CPU's flash attention is 1.5-2.3x slower off its 32-row blocks: bf16 pads the tokens, masks
+    """The CPU's flash attention is up to twice as slow off its 32-row blocks: bf16 pads the tokens, masks
     them as keys and cuts them off, and scores as the unpadded blocks do (to bf16's rounding)."""
     from emotion_app.model import graph
 

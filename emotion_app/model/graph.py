@@ -193,12 +193,12 @@ ROW_ALIGN = 32  # tokens per item in bf16 on the CPU: a multiple of this (run_bl
 def _aligned_rows(x: torch.Tensor) -> int:
     """The tokens per item that the blocks run on: in bf16 on the CPU, rounded up to ROW_ALIGN.
 
-    The CPU's flash attention in bf16 takes 1.5-2.3x the time when the tokens are not a multiple of
-    its 32-row blocks (159 tokens, a 3 s window: 4.4-5.0 ms a layer for 8 windows; 160: 2.2 ms), and
-    the packed linears tile 32 rows. Padding costs the extra rows (at most 31) and a key mask:
-    a 10 s clip (509 tokens) -7 %, a live window in batches of 8 -4 % (bench/bench_kernels.py).
-    fp32 gains nothing measurable and keeps its rows (the FunASR parity of 1e-5 stays as it was);
-    CUDA keeps them too (not measured there).
+    The CPU's flash attention in bf16 takes up to twice the time when the tokens are not a multiple
+    of its 32-row blocks (8 windows of 159 tokens, a 3 s window: 4.7 ms a layer; of 160: 2.3 ms; a
+    10 s clip's 509: 27.8 ms, 512: 19.2 ms). Padding costs the extra rows (at most 31) and a key
+    mask: a 10 s clip -9 %, a live window in batches of 8 -3 % (bench/bench_kernels.py). fp32
+    gains nothing measurable and keeps its rows (the FunASR parity of 1e-5 stays as it was); CUDA
+    keeps them too (not measured there).
     """
     n = x.shape[1]
     if x.dtype != torch.bfloat16 or x.device.type != "cpu":
@@ -297,7 +297,7 @@ class Emotion2vec(nn.Module):
                 pad = pad[:1]
             keys = F.pad(pad, (e, 0)).view(pad.shape[0], 1, 1, e + t)
             neg = torch.zeros(keys.shape, device=pad.device).masked_fill(keys, float("-inf"))
-            bias = neg if bias is None else bias + neg  # (B, H, E+T, E+T)
+            bias = neg if bias is None else bias + neg  # (1 or B, H, E+T, E+T)
         return None if bias is None else bias.to(dtype)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutput:
