@@ -9,8 +9,10 @@ scheduler (live/scheduler.py) as the server does, without its front: each sessio
 a 0.5 s hop, slid features) become due at real time, the sessions' phases spread over one hop at
 random (seed 1, the same in every run), and each window's delay is the time from becoming due to
 its result. `--background D` runs, beside it, a process that keeps one core busy a share D of the
-time in 2 ms bursts: what the server's front (WebSocket frames, resampling, the take's file) does
-to the model's two threads. Reports the delays, the mean batch and the model's busy share. First,
+time in 2 ms bursts (of wall time: when the model's threads preempt it, it gets less): what the
+server's front (WebSocket frames, resampling, the take's file) does to the model's two threads.
+Reports the delays, the mean batch and the model's busy share (model time over the time from the
+first window due to the last result). First,
 for each neighbour's load, what a batch of each of `--batch-costs` sizes costs (the next hop of
 that many streams, medians of 12 calls). DIR defaults to checkpoints/plus_large_random
 (built if missing). Prints markdown tables.
@@ -46,24 +48,25 @@ for key in range(sessions):  # each session's first window (all its conv feature
 start = time.perf_counter() + 0.2
 phases = rng.uniform(0, 0.5, sessions)
 due = sorted((start + phases[s] + k * 0.5, s, k) for s in range(sessions) for k in range(1, int(seconds / 0.5)))
-delays, lock = [], threading.Lock()
+delays, failed, last, lock = [], [], [start], threading.Lock()
 batches0, windows0, busy0 = scheduler.stats.batches, scheduler.stats.windows, scheduler.stats.busy_s
 
 def record(future, at):
     with lock:
-        delays.append(time.perf_counter() - at)
+        last[0] = time.perf_counter()
+        (failed if future.exception() is not None else delays).append(last[0] - at)
 
 for at, s, k in due:
     time.sleep(max(0.0, at - time.perf_counter()))
     end = n + k * hop
     scheduler.submit(s, streams[s][end - n : end], at, end).add_done_callback(lambda f, at=at: record(f, at))
-while len(delays) < len(due) and time.perf_counter() < due[-1][0] + 30:
+while len(delays) + len(failed) < len(due) and time.perf_counter() < due[-1][0] + 30:
     time.sleep(0.05)
 stats = scheduler.stats
-span = due[-1][0] - start
+span = last[0] - start  # to the last result: a model that fell behind works past the last window's due time
 print(json.dumps({
     "p50": float(np.median(delays)), "p95": float(np.percentile(delays, 95)), "max": float(max(delays)),
-    "windows": len(delays), "expected": len(due),
+    "windows": len(delays), "expected": len(due), "failed": len(failed),
     "mean_batch": (stats.windows - windows0) / max(stats.batches - batches0, 1),
     "busy": (stats.busy_s - busy0) / span,
 }))
@@ -143,6 +146,8 @@ def main() -> None:
 
         build_random_checkpoint(args.model, "plus_large", training_state=True)
     backgrounds = [float(b) for b in args.background.split(",")]
+    if not all(0 <= b <= 1 for b in backgrounds):
+        raise SystemExit(f"--background: shares of one core, from 0 to 1 (got {args.background})")
     costs = {b: batch_costs(args, b) for b in backgrounds} if args.batch_costs else {}
     rows = []
     for background in backgrounds:
@@ -150,7 +155,9 @@ def main() -> None:
             r = run(args, sessions, background)
             rows.append(
                 f"| {background:.0%} | {sessions} | {r['p50']:.2f} s | {r['p95']:.2f} s | {r['max']:.2f} s | "
-                f"{r['mean_batch']:.1f} | {r['busy']:.0%} | {r['windows']} of {r['expected']} |"
+                f"{r['mean_batch']:.1f} | {r['busy']:.0%} | {r['windows']} of {r['expected']}"
+                + (f", {r['failed']} failed" if r["failed"] else "")
+                + " |"
             )
             print(rows[-1], file=sys.stderr, flush=True)
     print(f"\n{args.model.name}, {args.dtype}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "

@@ -123,13 +123,14 @@ def test_a_call_reuses_the_heap_pages_of_the_last_one(tiny_dir):
     """With glibc's own thresholds each call faults in fresh pages (4000-5000 on the tiny model with
     10 s + 7.5 s here, whatever oneDNN's ISA; 25 000 for one 10 s clip on plus_large); with the
     thresholds fixed (heap.keep_freed_memory), few. One 10 s clip alone gave 1226-1972 here and 512
-    on a CI machine, hence the batch."""
+    on a CI machine (why is not known: its CPU, its kernel's huge pages), hence the batch and a
+    bound well under what it gives here."""
     faults = {}
     for mode in ("default", "kept"):
         cmd = [sys.executable, "-c", FAULTS, str(tiny_dir), mode]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
         faults[mode] = float(out.stdout.split()[-1])
-    assert faults["default"] > 800 and faults["kept"] < faults["default"] / 5, faults  # kept: 0 here
+    assert faults["default"] > 300 and faults["kept"] < faults["default"] / 5, faults  # kept: 0-86 here
 
 
 def test_the_heap_is_given_back_once_calls_stop():
@@ -234,3 +235,20 @@ def test_one_padding_for_every_item_gives_one_bias_for_the_batch(tiny_dir):
     own = model.attention_bias(8, apart, 0, torch.float32)
     assert own.shape == (4, heads, e + 8, e + 8) and torch.equal(own[0], shared[0])
     assert torch.isfinite(own[1]).all() and torch.isinf(own[2, :, :, -1]).all()
+
+
+def test_padded_tokens_are_masked_as_keys(tiny_dir, monkeypatch):
+    """The padding itself, in fp32 where rounding cannot hide it: 1 s (59 tokens) padded to 64 scores as
+    the unpadded blocks to 1e-5; with the padded keys left unmasked it moved by 3e-2."""
+    from emotion_app.model import graph
+
+    rng = np.random.default_rng(6)
+    chunks = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 12000)]
+    model = TorchModel(tiny_dir, "cpu", "fp32")
+    _, plain = _rows_seen(model, chunks)
+    monkeypatch.setattr(graph, "_aligned_rows", lambda x: -(-x.shape[1] // 32) * 32)
+    rows, padded = _rows_seen(model, chunks)
+    assert rows == [64]
+    for a, b in zip(padded, plain):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(a.frames, b.frames, rtol=0, atol=1e-4)
