@@ -194,11 +194,11 @@ def _aligned_rows(x: torch.Tensor) -> int:
     """The tokens per item that the blocks run on: in bf16 on the CPU, rounded up to ROW_ALIGN.
 
     The CPU's flash attention in bf16 takes up to twice the time when the tokens are not a multiple
-    of its 32-row blocks (8 windows of 159 tokens, a 3 s window: 4.7 ms a layer; of 160: 2.3 ms; a
-    10 s clip's 509: 27.8 ms, 512: 19.2 ms). Padding costs the extra rows (at most 31) and a key
-    mask: a 10 s clip -9 %, a live window in batches of 8 -3 % (bench/bench_kernels.py). fp32
-    gains nothing measurable and keeps its rows (the FunASR parity of 1e-5 stays as it was); CUDA
-    keeps them too (not measured there).
+    of its 32-row blocks (8 windows of 159 tokens, a 3 s window: 4.7 ms a layer; of 160: 2.3 ms; 8
+    items of 509 tokens, a 10 s clip: 27.8 ms; of 512: 19.2 ms). Padding costs the extra rows (at
+    most 31) and a key mask: a 10 s clip -9 %, a live window in batches of 8 -3 %
+    (bench/bench_kernels.py). fp32 gains nothing measurable and keeps its rows (the FunASR parity
+    of 1e-5 stays as it was); CUDA keeps them too (not measured there).
     """
     n = x.shape[1]
     if x.dtype != torch.bfloat16 or x.device.type != "cpu":
