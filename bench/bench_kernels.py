@@ -1,10 +1,12 @@
 """What each CPU kernel change under eager bf16 is worth: the C heap kept between calls
 (model/heap.py), linear weights packed for oneDNN (model/packed.py), the positional convs over the
-rows' channels-last view and the extractor's taps kept, the tokens padded to a multiple of 32 rows
-(graph.py), each added to the one before.
+rows' channels-last view and the extractor's taps kept, the tokens padded to a multiple of 32 rows,
+the positional convs' weights packed for oneDNN and their long items' rows padded to a multiple of
+16 (graph.py), each added to the one before.
 
     python bench/bench_kernels.py [--model DIR] [--dtype bf16] [--threads 2] [--rounds 3] [--calls 9]
     python bench/bench_kernels.py --attention-rows 150-167,176,192 [--dtype bf16] [--threads 2]
+    python bench/bench_kernels.py --conv-rows 40 [--threads 2]
 
 Each configuration runs in a fresh process (the heap's thresholds are process-wide), the
 configurations in turn, `--rounds` times; each process times, after two warm-up calls, `--calls`
@@ -17,6 +19,11 @@ checkpoints/plus_large_random (built if missing). Prints a markdown table for do
 `--attention-rows` times only torch's attention kernel (`scaled_dot_product_attention` with a
 (1, H, T, T) bias, as the blocks call it) for 8 items of 16 heads of 64 at each token count T:
 why graph.py pads the tokens to a multiple of 32 in bf16 (medians of 15 calls).
+
+`--conv-rows N` times only one positional conv of plus_large (1024 channels, kernel 19, 16 groups,
+bf16, graph._conv_rows) at N row counts drawn from 41-1600 (seeded), for 1 and 8 items: with its
+weight plain, packed (model/packed.py), and packed with the rows padded as graph.py pads them
+(medians of 7 calls).
 """
 
 from __future__ import annotations
@@ -34,11 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CONFIGS = {  # name: the changes switched off in that process
-    "none of them": ["heap", "packed", "conv", "align"],
-    "+ heap kept": ["packed", "conv", "align"],
-    "+ packed linears": ["conv", "align"],
-    "+ channels-last convs, taps kept": ["align"],
-    "+ tokens padded to 32 rows (main)": [],
+    "none of them": ["heap", "packed", "conv", "align", "convpack", "convpad"],
+    "+ heap kept": ["packed", "conv", "align", "convpack", "convpad"],
+    "+ packed linears": ["conv", "align", "convpack", "convpad"],
+    "+ channels-last convs, taps kept": ["align", "convpack", "convpad"],
+    "+ tokens padded to 32 rows": ["convpack", "convpad"],
+    "+ positional convs' weights packed": ["convpad"],
+    "+ their long items' rows padded to 16 (main)": [],
 }
 
 WORKER = r"""
@@ -60,6 +69,11 @@ if "conv" in off:
     graph.FeatureExtractor._taps = fresh_taps
 if "align" in off:
     graph._aligned_rows = lambda x: x.shape[1]
+if "convpack" in off:
+    import emotion_app.model.packed as packed
+    packed._conv_packing_works = lambda: False
+if "convpad" in off:
+    graph.CONV_ALIGN_FROM = 1 << 30
 from emotion_app.model.sliding import FeatureCache, StreamWindow
 model = torch_backend.TorchModel(sys.argv[1], "cpu", sys.argv[2], threads=int(sys.argv[3]))
 calls = int(sys.argv[5])
@@ -123,6 +137,49 @@ def attention_rows(spec: str, dtype: str, threads: int) -> None:
         print(f"| {t} | {statistics.median(times[2:]) * 1e3:.2f} |")
 
 
+def conv_rows(count: int, threads: int) -> None:
+    """Print one positional conv's time at `count` row counts: with the weight plain, packed, and
+    packed with the rows padded as graph.py pads them."""
+    import random
+    import time
+
+    import torch
+
+    from emotion_app.model import graph, packed
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(1024, 1024, 19, padding=9, groups=16).to(torch.bfloat16)
+    rows = sorted(random.Random(1).sample(range(41, 1601), count))
+    works, pad_from = packed._conv_packing_works, graph.CONV_ALIGN_FROM
+    variants = {  # name: (packed, pad from)
+        "plain weight": (False, 1 << 30),
+        "packed": (True, 1 << 30),
+        f"packed, padded to {graph.CONV_ALIGN} past {pad_from} rows (graph.py)": (True, pad_from),
+    }
+    print(f"\npositional conv (1024 ch, kernel 19, 16 groups), bf16, {threads} threads; medians of 7 calls\n")
+    print("| items | rows | " + " | ".join(variants) + " |\n|---|---|" + "---|" * len(variants))
+    totals: dict[int, list[float]] = {}
+    for items in (1, 8):
+        for t in rows:
+            x = torch.randn(items, t, 1024, dtype=torch.bfloat16)
+            ms = []
+            for pack, pad in variants.values():
+                packed._conv_packing_works, graph.CONV_ALIGN_FROM = (works if pack else lambda: False), pad
+                with torch.inference_mode():
+                    times = []
+                    for _ in range(9):
+                        t0 = time.perf_counter()
+                        graph._conv_rows(conv, x)
+                        times.append(time.perf_counter() - t0)
+                ms.append(statistics.median(times[2:]) * 1e3)
+            packed._conv_packing_works, graph.CONV_ALIGN_FROM = works, pad_from
+            totals[items] = [a + b for a, b in zip(totals.get(items, [0.0] * len(ms)), ms)]
+            print(f"| {items} | {t} | " + " | ".join(f"{v:.2f} ms" for v in ms) + " |")
+    for items, sums in totals.items():
+        print(f"| {items} | all {count} | " + " | ".join(f"{v:.1f} ms" for v in sums) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "plus_large_random")
@@ -131,9 +188,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=9)
     p.add_argument("--attention-rows", help="only time the attention kernel at these token counts (150-167,176)")
+    p.add_argument("--conv-rows", type=int, metavar="N", help="only time a positional conv at N row counts")
     args = p.parse_args()
     if args.attention_rows:
         attention_rows(args.attention_rows, args.dtype, args.threads)
+        return
+    if args.conv_rows:
+        conv_rows(args.conv_rows, args.threads)
         return
     if not (args.model / "model.pt").exists():
         from emotion_app.tools.random_checkpoint import build_random_checkpoint

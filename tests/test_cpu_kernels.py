@@ -1,8 +1,8 @@
 """The CPU's own speed-ups under the model: bf16 linears packed for oneDNN once (model/packed.py),
 the C heap keeping what a call frees for the next one and given back when idle (model/heap.py),
 the extractor's taps laid out once and kept (graph.FeatureExtractor._taps), the positional convs'
-channels-last path (graph._conv_rows), bf16 tokens padded to 32 rows (graph._aligned_rows). Each
-must give the numbers the plain path gives.
+channels-last path with its weights packed and long items' rows padded to 16 (graph._conv_rows), bf16 tokens padded to 32 rows
+(graph._aligned_rows). Each must give the numbers the plain path gives.
 
 bf16 runs here whatever the CPU: on one without native bf16 the engine refuses it (emulated is
 slower than fp32), so the tests say the CPU has it (`native_bf16`); the numbers are the same."""
@@ -20,10 +20,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emotion_app.model import devices
+from emotion_app.model import devices, graph
+from emotion_app.model import packed as packed_module
 from emotion_app.model.graph import _conv_rows, strided_conv
 from emotion_app.model.heap import IdleTrim
-from emotion_app.model.packed import PackedLinear, pack_linears
+from emotion_app.model.packed import PackedLinear, pack_linears, packed_conv_weight
 from emotion_app.model.torch_backend import TorchModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,14 +157,69 @@ def test_the_engine_touches_the_idle_trim_after_each_model_call(tiny_engine, mon
     assert touched == [1]
 
 
-def test_the_positional_convs_bf16_path_gives_conv1ds_numbers():
-    """bf16 on the CPU runs the grouped conv as a 2-d conv over the rows' channels-last view."""
+def test_the_positional_convs_bf16_path_gives_conv1ds_numbers(monkeypatch):
+    """bf16 on the CPU runs the grouped conv as a 2-d conv over the rows' channels-last view, its
+    weight packed for oneDNN and the rows of a long item padded to 16: conv1d's numbers bit for
+    bit, packed or not, for odd and even kernels (an even one gives a row more, which
+    PositionalConv trims)."""
+    assert packed_module._conv_packing_works()  # this torch packs: the first pass below runs packed
     torch.manual_seed(2)
+    for packs in (True, False):
+        monkeypatch.setattr(packed_module, "_conv_packing_works", lambda packs=packs: packs)
+        for kernel in (19, 16):
+            conv = torch.nn.Conv1d(64, 64, kernel, padding=kernel // 2, groups=16).to(torch.bfloat16)
+            for b, t in [(1, 37), (3, 149), (1, 499), (2, 300)]:
+                x = torch.randn(b, t, 64, dtype=torch.bfloat16)
+                with torch.inference_mode():
+                    assert (packed_conv_weight(conv) is not None) == packs
+                    assert torch.equal(_conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2)), (packs, kernel, b, t)
+
+
+def test_long_items_run_the_positional_convs_on_rows_padded_to_16(monkeypatch):
+    """oneDNN's grouped conv is up to 6x slower at some row counts past a few hundred, so an item of
+    more than CONV_ALIGN_FROM rows goes in padded to a multiple of 16 (and its outputs are cut
+    back, as the test above checks); shorter ones as they are (padding them cost more)."""
+    widths = []
+    run = graph.conv_rows_packed
+    monkeypatch.setattr(graph, "conv_rows_packed", lambda image, *a: widths.append(image.shape[-1]) or run(image, *a))
     conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16)
-    for b, t in [(1, 37), (3, 149)]:
-        x = torch.randn(b, t, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        for t in (149, 256, 257, 300, 499, 512):
+            _conv_rows(conv, torch.randn(2, t, 64, dtype=torch.bfloat16))
+    assert graph.CONV_ALIGN_FROM == 256 and widths == [149, 256, 272, 304, 512, 512]
+
+
+def test_a_packed_conv_weight_follows_its_weight_and_never_takes_a_gradient():
+    """The packed copy is kept between calls and made anew once the weight changes in place or is
+    replaced; with a gradient wanted the plain path runs, so the gradient reaches the weight; a
+    deep copy of the conv copies its plain weight (the packed one is kept outside the module)."""
+    torch.manual_seed(4)
+    conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16)
+    x = torch.randn(2, 300, 64, dtype=torch.bfloat16)
+
+    def check():
         with torch.inference_mode():
             assert torch.equal(_conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2))
+
+    with torch.inference_mode():
+        first = packed_conv_weight(conv)
+        assert first is not None and packed_conv_weight(conv) is first  # kept
+    check()
+    with torch.no_grad():
+        conv.weight.mul_(2)
+    with torch.inference_mode():
+        again = packed_conv_weight(conv)
+    assert again is not first
+    check()
+    conv.weight = torch.nn.Parameter(conv.weight.detach() + 1)
+    with torch.inference_mode():
+        assert packed_conv_weight(conv) is not again
+    check()
+    twin = copy.deepcopy(conv)
+    assert torch.equal(twin.weight, conv.weight) and twin.weight is not conv.weight
+    assert packed_conv_weight(conv) is None  # grad enabled, and the weight wants one
+    _conv_rows(conv, x).float().sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
 
 
 def test_the_extractors_taps_follow_its_weights(tiny_dir):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .packed import conv_rows_packed, packed_conv_weight
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -170,6 +171,10 @@ class PositionalConv(nn.Module):
         return x
 
 
+CONV_ALIGN = 16  # rows per item of the positional convs in bf16 on the CPU: a multiple of this ...
+CONV_ALIGN_FROM = 256  # ... for items of more rows than this (up to it, padding costs more than it gains)
+
+
 def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """`conv` over (B, T, D) rows -> (B, T', D) rows.
 
@@ -179,12 +184,29 @@ def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     numbers. fp32 keeps conv1d: the 2-d kernel sums in another order there (4e-6 apart), enough
     to move the int8 gate of tests/test_int8.py, which sits at 0.048 of its 0.05 bound. CUDA keeps
     conv1d too (not measured there).
+
+    The weight is laid out for oneDNN once and kept (packed.packed_conv_weight) where no gradient
+    is wanted. oneDNN's kernel for these grouped convs is then slow at some row counts past a few
+    hundred, up to 6x (one item of 1599 rows 18.5 ms a conv, of 1600 rows 2.8 ms; of 839 rows 9.6
+    ms, of 848 rows 2.2 ms): an item of more than CONV_ALIGN_FROM rows goes in padded with zeros to
+    a multiple of CONV_ALIGN, and the outputs past its own are cut off. The taps that reach past
+    the end read zeros either way, so the numbers are the unpadded conv's. Up to CONV_ALIGN_FROM
+    rows (the live meter's 3 s windows: 149) padding cost 10-25 % and is not done
+    (bench/bench_kernels.py --conv-rows).
     """
     if x.dtype == torch.float32 or x.device.type != "cpu":
         return conv(x.transpose(1, 2)).transpose(1, 2)
+    t, p, k = x.shape[1], conv.padding[0], conv.kernel_size[0]
+    extra = -t % CONV_ALIGN if t > CONV_ALIGN_FROM else 0
+    if extra:  # zero rows past the end: what the conv's own zero padding gives those taps anyway
+        x = F.pad(x, (0, 0, 0, extra))
     image = x.transpose(1, 2).unsqueeze(2)  # (B, D, 1, T), channels last
-    y = F.conv2d(image, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), groups=conv.groups)
-    return y.squeeze(2).transpose(1, 2)
+    packed = packed_conv_weight(conv)
+    if packed is not None:
+        y = conv_rows_packed(image, packed, conv)
+    else:
+        y = F.conv2d(image, conv.weight.unsqueeze(2), conv.bias, padding=(0, p), groups=conv.groups)
+    return y.squeeze(2).transpose(1, 2)[:, : t + 2 * p - k + 1]
 
 
 ROW_ALIGN = 32  # tokens per item in bf16 on the CPU: a multiple of this (run_blocks pads)
