@@ -222,6 +222,30 @@ def test_a_packed_conv_weight_follows_its_weight_and_never_takes_a_gradient():
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
 
 
+def test_a_traced_graph_keeps_the_plain_positional_conv():
+    """torch.export (the AOTInductor probe's path) traces the plain conv, not oneDNN's packed op,
+    and a trace that comes first leaves the packing on for later calls (the one-time check of the
+    packed kernel never runs on a trace's fake tensors)."""
+    packed_module._conv_packing_works.cache_clear()
+
+    class Rows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16).requires_grad_(False)
+
+        def forward(self, x):
+            return _conv_rows(self.conv, x)
+
+    rows, x = Rows(), torch.randn(1, 300, 64, dtype=torch.bfloat16)
+    with torch.no_grad():
+        program = torch.export.export(rows, (x,), strict=False)
+        ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+        assert "aten.conv2d.default" in ops and not any("mkldnn" in op for op in ops)
+        assert torch.equal(program.module()(x), rows(x))
+    with torch.inference_mode():
+        assert packed_conv_weight(rows.conv) is not None
+
+
 def test_the_extractors_taps_follow_its_weights(tiny_dir):
     """The taps are kept between calls (inference) and made anew once a weight changes in place or
     is replaced; with a gradient wanted they are made at each call, so the gradient reaches the

@@ -132,9 +132,12 @@ _conv_packs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def packed_conv_weight(conv: nn.Conv1d) -> torch.Tensor | None:
     """`conv`'s weight as a 2-d (Cout, Cin / groups, 1, k) weight in oneDNN's layout for
     `conv_rows_packed`, kept while the weight is the same tensor with the same data; None where it
-    is not packed: not bf16 on the CPU, a gradient wanted, or a torch without the kernel."""
+    is not packed: not bf16 on the CPU, a gradient wanted, a graph being traced (torch.export,
+    torch.compile), or a torch without the kernel."""
     w = conv.weight
     if w.dtype != torch.bfloat16 or w.device.type != "cpu" or (torch.is_grad_enabled() and w.requires_grad):
+        return None
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # a traced graph keeps the plain conv
         return None
     if not _conv_packing_works():
         return None
