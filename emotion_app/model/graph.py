@@ -187,11 +187,11 @@ def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 
     The weight is laid out for oneDNN once and kept (packed.packed_conv_weight) where no gradient
     is wanted. oneDNN's kernel for these grouped convs is then slow at some row counts past a few
-    hundred, up to 6x (one item of 1599 rows 18.5 ms a conv, of 1600 rows 2.8 ms; of 839 rows 9.6
-    ms, of 848 rows 2.2 ms): an item of more than CONV_ALIGN_FROM rows goes in padded with zeros to
-    a multiple of CONV_ALIGN, and the outputs past its own are cut off. The taps that reach past
-    the end read zeros either way, so the numbers are the unpadded conv's. Up to CONV_ALIGN_FROM
-    rows (the live meter's 3 s windows: 149) padding cost 10-25 % and is not done
+    hundred, up to 6x (one item of 1599 rows 16.4 ms a conv, padded to 1600 rows 2.7 ms; of 839
+    rows 8.7 ms, padded to 848 2.2 ms): an item of more than CONV_ALIGN_FROM rows goes in padded
+    with zeros to a multiple of CONV_ALIGN, and the outputs past its own are cut off. The taps that
+    reach past the end read zeros either way, so the numbers are the unpadded conv's. Up to
+    CONV_ALIGN_FROM rows (the live meter's 3 s windows: 149) padding cost 10-30 % and is not done
     (bench/bench_kernels.py --conv-rows).
     """
     if x.dtype == torch.float32 or x.device.type != "cpu":

@@ -13,9 +13,9 @@ fp32 gains nothing (its kernels are MKL's), so only bf16 is packed.
 
 The positional convs' weights are laid out once too (`packed_conv_weight`, graph._conv_rows): a
 bf16 grouped conv otherwise reorders its weight and sets oneDNN's kernel up again at every call,
-which costs more than the conv itself on a short input (one item of 160 rows: 0.9 ms a conv, 0.27
-packed; 8 live windows of 160 rows: 2.4 ms, 1.45; a 10 s clip's 512 rows: 1.5 ms, 1.0), with the
-same numbers bit for bit. That copy is kept beside the model (not in it: a state dict or a deep
+which costs more than the conv itself on a short input (one item of 45-250 rows: 0.9-1.1 ms a
+conv, packed 0.2-0.4 ms; 8 items: 1.6-2.8 ms, packed 0.9-2.1 ms; bench/bench_kernels.py
+--conv-rows), with the same numbers bit for bit. That copy is kept beside the model (not in it: a state dict or a deep
 copy never sees it), made again when the weight changes, and never used where a gradient is wanted.
 
 Inference only: a packed weight has no gradient. A packed layer saves (`state_dict`) and copies
