@@ -153,3 +153,27 @@ def test_stop_through_gradio_gives_the_takes_result_json(tiny_engine, tmp_path):
     result = result.model_dump() if hasattr(result, "model_dump") else result  # gr.JSON's postprocessed value
     assert result["schema_version"] == 1 and result["file"] == "live.wav" and result["duration_s"] == pytest.approx(1.5)
     assert (tmp_path / result["output_dir"] / "result.json").is_file()
+
+
+def test_the_recorder_is_usable_once_the_pages_start_up_events_are_done(tiny_engine, tmp_path):
+    """A stream started while the page's load events were in flight never began under load (no
+    chunk sent, the meter empty), so the recorder comes disabled and the load chain's last event
+    enables it, through Gradio's own call."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from emotion_app.web.ui import page
+
+    demo = page.build_demo(tiny_engine, tmp_path, live=LiveHub(tiny_engine, tmp_path))
+    mic = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "live-mic")
+    assert mic.interactive is False
+    event = next(f for f in demo.fns.values() if f.name == "enabled")
+    assert event.outputs == [mic] and event.trigger_after is not None  # chained after the load events
+    chain, step = [], event
+    while step.trigger_after is not None:
+        step = demo.fns[step.trigger_after]
+        chain.append(step.name)
+    assert chain == ["shown", "remount_hidden"] and [name for _, name in step.targets] == ["load"]
+    answer = asyncio.run(demo.process_api(block_fn=event, inputs=[], state=SessionState(demo)))
+    assert answer["data"][0]["interactive"] is True

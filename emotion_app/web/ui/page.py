@@ -80,6 +80,13 @@ def remount_hidden(texts: Texts, lang: str, changed: str) -> list:
     return [gr.update(visible=False) if changed else gr.skip() for _ in texts.remounted]
 
 
+def enabled(count: int):
+    """At page load, last: the tabs' gated components made usable (LiveTab.gated); one update for
+    one component (Gradio reads a list as that component's value)."""
+    updates = [gr.update(interactive=True) for _ in range(count)]
+    return updates[0] if count == 1 else updates
+
+
 def build_demo(
     engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None, memory=None, models=None
 ) -> gr.Blocks:
@@ -124,6 +131,9 @@ def _wire_language(demo, texts: Texts, engine, load_error, tabs: list, lang_radi
         **quiet,
     ).then(texts.shown, None, texts.remounted, **quiet)  # fmt: skip
     changed = gr.Textbox(visible=False)  # LOCALE_JS's answer at load
-    demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **quiet).then(
+    loaded = demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **quiet).then(
         texts.shown, None, texts.remounted, **quiet
     )
+    gated = [c for tab in tabs for c in getattr(tab, "gated", [])]
+    if gated:  # the components a tab keeps from use until the page's start-up events are done
+        loaded.then(bind(enabled, len(gated)), None, gated, **quiet)

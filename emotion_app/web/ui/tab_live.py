@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
@@ -176,6 +176,7 @@ class LiveTab:
     take: gr.State
     result_json: gr.JSON
     views: list  # meter, chart, segments, status, log, downloads
+    gated: list = field(default_factory=list)  # enabled once the page's start-up events are done (page.py): the recorder
 
     @property
     def inputs(self) -> list:
@@ -195,7 +196,8 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         c = _layout(texts)
         take = gr.State(LiveTake(), delete_callback=bind(discard_take, hub))
         result_json = gr.JSON(visible=False)
-    tab = LiveTab(hub, outputs_dir, take, result_json, c.outputs("meter", "chart", "segments", "status", "log", "downloads"))
+    views_out = c.outputs("meter", "chart", "segments", "status", "log", "downloads")
+    tab = LiveTab(hub, outputs_dir, take, result_json, views_out, [c["mic"]])
     private = {"api_visibility": "private", "show_progress": "hidden"}  # the meter is the progress
     c["take"], c["lang"] = take, lang_state
     mic, log_out = c["mic"], c.outputs("log", "downloads")
@@ -222,9 +224,12 @@ def _layout(texts: Texts) -> View:
     texts(gr.Markdown, value_key="live_hint")
     with gr.Row():
         with gr.Column(scale=1):
+            # Not usable until the page's start-up events are done (page.py enables it): a stream
+            # started while they were in flight never began under load (Gradio 6.31's client sent
+            # no chunk: the meter stayed empty), 4 times in 4 with both cores busy.
             c["mic"] = texts(
                 gr.Audio, label_key="live_mic", sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic",
-                remount=True,
+                remount=True, interactive=False,
             )  # fmt: skip
             with texts(gr.Accordion, label_key="live_options", open=False):
                 c["window"] = texts(gr.Slider, 1.0, 10.0, value=3.0, step=0.5, label_key="live_window", elem_id="live-window")
