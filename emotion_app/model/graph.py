@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .packed import conv_rows_packed, packed_conv_weight
+from .packed import conv_rows_packed, packed_conv_weight, tracing
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -192,18 +192,19 @@ def _conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     with zeros to a multiple of CONV_ALIGN, and the outputs past its own are cut off. The taps that
     reach past the end read zeros either way, so the numbers are the unpadded conv's. Up to
     CONV_ALIGN_FROM rows (the live meter's 3 s windows: 149) padding cost 10-30 % and is not done
-    (bench/bench_kernels.py --conv-rows).
+    (bench/bench_kernels.py --conv-rows). A traced graph (torch.export) keeps the rows as they
+    come and the plain weight. Stride and dilation 1, as the positional convs have.
     """
     if x.dtype == torch.float32 or x.device.type != "cpu":
         return conv(x.transpose(1, 2)).transpose(1, 2)
     t, p, k = x.shape[1], conv.padding[0], conv.kernel_size[0]
-    extra = -t % CONV_ALIGN if t > CONV_ALIGN_FROM else 0
+    extra = 0 if tracing() or x.dtype != torch.bfloat16 or t <= CONV_ALIGN_FROM else -t % CONV_ALIGN  # no size branch in a trace
     if extra:  # zero rows past the end: what the conv's own zero padding gives those taps anyway
         x = F.pad(x, (0, 0, 0, extra))
     image = x.transpose(1, 2).unsqueeze(2)  # (B, D, 1, T), channels last
     packed = packed_conv_weight(conv)
     if packed is not None:
-        y = conv_rows_packed(image, packed, conv)
+        y = conv_rows_packed(image, packed, conv.bias, p, conv.groups)
     else:
         y = F.conv2d(image, conv.weight.unsqueeze(2), conv.bias, padding=(0, p), groups=conv.groups)
     return y.squeeze(2).transpose(1, 2)[:, : t + 2 * p - k + 1]

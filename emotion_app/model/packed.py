@@ -16,7 +16,8 @@ bf16 grouped conv otherwise reorders its weight and sets oneDNN's kernel up agai
 which costs more than the conv itself on a short input (one item of 45-250 rows: 0.9-1.1 ms a
 conv, packed 0.2-0.4 ms; 8 items: 1.6-2.8 ms, packed 0.9-2.1 ms; bench/bench_kernels.py
 --conv-rows), with the same numbers bit for bit. That copy is kept beside the model (not in it: a state dict or a deep
-copy never sees it), made again when the weight changes, and never used where a gradient is wanted.
+copy never sees it), made again when the weight changes, and used only where autograd records
+nothing (inference) and no graph is traced.
 
 Inference only: a packed weight has no gradient. A packed layer saves (`state_dict`) and copies
 (`copy.deepcopy`, as a plain `nn.Linear`) with its weight in the usual layout, and cast or moved it
@@ -125,55 +126,62 @@ def pack_linears(model: nn.Module) -> int:
     return swapped
 
 
-# conv -> (its weight, the weight's state, the packed weight): see packed_conv_weight
+# conv -> (a weak reference to its weight, the weight's state, the packed weight): see packed_conv_weight
 _conv_packs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def tracing() -> bool:
+    """Whether a graph is being traced (torch.export, torch.compile, torch.jit.trace): what runs
+    then must be plain torch ops with no branch on a size (the export makes sizes symbolic)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
 def packed_conv_weight(conv: nn.Conv1d) -> torch.Tensor | None:
     """`conv`'s weight as a 2-d (Cout, Cin / groups, 1, k) weight in oneDNN's layout for
-    `conv_rows_packed`, kept while the weight is the same tensor with the same data; None where it
-    is not packed: not bf16 on the CPU, a gradient wanted, a graph being traced (torch.export,
-    torch.compile), or a torch without the kernel."""
+    `conv_rows_packed`, kept while the weight is the same tensor with the same data (changed in
+    place or replaced: packed again; written through `.data`: not seen, as for the extractor's
+    taps); None where it is not packed: not bf16 on the CPU, autograd recording (the packed kernel
+    has no backward), a graph being traced, a weight made in inference mode (no version counter
+    to watch), or a torch without the kernel. Stride and dilation 1 (the positional convs')."""
     w = conv.weight
-    if w.dtype != torch.bfloat16 or w.device.type != "cpu" or (torch.is_grad_enabled() and w.requires_grad):
+    if w.dtype != torch.bfloat16 or w.device.type != "cpu" or w.is_inference():
+        _conv_packs.pop(conv, None)  # cast or moved: the bf16 copy is not kept for nothing
         return None
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # a traced graph keeps the plain conv
-        return None
-    if not _conv_packing_works():
+    if torch.is_grad_enabled() or tracing() or not _conv_packing_works():
         return None
     state = (w.data_ptr(), w._version)
     kept = _conv_packs.get(conv)
-    if kept is None or kept[0] is not w or kept[1] != state:
+    if kept is None or kept[0]() is not w or kept[1] != state:
         dense = w.detach().unsqueeze(2).to_mkldnn()
         packed = torch._C._nn.mkldnn_reorder_conv2d_weight(dense, [0, conv.padding[0]], [1, 1], [1, 1], conv.groups, None)
-        kept = (w, state, packed)
+        kept = (weakref.ref(w), state, packed)
         _conv_packs[conv] = kept
     return kept[2]
 
 
-def conv_rows_packed(image: torch.Tensor, packed: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """`conv` over a (B, Cin, 1, T) channels-last image with its packed weight: what F.conv2d gives."""
-    bias = None if conv.bias is None else conv.bias.detach()
-    return torch.ops.mkldnn._convolution_pointwise(
-        image, packed, bias, [0, conv.padding[0]], [1, 1], [1, 1], conv.groups, "none", [], ""
-    )
+def conv_rows_packed(image: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, padding: int, groups: int):
+    """A conv over a (B, Cin, 1, T) channels-last image with its packed weight (stride and dilation
+    1, `padding` zeros on both ends of T): what F.conv2d gives."""
+    bias = None if bias is None else bias.detach()
+    return torch.ops.mkldnn._convolution_pointwise(image, packed, bias, [0, padding], [1, 1], [1, 1], groups, "none", [], "")
 
 
 @functools.cache
 def _conv_packing_works() -> bool:
     """Whether this torch has the packed conv kernel and it gives F.conv2d's numbers (checked once
-    on a small grouped conv: the ops are torch's internal ones, inductor's)."""
+    on a small grouped conv, with its own random numbers: the ops are torch's internal ones,
+    inductor's)."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")):
         return False
     try:
-        conv = nn.Conv1d(32, 32, 5, padding=2, groups=4).to(torch.bfloat16)
-        image = torch.randn(2, 32, 1, 21, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        g = torch.Generator().manual_seed(0)
+        weight = torch.randn(32, 8, 1, 5, generator=g).to(torch.bfloat16)
+        bias = torch.randn(32, generator=g).to(torch.bfloat16)
+        image = torch.randn(2, 32, 1, 21, generator=g).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            weight = conv.weight.unsqueeze(2)
-            dense = weight.to_mkldnn()
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(dense, [0, 2], [1, 1], [1, 1], 4, None)
-            plain = F.conv2d(image, weight, conv.bias, padding=(0, 2), groups=4)
-            same = torch.equal(conv_rows_packed(image, packed, conv), plain)
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), [0, 2], [1, 1], [1, 1], 4, None)
+            plain = F.conv2d(image, weight, bias, padding=(0, 2), groups=4)
+            same = torch.equal(conv_rows_packed(image, packed, bias, 2, 4), plain)
     except (RuntimeError, AttributeError, NotImplementedError) as exc:  # a build without these kernels
         logger.info("bf16 positional convs stay unpacked: %s", exc)
         return False

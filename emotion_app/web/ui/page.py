@@ -34,10 +34,15 @@ async (lang) => {
   if (document.documentElement.lang === want) return [lang, ""];
   const url = performance.getEntriesByType("resource").map((e) => e.name)
     .find((n) => /\/assets\/core-[\w-]+\.js([?#]|$)/.test(n));
-  if (url) {
-    const core = await import(url);
-    core.changeLocale(want);
-    for (let i = 0; i < 60 && document.documentElement.lang !== want; i++) await new Promise((r) => setTimeout(r, 50));
+  try {
+    if (url) {
+      const core = await import(url);
+      core.changeLocale(want);
+      for (let i = 0; i < 60 && document.documentElement.lang !== want; i++) await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (e) {  // Gradio's own texts stay in its language; the page's words still switch
+    console.warn("emotion_app: Gradio's locale not changed:", e);
+    return [lang, ""];
   }
   document.documentElement.lang = want;
   return [lang, "changed"];
@@ -80,11 +85,12 @@ def remount_hidden(texts: Texts, lang: str, changed: str) -> list:
     return [gr.update(visible=False) if changed else gr.skip() for _ in texts.remounted]
 
 
-def enabled(count: int):
-    """At page load, last: the tabs' gated components made usable (LiveTab.gated); one update for
-    one component (Gradio reads a list as that component's value)."""
-    updates = [gr.update(interactive=True) for _ in range(count)]
-    return updates[0] if count == 1 else updates
+def enabled(components: list) -> dict:
+    """At page load, last: the tabs' gated components made usable (LiveTab.gated)."""
+    return {c: gr.update(interactive=True) for c in components}
+
+
+QUIET = {"api_visibility": "private", "show_progress": "hidden"}  # the page's own events: no API, no spinner
 
 
 def build_demo(
@@ -113,27 +119,36 @@ def build_demo(
             )
             live_tab = tab_live.build(texts, engine, outputs_dir, load_error, lang_state, live)
         my_results.build(texts, outputs_dir, lang_state)
-        _wire_language(demo, texts, engine, load_error, [analyze, compare, long, batch, live_tab], lang_radio, lang_state, header)
+        tabs = [analyze, compare, long, batch, live_tab]
+        start = _wire_language(demo, texts, engine, load_error, tabs, lang_radio, lang_state, header)
         if models is not None:  # the models served now: a fine-tune the page ran since the server started
-            demo.load(bind(model_list, models), None, analyze.view["model"], api_visibility="private", show_progress="hidden")
+            start.append(start[-1].then(bind(model_list, models), None, analyze.view["model"], **QUIET))
+        _gate(start, [c for tab in tabs for c in getattr(tab, "gated", [])])
     return demo
 
 
-def _wire_language(demo, texts: Texts, engine, load_error, tabs: list, lang_radio, lang_state, header) -> None:
+def _gate(start: list, gated: list) -> None:
+    """`gated` made usable once the page's start-up events (`start`, one chain) are done, or one of
+    them failed (a recorder kept back for good would be worse than the race it avoids)."""
+    if not gated:
+        return
+    start[-1].then(bind(enabled, gated), None, gated, **QUIET)
+    for step in start:
+        step.failure(bind(enabled, gated), None, gated, **QUIET)
+
+
+def _wire_language(demo, texts: Texts, engine, load_error, tabs: list, lang_radio, lang_state, header) -> list:
     """The language switch: Gradio's locale (LOCALE_JS), then every word and result, then the
-    remounted components shown again; and at load, Gradio's locale set to the page's language."""
+    remounted components shown again; and at load, Gradio's locale set to the page's language.
+    Returns the load's chain of events, in order."""
     private = {"api_visibility": "private"}
     views = [v for tab in tabs for v in tab.views]
     kept = [i for tab in tabs for i in tab.inputs]
-    quiet = {"api_visibility": "private", "show_progress": "hidden"}
+    quiet = QUIET
     lang_radio.change(None, lang_radio, None, js=LOCALE_JS, **private).then(
         bind(relabel, texts, engine, load_error, tabs), [lang_radio, *kept], [lang_state, header, *texts.components, *views],
         **quiet,
     ).then(texts.shown, None, texts.remounted, **quiet)  # fmt: skip
     changed = gr.Textbox(visible=False)  # LOCALE_JS's answer at load
-    loaded = demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **quiet).then(
-        texts.shown, None, texts.remounted, **quiet
-    )
-    gated = [c for tab in tabs for c in getattr(tab, "gated", [])]
-    if gated:  # the components a tab keeps from use until the page's start-up events are done
-        loaded.then(bind(enabled, len(gated)), None, gated, **quiet)
+    first = demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **quiet)
+    return [first, first.then(texts.shown, None, texts.remounted, **quiet)]

@@ -169,7 +169,8 @@ def clear_take() -> tuple:
 
 @dataclass
 class LiveTab:
-    """What the page shell needs to redraw the tab in another language."""
+    """What the page shell needs: to redraw the tab in another language, and what to enable once
+    the page's start-up events are done (`gated`, page._gate)."""
 
     hub: LiveHub | None
     outputs_dir: Path
@@ -224,9 +225,9 @@ def _layout(texts: Texts) -> View:
     texts(gr.Markdown, value_key="live_hint")
     with gr.Row():
         with gr.Column(scale=1):
-            # Not usable until the page's start-up events are done (page.py enables it): a stream
-            # started while they were in flight never began under load (Gradio 6.31's client sent
-            # no chunk: the meter stayed empty), 4 times in 4 with both cores busy.
+            # Not usable until the page's start-up events are done or failed (page._gate enables it):
+            # a stream started while they were in flight never began under load (Gradio 6.31's
+            # client sent no chunk: the meter stayed empty), 4 times in 4 with both cores busy.
             c["mic"] = texts(
                 gr.Audio, label_key="live_mic", sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic",
                 remount=True, interactive=False,
