@@ -105,7 +105,7 @@ class TypedGraph(ExportGraph):
 
 
 def batched_strided_conv(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
-    """graph.strided_conv without its loop over the batch: (B, N, Cin) -> (B, T, Cout). The taps'
+    """convs.strided_conv without its loop over the batch: (B, N, Cin) -> (B, T, Cout). The taps'
     strided views come from `unfold` (no copy), whose frame count export derives itself (slicing
     `x[:, j : j + stride * (T - 1) + 1 : stride]` raised a guard it could not prove), and each tap
     is a `bmm` (matmul's fold of (B, T) into rows raised another, on the views' strides)."""

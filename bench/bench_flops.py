@@ -52,7 +52,7 @@ def model_flops(model, samples: int) -> dict[str, float]:
     attention = sum(n for op, n in by_op.items() if "attention" in op or "bmm" in op or "baddbmm" in op)
     conv = sum(n for op, n in by_op.items() if "conv" in op)
     total = sum(by_op.values())
-    # the extractor's strided convs run as matmuls (graph.strided_conv): count them as conv
+    # the extractor's strided convs run as matmuls (convs.strided_conv): count them as conv
     extractor = extractor_flops(model, samples)
     linear = total - attention - conv - extractor
     if attention == 0:  # the counter has no formula for the CPU's SDPA kernel: Q K^T and A V by hand

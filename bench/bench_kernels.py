@@ -21,7 +21,7 @@ checkpoints/plus_large_random (built if missing). Prints a markdown table for do
 why graph.py pads the tokens to a multiple of 32 in bf16 (medians of 15 calls).
 
 `--conv-rows N` times only one positional conv of plus_large (1024 channels, kernel 19, 16 groups,
-bf16, graph._conv_rows) at N row counts drawn from 41-1600 (seeded), for 1 and 8 items: with its
+bf16, convs.conv_rows) at N row counts drawn from 41-1600 (seeded), for 1 and 8 items: with its
 weight plain, packed (model/packed.py), and packed with the rows padded as graph.py pads them
 (medians of 7 calls).
 """
@@ -65,7 +65,7 @@ if "conv" in off:
         return conv(x.transpose(1, 2)).transpose(1, 2)
     def fresh_taps(self):
         return [c.weight.permute(2, 1, 0).contiguous() for c in self.convs]
-    graph._conv_rows = conv1d_rows
+    graph.conv_rows = conv1d_rows
     graph.FeatureExtractor._taps = fresh_taps
 if "align" in off:
     graph._aligned_rows = lambda x: x.shape[1]
@@ -73,7 +73,8 @@ if "convpack" in off:
     import emotion_app.model.packed as packed
     packed._conv_packing_works = lambda: False
 if "convpad" in off:
-    graph.CONV_ALIGN_FROM = 1 << 30
+    from emotion_app.model import convs
+    convs.CONV_ALIGN_FROM = 1 << 30
 from emotion_app.model.sliding import FeatureCache, StreamWindow
 model = torch_backend.TorchModel(sys.argv[1], "cpu", sys.argv[2], threads=int(sys.argv[3]))
 calls = int(sys.argv[5])
@@ -145,17 +146,17 @@ def conv_rows(count: int, threads: int) -> None:
 
     import torch
 
-    from emotion_app.model import graph, packed
+    from emotion_app.model import convs, packed
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(1024, 1024, 19, padding=9, groups=16).to(torch.bfloat16)
     rows = sorted(random.Random(1).sample(range(41, 1601), count))
-    works, pad_from = packed._conv_packing_works, graph.CONV_ALIGN_FROM
+    works, pad_from = packed._conv_packing_works, convs.CONV_ALIGN_FROM
     variants = {  # name: (packed, pad from)
         "plain weight": (False, 1 << 30),
         "packed": (True, 1 << 30),
-        f"packed, padded to {graph.CONV_ALIGN} past {pad_from} rows (graph.py)": (True, pad_from),
+        f"packed, padded to {convs.CONV_ALIGN} past {pad_from} rows (convs.py)": (True, pad_from),
     }
     print(f"\npositional conv (1024 ch, kernel 19, 16 groups), bf16, {threads} threads; medians of 7 calls\n")
     print("| items | rows | " + " | ".join(variants) + " |\n|---|---|" + "---|" * len(variants))
@@ -165,15 +166,15 @@ def conv_rows(count: int, threads: int) -> None:
             x = torch.randn(items, t, 1024, dtype=torch.bfloat16)
             ms = []
             for pack, pad in variants.values():
-                packed._conv_packing_works, graph.CONV_ALIGN_FROM = (works if pack else lambda: False), pad
+                packed._conv_packing_works, convs.CONV_ALIGN_FROM = (works if pack else lambda: False), pad
                 with torch.inference_mode():
                     times = []
                     for _ in range(9):
                         t0 = time.perf_counter()
-                        graph._conv_rows(conv, x)
+                        convs.conv_rows(conv, x)
                         times.append(time.perf_counter() - t0)
                 ms.append(statistics.median(times[2:]) * 1e3)
-            packed._conv_packing_works, graph.CONV_ALIGN_FROM = works, pad_from
+            packed._conv_packing_works, convs.CONV_ALIGN_FROM = works, pad_from
             totals[items] = [a + b for a, b in zip(totals.get(items, [0.0] * len(ms)), ms)]
             print(f"| {items} | {t} | " + " | ".join(f"{v:.2f} ms" for v in ms) + " |")
     for items, sums in totals.items():

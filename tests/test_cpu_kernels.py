@@ -1,7 +1,7 @@
 """The CPU's own speed-ups under the model: bf16 linears packed for oneDNN once (model/packed.py),
 the C heap keeping what a call frees for the next one and given back when idle (model/heap.py),
 the extractor's taps laid out once and kept (graph.FeatureExtractor._taps), the positional convs'
-channels-last path with its weights packed and long items' rows padded to 16 (graph._conv_rows), bf16 tokens padded to 32 rows
+channels-last path with its weights packed and long items' rows padded to 16 (convs.conv_rows), bf16 tokens padded to 32 rows
 (graph._aligned_rows). Each must give the numbers the plain path gives.
 
 bf16 runs here whatever the CPU: on one without native bf16 the engine refuses it (emulated is
@@ -20,9 +20,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emotion_app.model import devices, graph
+from emotion_app.model import convs, devices
 from emotion_app.model import packed as packed_module
-from emotion_app.model.graph import _conv_rows, strided_conv
+from emotion_app.model.convs import conv_rows, strided_conv
 from emotion_app.model.heap import IdleTrim
 from emotion_app.model.packed import PackedLinear, pack_linears, packed_conv_weight
 from emotion_app.model.torch_backend import TorchModel
@@ -172,7 +172,7 @@ def test_the_positional_convs_bf16_path_gives_conv1ds_numbers(monkeypatch):
                 x = torch.randn(b, t, 64, dtype=torch.bfloat16)
                 with torch.inference_mode():
                     assert (packed_conv_weight(conv) is not None) == packs
-                    assert torch.equal(_conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2)), (packs, kernel, b, t)
+                    assert torch.equal(conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2)), (packs, kernel, b, t)
 
 
 def test_long_items_run_the_positional_convs_on_rows_padded_to_16(monkeypatch):
@@ -180,13 +180,13 @@ def test_long_items_run_the_positional_convs_on_rows_padded_to_16(monkeypatch):
     more than CONV_ALIGN_FROM rows goes in padded to a multiple of 16 (and its outputs are cut
     back, as the test above checks); shorter ones as they are (padding them cost more)."""
     widths = []
-    run = graph.conv_rows_packed
-    monkeypatch.setattr(graph, "conv_rows_packed", lambda image, *a: widths.append(image.shape[-1]) or run(image, *a))
+    run = convs.conv_rows_packed
+    monkeypatch.setattr(convs, "conv_rows_packed", lambda image, *a: widths.append(image.shape[-1]) or run(image, *a))
     conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16)
     with torch.inference_mode():
         for t in (149, 256, 257, 300, 499, 512):
-            _conv_rows(conv, torch.randn(2, t, 64, dtype=torch.bfloat16))
-    assert graph.CONV_ALIGN_FROM == 256 and widths == [149, 256, 272, 304, 512, 512]
+            conv_rows(conv, torch.randn(2, t, 64, dtype=torch.bfloat16))
+    assert convs.CONV_ALIGN_FROM == 256 and widths == [149, 256, 272, 304, 512, 512]
 
 
 def test_a_packed_conv_weight_follows_its_weight_and_never_takes_a_gradient():
@@ -199,7 +199,7 @@ def test_a_packed_conv_weight_follows_its_weight_and_never_takes_a_gradient():
 
     def check():
         with torch.inference_mode():
-            assert torch.equal(_conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2))
+            assert torch.equal(conv_rows(conv, x), conv(x.transpose(1, 2)).transpose(1, 2))
 
     with torch.inference_mode():
         first = packed_conv_weight(conv)
@@ -218,11 +218,11 @@ def test_a_packed_conv_weight_follows_its_weight_and_never_takes_a_gradient():
     twin = copy.deepcopy(conv)
     assert torch.equal(twin.weight, conv.weight) and twin.weight is not conv.weight
     assert packed_conv_weight(conv) is None  # autograd records: the plain conv, which has a backward
-    _conv_rows(conv, x).float().sum().backward()
+    conv_rows(conv, x).float().sum().backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
     conv.requires_grad_(False)  # a frozen conv under a trained input: the gradient reaches the input
     x.requires_grad_(True)
-    _conv_rows(conv, x).float().sum().backward()
+    conv_rows(conv, x).float().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
@@ -238,7 +238,7 @@ def test_a_traced_graph_keeps_the_plain_positional_conv():
             self.conv = torch.nn.Conv1d(64, 64, 19, padding=9, groups=16).to(torch.bfloat16).requires_grad_(False)
 
         def forward(self, x):
-            return _conv_rows(self.conv, x)
+            return conv_rows(self.conv, x)
 
     rows, x = Rows(), torch.randn(1, 300, 64, dtype=torch.bfloat16)
     frames = torch.export.Dim("frames", min=2, max=3000)

@@ -11,7 +11,7 @@ bit up to about a thousand rows; past that, oneDNN blocks some products (512 or 
 another way in one of the two paths, one bf16 rounding apart (a 2-clip batch: |dp| 0.0025).
 fp32 gains nothing (its kernels are MKL's), so only bf16 is packed.
 
-The positional convs' weights are laid out once too (`packed_conv_weight`, graph._conv_rows): a
+The positional convs' weights are laid out once too (`packed_conv_weight`, convs.conv_rows): a
 bf16 grouped conv otherwise reorders its weight and sets oneDNN's kernel up again at every call,
 which costs more than the conv itself on a short input (one item of 45-250 rows: 0.9-1.1 ms a
 conv, packed 0.2-0.4 ms; 8 items: 1.6-2.8 ms, packed 0.9-2.1 ms; bench/bench_kernels.py
