@@ -52,8 +52,8 @@ def conv_rows(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     to move the int8 gate of tests/test_int8.py, which sits at 0.048 of its 0.05 bound. CUDA keeps
     conv1d too (not measured there).
 
-    The weight is laid out for oneDNN once and kept (packed.packed_conv_weight) where no gradient
-    is wanted. oneDNN's kernel for these grouped convs is then slow at some row counts past a few
+    The weight is laid out for oneDNN once and kept (packed.packed_conv_weight) where autograd
+    records nothing. oneDNN's kernel for these grouped convs is then slow at some row counts past a few
     hundred, up to 6x (one item of 1599 rows 16.4 ms a conv, padded to 1600 rows 2.7 ms; of 839
     rows 8.7 ms, padded to 848 2.2 ms): an item of more than CONV_ALIGN_FROM rows goes in padded
     with zeros to a multiple of CONV_ALIGN, and the outputs past its own are cut off. The taps that

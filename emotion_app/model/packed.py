@@ -15,9 +15,9 @@ The positional convs' weights are laid out once too (`packed_conv_weight`, convs
 bf16 grouped conv otherwise reorders its weight and sets oneDNN's kernel up again at every call,
 which costs more than the conv itself on a short input (one item of 45-250 rows: 0.9-1.1 ms a
 conv, packed 0.2-0.4 ms; 8 items: 1.6-2.8 ms, packed 0.9-2.1 ms; bench/bench_kernels.py
---conv-rows), with the same numbers bit for bit. That copy is kept beside the model (not in it: a state dict or a deep
-copy never sees it), made again when the weight changes, and used only where autograd records
-nothing (inference) and no graph is traced.
+--conv-rows), with the same numbers bit for bit. That copy is kept beside the model (not in it:
+a state dict or a deep copy never sees it), made again when the weight changes, and used only
+where autograd records nothing (inference) and no graph is traced.
 
 Inference only: a packed weight has no gradient. A packed layer saves (`state_dict`) and copies
 (`copy.deepcopy`, as a plain `nn.Linear`) with its weight in the usual layout, and cast or moved it

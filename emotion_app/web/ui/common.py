@@ -28,6 +28,9 @@ FILE_TYPES = ["audio", "video", ".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus"
 GRANULARITY_CHOICES = [(g, g) for g in GRANULARITIES]  # (text key, value)
 
 
+QUIET = {"api_visibility": "private", "show_progress": "hidden"}  # the page's own events: no API, no spinner
+
+
 def translate(keys: dict, lang: str) -> dict:
     """{property: text key, or [(text key, value)] for choices} -> the words in `lang`."""
     return {k: t(v, lang) if isinstance(v, str) else [(t(key, lang), val) for key, val in v] for k, v in keys.items()}

@@ -21,7 +21,7 @@ import gradio as gr
 
 from ..i18n import GRADIO_LOCALES, t
 from . import my_results, tab_analyze, tab_batch, tab_compare, tab_labels, tab_live, tab_long
-from .common import Texts, bind, model_list
+from .common import QUIET, Texts, bind, model_list
 
 LANG_CHOICES = [("English", "en"), ("中文", "zh")]
 
@@ -90,9 +90,6 @@ def enabled(components: list) -> dict:
     return {c: gr.update(interactive=True) for c in components}
 
 
-QUIET = {"api_visibility": "private", "show_progress": "hidden"}  # the page's own events: no API, no spinner
-
-
 def build_demo(
     engine, outputs_dir: Path, load_error: str | None = None, lang: str = "en", live=None, memory=None, models=None
 ) -> gr.Blocks:
@@ -144,11 +141,10 @@ def _wire_language(demo, texts: Texts, engine, load_error, tabs: list, lang_radi
     private = {"api_visibility": "private"}
     views = [v for tab in tabs for v in tab.views]
     kept = [i for tab in tabs for i in tab.inputs]
-    quiet = QUIET
     lang_radio.change(None, lang_radio, None, js=LOCALE_JS, **private).then(
         bind(relabel, texts, engine, load_error, tabs), [lang_radio, *kept], [lang_state, header, *texts.components, *views],
-        **quiet,
-    ).then(texts.shown, None, texts.remounted, **quiet)  # fmt: skip
+        **QUIET,
+    ).then(texts.shown, None, texts.remounted, **QUIET)  # fmt: skip
     changed = gr.Textbox(visible=False)  # LOCALE_JS's answer at load
-    first = demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **quiet)
-    return [first, first.then(texts.shown, None, texts.remounted, **quiet)]
+    first = demo.load(bind(remount_hidden, texts), [lang_radio, changed], texts.remounted, js=LOCALE_JS, **QUIET)
+    return [first, first.then(texts.shown, None, texts.remounted, **QUIET)]

@@ -31,7 +31,7 @@ from ...live.session import CHART_SPAN_S
 from ..i18n import t
 from . import live_view
 from .boundary import LabelledForm, View, request_options
-from .common import GRANULARITY_CHOICES, Texts, bind, download_list, guarded, label_set_inputs
+from .common import GRANULARITY_CHOICES, QUIET, Texts, bind, download_list, guarded, label_set_inputs
 
 STREAM_EVERY_S = 0.5  # s of microphone audio per chunk asked of the browser (Gradio 6.31's recorder sends 0.1 s)
 PAGE_IDLE_S = 120.0  # a page take without audio for this long may be discarded for a new one
@@ -199,7 +199,7 @@ def build(texts: Texts, engine, outputs_dir: Path, load_error: str | None, lang_
         result_json = gr.JSON(visible=False)
     views_out = c.outputs("meter", "chart", "segments", "status", "log", "downloads")
     tab = LiveTab(hub, outputs_dir, take, result_json, views_out, [c["mic"]])
-    private = {"api_visibility": "private", "show_progress": "hidden"}  # the meter is the progress
+    private = QUIET  # the meter is the progress
     c["take"], c["lang"] = take, lang_state
     mic, log_out = c["mic"], c.outputs("log", "downloads")
     mic.start_recording(clear_take, None, log_out, queue=False, **private)
