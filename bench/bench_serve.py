@@ -11,7 +11,10 @@ and stops the server (SIGINT, by its process id; SIGKILL after 60 s). Modes:
 - `ray-1`, `ray-2`: the web front in this process, the model in 1 or 2 Ray Serve replicas on a
   local Ray (--ray-serve; the replicas batch across requests).
 Prints a markdown table (requests/s, p50, p95 per mode and client count, and Ray's p50 overhead
-over `single-batched` at one client) and, with --json, writes every number.
+over `single-batched` at one client) and, with --json, writes every number. `--rounds N` runs the
+modes N times, interleaved. `--threads 1 --cpus-per-replica 1` gives the model one core of its own
+in every mode (the other core: the front and Ray's processes), so that Ray's own cost is measured
+apart from the model sharing the cores.
 
 On a CPU the replicas share the cores the single process had, so expect little gain and an honest
 look at Ray's overhead (a handle call, pickling the samples). With the tiny preset the model costs
@@ -54,7 +57,7 @@ def start_server(mode: str, args, outputs: Path, log: Path) -> tuple[subprocess.
     port = free_port()
     command = [sys.executable, "-m", "emotion_app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--model", str(args.model), "--device", args.device, "--dtype", args.dtype, "--outputs", str(outputs)]
-    command += ["--keep-hours", "0", "--max-live-sessions", "0", *MODES[mode]]
+    command += ["--keep-hours", "0", "--max-live-sessions", "0", "--threads", str(args.threads), *MODES[mode]]
     if mode.startswith("ray"):
         command += ["--cpus-per-replica", str(args.cpus_per_replica), "--gpus-per-replica", str(args.gpus_per_replica)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -124,6 +127,25 @@ def counters(url: str) -> tuple[float, ...]:
     return tuple(found.get(name, 0.0) for name in COUNTERS)
 
 
+def print_overhead(rows: list[dict], run: int, clients: int, rounds: int) -> None:
+    """Ray Serve's overhead over `single-batched` in round `run`, at `clients` concurrent clients."""
+    one = {r["mode"]: r for r in rows if r["clients"] == clients and r["round"] == run}
+    if "single-batched" not in one:
+        return
+    base = one["single-batched"]
+    for mode in ("ray-1", "ray-2"):
+        if mode in one:
+            r = one[mode]
+            # The mean's change split in two: the model call itself (slower where the replica shares
+            # the cores with the front and Ray's own processes) and everything around it (Ray's cost).
+            model = (r["model_ms"] or 0) - (base["model_ms"] or 0)
+            print(
+                f"\nRay Serve's overhead at {clients} client(s), {mode}{f', round {run + 1}' if rounds > 1 else ''}: "
+                f"p50 {r['p50_ms'] - base['p50_ms']:+.0f} ms, mean {r['mean_ms'] - base['mean_ms']:+.0f} ms "
+                f"= model call {model:+.0f} ms + around it {r['mean_ms'] - base['mean_ms'] - model:+.0f} ms"
+            )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="a model folder (default: the --preset random checkpoint, built if missing)")
@@ -135,7 +157,13 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--cpus-per-replica", type=float, default=1.0)
+    p.add_argument(
+        "--threads", type=int, default=0,
+        help="the model's threads in every mode (0: the single process one per core, a replica its CPUs); "
+        "1 with --cpus-per-replica 1 gives the model a core of its own in both modes",
+    )  # fmt: skip
     p.add_argument("--gpus-per-replica", type=float, default=0.0)
+    p.add_argument("--rounds", type=int, default=1, help="run the modes this many times, interleaved (the host's speed drifts)")
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args()
     if args.model is None:
@@ -152,14 +180,14 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
         clip = write_audio(Path(tmp) / "clip.wav", speechlike(args.seconds, 16000), 16000).read_bytes()
-        for mode in modes:
-            outputs = Path(tmp) / mode
+        for run, mode in ((run, mode) for run in range(args.rounds) for mode in modes):
+            outputs = Path(tmp) / f"{mode}-{run}"
             outputs.mkdir()
-            proc, url = start_server(mode, args, outputs, Path(tmp) / f"{mode}.log")
+            proc, url = start_server(mode, args, outputs, Path(tmp) / f"{mode}-{run}.log")
             try:
                 for clients in counts:
                     before = counters(url)
-                    row = {"mode": mode, **load(url, clip, clients, args.requests or max(32, 4 * clients))}
+                    row = {"mode": mode, "round": run, **load(url, clip, clients, args.requests or max(32, 4 * clients))}
                     calls, batches, model_s = (a - b for a, b in zip(counters(url), before))
                     row["mean_batch"] = calls / batches if batches else None  # warm-up requests included
                     row["model_ms"] = model_s / batches * 1000 if batches else None  # per model call, as the replica timed it
@@ -167,28 +195,19 @@ def main() -> None:
                     print(json.dumps(row), file=sys.stderr, flush=True)
             finally:
                 stop_server(proc)
-    print(f"\nModel {args.model.name} on {args.device} ({args.dtype}), a {args.seconds:g} s clip, {os.cpu_count()} CPUs\n")
+    threads = f"{args.threads} model thread(s)" if args.threads else "model threads by default"
+    setup = f"{args.device} ({args.dtype}, {threads}), a {args.seconds:g} s clip, {os.cpu_count()} CPUs"
+    print(f"\nModel {args.model.name} on {setup}\n")
     print("| mode | clients | requests/s | p50 | p95 | requests per model call | model call | failed |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         batch = f"{r['mean_batch']:.1f}" if r["mean_batch"] else "-"
         model = f"{r['model_ms']:.0f} ms" if r["model_ms"] else "-"
         latency = f"{r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms"
-        print(f"| {r['mode']} | {r['clients']} | {r['rps']:.1f} | {latency} | {batch} | {model} | {r['failed']} |")
-    one = {r["mode"]: r for r in rows if r["clients"] == min(counts)}
-    if "single-batched" in one:
-        base = one["single-batched"]
-        for mode in ("ray-1", "ray-2"):
-            if mode in one:
-                r = one[mode]
-                # The mean's change split in two: the model call itself (slower where the replica shares
-                # the cores with the front and Ray's own processes) and everything around it (Ray's cost).
-                model = (r["model_ms"] or 0) - (base["model_ms"] or 0)
-                print(
-                    f"\nRay Serve's overhead at {min(counts)} client(s), {mode}: p50 {r['p50_ms'] - base['p50_ms']:+.0f} ms, "
-                    f"mean {r['mean_ms'] - base['mean_ms']:+.0f} ms = model call {model:+.0f} ms "
-                    f"+ around it {r['mean_ms'] - base['mean_ms'] - model:+.0f} ms"
-                )
+        mode = f"{r['mode']} (round {r['round'] + 1})" if args.rounds > 1 else r["mode"]
+        print(f"| {mode} | {r['clients']} | {r['rps']:.1f} | {latency} | {batch} | {model} | {r['failed']} |")
+    for run in range(args.rounds):
+        print_overhead(rows, run, min(counts), args.rounds)
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "device": args.device, "rows": rows}, indent=2))
 

@@ -92,9 +92,10 @@ class Engine:
         self._speakers = None  # the CAM++ model, once a conversation asks for it
         self._speakers_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - t0
-        logger.info(
-            "model %s ready on %s (%s, %s) in %.1f s", opts.model, self.device, opts.backend, self.dtype, self.load_seconds
-        )
+        how = [opts.backend, self.dtype]
+        if str(self.device) == "cpu" and not self.remote:
+            how.append(f"{opts.threads} thread{'s' * (opts.threads > 1)}" if opts.threads else "a thread per core")
+        logger.info("model %s ready on %s (%s) in %.1f s", opts.model, self.device, ", ".join(how), self.load_seconds)
 
     @property
     def model(self):

@@ -29,7 +29,7 @@ class EngineOptions:
     window_s: float = DEFAULT_WINDOW_S  # longer audio is processed in chunks of this length
     batch_size: int = 0  # inputs per model call; 0: 4 on CPU, 16 on CUDA
     max_batch_s: float = 0.0  # padded seconds per model call; 0: 60 on CPU, 480 on CUDA
-    threads: int = 0  # CPU threads for torch; 0: torch's default (the physical cores)
+    threads: int = 0  # the model's CPU threads (torch or onnxruntime); 0: their default, one per physical core
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     cache_weights: bool = True  # keep a safetensors copy of the converted weights
     cache_dir: str | None = None  # hub download cache (None: the hub's default)
@@ -48,7 +48,7 @@ class EngineOptions:
         _check_number(self.max_duration_s, "max_duration_s", "seconds above 0", positive=True)
         _check_number(self.max_batch_s, "max_batch_s", "seconds, 0 for automatic")
         _check_number(self.batch_size, "batch_size", "a whole number, 0 for automatic", whole=True)
-        _check_number(self.threads, "threads", "a whole number, 0 for torch's default", whole=True)
+        _check_number(self.threads, "threads", "a whole number, 0 for one per physical core", whole=True)
         # one path or a list for `heads`: a tuple, so the options stay hashable
         one = isinstance(self.heads, (str, Path)) or hasattr(self.heads, "labels")
         object.__setattr__(self, "heads", (self.heads,) if one else tuple(self.heads or ()))

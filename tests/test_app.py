@@ -53,7 +53,8 @@ def test_app_serves_page_and_rest_with_flags_and_env(tiny_dir, tmp_path):
     port = free_port()
     outputs = tmp_path / "outs"
     proc = start(
-        ["--port", str(port), "--outputs", str(outputs), "--max-upload-mb", "1"], env={"EMOTION_APP_MODEL": str(tiny_dir)}
+        ["--port", str(port), "--outputs", str(outputs), "--max-upload-mb", "1"],
+        env={"EMOTION_APP_MODEL": str(tiny_dir), "EMOTION_APP_THREADS": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -70,7 +71,7 @@ def test_app_serves_page_and_rest_with_flags_and_env(tiny_dir, tmp_path):
         assert big.status_code == 413
     finally:
         out = stop(proc)
-    assert "ready on cpu" in out
+    assert "ready on cpu (torch, fp32, 1 thread)" in out  # EMOTION_APP_THREADS: the model's threads
     assert f"Running on {url}" in out and "--share" in out and "share=True" not in out  # the app's flag, not Gradio's
 
 

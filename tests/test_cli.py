@@ -65,6 +65,8 @@ def test_predict_human_output(tiny_dir, tmp_path):
 def test_model_that_cannot_be_loaded_exits_2(tmp_path):
     proc = run("predict", "x.wav", "--model", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+    wrong = in_process("predict", "x.wav", "--threads", "-1")
+    assert wrong.returncode == 2 and "threads must be a whole number, 0 for one per physical core, not -1" in wrong.stderr
 
 
 def test_help_does_not_import_torch():

@@ -113,7 +113,7 @@ def test_options_are_validated(tiny_dir):
         ("max_duration_s", -1.0, "max_duration_s must be seconds above 0, not -1.0"),
         ("max_batch_s", -5, "max_batch_s must be seconds, 0 for automatic, not -5"),
         ("batch_size", 2.5, "batch_size must be a whole number, 0 for automatic, not 2.5"),
-        ("threads", -1, "threads must be a whole number, 0 for torch's default, not -1"),
+        ("threads", -1, "threads must be a whole number, 0 for one per physical core, not -1"),
     ],
 )
 def test_every_option_is_checked_when_the_options_are_made(option, value, message):

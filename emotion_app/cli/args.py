@@ -27,7 +27,7 @@ def _env(name: str, default, use_env: bool):
 
 
 def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
-    """--model, --hub, --device, --dtype, --backend, --batch-size. `env`: defaults from the
+    """--model, --hub, --device, --dtype, --backend, --batch-size, --threads. `env`: defaults from the
     environment (EMOTION_APP_MODEL, ...), as the server takes them."""
     p.add_argument(
         "--model",
@@ -58,6 +58,12 @@ def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
         help="inputs per model call (default: 4 on CPU, 16 on CUDA)",
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=int(_env("THREADS", "0", env)),
+        help="CPU threads of the model (torch or onnxruntime) (default: 0 = one per physical core)",
+    )
+    p.add_argument(
         "--speaker-model",
         default=_env("SPEAKER_MODEL", "campplus", env),
         metavar="DIR|ID",
@@ -83,8 +89,8 @@ def engine_options(args) -> dict:
     """Engine keyword arguments from the model flags (and --head)."""
     return {
         "model": args.model, "hub": args.hub, "device": args.device, "dtype": args.dtype, "backend": args.backend,
-        "batch_size": args.batch_size, "heads": tuple(getattr(args, "head_dirs", None) or ()),
-        "speaker_model": getattr(args, "speaker_model", "campplus"),
+        "batch_size": args.batch_size, "threads": getattr(args, "threads", 0),
+        "heads": tuple(getattr(args, "head_dirs", None) or ()), "speaker_model": getattr(args, "speaker_model", "campplus"),
     }  # fmt: skip
 
 
