@@ -98,13 +98,7 @@ def texts(fig) -> list[str]:
 
 def test_charts_carry_the_expected_labels_and_render_to_png():
     probs = dict(zip(LABEL_KEYS, np.full(9, 1 / 9)))
-    fig = charts.scores_chart(probs, "zh", "得分")
-    labels = texts(fig)
-    for key in LABEL_KEYS:
-        assert any(key in t and insights_zh(key) in t for t in labels), key
-    assert "😊 开心 happy" in labels  # fonts-symbola and fonts-noto-cjk are installed by ./run.sh test
-    png = charts.png_bytes(fig)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 640
+    assert charts.chart_label("happy", "zh") == "😊 开心 happy"  # fonts-symbola and fonts-noto-cjk: ./run.sh test
     x = onehot([3] * 50 + [4] * 50)
     s = smooth(x, NONE)
     tl = charts.timeline_chart(np.arange(100) * 0.02, s.probabilities, LABEL_KEYS, s.dominant, [1.0], "en")
@@ -114,6 +108,31 @@ def test_charts_carry_the_expected_labels_and_render_to_png():
     assert {"a.wav", "b.wav"} <= set(texts(radar))
     sim = charts.similarity_chart(["a", "b"], np.array([[1.0, 0.25], [0.25, 1.0]]))
     assert [t.get_text() for t in sim.axes[0].texts] == ["1.00", "0.25", "0.25", "1.00"]
+
+
+def test_the_scores_png_draws_each_score_as_a_bar_of_its_length_highest_on_top():
+    from PIL import Image
+
+    from emotion_app.analysis import score_bars
+    from emotion_app.constants import label_color
+
+    probs = {"angry": 0.1, "happy": 0.6, "sad": 0.3, "neutral": 0.0, "frustrated": 0.0}  # an own label too
+    image = np.asarray(Image.open(io.BytesIO(score_bars.scores_png(probs, "zh"))).convert("RGB")).astype(int)
+    assert image.shape == (360, 640, 3)
+
+    def bar(key) -> tuple[int, int, int]:  # the rows and the length in pixels of the colour's run
+        rgb = np.array([int(label_color(key)[i : i + 2], 16) for i in (1, 3, 5)])
+        hit = np.all(np.abs(image - rgb) <= 2, axis=2)
+        rows = np.flatnonzero(hit.sum(1) > 5)
+        return (int(rows.min()), int(rows.max()), int(hit.sum(1).max())) if len(rows) else (0, 0, 0)
+
+    happy, sad, angry = bar("happy"), bar("sad"), bar("angry")
+    assert happy[1] < sad[0] and sad[1] < angry[0]  # highest on top
+    assert happy[2] == pytest.approx(2 * sad[2], abs=2) and happy[2] == pytest.approx(6 * angry[2], abs=3)
+    assert 20 <= happy[1] - happy[0] <= 60 and bar("neutral") == (0, 0, 0)  # 0: no bar
+    label = score_bars.text_image(charts.chart_label("happy", "zh"), score_bars.LABEL_PT)
+    assert label.width > 60 and np.asarray(label)[..., 3].max() == 255  # the label's glyphs, emoji and CJK included
+    assert score_bars.text_image("12.5%", score_bars.VALUE_PT) is score_bars.text_image("12.5%", score_bars.VALUE_PT)
 
 
 def insights_zh(key: str) -> str:

@@ -60,21 +60,6 @@ def _figure(width: float, height: float, **kw):
     return Figure(figsize=(width, height), dpi=100, layout="constrained", **kw)
 
 
-def scores_chart(probabilities: dict[str, float], lang: str = "en", title: str = ""):
-    """Horizontal bars of the 9 scores, highest on top, one fixed colour per emotion."""
-    items = sorted(probabilities.items(), key=lambda kv: kv[1])
-    fig = _figure(6.4, 3.6)
-    ax = fig.add_subplot()
-    ax.barh([chart_label(k, lang) for k, _ in items], [p for _, p in items], color=[COLORS.get(k, "#888") for k, _ in items])
-    for y, (_, p) in enumerate(items):
-        ax.text(min(p, 0.88) + 0.01, y, f"{p * 100:.1f}%", va="center", fontsize=9)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability" if lang == "en" else "概率")
-    ax.set_title(title)
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
-
-
 def _thin(times: np.ndarray, values: np.ndarray, dominant: np.ndarray):
     step = max(1, int(np.ceil(len(times) / MAX_POINTS)))
     if step == 1:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import FRAME_S
-from . import exports, insights
+from . import exports, insights, score_bars
 from .options import AnalysisOptions
 from .smoothing import Smoothed, smooth
 
@@ -38,12 +38,6 @@ def analyze_frames(frame_probabilities: np.ndarray, labels, options: AnalysisOpt
     )
 
 
-def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
-    from . import charts
-
-    return charts.png_bytes(charts.scores_chart(probabilities, lang))
-
-
 def export_files(
     fa: FrameAnalysis | None,
     segments: list[dict] | None,
@@ -61,7 +55,7 @@ def export_files(
     if options.charts and probabilities:
         from . import charts
 
-        files["scores.png"] = scores_png(probabilities, lang)
+        files["scores.png"] = score_bars.scores_png(probabilities, lang)
         if fa is not None and len(fa.raw):
             times = np.arange(len(fa.raw)) * FRAME_S
             boundaries = [s.start for s in fa.segments[1:]]
