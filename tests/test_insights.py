@@ -99,11 +99,6 @@ def texts(fig) -> list[str]:
 def test_charts_carry_the_expected_labels_and_render_to_png():
     probs = dict(zip(LABEL_KEYS, np.full(9, 1 / 9)))
     assert charts.chart_label("happy", "zh") == "😊 开心 happy"  # fonts-symbola and fonts-noto-cjk: ./run.sh test
-    x = onehot([3] * 50 + [4] * 50)
-    s = smooth(x, NONE)
-    tl = charts.timeline_chart(np.arange(100) * 0.02, s.probabilities, LABEL_KEYS, s.dominant, [1.0], "en")
-    assert "time (s)" in texts(tl) and "😊 happy 开心" in texts(tl)
-    assert len(charts.png_bytes(tl)) > 10_000
     radar = charts.radar_chart([("a.wav", probs), ("b.wav", probs)], "en")
     assert {"a.wav", "b.wav"} <= set(texts(radar))
     sim = charts.similarity_chart(["a", "b"], np.array([[1.0, 0.25], [0.25, 1.0]]))
@@ -113,11 +108,11 @@ def test_charts_carry_the_expected_labels_and_render_to_png():
 def test_the_scores_png_draws_each_score_as_a_bar_of_its_length_highest_on_top():
     from PIL import Image
 
-    from emotion_app.analysis import score_bars
+    from emotion_app.analysis import charts_png
     from emotion_app.constants import label_color
 
     probs = {"angry": 0.1, "happy": 0.6, "sad": 0.3, "neutral": 0.0, "frustrated": 0.0}  # an own label too
-    image = np.asarray(Image.open(io.BytesIO(score_bars.scores_png(probs, "zh"))).convert("RGB")).astype(int)
+    image = np.asarray(Image.open(io.BytesIO(charts_png.scores_png(probs, "zh"))).convert("RGB")).astype(int)
     assert image.shape == (360, 640, 3)
 
     def bar(key) -> tuple[int, int, int]:  # the rows and the length in pixels of the colour's run
@@ -130,9 +125,40 @@ def test_the_scores_png_draws_each_score_as_a_bar_of_its_length_highest_on_top()
     assert happy[1] < sad[0] and sad[1] < angry[0]  # highest on top
     assert happy[2] == pytest.approx(2 * sad[2], abs=2) and happy[2] == pytest.approx(6 * angry[2], abs=3)
     assert 20 <= happy[1] - happy[0] <= 60 and bar("neutral") == (0, 0, 0)  # 0: no bar
-    label = score_bars.text_image(charts.chart_label("happy", "zh"), score_bars.LABEL_PT)
+    label = charts_png.text_image(charts.chart_label("happy", "zh"), charts_png.LABEL_PT)
     assert label.width > 60 and np.asarray(label)[..., 3].max() == 255  # the label's glyphs, emoji and CJK included
-    assert score_bars.text_image("12.5%", score_bars.VALUE_PT) is score_bars.text_image("12.5%", score_bars.VALUE_PT)
+    assert charts_png.text_image("12.5%", charts_png.VALUE_PT) is charts_png.text_image("12.5%", charts_png.VALUE_PT)
+
+
+def test_the_timeline_png_stacks_the_frames_over_time_with_the_band_and_the_boundaries():
+    from PIL import Image
+
+    from emotion_app.analysis import charts_png
+
+    s = smooth(onehot([3] * 50 + [4] * 50), NONE)  # 1 s happy, then 1 s neutral
+    png = charts_png.timeline_png(np.arange(100) * 0.02, s.probabilities, LABEL_KEYS, s.dominant, [0.5], "en")
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    assert image.shape == (420, 960, 3)
+
+    def columns_of(color: tuple[int, int, int], least: int) -> np.ndarray:  # the columns with `least` px of it
+        return np.flatnonzero((np.abs(image - np.array(color)).max(axis=2) <= 1).sum(0) >= least)
+
+    happy, neutral = columns_of(charts_png.rgb("happy"), 250), columns_of(charts_png.rgb("neutral"), 250)
+    assert len(happy) > 300 and len(neutral) > 300 and abs(len(happy) - len(neutral)) <= 8  # areas and band: 1 s each
+    assert happy.max() < neutral.min() <= happy.max() + 8  # happy first, then neutral
+    dash = columns_of(tuple(int(c * 0.4) for c in charts_png.rgb("happy")), 150)
+    assert len(dash) == 1 and happy.min() < dash[0] < happy.max()  # the boundary at 0.5 s, dashed over happy
+    assert charts_png.time_ticks(10.0) == [0, 2, 4, 6, 8, 10] and charts_png.time_ticks(2.0)[:3] == [0, 0.25, 0.5]
+    mix = np.zeros((50, 9))
+    mix[:, 0], mix[:, 6] = 0.25, 0.75  # angry under sad, a quarter of the height
+    image = np.asarray(Image.open(io.BytesIO(charts_png.timeline_png(np.arange(50) * 0.02, mix, LABEL_KEYS, np.full(50, 6)))))
+    column = image[:, 480, :3].astype(int)
+    angry, sad = (np.flatnonzero(np.abs(column - charts_png.rgb(k)).max(1) <= 1) for k in ("angry", "sad"))
+    above, band = sad[sad < angry.min()], sad[sad > angry.max()]  # sad: over angry, and the band under the areas
+    assert len(angry) > 60 and len(above) == pytest.approx(3 * len(angry), abs=6) and above.max() >= angry.min() - 2
+    assert len(band) > 20 and np.ptp(angry) == len(angry) - 1  # one run of angry, at the bottom of the areas
+    empty = charts_png.timeline_png(np.zeros(0), np.zeros((0, 9)), LABEL_KEYS, np.zeros(0, int), [], "zh")
+    assert Image.open(io.BytesIO(empty)).size == (960, 420)
 
 
 def insights_zh(key: str) -> str:

@@ -1,4 +1,5 @@
-"""Charts as matplotlib figures (Agg, no screen): shown on the page and saved as PNG.
+"""Charts as matplotlib figures (Agg, no screen): shown on the page and saved as PNG (conversation,
+radar, similarity, confusion; an output folder's scores.png and timeline.png: charts_png.py).
 
 Labels carry the emoji and the Chinese name when a font on the machine has those glyphs
 (Symbola, Noto Sans CJK: ./run.sh installs them); otherwise they fall back to the English name,
@@ -19,8 +20,6 @@ logger = logging.getLogger(__name__)
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "PingFang SC")
 EMOJI_FONTS = ("Symbola", "Noto Emoji", "Segoe UI Emoji")
-MAX_POINTS = 2000  # timeline points drawn: block means beyond that
-MAX_BAND_COLUMNS = 4000  # columns of the dominant-emotion band
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,57 +57,6 @@ def _figure(width: float, height: float, **kw):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained", **kw)
-
-
-def _thin(times: np.ndarray, values: np.ndarray, dominant: np.ndarray):
-    step = max(1, int(np.ceil(len(times) / MAX_POINTS)))
-    if step == 1:
-        return times, values, dominant
-    n = len(times) // step * step
-    return times[:n:step], values[:n].reshape(-1, step, values.shape[1]).mean(1), dominant[:n:step]
-
-
-def timeline_chart(
-    times: np.ndarray,
-    probs: np.ndarray,
-    labels,
-    dominant: np.ndarray,
-    boundaries=(),
-    lang: str = "en",
-    title: str = "",
-    frame_s: float = 0.02,
-):
-    """Stacked areas of the per-frame probabilities over time, the dominant emotion as a coloured
-    band underneath and the segment boundaries as dashed lines."""
-    fig = _figure(9.6, 4.2)
-    ax, band = fig.subplots(2, 1, sharex=True, height_ratios=[6, 1])
-    t, p, d = _thin(np.asarray(times), np.asarray(probs), np.asarray(dominant))
-    ax.stackplot(t, p.T, colors=[COLORS.get(k, "#888") for k in labels], labels=[chart_label(k, lang) for k in labels])
-    end = float(times[-1]) + frame_s if len(times) else 1.0
-    ax.set_xlim(0, end)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probability" if lang == "en" else "概率")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    band.imshow(_band_colors(np.asarray(dominant), labels), aspect="auto", extent=(0, end, 0, 1), interpolation="nearest")
-    for x in boundaries:
-        for axis in (ax, band):
-            axis.axvline(x, color="black", lw=0.8, ls="--", alpha=0.6)
-    band.set_yticks([])
-    band.set_xlabel("time (s)" if lang == "en" else "时间（秒）")
-    band.set_ylabel("dominant" if lang == "en" else "主要", rotation=0, ha="right", va="center")
-    return fig
-
-
-def _band_colors(dominant: np.ndarray, labels) -> np.ndarray:
-    """(1, n, 3) RGB of the dominant emotion, one column per frame (per block of frames beyond
-    MAX_BAND_COLUMNS): one image, where one rectangle per run of a jittery timeline meant
-    thousands of artists, seconds of drawing, and the GIL held all the while."""
-    from matplotlib.colors import to_rgb
-
-    palette = np.array([to_rgb(COLORS.get(k, "#888888")) for k in labels])
-    step = max(1, int(np.ceil(len(dominant) / MAX_BAND_COLUMNS)))
-    return palette[dominant[::step]][None] if len(dominant) else np.ones((1, 1, 3))
 
 
 def conversation_chart(segments: list[dict], duration_s: float, lang: str = "en", title: str = ""):

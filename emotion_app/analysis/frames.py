@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import FRAME_S
-from . import exports, insights, score_bars
+from . import charts_png, exports, insights
 from .options import AnalysisOptions
 from .smoothing import Smoothed, smooth
 
@@ -53,12 +53,11 @@ def export_files(
     if segments is not None:
         files.update(exports.segment_files(segments))
     if options.charts and probabilities:
-        from . import charts
-
-        files["scores.png"] = score_bars.scores_png(probabilities, lang)
+        files["scores.png"] = charts_png.scores_png(probabilities, lang)
         if fa is not None and len(fa.raw):
             times = np.arange(len(fa.raw)) * FRAME_S
             boundaries = [s.start for s in fa.segments[1:]]
-            fig = charts.timeline_chart(times, fa.smoothed.probabilities, fa.labels, fa.smoothed.dominant, boundaries, lang)
-            files["timeline.png"] = charts.png_bytes(fig)
+            files["timeline.png"] = charts_png.timeline_png(
+                times, fa.smoothed.probabilities, fa.labels, fa.smoothed.dominant, boundaries, lang
+            )
     return files
