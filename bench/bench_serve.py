@@ -4,8 +4,8 @@
 
 For each mode it starts `emotion-app serve` on 127.0.0.1 (a free port) as a process of its own,
 waits for /api/health, then for each count of concurrent clients sends `--requests` REST
-predictions of a `--seconds` s clip (utterance granularity) after one warm-up request per client,
-and stops the server (SIGINT, by its process id; SIGKILL after 60 s). Modes:
+predictions of a `--seconds` s clip (`--granularity`, utterance by default) after one warm-up
+request per client, and stops the server (SIGINT, by its process id; SIGKILL after 60 s). Modes:
 - `single-serial`: one process, each request's model call on its own (--no-cross-batch);
 - `single-batched`: one process, concurrent requests' model calls merged (the default);
 - `ray-1`, `ray-2`: the web front in this process, the model in 1 or 2 Ray Serve replicas on a
@@ -86,12 +86,13 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
-def load(url: str, clip: bytes, clients: int, requests: int) -> dict:
+def load(url: str, clip: bytes, clients: int, requests: int, granularity: str = "utterance") -> dict:
     """`requests` predictions from `clients` threads at once: requests/s, p50, p95 (ms), failures."""
 
     def one(_):
         t = time.perf_counter()
-        answer = httpx.post(url + "/api/predict", files={"audio": ("clip.wav", clip)}, timeout=600)
+        form = {"granularity": granularity}
+        answer = httpx.post(url + "/api/predict", files={"audio": ("clip.wav", clip)}, data=form, timeout=600)
         return time.perf_counter() - t, answer.status_code
 
     with ThreadPoolExecutor(clients) as pool:
@@ -153,6 +154,7 @@ def main() -> None:
     p.add_argument("--clients", default="1,8,32", help="counts of concurrent clients")
     p.add_argument("--requests", type=int, default=0, help="requests per count (0: 4 x clients, at least 32)")
     p.add_argument("--seconds", type=float, default=3.0, help="the clip's length")
+    p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance", help="frame: frames.csv, timeline.png")
     p.add_argument("--modes", default=",".join(MODES), help=f"some of {', '.join(MODES)}")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
@@ -187,7 +189,8 @@ def main() -> None:
             try:
                 for clients in counts:
                     before = counters(url)
-                    row = {"mode": mode, "round": run, **load(url, clip, clients, args.requests or max(32, 4 * clients))}
+                    measured = load(url, clip, clients, args.requests or max(32, 4 * clients), args.granularity)
+                    row = {"mode": mode, "round": run, **measured}
                     calls, batches, model_s = (a - b for a, b in zip(counters(url), before))
                     row["mean_batch"] = calls / batches if batches else None  # warm-up requests included
                     row["model_ms"] = model_s / batches * 1000 if batches else None  # per model call, as the replica timed it
@@ -196,7 +199,7 @@ def main() -> None:
             finally:
                 stop_server(proc)
     threads = f"{args.threads} model thread(s)" if args.threads else "model threads by default"
-    setup = f"{args.device} ({args.dtype}, {threads}), a {args.seconds:g} s clip, {os.cpu_count()} CPUs"
+    setup = f"{args.device} ({args.dtype}, {threads}), a {args.seconds:g} s clip ({args.granularity}), {os.cpu_count()} CPUs"
     print(f"\nModel {args.model.name} on {setup}\n")
     print("| mode | clients | requests/s | p50 | p95 | requests per model call | model call | failed |")
     print("|---|---|---|---|---|---|---|---|")

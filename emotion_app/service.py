@@ -29,7 +29,7 @@ from .constants import SAMPLE_RATE
 from .engine import Engine
 from .errors import EmotionAppError
 from .memory import MemoryBudget, estimate_mb, request_kind, source_seconds
-from .outputs import download_urls, folder_files, temp_folder, write_output_folder
+from .outputs import download_urls, folder_files, result_text, temp_folder, write_output_folder
 from .request import RequestOptions
 from .results import EmotionResult, RecordingResult
 
@@ -279,7 +279,7 @@ def analyze_batch(
                 rows.append({**table_row(name, report, error), "error_code": getattr(error, "code", None) if error else None})
                 record = report.to_json() if report is not None else {"file": name, "error": error}
                 jsonl.append(json.dumps(record, ensure_ascii=False))
-                extra[f"files/{i + 1:04d}_{display_name(name)}/result.json"] = json.dumps(record, ensure_ascii=False, indent=2)
+                extra[f"files/{i + 1:04d}_{display_name(name)}/result.json"] = result_text(record)
                 if progress:
                     progress(len(rows), len(inputs))
         extra["results.jsonl"] = "\n".join(jsonl) + "\n"

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion_app.outputs import download_urls, folder_key, in_flight, output_file, temp_folder, write_output_folder
+from emotion_app.outputs import (
+    download_urls,
+    folder_key,
+    in_flight,
+    output_file,
+    result_text,
+    temp_folder,
+    write_output_folder,
+)
 
 NOW = datetime(2026, 11, 22, 14, 0, 5)
 
@@ -27,6 +35,23 @@ def test_same_second_gets_unique_names(tmp_path):
         assert json.loads((tmp_path / name / "result.json").read_text()) == {"n": i, "output_dir": name}
     audio, rate = sf.read(tmp_path / names[0] / "processed_audio.wav")
     assert rate == 16000 and len(audio) == 1600 and sf.info(tmp_path / names[0] / "processed_audio.wav").subtype == "PCM_16"
+
+
+def test_result_json_lays_objects_out_and_puts_each_record_of_a_list_on_a_line(tmp_path):
+    frame = {"start": 0.0, "end": 0.02, "emotion": "开心", "scores": {"happy": 0.9, "sad": 0.1}}
+    result = {"emotion": "happy", "scores": {"happy": 0.9, "sad": 0.1}, "warnings": [], "change_points": [1.5, 2.0],
+              "frames": [frame, {**frame, "start": 0.02}], "summary": {"nested": {"deep": [[1, 2], [3]]}},
+              "none": None}  # fmt: skip
+    folder = write_output_folder(tmp_path, result, None, None, NOW)
+    text = (folder / "result.json").read_text(encoding="utf-8")
+    assert json.loads(text) == {**result, "output_dir": folder.name} and text == result_text(json.loads(text))
+    lines = text.splitlines()
+    assert lines[:5] == ["{", '  "emotion": "happy",', '  "scores": {', '    "happy": 0.9,', '    "sad": 0.1']
+    assert '  "warnings": [],' in lines and '  "change_points": [1.5, 2.0],' in lines
+    assert lines.count("    " + json.dumps(frame, ensure_ascii=False) + ",") == 1  # a record a line, unescaped
+    assert '      "deep": [' in lines and "        [1, 2]," in lines and "        [3]" in lines
+    plain = {"a": {"b": 1, "c": "x"}, "d": {}}  # without lists: as json.dumps(indent=2) writes it
+    assert result_text(plain) == json.dumps(plain, indent=2)
 
 
 def test_failure_leaves_nothing(tmp_path):
