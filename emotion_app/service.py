@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -51,11 +51,12 @@ class Analysis:
     report: Report
     folder: Path
     files: dict[str, Path]  # name -> path in the output folder
+    written: dict | None = field(default=None, repr=False, compare=False)  # result.json's content, as written
 
     @functools.cached_property
     def result(self) -> dict:
         """result.json's content (Report.to_json), output_dir included."""
-        return self.report.to_json()
+        return self.written if self.written is not None else self.report.to_json()
 
     @property
     def frames(self) -> np.ndarray | None:
@@ -143,16 +144,20 @@ def _analyze_clip(engine, src: Source, request: RequestOptions, *, outputs_dir, 
     extra = report.files(lang)
     res.timings.update(decode=decoded - t0, total=time.perf_counter() - t0)  # kept for re-readings (resmooth)
     report = report.timed(res.timings)
-    folder = write_output_folder(outputs_dir, report.to_json(), audio.samples, report.embedding, now, extra)
-    return _finished(report, folder)
+    content = report.to_json()
+    folder = write_output_folder(outputs_dir, content, audio.samples, report.embedding, now, extra)
+    return _finished(report, folder, content)
 
 
-def _finished(report: Report, folder: Path) -> Analysis:
-    """The Analysis of a written folder; the report keeps no embedding (it is in embedding.npy)."""
+def _finished(report: Report, folder: Path, content: dict | None = None) -> Analysis:
+    """The Analysis of a written folder; the report keeps no embedding (it is in embedding.npy).
+    `content`: the report's to_json as written (not made again for the response: a frame result's
+    thousands of frames)."""
     kept = replace(report.result, embedding=None) if isinstance(report.result, EmotionResult) else report.result
     report = replace(report, output_dir=folder.name, embedding=None, result=kept)
     logger.info("%s: %s %.3f -> %s", report.file, report.emotion, report.confidence or 0.0, folder.name)
-    return Analysis(report, folder, folder_files(folder))
+    written = None if content is None else {**content, "output_dir": folder.name}
+    return Analysis(report, folder, folder_files(folder), written)
 
 
 def segment_clip(analysis: Analysis, start: float, end: float, channel: int | None = None) -> tuple[int, np.ndarray] | None:
@@ -203,7 +208,7 @@ def _rewritten(analysis: Analysis, report: Report, outputs_dir: Path, lang: str)
         embedded = np.load(embedding) if embedding.is_file() else None
         content = report.to_json()
         folder = write_output_folder(outputs_dir, content, tmp / "processed_audio.wav", embedded, datetime.now(), extra, tmp=tmp)
-    return _finished(report, folder)
+    return _finished(report, folder, content)
 
 
 def resmooth(analysis: Analysis, options: AnalysisOptions, *, outputs_dir: Path, lang: str = "en") -> Analysis:
@@ -232,11 +237,12 @@ def _analyze_recording(engine, src: Source, request: RequestOptions, *, outputs_
             labels=request.labels,
         )  # fmt: skip
         report = build_report(rec, request.analysis, file=shown, timestamp=now, embedding=request.extract_embedding)
+        content = report.to_json()
         folder = write_output_folder(
-            outputs_dir, report.to_json(), tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
+            outputs_dir, content, tmp / "processed_audio.wav", report.embedding, now, report.files(lang), tmp=tmp
         )
     logger.info("%s: %d segments", shown, len(rec.spans))
-    return _finished(report, folder)
+    return _finished(report, folder, content)
 
 
 def analyze_batch(

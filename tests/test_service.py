@@ -21,6 +21,8 @@ def test_clip_and_recording_go_through_one_entry_point(tiny_engine, tmp_path):
     a = analyze(tiny_engine, clip, frame, outputs_dir=tmp_path / "out", name="c.wav")
     assert a.result["granularity"] == "frame" and a.result["file"] == "c.wav" and a.result["output_dir"] == a.folder.name
     assert json.loads((a.folder / "result.json").read_text()) == a.result
+    assert a.written is not None and a.result == a.report.to_json()  # the written content, not made again
+    assert list(a.result) == list(a.report.to_json())  # in the report's order, output_dir last
     assert {"frames.csv", "timeline.png", "segments.vtt"} <= set(a.files)
 
     talk = np.concatenate([np.zeros(8000, np.float32), espeak("Good evening everybody."), np.zeros(8000, np.float32)])
@@ -30,6 +32,7 @@ def test_clip_and_recording_go_through_one_entry_point(tiny_engine, tmp_path):
         outputs_dir=tmp_path / "out", progress=lambda f, stage: stages.append((round(f, 2), stage)),
     )  # fmt: skip
     assert rec.result["granularity"] == "segments" and len(rec.result["segments"]) == 1
+    assert rec.written is not None and rec.result == rec.report.to_json()
     assert "scores.png" not in rec.files and {"processed_audio.wav", "segments.csv"} <= set(rec.files)
     assert stages[-1] == (1.0, "done") and (0.3, "segments 0/1") in stages and (1.0, "segments 1/1") in stages
 

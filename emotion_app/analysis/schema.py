@@ -70,19 +70,32 @@ def _omitted(obj, f: dataclasses.Field, value) -> bool:
     return value is None if rule is True else bool(rule(obj))
 
 
+PLAIN = frozenset({str, int, float, bool, type(None)})  # written as they are (exact types: numpy's scalars are not)
+
+
+@functools.cache
+def _plan(cls) -> tuple[tuple[dataclasses.Field, str], ...]:
+    """A dataclass's written fields with their keys, found once per class (a frame result has
+    thousands of frames, each a dataclass)."""
+    return tuple((f, key_of(f)) for f in json_fields(cls))
+
+
 def to_json(value) -> Any:
     """A dataclass (or a dict, list or tuple of them) as JSON-ready Python values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    kind = type(value)
+    if kind in PLAIN:
+        return value
+    if hasattr(kind, "__dataclass_fields__") and not isinstance(value, type):
         out = {}
-        for f in json_fields(value):
+        for f, key in _plan(kind):
             v = getattr(value, f.name)
             if not _omitted(value, f, v):
-                out[key_of(f)] = to_json(v)
+                out[key] = v if type(v) in PLAIN else to_json(v)
         return out
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): v if type(v) in PLAIN else to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
+        return [v if type(v) in PLAIN else to_json(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, np.generic):
