@@ -217,14 +217,17 @@ def result_text(result: dict) -> str:
     third of the size for frames, and written by json's C encoder, which `indent` turns off: a
     10-minute frame result took seconds to write."""
 
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+
     def laid_out(value, pad: str) -> str:
         inner = pad + "  "
         if isinstance(value, dict) and value:
-            items = (f"{inner}{json.dumps(key, ensure_ascii=False)}: {laid_out(v, inner)}" for key, v in value.items())
+            keys = (k if isinstance(k, str) else encode(k) for k in value)  # json's own key conversion: 1 -> "1"
+            items = (f"{inner}{encode(key)}: {laid_out(v, inner)}" for key, v in zip(keys, value.values()))
             return "{\n" + ",\n".join(items) + "\n" + pad + "}"
         if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-            return "[\n" + ",\n".join(inner + json.dumps(v, ensure_ascii=False) for v in value) + "\n" + pad + "]"
-        return json.dumps(value, ensure_ascii=False)
+            return "[\n" + ",\n".join(inner + encode(v) for v in value) + "\n" + pad + "]"
+        return encode(value)
 
     return laid_out(result, "")
 

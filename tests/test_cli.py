@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,10 @@ def test_model_that_cannot_be_loaded_exits_2(tmp_path):
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     wrong = in_process("predict", "x.wav", "--threads", "-1")
     assert wrong.returncode == 2 and "threads must be a whole number, 0 for one per physical core, not -1" in wrong.stderr
+    env = {**os.environ, "EMOTION_APP_THREADS": "two"}
+    serve = [sys.executable, "-m", "emotion_app", "serve", "--no-such-flag"]  # it never starts: a usage error either way
+    served = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2 and "argument --threads: invalid int value: 'two'" in served.stderr
 
 
 def test_help_does_not_import_torch():

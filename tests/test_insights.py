@@ -127,7 +127,25 @@ def test_the_scores_png_draws_each_score_as_a_bar_of_its_length_highest_on_top()
     assert 20 <= happy[1] - happy[0] <= 60 and bar("neutral") == (0, 0, 0)  # 0: no bar
     label = charts_png.text_image(charts.chart_label("happy", "zh"), charts_png.LABEL_PT)
     assert label.width > 60 and np.asarray(label)[..., 3].max() == 255  # the label's glyphs, emoji and CJK included
-    assert charts_png.text_image("12.5%", charts_png.VALUE_PT) is charts_png.text_image("12.5%", charts_png.VALUE_PT)
+    assert charts_png.text_image("0.2", charts_png.LABEL_PT) is charts_png.text_image("0.2", charts_png.LABEL_PT)  # kept
+
+
+def test_the_charts_draw_long_labels_shortened_and_what_is_not_a_number_as_nothing():
+    from PIL import Image
+
+    from emotion_app.analysis import charts_png
+
+    long = "a label of a fine-tuned model that goes on and on " * 3
+    probs = {"happy": 0.5, long: 0.3, "sad": float("nan"), "angry": float("inf")}
+    image = Image.open(io.BytesIO(charts_png.scores_png(probs, "en")))
+    assert image.size == (640, 360)
+    short = charts_png.fitted(long, charts_png.LABEL_PT)
+    assert charts_png.LABEL_PX - 20 < short.width <= charts_png.LABEL_PX  # "…" in place of the rest
+    frames = np.full((60, 3), 1 / 3)
+    frames[10] = np.nan
+    labels = ["happy", long, "$\\undefined$"]
+    png = charts_png.timeline_png(np.arange(60) * 0.02, frames, labels, np.zeros(60, int), [np.nan, 0.5])
+    assert Image.open(io.BytesIO(png)).size == (960, 420)  # a label with "$": text, not math
 
 
 def test_the_timeline_png_stacks_the_frames_over_time_with_the_band_and_the_boundaries():

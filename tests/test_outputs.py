@@ -52,6 +52,8 @@ def test_result_json_lays_objects_out_and_puts_each_record_of_a_list_on_a_line(t
     assert '      "deep": [' in lines and "        [1, 2]," in lines and "        [3]" in lines
     plain = {"a": {"b": 1, "c": "x"}, "d": {}}  # without lists: as json.dumps(indent=2) writes it
     assert result_text(plain) == json.dumps(plain, indent=2)
+    keys = {1: "one", None: [], False: 0.5, 1.5: {"x": float("nan")}}  # keys as json converts them
+    assert result_text(keys) == json.dumps(keys, indent=2) and "NaN" in result_text(keys)
 
 
 def test_failure_leaves_nothing(tmp_path):

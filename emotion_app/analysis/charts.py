@@ -23,7 +23,7 @@ EMOJI_FONTS = ("Symbola", "Noto Emoji", "Segoe UI Emoji")
 
 
 @functools.lru_cache(maxsize=1)
-def _setup() -> tuple[bool, bool]:
+def setup_fonts() -> tuple[bool, bool]:
     """Select the Agg backend and a font fallback chain; returns (has_cjk, has_emoji)."""
     import matplotlib
 
@@ -42,7 +42,7 @@ def _setup() -> tuple[bool, bool]:
 
 
 def chart_label(key: str, lang: str = "en") -> str:
-    has_cjk, has_emoji = _setup()
+    has_cjk, has_emoji = setup_fonts()
     label = LABEL_BY_KEY.get(key)
     if label is None:
         return key
@@ -53,7 +53,7 @@ def chart_label(key: str, lang: str = "en") -> str:
 
 
 def _figure(width: float, height: float, **kw):
-    _setup()
+    setup_fonts()
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained", **kw)

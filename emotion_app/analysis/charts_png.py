@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 
 import numpy as np
 
@@ -27,22 +28,23 @@ GAP = 5  # px between a tick and its label (3.5 pt)
 BLACK = (0, 0, 0, 255)
 WHITE = (255, 255, 255, 255)
 SHARES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the probability axis' ticks
+LABEL_PX = 256  # the widest a label is drawn (a longer one is shortened with "…"): 40 % of scores.png
 
 
-@functools.lru_cache(maxsize=2048)  # the labels, the ticks and the values "0.0%" ... "100.0%": a few MB
+@functools.lru_cache(maxsize=512)  # the labels, the ticks, the axes' titles: a few MB at most
 def text_image(text: str, points: float):
     """`text` in black on a transparent ground, cropped to its layout box (as matplotlib aligns text)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from .charts import _setup
+    from .charts import setup_fonts
 
-    _setup()
+    setup_fonts()
     fig = Figure(figsize=(12.8, 1.0), dpi=DPI)
     fig.patch.set_alpha(0)
     canvas = FigureCanvasAgg(fig)
-    artist = fig.text(0.01, 0.5, text, fontsize=points, va="center")
+    artist = fig.text(0.01, 0.5, text, fontsize=points, va="center", parse_math=False)
     canvas.draw()
     box = artist.get_window_extent(canvas.get_renderer())
     rgba = np.asarray(canvas.buffer_rgba())
@@ -50,6 +52,31 @@ def text_image(text: str, points: float):
     top, bottom = max(0, int(height - box.y1)), min(height, int(np.ceil(height - box.y0)))
     left, right = max(0, int(box.x0)), min(rgba.shape[1], int(np.ceil(box.x1)))
     return Image.fromarray(rgba[top:bottom, left:right].copy(), "RGBA")
+
+
+def fitted(text: str, points: float, most: int = LABEL_PX):
+    """text_image of `text`, shortened with "…" to at most `most` px wide (a fine-tuned model's
+    labels have no length limit)."""
+    image, cut = text_image(text, points), len(text)
+    while image.width > most and cut > 1:
+        cut = max(1, min(cut - 1, cut * most // image.width))
+        image = text_image(text[:cut] + "…", points)
+    return image
+
+
+@functools.lru_cache(maxsize=4)
+def digits_font(points: float):
+    """DejaVu Sans (matplotlib's own font, always there) for the numbers written on each chart: drawn
+    by PIL at once, where a value rendered by matplotlib cost 2-3 ms the first time it was seen."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), points * DPI / 72)
+
+
+def finite(value: float) -> float:
+    """`value`, or 0 where it is not a number (NaN, infinite): drawn as nothing."""
+    return value if math.isfinite(value) else 0.0
 
 
 def rgb(key: str) -> tuple[int, int, int]:
@@ -94,8 +121,8 @@ def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
     """The bars of `probabilities` (label key -> probability, any number of labels), 640 x 360 px."""
     from .charts import chart_label
 
-    items = sorted(probabilities.items(), key=lambda kv: -kv[1])
-    labels = [text_image(chart_label(k, lang), LABEL_PT) for k, _ in items]
+    items = sorted(((k, float(p)) for k, p in probabilities.items()), key=lambda kv: -finite(kv[1]))
+    labels = [fitted(chart_label(k, lang), LABEL_PT) for k, _ in items]
     ticks = [text_image(f"{x:.1f}", LABEL_PT) for x in SHARES]
     title = text_image("probability" if lang == "en" else "概率", LABEL_PT)
     canvas = Canvas(640, 360)
@@ -104,15 +131,15 @@ def scores_png(probabilities: dict[str, float], lang: str = "en") -> bytes:
     y0, y1 = GAP, canvas.image.height - (3 * GAP + TICK + ticks[0].height + title.height)  # top, the x axis
 
     def x_of(p: float) -> float:
-        return x0 + min(max(p, 0.0), 1.0) * (x1 - x0)
+        return x0 + min(max(finite(p), 0.0), 1.0) * (x1 - x0)
 
     pitch = (y1 - y0) / max(1, len(items))  # one row per label; the bar 0.8 of it, as matplotlib's barh
     middles = [y0 + (row + 0.5) * pitch for row in range(len(items))]
     for (key, p), middle in zip(items, middles):
-        if p > 0:
+        if finite(p) > 0:
             canvas.draw.rectangle((x0, round(middle - 0.4 * pitch), round(x_of(p)), round(middle + 0.4 * pitch)), fill=rgb(key))
-        value = text_image(f"{p * 100:.1f}%", VALUE_PT)
-        canvas.put(value, x_of(min(p, 0.88) + 0.01), middle - value.height / 2)
+        at = (round(x_of(min(finite(p), 0.88) + 0.01)), round(middle))
+        canvas.draw.text(at, f"{p * 100:.1f}%", font=digits_font(VALUE_PT), fill=BLACK, anchor="lm")
     canvas.y_ticks(list(zip(middles, labels)), x0)
     canvas.draw.line((x0, y0, x0, y1), fill=BLACK)  # the left and bottom spines
     canvas.draw.line((x0, y1, x1, y1), fill=BLACK)
@@ -174,10 +201,11 @@ def timeline_png(
 
     from .charts import chart_label
 
-    times, probs, dominant = np.asarray(times, dtype=np.float64), np.asarray(probs, dtype=np.float64), np.asarray(dominant)
+    times, dominant = np.asarray(times, dtype=np.float64), np.asarray(dominant)
+    probs = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
     end = float(times[-1]) + frame_s if len(times) else 1.0
     en = lang == "en"
-    names = [text_image(chart_label(k, lang), LEGEND_PT) for k in labels]
+    names = [fitted(chart_label(k, lang), LEGEND_PT, LABEL_PX * 3 // 4) for k in labels]
     share_ticks = [text_image(f"{x:.1f}", LABEL_PT) for x in SHARES]
     seconds = time_ticks(end)
     second_ticks = [text_image(f"{x:g}", LABEL_PT) for x in seconds]
@@ -201,7 +229,7 @@ def timeline_png(
     else:
         areas = np.full((y1 - y0, width, 3), 255, np.uint8)
         band = np.full((y3 - y2, width, 3), 255, np.uint8)
-    for b in boundaries:
+    for b in (b for b in boundaries if math.isfinite(b)):
         for area in (areas, band):
             dashed(area, int(b / end * width))
     canvas.image.paste(Image.fromarray(np.ascontiguousarray(areas)), (x0, y0))
@@ -216,7 +244,8 @@ def timeline_png(
         canvas.draw.line((round(x), y1, round(x), y1 + TICK), fill=BLACK)
     canvas.x_ticks(at, y3)
     canvas.put(xlabel, (x0 + x1 - xlabel.width) / 2, y3 + TICK + GAP + second_ticks[0].height)
-    row, left = max((im.height for im in names), default=0) + 4, x1 + 2 * GAP
+    row = min(max((im.height for im in names), default=0) + 4, (y3 - y0) / max(1, len(names)))  # many labels: closer
+    left = x1 + 2 * GAP
     for i, (key, name) in enumerate(zip(labels, names)):  # the legend, at the areas' top right
         middle = y0 + (i + 0.5) * row
         low, high = round(middle - patch[1] / 2), round(middle + patch[1] / 2)

@@ -2,7 +2,8 @@
 
 Used alike by the page, the REST API, the CLI and batches through `build.build_report`:
 `analyze_frames` reads the frames (report.py writes the reading into the Report),
-`export_files` gives the extra files of an output folder. Pure functions on arrays (numpy; matplotlib only when charts are drawn).
+`export_files` gives the extra files of an output folder. Pure functions on arrays (numpy; the
+charts with PIL and matplotlib's text, imported only when charts are drawn: charts_png.py).
 """
 
 from __future__ import annotations

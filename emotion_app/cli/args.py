@@ -54,13 +54,13 @@ def add_model_args(p: argparse.ArgumentParser, *, env: bool = False) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=int(_env("BATCH_SIZE", "0", env)),
+        default=_env("BATCH_SIZE", "0", env),  # a string: argparse converts it and says what is wrong
         help="inputs per model call (default: 4 on CPU, 16 on CUDA)",
     )
     p.add_argument(
         "--threads",
         type=int,
-        default=int(_env("THREADS", "0", env)),
+        default=_env("THREADS", "0", env),
         help="CPU threads of the model (torch or onnxruntime) (default: 0 = one per physical core)",
     )
     p.add_argument(

@@ -48,7 +48,8 @@ def normalised(result: dict) -> dict:
 
 
 def dumps(result: dict) -> str:
-    """As outputs.write_output_folder writes result.json, with a final newline."""
+    """result.json's content with one value a line (json.dumps(indent=2), not outputs.result_text's
+    layout), so that a golden's diff shows each number that moved; with a final newline."""
     return json.dumps(result, ensure_ascii=False, indent=2) + "\n"
 
 
