@@ -7,8 +7,8 @@ A figure took about 100 ms (scores) and 230-300 ms (timeline) to lay out and dra
 all, on every request of the page and the REST API: most of a request's time with a fast model,
 and the web front's main cost. Here the stacked areas are filled column by column (each pixel takes
 the colours of the shares it covers, so the edges are smooth), bars, axes and ticks are rectangles
-and lines, and each text is rendered once by matplotlib (the fonts and fallbacks of every chart:
-charts.chart_label) and kept.
+and lines, each label, tick and title is rendered once by matplotlib (the fonts and fallbacks of
+every chart: charts.chart_label) and kept, and the numbers on the bars are written by PIL.
 """
 
 from __future__ import annotations
