@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import threading
 
 import numpy as np
 
@@ -64,14 +65,19 @@ def fitted(text: str, points: float, most: int = LABEL_PX):
     return image
 
 
-@functools.lru_cache(maxsize=4)
+_fonts = threading.local()  # a FreeType face is not for two threads at once: one per request thread
+
+
 def digits_font(points: float):
     """DejaVu Sans (matplotlib's own font, always there) for the numbers written on each chart: drawn
     by PIL at once, where a value rendered by matplotlib cost 2-3 ms the first time it was seen."""
-    from matplotlib import font_manager
-    from PIL import ImageFont
+    fonts = _fonts.__dict__.setdefault("by_size", {})
+    if points not in fonts:
+        from matplotlib import font_manager
+        from PIL import ImageFont
 
-    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), points * DPI / 72)
+        fonts[points] = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), points * DPI / 72)
+    return fonts[points]
 
 
 def finite(value: float) -> float:
