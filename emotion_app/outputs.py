@@ -196,11 +196,16 @@ def write_output_folder(
             path = tmp / _relative(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+        # result.json laid out once, its output_dir a placeholder filled per name tried (requests in one
+        # second try name after name; a frame result's text takes tens of ms). The caller's dict is left as it is.
+        placeholder = f"<output_dir {secrets.token_hex(8)}>"
+        text = None if result is None else result_text({**result, "output_dir": placeholder})
         for n in range(1, 10_000):
             folder = Path(outputs_dir) / (base if n == 1 else f"{base}_{n}")
-            if result is not None:  # the caller's dict is left as it is
-                final = {**result, "output_dir": folder.name}
-                (tmp / "result.json").write_text(result_text(final), encoding="utf-8")
+            if folder.exists():  # taken: no write for it (the rename below still decides a race)
+                continue
+            if text is not None:
+                (tmp / "result.json").write_text(text.replace(placeholder, folder.name), encoding="utf-8")
             try:
                 # rename() onto an existing non-empty folder fails, so the first writer wins the name
                 os.rename(tmp, folder)
