@@ -27,7 +27,7 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, extra, expected):
 
 @pytest.mark.parametrize("extra, expected", [("avx512_vnni", True), ("avx_vnni", True), ("avx512f", False), ("", False)])
 def test_int8_dot_products_are_read_from_the_cpu_flags(tmp_path, extra, expected):
-    from emotion_app.model.quantize import cpu_has_int8_dot
+    from emotion_app.model.devices import cpu_has_int8_dot
 
     path = tmp_path / "cpuinfo"
     path.write_text(CPUINFO.format(i=0, extra=extra))

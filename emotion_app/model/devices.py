@@ -32,6 +32,17 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
     return flags
 
 
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "asimddp"})  # x86 VNNI, ARM dotprod
+
+
+def cpu_has_int8_dot(cpuinfo: Path = CPUINFO) -> bool:
+    """True when the CPU multiplies int8 pairs and accumulates in 32 bits in one instruction. Without
+    it (AVX2 only: AMD Zen 1-3, Intel before Ice Lake) int8 kernels sum pairs of products in 16 bits,
+    which can saturate: torch's int8 keeps 7 bits per activation there (model/quantize.py), and an
+    int8 ONNX graph gets unsigned weights (model/onnx_int8.py)."""
+    return bool(cpu_flags(cpuinfo) & INT8_DOT_FLAGS)
+
+
 def cpu_has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
     """True when the CPU computes bf16 in hardware (x86 AVX512_BF16 or AMX-BF16).
 

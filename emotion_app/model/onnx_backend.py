@@ -20,7 +20,9 @@ from ..constants import RECEPTIVE_FIELD
 from ..errors import ModelLoadError
 from ..optional import import_onnxruntime
 from .chunking import ChunkOutput
+from .devices import cpu_has_int8_dot
 from .logits import softmax
+from .onnx_int8 import unsigned_weights
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +106,11 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = threads
         providers = list(providers or ["CPUExecutionProvider"])
+        graph = str(folder / ONNX_FILE)
         try:
-            self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=providers)
+            if self.dtype == "int8" and providers == ["CPUExecutionProvider"] and not cpu_has_int8_dot():
+                graph = unsigned_weights(folder / ONNX_FILE) or graph  # products that cannot saturate (onnx_int8.py)
+            self.session = ort.InferenceSession(graph, options, providers=providers)
         except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
             raise ModelLoadError(f"onnxruntime cannot load {folder / ONNX_FILE}: {exc}; {_export_hint(folder)}") from exc
         # The graph is the authority: labels.json and head.npz must carry its head's fingerprint.

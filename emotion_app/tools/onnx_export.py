@@ -175,6 +175,11 @@ the model at most 30 s at a time: for longer audio run pieces, average their `em
 by `num_frames`, and score that mean with the head in `head.npz` (`weight` (labels, dim), `bias`):
 `softmax(mean @ weight.T + bias)`.
 
+An int8 export (`export-onnx --int8`) multiplies uint8 activations by int8 weights (MatMulInteger).
+On a CPU without int8 dot products (VNNI; AVX2 only) onnxruntime adds those products in 16 bits,
+which saturate; emotion_app loads such a graph there with each int8 weight and zero point of its
+MatMulInteger nodes as uint8, plus 128 (the same products). Do the same where you run it yourself.
+
 ```python
 import json, numpy as np, onnxruntime as ort
 

@@ -76,6 +76,9 @@ def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_
     keep_float = [n.name for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and head & {shapes.get(i) for i in n.input}]
     if len(keep_float) != 2:  # the utterance head (Gemm) and the frame head (MatMul)
         raise RuntimeError(f"expected the head in two nodes of the graph, found {keep_float}")
+    # the quantizer first splits a Gemm into `NAME_MatMul` + `NAME_Add`, then quantizes that MatMul
+    # unless it is named too (the utterance head was int8 in exports before this)
+    keep_float += [f"{n.name}_MatMul" for n in proto.graph.node if n.name in keep_float and n.op_type == "Gemm"]
     del proto
     external = source.stat().st_size // 4 > max_inline_bytes  # int8 weights: about a quarter of the fp32 graph
     advice = _DropAdvice()  # the quantizer's root-logger advice to run its shape pre-processing (no gain here)
