@@ -5,7 +5,8 @@ channels-last path with its weights packed and long items' rows padded to 16 (co
 (graph._aligned_rows). Each must give the numbers the plain path gives.
 
 bf16 runs here whatever the CPU: on one without native bf16 the engine refuses it (emulated is
-slower than fp32), so the tests say the CPU has it (`native_bf16`); the numbers are the same."""
+slower than fp32), so the tests say the CPU has it (`native_bf16`); the numbers are the same. What
+oneDNN packs depends on the CPU (tests/cpu_features.py): where it does not, the plain path is checked."""
 
 from __future__ import annotations
 
@@ -181,9 +182,9 @@ def assert_conv1ds_numbers(conv: torch.nn.Conv1d, x: torch.Tensor, *context) -> 
 
 def test_the_positional_convs_bf16_path_gives_conv1ds_numbers(monkeypatch):
     """bf16 on the CPU runs the grouped conv as a 2-d conv over the rows' channels-last view, its
-    weight packed for oneDNN and the rows of a long item padded to 16: conv1d's numbers bit for
-    bit, packed or not, for odd and even kernels (an even one gives a row more, which
-    PositionalConv trims)."""
+    weight packed for oneDNN and the rows of a long item padded to 16: conv1d's numbers
+    (assert_conv1ds_numbers), packed or not, for odd and even kernels (an even one gives a row
+    more, which PositionalConv trims)."""
     assert packed_module._conv_packing_works() == PACKS  # where it packs, the first pass below runs packed
     torch.manual_seed(2)
     for packs in (True, False) if PACKS else (False,):

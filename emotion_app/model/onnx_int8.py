@@ -40,12 +40,16 @@ def unsigned_weights(path: Path) -> bytes | None:
         return None
     proto = onnx.load(str(path))
     initializers = {init.name: init for init in proto.graph.initializer}
+    products = [node for node in proto.graph.node if node.op_type == "MatMulInteger"]
     names = {
         name
-        for node in proto.graph.node
-        if node.op_type == "MatMulInteger"
+        for node in products
         for name in node.input[1::2]  # B and its zero point (inputs 1 and 3)
         if name in initializers and initializers[name].data_type == onnx.TensorProto.INT8
+    }
+    # a tensor that anything else reads (another node, or as A) keeps its type
+    names -= {
+        name for node in proto.graph.node for i, name in enumerate(node.input) if node.op_type != "MatMulInteger" or i % 2 == 0
     }
     if not names:
         return None
@@ -55,5 +59,6 @@ def unsigned_weights(path: Path) -> bytes | None:
     if proto.ByteSize() > MAX_PROTO_BYTES:
         logger.warning("the int8 graph %s is too large to load edited (over 2 GB); its products may saturate on this CPU", path)
         return None
-    logger.info("int8 weights of %d products loaded as uint8: this CPU has no int8 dot products (VNNI)", len(names) // 2)
+    changed = sum(node.input[1] in names for node in products)
+    logger.info("int8 weights of %d products loaded as uint8: this CPU has no int8 dot products (VNNI)", changed)
     return proto.SerializeToString()
