@@ -10,7 +10,9 @@ with uint8 weights). With uint8 weights (U8U8) onnxruntime takes kernels that do
 So on such a CPU the graph is loaded with each int8 weight w and its zero point z as w + 128 and
 z + 128, both uint8: MatMulInteger computes (a - za) x (w - z), the same integers. The export on
 disk stays as it is (a folder may be copied to another machine). Needs the `onnx` package to edit
-the graph; without it the graph loads as it is, with a warning.
+the graph; without it the graph loads as it is, with a warning. The edit costs each load on such a
+CPU about 2.4 s (1.6 s of it importing `onnx`) and 450 MB more peak memory for plus_large's 195 MB
+graph (0.57 s and 354 MB as it is, on an AMD Zen 1); only there, and once per load.
 """
 
 from __future__ import annotations
