@@ -13,4 +13,9 @@ from __future__ import annotations
 from emotion_app.model.devices import cpu_flags
 
 FLAGS = cpu_flags()
-ONEDNN_PACKS_BF16 = "avx_ne_convert" in FLAGS or {"avx512bw", "avx512vl", "avx512dq"} <= FLAGS
+if FLAGS:
+    ONEDNN_PACKS_BF16 = "avx_ne_convert" in FLAGS or {"avx512bw", "avx512vl", "avx512dq"} <= FLAGS
+else:  # no /proc/cpuinfo (macOS, Windows): torch's own probe, whose AVX512 level includes BW, VL and DQ
+    import torch
+
+    ONEDNN_PACKS_BF16 = torch.backends.cpu.get_cpu_capability() == "AVX512"

@@ -44,7 +44,7 @@ MIN_SAME_TOP_FRAMES = 0.9
 # reduce_range: 8 would saturate the kernels' 16-bit sums), twice the rounding step of 8 bits, so
 # twice the utterance bound there: measured 0.071 on an AMD Zen 1 (AVX2), frames 0.093. ONNX graphs
 # keep the one bound: on such a CPU they load with unsigned weights (model/onnx_int8.py), 8 bits
-# with no saturation (0.016 there).
+# with no saturation (0.021 there; as written, 0.083: docs/benchmarks.md).
 SEVEN_BIT_BOUND = 2 * UTTERANCE_BOUND
 
 
@@ -182,3 +182,34 @@ def test_an_int8_graph_loads_with_unsigned_weights_on_a_cpu_without_vnni(tiny_di
         np.testing.assert_allclose(dp[True], dp[False], atol=1e-6)
     else:  # signed ones saturate here: farther from fp32 (0.074 against 0.03 on an AMD Zen 1)
         assert max(dp[True]) > max(dp[False]), dp
+
+
+def test_only_products_whose_weight_and_zero_point_nothing_else_reads_change():
+    """Each product changes both of its operands or neither: a node without a weight zero point (0
+    implied: w + 128 would be wrong), or whose zero point or weight another node reads, keeps them
+    int8, and so does every node sharing a tensor with it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emotion_app.model.onnx_int8 import convertible
+
+    def init(name, dtype=np.int8):
+        return numpy_helper.from_array(np.ones((4, 4) if name.startswith("w") else (4,), dtype), name)
+
+    def product(name, weight, zero_point=None):
+        return helper.make_node("MatMulInteger", ["a", weight, "za", *([zero_point] if zero_point else [])], [name], name=name)
+
+    nodes = [
+        product("plain", "w1", "z1"),
+        product("no_zero_point", "w2"),
+        product("zero_point_read_elsewhere", "w3", "z3"),
+        helper.make_node("Cast", ["z3"], ["z3_float"], to=TensorProto.FLOAT),
+        product("shares_w3", "w3", "z4"),  # its weight goes with the node above: neither changes
+        product("shares_w5_a", "w5", "z5"),  # a weight shared by two products that can change: both do
+        product("shares_w5_b", "w5", "z6"),
+        product("float_weight", "w7", "z7"),
+    ]
+    initializers = [init(n) for n in ("w1", "z1", "w2", "w3", "z3", "z4", "w5", "z5", "z6", "z7")]
+    initializers.append(init("w7", np.float32))
+    outputs = [helper.make_tensor_value_info(n.output[0], TensorProto.INT32, None) for n in nodes if n.op_type == "MatMulInteger"]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 4])], outputs, initializers)
+    assert [n.name for n in convertible(graph, TensorProto.INT8)] == ["plain", "shares_w5_a", "shares_w5_b"]

@@ -36,10 +36,12 @@ INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "asimddp"})  # x86 VNNI, 
 
 
 def cpu_has_int8_dot(cpuinfo: Path = CPUINFO) -> bool:
-    """True when the CPU multiplies int8 pairs and accumulates in 32 bits in one instruction. Without
-    it (AVX2 only: AMD Zen 1-3, Intel before Ice Lake) int8 kernels sum pairs of products in 16 bits,
-    which can saturate: torch's int8 keeps 7 bits per activation there (model/quantize.py), and an
-    int8 ONNX graph gets unsigned weights (model/onnx_int8.py)."""
+    """True when the CPU multiplies int8 pairs and accumulates in 32 bits in one instruction (VNNI,
+    ARM dotprod). Without it (AMD Zen 1-3; Intel Xeons before Cascade Lake and client CPUs before
+    Ice Lake) int8 kernels add pairs of products in 16 bits, which can saturate: torch's int8 keeps 7
+    bits per activation there (model/quantize.py), and an int8 ONNX graph gets unsigned weights
+    (model/onnx_int8.py). Where /proc/cpuinfo is missing (macOS, Windows) the answer is False: the
+    safe side (exact, at some cost)."""
     return bool(cpu_flags(cpuinfo) & INT8_DOT_FLAGS)
 
 

@@ -108,7 +108,7 @@ class OnnxModel:
         providers = list(providers or ["CPUExecutionProvider"])
         graph = str(folder / ONNX_FILE)
         try:
-            if self.dtype == "int8" and providers == ["CPUExecutionProvider"] and not cpu_has_int8_dot():
+            if self.dtype == "int8" and not cpu_has_int8_dot():  # also beside a GPU: its uint8 products run on the CPU
                 graph = unsigned_weights(folder / ONNX_FILE) or graph  # products that cannot saturate (onnx_int8.py)
             self.session = ort.InferenceSession(graph, options, providers=providers)
         except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only

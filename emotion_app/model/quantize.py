@@ -93,10 +93,10 @@ def quantize_linears(model: nn.Module, reduce_range: bool | None = None, engine:
         reduce_range = not cpu_has_int8_dot()
         if reduce_range:
             logger.warning(
-                "this CPU has no int8 dot products (VNNI): torch's int8 keeps 7 bits per activation here, so "
-                "probabilities move about twice as far from fp32 as with VNNI (0.07 against 0.05 measured), and it "
-                "is barely faster than fp32 (6 %% on an AMD Zen 1). An `export-onnx --int8` folder on --backend onnx "
-                "is closer to fp32 on such a CPU (0.016), or use --dtype fp32"
+                "this CPU has no int8 dot products (VNNI): torch's int8 keeps 7 bits per activation here (8 would "
+                "saturate), twice the rounding, so probabilities move about twice as far from fp32 as with VNNI, and it "
+                "is barely faster than fp32. An `export-onnx --int8` folder on --backend onnx is closer to fp32 on such "
+                "a CPU; or use --dtype fp32 (docs/engine.md, Fast CPU modes)"
             )
     engine = engine or packing_engine()
     with _packing_with(engine):

@@ -176,9 +176,11 @@ by `num_frames`, and score that mean with the head in `head.npz` (`weight` (labe
 `softmax(mean @ weight.T + bias)`.
 
 An int8 export (`export-onnx --int8`) multiplies uint8 activations by int8 weights (MatMulInteger).
-On a CPU without int8 dot products (VNNI; AVX2 only) onnxruntime adds those products in 16 bits,
-which saturate; emotion_app loads such a graph there with each int8 weight and zero point of its
-MatMulInteger nodes as uint8, plus 128 (the same products). Do the same where you run it yourself.
+On a CPU without int8 dot products (no VNNI: AMD Zen 1-3, older Intel) onnxruntime adds those
+products in 16 bits, which saturate; emotion_app loads such a graph there with each int8 weight and
+zero point of its MatMulInteger nodes as uint8, plus 128 (the same products). Running it yourself on
+such a CPU, pass `emotion_app.model.onnx_int8.unsigned_weights("model.onnx")` (the edited graph, as
+bytes) to `ort.InferenceSession` in place of the file name.
 
 ```python
 import json, numpy as np, onnxruntime as ort

@@ -95,6 +95,11 @@ def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_
         )
     finally:
         logging.getLogger().removeFilter(advice)
+    quantized = onnx.load(str(target), load_external_data=False)  # the head by its shape, whatever the quantizer named it
+    shapes = {init.name: tuple(init.dims) for init in quantized.graph.initializer}
+    int8_head = [n.name for n in quantized.graph.node if n.op_type == "MatMulInteger" and head & {shapes.get(i) for i in n.input}]
+    if int8_head:
+        raise RuntimeError(f"the quantizer made the head int8 ({int8_head}); its nodes must stay float")
     return external
 
 
