@@ -71,9 +71,7 @@ def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     proto = onnx.load(str(source), load_external_data=False)
-    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
-    head = {head_shape, head_shape[::-1]}
-    keep_float = [n.name for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and head & {shapes.get(i) for i in n.input}]
+    keep_float = head_nodes(proto, head_shape, ("MatMul", "Gemm"))
     if len(keep_float) != 2:  # the utterance head (Gemm) and the frame head (MatMul)
         raise RuntimeError(f"expected the head in two nodes of the graph, found {keep_float}")
     # the quantizer first splits a Gemm into `NAME_MatMul` + `NAME_Add`, then quantizes that MatMul
@@ -95,12 +93,18 @@ def quantize_graph(source: Path, target: Path, head_shape: tuple[int, int], max_
         )
     finally:
         logging.getLogger().removeFilter(advice)
-    quantized = onnx.load(str(target), load_external_data=False)  # the head by its shape, whatever the quantizer named it
-    shapes = {init.name: tuple(init.dims) for init in quantized.graph.initializer}
-    int8_head = [n.name for n in quantized.graph.node if n.op_type == "MatMulInteger" and head & {shapes.get(i) for i in n.input}]
+    # the head by its shape, whatever the quantizer named it
+    int8_head = head_nodes(onnx.load(str(target), load_external_data=False), head_shape, ("MatMulInteger",))
     if int8_head:
         raise RuntimeError(f"the quantizer made the head int8 ({int8_head}); its nodes must stay float")
     return external
+
+
+def head_nodes(proto, head_shape: tuple[int, int], op_types: tuple[str, ...]) -> list[str]:
+    """The names of the `op_types` nodes of `proto` that read a weight of the head's shape (either way round)."""
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    head = {head_shape, head_shape[::-1]}
+    return [n.name for n in proto.graph.node if n.op_type in op_types and head & {shapes.get(i) for i in n.input}]
 
 
 class _DropAdvice(logging.Filter):
